@@ -1,0 +1,129 @@
+// Package almacen persists sagas for the coordinator, in MySQL/MariaDB
+// (production, several replicas) or SQLite (embedded default, one replica).
+//
+// Tables: sagas and pasos_saga (the seeds' columns plus version, deadline and
+// idempotency key), outbox (messages not yet acknowledged by the broker) and
+// inbox (de-duplication of replies and legacy events). Migrations are
+// embedded and run by Abrir.
+//
+// Every saga transition and the messages it causes are written in one
+// transaction: a crash can never separate "state saved" from "command sent".
+// The package knows nothing of the broker: outbox rows are bytes plus a topic,
+// and the relay that publishes them lives in package mensajeria.
+package almacen
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/alpespartner/sagas/coordinador/saga"
+)
+
+// Errors of the store.
+var (
+	// ErrNoEncontrada: no saga with that id.
+	ErrNoEncontrada = errors.New("saga no encontrada")
+	// ErrDuplicado: the inbox already holds that key (a redelivered reply or
+	// legacy event), or the idempotency key already created a saga.
+	ErrDuplicado = errors.New("mensaje duplicado")
+	// ErrConflicto: the saga changed between read and write more often than
+	// the retry budget allows.
+	ErrConflicto = errors.New("conflicto de versión")
+)
+
+// Mensaje is an outbox row: a message to publish after the transaction that
+// caused it commits. The relay uses ID as the broker sequence id.
+type Mensaje struct {
+	ID          int64
+	Topico      string
+	Clave       string // message key: the saga_id
+	Tipo        string // versioned type name, also set as property "type"
+	Carga       []byte // encoded payload (Avro)
+	Propiedades map[string]string
+	Creado      time.Time
+}
+
+// Cambio is what a transition function returns to Actualizar.
+type Cambio struct {
+	Saga     saga.Saga
+	Mensajes []Mensaje
+	// Guardar is false when the input changed nothing: only the inbox entry
+	// (if any) is written.
+	Guardar bool
+}
+
+// Filtro selects sagas for listings. Zero fields do not filter.
+type Filtro struct {
+	Estados    []saga.Estado
+	Tipo       string
+	CampaniaID string
+	SagaID     string // prefix match
+	Desde      time.Time // timestamp_inicio >= Desde
+	Hasta      time.Time // timestamp_inicio < Hasta
+	Limite     int       // default 100, at most 1000
+	// ConPasos loads each saga's steps too (costs one more query).
+	ConPasos bool
+}
+
+// Config says which database to open.
+type Config struct {
+	Tipo string // "sqlite" or "mysql"
+	// Ruta is the SQLite file (":memory:" is not supported: use a temp file).
+	Ruta string
+	// DSN is the go-sql-driver/mysql DSN; parseTime is forced on.
+	DSN string
+	// MaxConexiones bounds the pool (MySQL); default 32.
+	MaxConexiones int
+}
+
+// Resumen counts sagas by estado (for /api/v1/sagas counts and metrics).
+type Resumen map[saga.Estado]int
+
+// Store is what the coordinator needs from persistence. *DB implements it;
+// the interface documents the contract and lets the engine's unit tests use a
+// fake.
+type Store interface {
+	// CrearSaga inserts a new saga with its steps and its first messages in
+	// one transaction. When claveIdempotencia is not empty and a saga was
+	// already created with it, nothing is written and the existing saga's id
+	// is returned with creada == false (and no error). The same holds when a
+	// saga with s.ID already exists (a legacy command that names its saga id).
+	CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (id string, creada bool, err error)
+
+	// Actualizar runs one transition in one transaction: it records dedup in
+	// the inbox (if not empty; ErrDuplicado if present, fn not called), reads
+	// the saga, calls fn, and when Cambio.Guardar writes the saga (only the
+	// steps that changed) with an optimistic check on version (version+1),
+	// plus Cambio.Mensajes into the outbox. On a version conflict the whole
+	// transaction is retried with a fresh read (bounded; then ErrConflicto).
+	// fn must be pure: it may run more than once.
+	Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error
+
+	// ProcesarVencidas claims up to limite non-terminal sagas whose plazo is
+	// <= ahora (MySQL: SELECT ... FOR UPDATE SKIP LOCKED, so replicas split
+	// them and a crashed replica's timers are taken over) and applies fn to
+	// each, like Actualizar, in one transaction. It returns how many sagas
+	// were changed.
+	ProcesarVencidas(ctx context.Context, ahora time.Time, limite int, fn func(saga.Saga) (Cambio, error)) (int, error)
+
+	// DrenarOutbox claims up to limite outbox rows in id order (MySQL: FOR
+	// UPDATE SKIP LOCKED, held while publicar runs, so two replicas never
+	// publish the same row concurrently), calls publicar, and deletes the
+	// rows whose ids publicar returns as acknowledged by the broker. Rows not
+	// returned stay for the next call. It returns the number deleted.
+	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []Mensaje) ([]int64, error)) (int, error)
+
+	// RegistrarInbox records key in the inbox outside any saga transition.
+	// ErrDuplicado if it is there.
+	RegistrarInbox(ctx context.Context, clave string) error
+
+	Saga(ctx context.Context, id string) (saga.Saga, error)
+	Listar(ctx context.Context, f Filtro) ([]saga.Saga, error)
+	Contar(ctx context.Context, f Filtro) (Resumen, error)
+	// Outbox returns the number of unsent rows and the creation time of the
+	// oldest (zero when empty), for the backlog and lag metrics.
+	Outbox(ctx context.Context) (pendientes int, masAntiguo time.Time, err error)
+	Ping(ctx context.Context) error
+	Close() error
+}

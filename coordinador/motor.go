@@ -1,0 +1,273 @@
+// Package coordinador is the saga engine: it starts sagas, feeds replies and
+// deadlines to the pure state machine (package saga) and persists every
+// transition with the messages it causes in one transaction (package
+// almacen's outbox). It does no broker or HTTP I/O itself: the relay and
+// consumers (package mensajeria) and the HTTP API (package api) call it.
+package coordinador
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/google/uuid"
+)
+
+// Servicio name of the coordinator in message envelopes.
+const Servicio = "coordinador"
+
+// ErrEntradaInvalida marks a saga input the engine refuses (bad JSON, unknown tipo).
+var ErrEntradaInvalida = errors.New("entrada de saga inválida")
+
+// Observador is told about transitions, for metrics, logs and waiters.
+// Calls happen after the transaction committed.
+type Observador interface {
+	Transicion(antes, despues saga.Saga, t saga.Transicion)
+}
+
+// Motor runs sagas. Safe for concurrent use.
+type Motor struct {
+	store      almacen.Store
+	catalogo   saga.Catalogo
+	topologia  eventos.Topologia
+	comandos   *eventos.Codec[eventos.Comando]
+	eventos    *eventos.Codec[eventos.Evento]
+	logger     *slog.Logger
+	observador Observador
+	ahora      func() time.Time
+}
+
+// Opciones configure NuevoMotor.
+type Opciones struct {
+	Store      almacen.Store
+	Catalogo   saga.Catalogo
+	Topologia  eventos.Topologia
+	Comandos   *eventos.Codec[eventos.Comando]
+	Eventos    *eventos.Codec[eventos.Evento]
+	Logger     *slog.Logger
+	Observador Observador       // optional
+	Reloj      func() time.Time // optional, default time.Now
+}
+
+// NuevoMotor builds a Motor.
+func NuevoMotor(o Opciones) *Motor {
+	m := &Motor{
+		store: o.Store, catalogo: o.Catalogo, topologia: o.Topologia, comandos: o.Comandos, eventos: o.Eventos,
+		logger: o.Logger, observador: o.Observador, ahora: o.Reloj,
+	}
+	if m.logger == nil {
+		m.logger = slog.Default()
+	}
+	if m.ahora == nil {
+		m.ahora = time.Now
+	}
+	return m
+}
+
+// Solicitud asks to start a saga.
+type Solicitud struct {
+	Tipo  string
+	Datos json.RawMessage // the saga's input (JSON object)
+	// SagaID is optional: a legacy command names its saga; else a UUID is made.
+	SagaID string
+	// ClaveIdempotencia is optional: the same key returns the same saga.
+	ClaveIdempotencia string
+	CampaniaID        string
+	UsuarioID         string
+}
+
+// Iniciar starts a saga, or returns the existing one for a repeated
+// idempotency key or saga id (creada == false).
+func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada bool, err error) {
+	def, err := m.catalogo.Buscar(sol.Tipo)
+	if err != nil {
+		return "", false, fmt.Errorf("%w: %w", ErrEntradaInvalida, err)
+	}
+	if !json.Valid(sol.Datos) {
+		return "", false, fmt.Errorf("%w: datos no son JSON válido", ErrEntradaInvalida)
+	}
+	if sol.SagaID == "" {
+		sol.SagaID = uuid.NewString()
+	}
+	ahora := m.ahora().UTC()
+	t := saga.Nueva(def, sol.SagaID, sol.Datos, ahora)
+	t.Saga.CampaniaID, t.Saga.UsuarioID = sol.CampaniaID, sol.UsuarioID
+	msgs, err := m.mensajes(t, ahora)
+	if err != nil {
+		return "", false, err
+	}
+	id, creada, err = m.store.CrearSaga(ctx, t.Saga, sol.ClaveIdempotencia, msgs)
+	if err != nil {
+		return "", false, fmt.Errorf("iniciar saga %s: %w", sol.Tipo, err)
+	}
+	if creada {
+		m.logger.Info("saga iniciada", "saga_id", id, "tipo", sol.Tipo, "campania_id", sol.CampaniaID)
+		m.observar(saga.Saga{}, t)
+	}
+	return id, creada, nil
+}
+
+// AplicarRespuesta feeds one participant reply, de-duplicated by its message id.
+// A duplicate returns nil: it was applied before.
+func (m *Motor) AplicarRespuesta(ctx context.Context, r eventos.Respuesta) error {
+	resp := saga.Respuesta{
+		Paso: r.Paso, Accion: saga.Accion(r.Accion), Intento: r.Intento, Exito: r.Exito,
+		Error: eventos.Valor(r.Error), Datos: datosJSON(r.Datos),
+	}
+	err := m.transicion(ctx, r.SagaID, "respuesta:"+r.ID, func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
+		return saga.Aplicar(def, s, resp, ahora), nil
+	})
+	if errors.Is(err, almacen.ErrDuplicado) {
+		m.logger.Debug("respuesta duplicada", "saga_id", r.SagaID, "paso", r.Paso, "id", r.ID)
+		return nil
+	}
+	return err
+}
+
+// Reintentar is the operator's retry of a COMPENSACION_FALLIDA saga.
+func (m *Motor) Reintentar(ctx context.Context, sagaID string) error {
+	return m.transicion(ctx, sagaID, "", func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
+		return saga.Reintentar(def, s, ahora)
+	})
+}
+
+// VencerPlazos processes up to limite sagas whose deadline passed. It returns
+// how many changed.
+func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
+	ahora := m.ahora().UTC()
+	var hechos []func()
+	n, err := m.store.ProcesarVencidas(ctx, ahora, limite, func(s saga.Saga) (almacen.Cambio, error) {
+		def, err := m.catalogo.Buscar(s.Tipo)
+		if err != nil {
+			return almacen.Cambio{}, err
+		}
+		t := saga.Vencer(def, s, ahora)
+		c, err := m.cambio(t, ahora)
+		if err == nil && t.Cambio {
+			antes := s
+			hechos = append(hechos, func() { m.observar(antes, t) })
+		}
+		return c, err
+	})
+	if err != nil {
+		return n, fmt.Errorf("vencer plazos: %w", err)
+	}
+	for _, f := range hechos {
+		f()
+	}
+	return n, nil
+}
+
+type paso func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error)
+
+func (m *Motor) transicion(ctx context.Context, sagaID, dedup string, f paso) error {
+	var antes saga.Saga
+	var hecha saga.Transicion
+	err := m.store.Actualizar(ctx, sagaID, dedup, func(s saga.Saga) (almacen.Cambio, error) {
+		def, err := m.catalogo.Buscar(s.Tipo)
+		if err != nil {
+			return almacen.Cambio{}, err
+		}
+		ahora := m.ahora().UTC()
+		t, err := f(def, s, ahora)
+		if err != nil {
+			return almacen.Cambio{}, err
+		}
+		antes, hecha = s, t
+		return m.cambio(t, ahora)
+	})
+	if err != nil {
+		return err
+	}
+	if hecha.Cambio {
+		m.observar(antes, hecha)
+	} else {
+		m.logger.Debug(hecha.Motivo, "saga_id", sagaID)
+	}
+	return nil
+}
+
+func (m *Motor) observar(antes saga.Saga, t saga.Transicion) {
+	m.logger.Info(t.Motivo, "saga_id", t.Saga.ID, "tipo", t.Saga.Tipo, "estado", t.Saga.Estado)
+	if m.observador != nil {
+		m.observador.Transicion(antes, t.Saga, t)
+	}
+}
+
+func (m *Motor) cambio(t saga.Transicion, ahora time.Time) (almacen.Cambio, error) {
+	if !t.Cambio {
+		return almacen.Cambio{Saga: t.Saga}, nil
+	}
+	msgs, err := m.mensajes(t, ahora)
+	return almacen.Cambio{Saga: t.Saga, Mensajes: msgs, Guardar: true}, err
+}
+
+// mensajes encodes the transition's commands, and its outcome event when the
+// saga ended, as outbox rows.
+func (m *Motor) mensajes(t saga.Transicion, ahora time.Time) ([]almacen.Mensaje, error) {
+	var out []almacen.Mensaje
+	for _, c := range t.Comandos {
+		cmd := eventos.Comando{
+			ID: uuid.NewString(), Time: eventos.Millis(ahora), SpecVersion: eventos.SpecVersion,
+			Type: eventos.Tipo(c.Nombre), DataContentType: eventos.ContentTypeJSON, ServiceName: Servicio,
+			SagaID: c.SagaID, TipoSaga: c.Tipo, Paso: c.Paso, Accion: string(c.Accion), Intento: c.Intento,
+			ClaveIdempotencia: c.Clave, Datos: string(c.Datos),
+		}
+		b, err := m.comandos.Codificar(cmd)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, almacen.Mensaje{
+			Topico: m.topologia.Comandos(c.Servicio), Clave: c.SagaID, Tipo: cmd.Type, Carga: b, Creado: ahora,
+			Propiedades: map[string]string{
+				eventos.PropSagaID: c.SagaID, eventos.PropPaso: c.Paso, eventos.PropIntento: strconv.Itoa(c.Intento),
+				eventos.PropTipo: cmd.Type,
+			},
+		})
+	}
+	if t.Terminada {
+		ev := Resultado(t.Saga, ahora)
+		b, err := m.eventos.Codificar(ev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, almacen.Mensaje{
+			Topico: m.topologia.Eventos(), Clave: t.Saga.ID, Tipo: ev.Type, Carga: b, Creado: ahora,
+			Propiedades: map[string]string{eventos.PropSagaID: t.Saga.ID, eventos.PropTipo: ev.Type},
+		})
+	}
+	return out, nil
+}
+
+// Resultado is the outcome event of a terminal saga.
+func Resultado(s saga.Saga, ahora time.Time) eventos.Evento {
+	nombre := eventos.SagaCompletada
+	switch s.Estado {
+	case saga.Compensada:
+		nombre = eventos.SagaCompensada
+	case saga.CompensacionFallida:
+		nombre = eventos.SagaCompensacionFallida
+	}
+	return eventos.Evento{
+		ID: s.ID + ":" + string(s.Estado) + ":" + strconv.FormatInt(s.Version+1, 10), Time: eventos.Millis(ahora),
+		SpecVersion: eventos.SpecVersion, Type: eventos.Tipo(nombre), DataContentType: eventos.ContentTypeJSON,
+		ServiceName: Servicio, SagaID: s.ID, TipoSaga: s.Tipo, Estado: string(s.Estado),
+		CampaniaID: eventos.Opcional(s.CampaniaID), PasosEjecutados: s.PasosEjecutados(),
+		PasoFallido: eventos.Opcional(s.PasoFallido), Compensaciones: append([]string{}, s.Compensaciones...),
+		Error: eventos.Opcional(s.Error), DuracionMs: s.Fin.Sub(s.Inicio).Milliseconds(),
+	}
+}
+
+func datosJSON(s string) json.RawMessage {
+	if s == "" || !json.Valid([]byte(s)) {
+		return nil
+	}
+	return json.RawMessage(s)
+}

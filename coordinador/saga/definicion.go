@@ -1,0 +1,191 @@
+package saga
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Duracion is a time.Duration that reads and writes as a Go duration string
+// ("30s") in JSON, so definitions stay readable as data.
+type Duracion time.Duration
+
+// MarshalJSON writes the duration as a string such as "1m30s".
+func (d Duracion) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string such as "500ms".
+func (d *Duracion) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duracion: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duracion %q: %w", s, err)
+	}
+	*d = Duracion(v)
+	return nil
+}
+
+// Paso is one step of a saga definition: which service runs it, with which
+// command, and how it is undone.
+type Paso struct {
+	Nombre       string `json:"nombre"`
+	Descripcion  string `json:"descripcion"`
+	Servicio     string `json:"servicio"`     // participant; commands go to topic comandos-<servicio>
+	Comando      string `json:"comando"`      // e.g. NotificarInfluencer
+	Compensacion string `json:"compensacion"` // e.g. CompensarNotificacionInfluencer
+	// Plazo is how long one attempt waits for its reply before it is retried
+	// with the same idempotency key.
+	Plazo Duracion `json:"plazo"`
+	// Intentos is how many attempts the action gets before the step counts as failed.
+	Intentos int `json:"intentos"`
+}
+
+// Definicion is a saga flow as data: name, version and ordered steps. The
+// engine is generic; a new flow is a new Definicion plus participant handlers.
+type Definicion struct {
+	Tipo    string `json:"tipo"`
+	Version int    `json:"version"`
+	Pasos   []Paso `json:"pasos"`
+	// Compensation policy: each compensation gets IntentosCompensacion attempts,
+	// waiting PlazoCompensacion for a reply and backing off exponentially from
+	// EsperaCompensacion (capped at EsperaMaxima) after a failed attempt.
+	IntentosCompensacion int      `json:"intentos_compensacion"`
+	PlazoCompensacion    Duracion `json:"plazo_compensacion"`
+	EsperaCompensacion   Duracion `json:"espera_compensacion"`
+	EsperaMaxima         Duracion `json:"espera_maxima"`
+}
+
+// Validar reports every problem of the definition at once.
+func (d *Definicion) Validar() error {
+	var errs []error
+	if d.Tipo == "" {
+		errs = append(errs, errors.New("tipo vacío"))
+	}
+	if d.Version < 1 {
+		errs = append(errs, fmt.Errorf("%s: version %d, debe ser >= 1", d.Tipo, d.Version))
+	}
+	if len(d.Pasos) == 0 {
+		errs = append(errs, fmt.Errorf("%s: sin pasos", d.Tipo))
+	}
+	vistos := map[string]bool{}
+	for i, p := range d.Pasos {
+		switch {
+		case p.Nombre == "":
+			errs = append(errs, fmt.Errorf("%s: paso %d sin nombre", d.Tipo, i))
+		case vistos[p.Nombre]:
+			errs = append(errs, fmt.Errorf("%s: paso %q repetido", d.Tipo, p.Nombre))
+		}
+		vistos[p.Nombre] = true
+		if p.Servicio == "" || p.Comando == "" || p.Compensacion == "" {
+			errs = append(errs, fmt.Errorf("%s: paso %q necesita servicio, comando y compensacion", d.Tipo, p.Nombre))
+		}
+		if p.Plazo <= 0 || p.Intentos < 1 {
+			errs = append(errs, fmt.Errorf("%s: paso %q necesita plazo > 0 e intentos >= 1", d.Tipo, p.Nombre))
+		}
+	}
+	if d.IntentosCompensacion < 1 || d.PlazoCompensacion <= 0 || d.EsperaCompensacion <= 0 || d.EsperaMaxima < d.EsperaCompensacion {
+		errs = append(errs, fmt.Errorf("%s: política de compensación inválida", d.Tipo))
+	}
+	return errors.Join(errs...)
+}
+
+// Indice returns the position of the named step, or -1.
+func (d *Definicion) Indice(paso string) int {
+	for i, p := range d.Pasos {
+		if p.Nombre == paso {
+			return i
+		}
+	}
+	return -1
+}
+
+// Leer decodes and validates a definition written as JSON.
+func Leer(r io.Reader) (*Definicion, error) {
+	var d Definicion
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("leer definicion: %w", err)
+	}
+	if err := d.Validar(); err != nil {
+		return nil, fmt.Errorf("definicion %s: %w", d.Tipo, err)
+	}
+	return &d, nil
+}
+
+// Catalogo holds the known definitions by tipo.
+type Catalogo map[string]*Definicion
+
+// Buscar returns the definition of tipo or ErrTipoDesconocido.
+func (c Catalogo) Buscar(tipo string) (*Definicion, error) {
+	d, ok := c[tipo]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrTipoDesconocido, tipo)
+	}
+	return d, nil
+}
+
+// Tipos of the two flows of the original system.
+const (
+	TipoCampana                = "campana"
+	TipoLanzarCampaniaCompleta = "lanzar-campania-completa"
+)
+
+func politica(d Definicion) *Definicion {
+	d.IntentosCompensacion = 5
+	d.PlazoCompensacion = Duracion(10 * time.Second)
+	d.EsperaCompensacion = Duracion(500 * time.Millisecond)
+	d.EsperaMaxima = Duracion(10 * time.Second)
+	return &d
+}
+
+// Campana is the seeds' campaign saga: notify influencers, notify the brand,
+// initialise tracking.
+func Campana() *Definicion {
+	return politica(Definicion{
+		Tipo: TipoCampana, Version: 1,
+		Pasos: []Paso{
+			{Nombre: "influencer", Descripcion: "Notificar a los influencers", Servicio: "influencer",
+				Comando: "NotificarInfluencer", Compensacion: "CompensarNotificacionInfluencer",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+			{Nombre: "marca", Descripcion: "Notificar a la marca", Servicio: "marca",
+				Comando: "NotificarMarca", Compensacion: "CompensarNotificacionMarca",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+			{Nombre: "tracking", Descripcion: "Inicializar el tracking de la campaña", Servicio: "tracking",
+				Comando: "InicializarTracking", Compensacion: "CompensarInicializacionTracking",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+		},
+	})
+}
+
+// LanzarCampaniaCompleta is the BFF's full launch: eligible affiliates,
+// commissions, conversion tracking, notifications. Step names are the legacy
+// system's, so its operators recognise them.
+func LanzarCampaniaCompleta() *Definicion {
+	return politica(Definicion{
+		Tipo: TipoLanzarCampaniaCompleta, Version: 1,
+		Pasos: []Paso{
+			{Nombre: "solicitar_afiliados_elegibles", Descripcion: "Reservar afiliados elegibles", Servicio: "afiliados",
+				Comando: "SolicitarAfiliadosElegibles", Compensacion: "LiberarAfiliadosElegibles",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+			{Nombre: "configurar_comisiones_campania", Descripcion: "Configurar comisiones de la campaña", Servicio: "comisiones",
+				Comando: "ConfigurarComisionesCampania", Compensacion: "RevertirComisionesCampania",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+			{Nombre: "inicializar_tracking_conversiones", Descripcion: "Inicializar tracking de conversiones", Servicio: "tracking",
+				Comando: "InicializarTrackingConversiones", Compensacion: "DesactivarTrackingConversiones",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+			{Nombre: "preparar_notificaciones_campania", Descripcion: "Preparar notificaciones de la campaña", Servicio: "notificaciones",
+				Comando: "PrepararNotificacionesCampania", Compensacion: "CancelarNotificacionesCampania",
+				Plazo: Duracion(10 * time.Second), Intentos: 3},
+		},
+	})
+}
+
+// CatalogoPorDefecto returns both flows of the original system.
+func CatalogoPorDefecto() Catalogo {
+	return Catalogo{TipoCampana: Campana(), TipoLanzarCampaniaCompleta: LanzarCampaniaCompleta()}
+}

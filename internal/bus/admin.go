@@ -1,0 +1,163 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Admin talks to the broker's admin REST API (the same API scripts/pulsar-admin
+// uses) to prepare the tenant, namespace, policies and schemas, idempotently.
+type Admin struct {
+	URL  string // e.g. http://127.0.0.1:8080
+	HTTP *http.Client
+}
+
+// NuevoAdmin returns an Admin with a bounded HTTP client.
+func NuevoAdmin(url string) *Admin {
+	return &Admin{URL: strings.TrimRight(url, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// ErrRechazado is returned when the broker refuses a request (4xx), e.g. an
+// incompatible schema.
+var ErrRechazado = errors.New("rechazado por el broker")
+
+func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok ...int) ([]byte, error) {
+	var r io.Reader
+	if cuerpo != nil {
+		b, err := json.Marshal(cuerpo)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, metodo, a.URL+ruta, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", metodo, ruta, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 == 2 {
+		return b, nil
+	}
+	for _, c := range ok {
+		if resp.StatusCode == c {
+			return b, nil
+		}
+	}
+	err = fmt.Errorf("%s %s: %s: %s", metodo, ruta, resp.Status, strings.TrimSpace(string(b)))
+	if resp.StatusCode/100 == 4 {
+		err = fmt.Errorf("%w: %w", ErrRechazado, err)
+	}
+	return nil, err
+}
+
+// Clusters lists the broker's clusters (standalone answers ["standalone"]).
+func (a *Admin) Clusters(ctx context.Context) ([]string, error) {
+	b, err := a.hacer(ctx, http.MethodGet, "/admin/v2/clusters", nil)
+	if err != nil {
+		return nil, err
+	}
+	var cs []string
+	return cs, json.Unmarshal(b, &cs)
+}
+
+// PrepararNamespace creates tenant and namespace if missing and sets the
+// policies the design relies on: broker de-duplication, retention, and the
+// schema compatibility strategy (BACKWARD_TRANSITIVE: a new schema must read
+// every older one). 409 (already exists) counts as success.
+func (a *Admin) PrepararNamespace(ctx context.Context, tenant, namespace string) error {
+	cs, err := a.Clusters(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := a.hacer(ctx, http.MethodPut, "/admin/v2/tenants/"+tenant,
+		map[string]any{"allowedClusters": cs, "adminRoles": []string{}}, http.StatusConflict); err != nil {
+		return fmt.Errorf("crear tenant %s: %w", tenant, err)
+	}
+	ns := "/admin/v2/namespaces/" + tenant + "/" + namespace
+	if _, err := a.hacer(ctx, http.MethodPut, ns, map[string]any{}, http.StatusConflict); err != nil {
+		return fmt.Errorf("crear namespace %s/%s: %w", tenant, namespace, err)
+	}
+	pasos := []struct {
+		ruta  string
+		valor any
+	}{
+		{"/deduplication", true},
+		{"/retention", map[string]any{"retentionTimeInMinutes": 24 * 60, "retentionSizeInMB": 1024}},
+		{"/schemaCompatibilityStrategy", "BACKWARD_TRANSITIVE"},
+	}
+	for _, p := range pasos {
+		metodo := http.MethodPost
+		if p.ruta == "/schemaCompatibilityStrategy" {
+			metodo = http.MethodPut
+		}
+		if _, err := a.hacer(ctx, metodo, ns+p.ruta, p.valor); err != nil {
+			return fmt.Errorf("política %s de %s/%s: %w", p.ruta, tenant, namespace, err)
+		}
+	}
+	return nil
+}
+
+// RegistrarEsquema uploads an Avro schema for a topic
+// (persistent://tenant/ns/name). The broker checks it against the topic's
+// compatibility strategy and answers ErrRechazado if it is incompatible.
+func (a *Admin) RegistrarEsquema(ctx context.Context, topico, esquemaAvro string) error {
+	ruta, err := rutaSchema(topico)
+	if err != nil {
+		return err
+	}
+	_, err = a.hacer(ctx, http.MethodPost, ruta, map[string]any{
+		"type": "AVRO", "schema": esquemaAvro, "properties": map[string]string{},
+	})
+	if err != nil {
+		return fmt.Errorf("registrar esquema de %s: %w", topico, err)
+	}
+	return nil
+}
+
+// Esquema returns the topic's latest schema text and version.
+func (a *Admin) Esquema(ctx context.Context, topico string) (texto string, version int64, err error) {
+	ruta, err := rutaSchema(topico)
+	if err != nil {
+		return "", 0, err
+	}
+	b, err := a.hacer(ctx, http.MethodGet, ruta, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	var r struct {
+		Version int64  `json:"version"`
+		Data    string `json:"data"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "", 0, err
+	}
+	return r.Data, r.Version, nil
+}
+
+// Vivo reports whether the broker answers its admin API.
+func (a *Admin) Vivo(ctx context.Context) error {
+	_, err := a.Clusters(ctx)
+	return err
+}
+
+func rutaSchema(topico string) (string, error) {
+	resto, ok := strings.CutPrefix(topico, "persistent://")
+	partes := strings.Split(resto, "/")
+	if !ok || len(partes) != 3 {
+		return "", fmt.Errorf("tópico %q: se espera persistent://tenant/namespace/nombre", topico)
+	}
+	return "/admin/v2/schemas/" + resto + "/schema", nil
+}

@@ -1,0 +1,298 @@
+// Package bus is the Pulsar plumbing shared by the coordinator and the
+// participants: client set-up, keyed producers with a registered Avro schema,
+// and a consumer loop that processes messages in parallel across keys (in
+// order within a key), acks only after the handler succeeded, and sends
+// poison messages to a dead-letter topic instead of retrying them forever.
+//
+// It holds no domain logic; the message contract is package eventos.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	pulsarlog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Conectar opens a Pulsar client. The client's own logs go to logger at
+// warning level and above.
+func Conectar(url string, logger *slog.Logger) (pulsar.Client, error) {
+	h := logger.Handler()
+	c, err := pulsar.NewClient(pulsar.ClientOptions{
+		URL:               url,
+		ConnectionTimeout: 10 * time.Second,
+		OperationTimeout:  30 * time.Second,
+		Logger:            pulsarlog.NewLoggerWithSlog(slog.New(nivelMinimo{h, slog.LevelWarn})),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conectar a pulsar %s: %w", url, err)
+	}
+	return c, nil
+}
+
+type nivelMinimo struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (n nivelMinimo) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= n.min && n.Handler.Enabled(ctx, l)
+}
+
+// NuevoProductor creates a producer for topic with the Avro schema text
+// registered (the broker refuses it when the schema is incompatible with the
+// topic's). Batching is key-based, which Key_Shared consumers require. An
+// empty nombre lets the broker pick a name (no de-duplication).
+func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar.Producer, error) {
+	opts := pulsar.ProducerOptions{
+		Topic:                   topico,
+		Name:                    nombre,
+		SendTimeout:             30 * time.Second,
+		BatcherBuilderType:      pulsar.KeyBasedBatchBuilder,
+		BatchingMaxPublishDelay: time.Millisecond,
+		MaxPendingMessages:      2000,
+	}
+	if esquemaAvro != "" {
+		opts.Schema = pulsar.NewAvroSchema(esquemaAvro, nil)
+	}
+	p, err := c.CreateProducer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("productor de %s: %w", topico, err)
+	}
+	return p, nil
+}
+
+// ErrPermanente marks a message that can never be processed (malformed,
+// wrong schema, missing saga_id): it is dead-lettered, never redelivered.
+// Wrap it (fmt.Errorf("...: %w", bus.ErrPermanente)) or wrap
+// eventos.ErrMalformado with it via Permanente.
+var ErrPermanente = errors.New("mensaje no procesable")
+
+// Permanente marks err as permanent.
+func Permanente(err error) error { return fmt.Errorf("%w: %w", ErrPermanente, err) }
+
+// Manejador processes one message. A nil error acks it; an error wrapping
+// ErrPermanente dead-letters it; any other error nacks it for redelivery
+// after a delay (the message is kept, never lost).
+type Manejador func(ctx context.Context, msg pulsar.Message) error
+
+// Metricas of a consumer; construct with NuevasMetricas and share between
+// consumers of one process.
+type Metricas struct {
+	procesados    *prometheus.CounterVec
+	deadLetters   *prometheus.CounterVec
+	redeliveries  *prometheus.CounterVec
+	duracion      *prometheus.HistogramVec
+	reintentables *prometheus.CounterVec
+}
+
+// NuevasMetricas registers the consumer metrics on reg.
+func NuevasMetricas(reg prometheus.Registerer) *Metricas {
+	m := &Metricas{
+		procesados: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_mensajes_consumidos_total", Help: "Messages consumed, by topic and result (ok, reintento, dead_letter).",
+		}, []string{"topico", "resultado"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_dead_letters_total", Help: "Poison messages sent to a dead-letter topic, by source topic.",
+		}, []string{"topico"}),
+		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_mensajes_reentregados_total", Help: "Messages received with a redelivery count above zero, by topic.",
+		}, []string{"topico"}),
+		duracion: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sagas_mensaje_procesamiento_segundos", Help: "Time to handle one consumed message, by topic.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"topico"}),
+	}
+	reg.MustRegister(m.procesados, m.deadLetters, m.redeliveries, m.duracion)
+	return m
+}
+
+// Consumidor is a running consumer loop.
+type Consumidor struct {
+	consumer pulsar.Consumer
+	dlq      pulsar.Producer
+	topico   string
+	corto    string
+	manejar  Manejador
+	logger   *slog.Logger
+	m        *Metricas
+	colas    []chan pulsar.Message
+	wg       sync.WaitGroup
+}
+
+// OpcionesConsumidor configure Consumir.
+type OpcionesConsumidor struct {
+	Topico       string
+	Suscripcion  string
+	Tipo         pulsar.SubscriptionType // default KeyShared
+	Trabajadores int                     // parallel keys; default 8
+	// RetrasoReintento is the nack redelivery delay; default 1s.
+	RetrasoReintento time.Duration
+	Logger           *slog.Logger
+	Metricas         *Metricas
+}
+
+// Consumir subscribes and starts the loop; Cerrar stops it. The dead-letter
+// topic is eventos.DLQ(topico) = topico + "-DLQ".
+func Consumir(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, manejar Manejador) (*Consumidor, error) {
+	if o.Tipo == 0 {
+		o.Tipo = pulsar.KeyShared
+	}
+	if o.Trabajadores <= 0 {
+		o.Trabajadores = 8
+	}
+	if o.RetrasoReintento <= 0 {
+		o.RetrasoReintento = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metricas == nil {
+		o.Metricas = NuevasMetricas(prometheus.NewRegistry())
+	}
+	consumer, err := c.Subscribe(pulsar.ConsumerOptions{
+		Topic:                       o.Topico,
+		SubscriptionName:            o.Suscripcion,
+		Type:                        o.Tipo,
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
+		NackRedeliveryDelay:         o.RetrasoReintento,
+		ReceiverQueueSize:           1000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, err)
+	}
+	dlq, err := NuevoProductor(c, o.Topico+"-DLQ", "", "")
+	if err != nil {
+		consumer.Close()
+		return nil, err
+	}
+	k := &Consumidor{
+		consumer: consumer, dlq: dlq, topico: o.Topico, corto: nombreCorto(o.Topico), manejar: manejar,
+		logger: o.Logger.With("topico", o.Topico, "suscripcion", o.Suscripcion), m: o.Metricas,
+	}
+	for range o.Trabajadores {
+		q := make(chan pulsar.Message, 64)
+		k.colas = append(k.colas, q)
+		k.wg.Add(1)
+		go k.trabajar(ctx, q)
+	}
+	k.wg.Add(1)
+	go k.recibir(ctx)
+	return k, nil
+}
+
+func nombreCorto(topico string) string {
+	for i := len(topico) - 1; i >= 0; i-- {
+		if topico[i] == '/' {
+			return topico[i+1:]
+		}
+	}
+	return topico
+}
+
+// recibir dispatches messages to workers by key, so one key (one saga) is
+// handled in order while different sagas run in parallel.
+func (k *Consumidor) recibir(ctx context.Context) {
+	defer k.wg.Done()
+	defer func() {
+		for _, q := range k.colas {
+			close(q)
+		}
+	}()
+	for {
+		msg, err := k.consumer.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			k.logger.Warn("recibir mensaje", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		h := fnv.New32a()
+		h.Write([]byte(msg.Key()))
+		select {
+		case k.colas[int(h.Sum32()%uint32(len(k.colas)))] <- msg:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (k *Consumidor) trabajar(ctx context.Context, q <-chan pulsar.Message) {
+	defer k.wg.Done()
+	for msg := range q {
+		k.procesar(ctx, msg)
+	}
+}
+
+func (k *Consumidor) procesar(ctx context.Context, msg pulsar.Message) {
+	if msg.RedeliveryCount() > 0 {
+		k.m.redeliveries.WithLabelValues(k.corto).Inc()
+	}
+	inicio := time.Now()
+	err := k.manejar(ctx, msg)
+	k.m.duracion.WithLabelValues(k.corto).Observe(time.Since(inicio).Seconds())
+	switch {
+	case err == nil:
+		k.ack(msg)
+		k.m.procesados.WithLabelValues(k.corto, "ok").Inc()
+	case errors.Is(err, ErrPermanente):
+		k.logger.Warn("mensaje no procesable: a dead letter", "err", err, "clave", msg.Key(), "id", msg.ID().String())
+		if derr := k.aDeadLetter(ctx, msg, err); derr != nil {
+			k.logger.Error("publicar dead letter; se reintentará", "err", derr)
+			k.consumer.Nack(msg)
+			return
+		}
+		k.ack(msg)
+		k.m.deadLetters.WithLabelValues(k.corto).Inc()
+		k.m.procesados.WithLabelValues(k.corto, "dead_letter").Inc()
+	default:
+		if ctx.Err() == nil {
+			k.logger.Warn("mensaje no procesado; se reintentará", "err", err, "clave", msg.Key(), "reentregas", msg.RedeliveryCount())
+		}
+		k.consumer.Nack(msg)
+		k.m.procesados.WithLabelValues(k.corto, "reintento").Inc()
+	}
+}
+
+func (k *Consumidor) ack(msg pulsar.Message) {
+	if err := k.consumer.Ack(msg); err != nil {
+		// The work is durable and idempotent: a redelivery is harmless.
+		k.logger.Warn("ack", "err", err)
+	}
+}
+
+// aDeadLetter copies the message, untouched, to the dead-letter topic with
+// the reason and origin as properties.
+func (k *Consumidor) aDeadLetter(ctx context.Context, msg pulsar.Message, motivo error) error {
+	props := map[string]string{}
+	for key, v := range msg.Properties() {
+		props[key] = v
+	}
+	props["dlq_motivo"] = motivo.Error()
+	props["dlq_topico_origen"] = k.topico
+	props["dlq_id_origen"] = msg.ID().String()
+	props["dlq_reentregas"] = strconv.Itoa(int(msg.RedeliveryCount()))
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := k.dlq.Send(sctx, &pulsar.ProducerMessage{Payload: msg.Payload(), Key: msg.Key(), Properties: props})
+	return err
+}
+
+// Cerrar stops receiving, lets the workers finish the messages they hold
+// (the context passed to Consumir must be cancelled first or together), and
+// closes the subscription.
+func (k *Consumidor) Cerrar() {
+	k.wg.Wait()
+	k.dlq.Close()
+	k.consumer.Close()
+}

@@ -1,0 +1,42 @@
+// Package integracion gives tests the addresses of the real services
+// (Pulsar broker, MariaDB) started by scripts/test.sh.
+//
+// Under `make test` the variable SAGAS_TEST_REQUIRED=1 is set, so a test that
+// needs a service fails instead of skipping when the service is not there. A
+// plain `go test ./...` without the services skips those tests with a message
+// that says how to run them.
+package integracion
+
+import (
+	"os"
+	"testing"
+)
+
+const howTo = "start the services with `make test` (or scripts/test.sh), which sets %s"
+
+func need(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v != "" {
+		return v
+	}
+	if os.Getenv("SAGAS_TEST_REQUIRED") == "1" {
+		t.Fatalf("%s is not set but SAGAS_TEST_REQUIRED=1: integration tests must run", name)
+	}
+	t.Skipf("integration test skipped: "+howTo, name)
+	return ""
+}
+
+// PulsarURL returns the broker's binary service URL, e.g. pulsar://127.0.0.1:6650.
+func PulsarURL(t testing.TB) string { return need(t, "SAGAS_TEST_PULSAR_URL") }
+
+// PulsarAdminURL returns the broker's admin REST URL, e.g. http://127.0.0.1:8080.
+func PulsarAdminURL(t testing.TB) string { return need(t, "SAGAS_TEST_PULSAR_ADMIN_URL") }
+
+// MySQLDSN returns a go-sql-driver/mysql DSN for the test MariaDB server
+// (database sagas, user sagas). Tests that need isolation create their own
+// databases with this user, which has the privileges to do so.
+func MySQLDSN(t testing.TB) string { return need(t, "SAGAS_TEST_MYSQL_DSN") }
+
+// Required reports whether integration tests must run (under make test).
+func Required() bool { return os.Getenv("SAGAS_TEST_REQUIRED") == "1" }
