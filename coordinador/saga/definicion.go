@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 )
 
@@ -188,4 +189,29 @@ func LanzarCampaniaCompleta() *Definicion {
 // CatalogoPorDefecto returns both flows of the original system.
 func CatalogoPorDefecto() Catalogo {
 	return Catalogo{TipoCampana: Campana(), TipoLanzarCampaniaCompleta: LanzarCampaniaCompleta()}
+}
+
+// CargarDirectorio adds to c every definition in dir/*.json, replacing a
+// built-in one of the same tipo (e.g. to change deadlines without a build).
+func (c Catalogo) CargarDirectorio(fsys fs.FS) error {
+	nombres, err := fs.Glob(fsys, "*.json")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nombres {
+		f, err := fsys.Open(n)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d, err := Leer(f)
+		f.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+			continue
+		}
+		c[d.Tipo] = d
+	}
+	return errors.Join(errs...)
 }

@@ -1,0 +1,200 @@
+// Command coordinador runs the saga coordinator: HTTP API, reply consumer,
+// outbox relay, deadline sweeper, outcome listener and the legacy bridge.
+// Several replicas may run against one MySQL database.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alpespartner/sagas/coordinador"
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/mensajeria"
+	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/esquemas"
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "coordinador:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the coordinator and blocks until ctx ends. listo, when not nil,
+// receives the HTTP address once everything is up (tests use it).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, listo chan<- string) error {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	check := fs.Bool("check-config", false, "validate the configuration from the environment and exit")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := leerConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if *check {
+		fmt.Fprintln(stdout, "configuration OK")
+		return nil
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("servicio", coordinador.Servicio, "replica", cfg.Replica)
+
+	// Start-up order: database, broker topology, producers/consumers, HTTP.
+	// Shut-down runs the deferred calls in reverse.
+	store, err := abrirAlmacen(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	topologia := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
+	catalogo := saga.CatalogoPorDefecto()
+	if cfg.Definiciones != "" {
+		if err := catalogo.CargarDirectorio(os.DirFS(cfg.Definiciones)); err != nil {
+			return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
+		}
+	}
+	admin := bus.NuevoAdmin(cfg.PulsarAdminURL)
+	if err := esperarBroker(ctx, admin, logger); err != nil {
+		return err
+	}
+	if err := mensajeria.Preparar(ctx, admin, topologia, mensajeria.Servicios(catalogo)); err != nil {
+		return err
+	}
+	client, err := bus.Conectar(cfg.PulsarURL, logger)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	codecComando, err := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
+	if err != nil {
+		return err
+	}
+	codecRespuesta, err := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
+	if err != nil {
+		return err
+	}
+	codecEvento, err := eventos.NuevoCodec[eventos.Evento](esquemas.MustAvro(esquemas.EventoSaga))
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metricasBus := bus.NuevasMetricas(reg)
+
+	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
+		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topologia).De,
+		Logger: logger, Registro: reg,
+	})
+	defer relay.Cerrar()
+	observadores := coordinador.Observadores{coordinador.NuevasMetricas(reg, store), avisarRelay{relay}}
+	motor := coordinador.NuevoMotor(coordinador.Opciones{
+		Store: store, Catalogo: catalogo, Topologia: topologia, Comandos: codecComando, Eventos: codecEvento,
+		Logger: logger, Observador: observadores,
+	})
+
+	// Background loops share one context, cancelled first on shutdown.
+	bg, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBg()
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); relay.Correr(bg) }()
+	go mensajeria.Temporizador(bg, motor, cfg.Temporizador, logger)
+
+	respuestas, err := bus.Consumir(bg, client, bus.OpcionesConsumidor{
+		Topico: topologia.Respuestas(), Suscripcion: "coordinador", Tipo: pulsar.KeyShared,
+		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
+	}, mensajeria.ManejadorRespuestas(codecRespuesta, motor))
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	_ = codecEvento
+	srv := &http.Server{Addr: cfg.APIAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("escuchar en %s: %w", cfg.APIAddr, err)
+	}
+	errHTTP := make(chan error, 1)
+	go func() { errHTTP <- srv.Serve(ln) }()
+	logger.Info("coordinador listo", "api", "http://"+ln.Addr().String(), "almacen", cfg.Almacen, "pulsar", cfg.PulsarURL)
+	if listo != nil {
+		listo <- ln.Addr().String()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-errHTTP:
+	}
+	logger.Info("apagando")
+	// Stop intake first (HTTP, consumers), then drain, then close producers and DB.
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		logger.Warn("apagar HTTP", "err", serr)
+	}
+	cancelBg()
+	respuestas.Cerrar()
+	<-hecho
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func abrirAlmacen(ctx context.Context, cfg config) (*almacen.DB, error) {
+	ac := almacen.Config{Tipo: cfg.Almacen, Ruta: cfg.SQLitePath, DSN: cfg.dsn(), MaxConexiones: cfg.DBMaxConns}
+	var err error
+	for intento := 1; ; intento++ {
+		var db *almacen.DB
+		db, err = almacen.Abrir(ctx, ac)
+		if err == nil {
+			return db, nil
+		}
+		if intento == 30 || ctx.Err() != nil {
+			return nil, fmt.Errorf("abrir almacén %s: %w", cfg.Almacen, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// esperarBroker waits (bounded) for the broker's admin API: in compose the
+// coordinator may start before Pulsar is ready.
+func esperarBroker(ctx context.Context, a *bus.Admin, logger *slog.Logger) error {
+	limite := time.Now().Add(2 * time.Minute)
+	for {
+		err := a.Vivo(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(limite) || ctx.Err() != nil {
+			return fmt.Errorf("broker no disponible: %w", err)
+		}
+		logger.Info("esperando al broker", "err", err)
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// avisarRelay wakes the relay after every committed transition.
+type avisarRelay struct{ r *mensajeria.Relay }
+
+func (a avisarRelay) Transicion(saga.Saga, saga.Saga, saga.Transicion) { a.r.Avisar() }
