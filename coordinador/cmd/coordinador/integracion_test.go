@@ -46,7 +46,9 @@ func aleatorio() string {
 
 // nuevoEntorno prepares env vars for a coordinator on the given store type.
 // Step deadlines are 1s, so timeouts are observable in seconds.
-func nuevoEntorno(t *testing.T, tipo string) *entorno { return nuevoEntornoConPlazo(t, tipo, time.Second) }
+func nuevoEntorno(t *testing.T, tipo string) *entorno {
+	return nuevoEntornoConPlazo(t, tipo, time.Second)
+}
 
 func nuevoEntornoConPlazo(t *testing.T, tipo string, plazo time.Duration) *entorno {
 	t.Helper()
