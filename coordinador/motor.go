@@ -142,7 +142,9 @@ func (m *Motor) Reintentar(ctx context.Context, sagaID string) error {
 // how many changed.
 func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 	ahora := m.ahora().UTC()
-	var hechos []func()
+	// fn may run more than once per saga (a conflicting write is retried):
+	// keep only the last run's observation.
+	hechos := map[string]func(){}
 	n, err := m.store.ProcesarVencidas(ctx, ahora, limite, func(s saga.Saga) (almacen.Cambio, error) {
 		def, err := m.catalogo.Buscar(s.Tipo)
 		if err != nil {
@@ -152,7 +154,7 @@ func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 		c, err := m.cambio(t, ahora)
 		if err == nil && t.Cambio {
 			antes := s
-			hechos = append(hechos, func() { m.observar(antes, t) })
+			hechos[s.ID] = func() { m.observar(antes, t) }
 		}
 		return c, err
 	})
