@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/go-sql-driver/mysql"
+)
+
+// pasosDe is the number of steps of each flow.
+var pasosDe = map[string]int{"campana": 3, "lanzar-campania-completa": 4}
+
+// medirCotas measures the broker and database bounds and the ratios.
+func medirCotas(ctx context.Context, o opciones, client pulsar.Client, topo eventos.Topologia, r *Resultado) (*Cotas, error) {
+	k := float64(pasosDe[o.flujo])
+	terminadas := float64(r.Completadas + r.Compensadas)
+	c := &Cotas{}
+	if terminadas > 0 {
+		// A completed saga: a command and a reply per step, one outcome. A
+		// compensated one (failure forced at the last step) also sends a
+		// compensation and gets its reply for every step.
+		c.MensajesPorSaga = (float64(r.Completadas)*(2*k+1) + float64(r.Compensadas)*(4*k+1)) / terminadas
+		// Design estimate of commits: the coordinator's create plus one per
+		// reply, the participants' one per command, and the relay's batched
+		// deletes (not counted). Replaced by the measured value on MySQL.
+		c.CommitsPorSaga = (float64(r.Completadas)*(2*k+1) + float64(r.Compensadas)*(4*k+1)) / terminadas
+	}
+	var err error
+	if c.BrokerMsgsPorS, err = cotaBroker(ctx, client, topo); err != nil {
+		return nil, err
+	}
+	switch o.almacen {
+	case "mysql":
+		if c.DBCommitsPorS, err = cotaMySQL(ctx, o.dsn, o.concurrencia); err != nil {
+			return nil, err
+		}
+		if r.commits > 0 && terminadas > 0 {
+			c.CommitsPorSaga, c.CommitsMedidos = float64(r.commits)/terminadas, true
+		}
+	case "sqlite":
+		if c.DBCommitsPorS, err = cotaSQLite(ctx, o.sqlite, o.concurrencia); err != nil {
+			return nil, err
+		}
+	}
+	if c.BrokerMsgsPorS > 0 {
+		c.RatioBroker = r.SagasPorS * c.MensajesPorSaga / c.BrokerMsgsPorS
+	}
+	c.RatioCotaInferior = c.RatioBroker
+	if c.DBCommitsPorS > 0 {
+		c.RatioDB = r.SagasPorS * c.CommitsPorSaga / c.DBCommitsPorS
+		// The lower bound is the smaller capacity in sagas/s; the ratio to it
+		// is the larger of the two ratios.
+		c.RatioCotaInferior = max(c.RatioBroker, c.RatioDB)
+	}
+	return c, nil
+}
+
+func aleatorio() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cotaBroker measures keyed produce → Key_Shared consume round trips with the
+// producer and consumer settings the system uses.
+func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologia) (float64, error) {
+	const n, claves = 20000, 1000
+	topico := fmt.Sprintf("persistent://%s/cota-broker-%s", topo.NS(), aleatorio())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{
+		Topic: topico, SubscriptionName: "cota", Type: pulsar.KeyShared,
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, ReceiverQueueSize: 1000,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("suscribir cota: %w", err)
+	}
+	defer cons.Close()
+	prod, err := client.CreateProducer(pulsar.ProducerOptions{
+		Topic: topico, BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: time.Millisecond,
+		MaxPendingMessages: 4000,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("productor cota: %w", err)
+	}
+	defer prod.Close()
+	carga := []byte(strings.Repeat("x", 400)) // about the size of a command
+	recibidos := make(chan struct{})
+	var fallos atomic.Int64
+	go func() {
+		defer close(recibidos)
+		for i := 0; i < n; i++ {
+			m, err := cons.Receive(ctx)
+			if err != nil {
+				return
+			}
+			cons.Ack(m)
+		}
+	}()
+	inicio := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		prod.SendAsync(ctx, &pulsar.ProducerMessage{Payload: carga, Key: fmt.Sprintf("clave-%d", i%claves)},
+			func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+				if err != nil {
+					fallos.Add(1)
+				}
+				wg.Done()
+			})
+	}
+	wg.Wait()
+	select {
+	case <-recibidos:
+	case <-time.After(2 * time.Minute):
+		return 0, fmt.Errorf("cota broker: mensajes sin recibir tras 2 minutos")
+	}
+	if f := fallos.Load(); f > 0 {
+		return 0, fmt.Errorf("cota broker: %d envíos fallaron", f)
+	}
+	return n / time.Since(inicio).Seconds(), nil
+}
+
+// cotaCommits runs one-row transactions through the store's own code path
+// (RegistrarInbox) with the given concurrency.
+func cotaCommits(ctx context.Context, db *almacen.DB, concurrencia int) (float64, error) {
+	const duracion = 5 * time.Second
+	var hechos atomic.Int64
+	var primerError atomic.Value
+	fin := time.Now().Add(duracion)
+	inicio := time.Now()
+	var wg sync.WaitGroup
+	prefijo := "cota-" + aleatorio()
+	for w := range concurrencia {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(fin) && ctx.Err() == nil; i++ {
+				if err := db.RegistrarInbox(ctx, fmt.Sprintf("%s-%d-%d", prefijo, w, i)); err != nil {
+					primerError.CompareAndSwap(nil, err)
+					return
+				}
+				hechos.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := primerError.Load().(error); ok {
+		return 0, fmt.Errorf("cota de commits: %w", err)
+	}
+	return float64(hechos.Load()) / time.Since(inicio).Seconds(), nil
+}
+
+// cotaMySQL measures commits/s in a scratch database on the same server.
+func cotaMySQL(ctx context.Context, dsn string, concurrencia int) (float64, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return 0, err
+	}
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer admin.Close()
+	nombre := cfg.DBName + "_cota_" + aleatorio()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+nombre); err != nil {
+		return 0, fmt.Errorf("crear base de la cota: %w", err)
+	}
+	defer admin.ExecContext(context.WithoutCancel(ctx), "DROP DATABASE "+nombre)
+	cfg.DBName = nombre
+	db, err := almacen.Abrir(ctx, almacen.Config{Tipo: "mysql", DSN: cfg.FormatDSN(), MaxConexiones: concurrencia})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return cotaCommits(ctx, db, concurrencia)
+}
+
+// cotaSQLite measures commits/s on a scratch SQLite file (same settings as
+// the store, same disk as the store's file).
+func cotaSQLite(ctx context.Context, ruta string, concurrencia int) (float64, error) {
+	defer os.Remove(ruta)
+	defer os.Remove(ruta + "-wal")
+	defer os.Remove(ruta + "-shm")
+	db, err := almacen.Abrir(ctx, almacen.Config{Tipo: "sqlite", Ruta: ruta})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return cotaCommits(ctx, db, concurrencia)
+}
+
+// comCommit reads the MySQL server's Com_commit counter.
+func comCommit(ctx context.Context, dsn string) (int64, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var nombre string
+	var v int64
+	err = db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Com_commit'").Scan(&nombre, &v)
+	return v, err
+}
