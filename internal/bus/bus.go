@@ -47,6 +47,16 @@ func (n nivelMinimo) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= n.min && n.Handler.Enabled(ctx, l)
 }
 
+// WithAttrs keeps the filter on derived handlers (the client calls With).
+func (n nivelMinimo) WithAttrs(as []slog.Attr) slog.Handler {
+	return nivelMinimo{n.Handler.WithAttrs(as), n.min}
+}
+
+// WithGroup keeps the filter on derived handlers.
+func (n nivelMinimo) WithGroup(g string) slog.Handler {
+	return nivelMinimo{n.Handler.WithGroup(g), n.min}
+}
+
 // NuevoProductor creates a producer for topic with the Avro schema text
 // registered (the broker refuses it when the schema is incompatible with the
 // topic's). Batching is key-based, which Key_Shared consumers require. An
