@@ -41,8 +41,11 @@ type EntradaCampana struct {
 	Moneda            string       `json:"moneda,omitempty"`
 	FechaInicio       *time.Time   `json:"fecha_inicio,omitempty"`
 	FechaFin          *time.Time   `json:"fecha_fin,omitempty"`
-	// SimularFallo names a step that must fail (demos and tests).
-	SimularFallo string `json:"simular_fallo,omitempty"`
+	// SimularFallo names a step (or service) whose action must fail, and
+	// SimularFalloCompensacion one whose compensation must fail (demos and
+	// tests; the latter reaches COMPENSACION_FALLIDA).
+	SimularFallo             string `json:"simular_fallo,omitempty"`
+	SimularFalloCompensacion string `json:"simular_fallo_compensacion,omitempty"`
 }
 
 // Comision configures what affiliates earn.
@@ -74,5 +77,7 @@ type EntradaLanzamiento struct {
 	Comision            Comision           `json:"comision"`
 	CriteriosAfiliados  CriteriosAfiliados `json:"criterios_afiliados"`
 	CanalesNotificacion []string           `json:"canales_notificacion"`
-	SimularFallo        string             `json:"simular_fallo,omitempty"`
+	// SimularFallo and SimularFalloCompensacion: as in EntradaCampana.
+	SimularFallo             string `json:"simular_fallo,omitempty"`
+	SimularFalloCompensacion string `json:"simular_fallo_compensacion,omitempty"`
 }

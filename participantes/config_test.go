@@ -1,0 +1,114 @@
+package participantes
+
+import (
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func entorno(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
+	c, err := LeerConfig("marca", entorno(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Servicio: "marca", PulsarURL: "pulsar://127.0.0.1:6650", PulsarAdminURL: "http://127.0.0.1:8080",
+		Almacen: "sqlite", RutaSQLite: filepath.Join(".run", "data", "participante-marca.db"), DireccionHTTP: "127.0.0.1:0",
+		MySQL:        ConfigMySQL{Host: "127.0.0.1", Puerto: 3306, Usuario: "sagas", Clave: "sagas123", BaseDatos: "participante_marca"},
+		NivelLog:     slog.LevelInfo,
+		Trabajadores: 8,
+	}
+	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
+	want.Fallos.Semilla = c.Fallos.Semilla // from the clock
+	if c.Fallos.Tasa != nil || c.Fallos.Semillas || c.Fallos.Latencia != 0 {
+		t.Errorf("failure injection must be off by default: %+v", c.Fallos)
+	}
+	c.Fallos = want.Fallos
+	if c != want {
+		t.Errorf("config\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestLeerConfigLeeCadaVariable(t *testing.T) {
+	c, err := LeerConfig("tracking", entorno(map[string]string{
+		"SAGAS_PULSAR_URL": "pulsar://broker:6651", "SAGAS_PULSAR_ADMIN_URL": "http://broker:8081",
+		"SAGAS_PULSAR_TENANT": "t1", "SAGAS_PULSAR_NAMESPACE": "ns1", "SAGAS_STORAGE_TYPE": "mysql",
+		"SAGAS_DATA_DIR": "/var/lib/sagas", "SAGAS_DB_HOST": "db", "SAGAS_DB_PORT": "3307", "SAGAS_DB_USER": "u",
+		"SAGAS_DB_PASSWORD": "p", "SAGAS_METRICS_ADDR": ":9100", "SAGAS_FALLOS": "semillas", "SAGAS_TASA_FALLO": "0.2",
+		"SAGAS_SEMILLA": "42", "SAGAS_LATENCIA": "20ms", "SAGAS_LOG_LEVEL": "debug", "SAGAS_TRABAJADORES": "16",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case c.PulsarURL != "pulsar://broker:6651" || c.PulsarAdminURL != "http://broker:8081":
+		t.Errorf("pulsar: %s %s", c.PulsarURL, c.PulsarAdminURL)
+	case c.Topologia.Comandos("tracking") != "persistent://t1/ns1/comandos-tracking":
+		t.Errorf("topologia: %+v", c.Topologia)
+	case c.Almacen != "mysql" || c.MySQL != (ConfigMySQL{Host: "db", Puerto: 3307, Usuario: "u", Clave: "p", BaseDatos: "participante_tracking"}):
+		t.Errorf("mysql: %s %+v", c.Almacen, c.MySQL)
+	case c.RutaSQLite != "/var/lib/sagas/participante-tracking.db":
+		t.Errorf("sqlite: %s", c.RutaSQLite)
+	case c.DireccionHTTP != ":9100" || c.NivelLog != slog.LevelDebug || c.Trabajadores != 16:
+		t.Errorf("http %s log %v trabajadores %d", c.DireccionHTTP, c.NivelLog, c.Trabajadores)
+	case !c.Fallos.Semillas || c.Fallos.Tasa == nil || *c.Fallos.Tasa != 0.2 || c.Fallos.Semilla != 42 || c.Fallos.Latencia != 20*time.Millisecond:
+		t.Errorf("fallos: %+v", c.Fallos)
+	}
+}
+
+func TestLeerConfigReportaTodosLosProblemasALaVez(t *testing.T) {
+	_, err := LeerConfig("marca", entorno(map[string]string{
+		"SAGAS_STORAGE_TYPE": "postgres", "SAGAS_DB_PORT": "abc", "SAGAS_TASA_FALLO": "2", "SAGAS_LATENCIA": "-1s",
+		"SAGAS_FALLOS": "todos", "SAGAS_PULSAR_URL": "http://broker:6650", "SAGAS_PULSAR_ADMIN_URL": "broker:8080",
+		"SAGAS_METRICS_ADDR": "9100", "SAGAS_LOG_LEVEL": "verbose", "SAGAS_SEMILLA": "x", "SAGAS_TRABAJADORES": "0",
+		"SAGAS_PULSAR_NAMESPACE": "a/b",
+	}))
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{
+		`SAGAS_STORAGE_TYPE="postgres": allowed values are sqlite, mysql`,
+		`SAGAS_DB_PORT="abc": allowed values are TCP ports 1-65535`,
+		`SAGAS_TASA_FALLO="2": allowed values are numbers from 0 to 1`,
+		`SAGAS_LATENCIA="-1s": allowed values are non-negative Go durations`,
+		`SAGAS_FALLOS="todos": allowed values are no, semillas`,
+		`SAGAS_PULSAR_URL="http://broker:6650": allowed values are pulsar://host:port`,
+		`SAGAS_PULSAR_ADMIN_URL="broker:8080": allowed values are http://host:port`,
+		`SAGAS_METRICS_ADDR="9100": allowed values are host:port`,
+		`SAGAS_LOG_LEVEL="verbose": allowed values are debug, info, warn, error`,
+		`SAGAS_SEMILLA="x": allowed values are integers`,
+		`SAGAS_TRABAJADORES="0": allowed values are integers 1-256`,
+		`SAGAS_PULSAR_NAMESPACE="a/b": allowed are letters, digits, _ . -`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not report %q:\n%v", want, err)
+		}
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != 12 {
+		t.Errorf("%d problems reported, want 12 (each once):\n%v", n, err)
+	}
+}
+
+func TestTasaEfectivaSigueLaPrioridadDeLasVariables(t *testing.T) {
+	dos := 0.2
+	for _, c := range []struct {
+		nombre string
+		f      ConfigFallos
+		want   float64
+	}{
+		{"apagado por defecto", ConfigFallos{}, 0},
+		{"semillas", ConfigFallos{Semillas: true}, 0.1},
+		{"tasa explícita sin semillas", ConfigFallos{Tasa: &dos}, 0.2},
+		{"tasa explícita gana a semillas", ConfigFallos{Semillas: true, Tasa: &dos}, 0.2},
+	} {
+		if got := c.f.TasaEfectiva(0.1); got != c.want {
+			t.Errorf("%s: %v, want %v", c.nombre, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package participantes
+
+// ServicioPrueba exposes the runtime's test service to the external tests.
+func ServicioPrueba() Servicio { return servicioPrueba() }

@@ -1,0 +1,56 @@
+package participantes
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// RespuestaEfectos is the body of GET /efectos/{saga_id}.
+type RespuestaEfectos struct {
+	SagaID   string   `json:"saga_id"`
+	Servicio string   `json:"servicio"`
+	Activos  int      `json:"activos"`
+	Efectos  []Efecto `json:"efectos"`
+}
+
+// Handler serves /metrics (the participant's registry), /healthz (the store
+// answers) and /efectos/{saga_id} (the service's effects for a saga).
+func (p *Participante) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registro, promhttp.HandlerOpts{Registry: p.registro}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := p.almacen.db.PingContext(ctx); err != nil {
+			http.Error(w, "almacén no disponible: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /efectos/{saga_id}", func(w http.ResponseWriter, r *http.Request) {
+		sagaID := r.PathValue("saga_id")
+		efs, err := p.Efectos(r.Context(), sagaID)
+		if err != nil {
+			p.logger.Error("listar efectos", "saga_id", sagaID, "err", err)
+			http.Error(w, "no se pudieron leer los efectos", http.StatusInternalServerError)
+			return
+		}
+		cuerpo := RespuestaEfectos{SagaID: sagaID, Servicio: p.servicio.Nombre, Efectos: efs}
+		if cuerpo.Efectos == nil {
+			cuerpo.Efectos = []Efecto{}
+		}
+		for _, e := range efs {
+			if e.Activo {
+				cuerpo.Activos++
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(cuerpo)
+	})
+	return mux
+}

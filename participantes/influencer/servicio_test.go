@@ -1,0 +1,97 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/alpespartner/sagas/eventos"
+	pt "github.com/alpespartner/sagas/participantes/participantestest"
+)
+
+func TestNotificaALosInfluencersDeLaEntradaYLaCompensacionLosCancela(t *testing.T) {
+	for _, almacen := range pt.Almacenes() {
+		t.Run(almacen, func(t *testing.T) {
+			e := pt.Nuevo(t)
+			p := e.Arrancar(t, e.Config(t, "influencer", almacen), servicio())
+			es := e.EscucharRespuestas(t)
+			saga := "saga-" + pt.Aleatorio(4)
+			entrada := eventos.EntradaCampana{Nombre: "Verano", Presupuesto: 5000, Influencers: []eventos.Influencer{
+				{Nombre: "Ana", Plataforma: "instagram"}, {Nombre: "Luis", Plataforma: "tiktok"}, {Nombre: "Ana", Plataforma: "instagram"},
+			}}
+
+			r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
+			var salida salidaNotificar
+			pt.Datos(t, r, &salida)
+			if !r.Exito || salida.Total != 2 || salida.Origen != "entrada" || salida.Notificados[0].Nombre != "Ana" || salida.Notificados[1].Nombre != "Luis" {
+				t.Fatalf("notificar: %+v %+v", r.Respuesta, salida)
+			}
+			pt.Activos(t, p, saga, 2)
+
+			r = e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "CompensarNotificacionInfluencer", eventos.Compensar, entrada, nil))
+			if !r.Exito || r.Datos != `{"notificaciones_canceladas":2}` {
+				t.Fatalf("compensar: %+v", r.Respuesta)
+			}
+			for _, ef := range pt.Activos(t, p, saga, 0) {
+				if ef.Estado != cancelada || ef.Tabla != "notificaciones_influencer" {
+					t.Fatalf("the notification must stay, cancelled: %+v", ef)
+				}
+			}
+		})
+	}
+}
+
+func TestEventoLegadoSinInfluencersEligeDelRegistroPorSegmento(t *testing.T) {
+	e := pt.Nuevo(t)
+	p := e.Arrancar(t, e.Config(t, "influencer", "sqlite"), servicio())
+	es := e.EscucharRespuestas(t)
+	casos := []struct {
+		segmento string
+		want     []string
+	}{
+		{"deportes", []string{"Ana Fit", "Javier Runner"}},
+		{"jovenes", []string{"Valentina Estilo", "Mateo Gamer", "Lucía Moda"}},
+		{"astronautas", []string{"Valentina Estilo", "Carlos Tech", "Mateo Gamer"}},
+	}
+	for _, c := range casos {
+		saga := "saga-" + pt.Aleatorio(4)
+		entrada := eventos.EntradaCampana{CampaniaID: "c-1", Nombre: "Legada", SegmentoAudiencia: c.segmento}
+		r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
+		var salida salidaNotificar
+		pt.Datos(t, r, &salida)
+		var nombres []string
+		for _, n := range salida.Notificados {
+			nombres = append(nombres, n.Nombre)
+		}
+		if !r.Exito || salida.Origen != "registro" || strings.Join(nombres, ",") != strings.Join(c.want, ",") {
+			t.Errorf("segmento %s: notified %v (origen %s), want %v", c.segmento, nombres, salida.Origen, c.want)
+		}
+		pt.Activos(t, p, saga, len(c.want))
+	}
+}
+
+func TestInfluencerSinPlataformaEsUnFalloDeNegocioSinEfecto(t *testing.T) {
+	e := pt.Nuevo(t)
+	p := e.Arrancar(t, e.Config(t, "influencer", "sqlite"), servicio())
+	es := e.EscucharRespuestas(t)
+	saga := "saga-" + pt.Aleatorio(4)
+	entrada := eventos.EntradaCampana{Nombre: "X", Influencers: []eventos.Influencer{{Nombre: "Ana", Plataforma: "instagram"}, {Nombre: "Sin"}}}
+	r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
+	if r.Exito || !strings.Contains(eventos.Valor(r.Error), "plataforma") {
+		t.Fatalf("%+v", r.Respuesta)
+	}
+	if efs := pt.Activos(t, p, saga, 0); len(efs) != 0 {
+		t.Fatalf("a refused notification left rows: %+v", efs)
+	}
+}
+
+func TestRunValidaLaConfiguracionYLaDeclaracion(t *testing.T) {
+	if err := run(t.Context(), []string{"influencer", "-check-config"}, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	err := run(t.Context(), []string{"influencer", "-check-config"}, func(k string) string {
+		return map[string]string{"SAGAS_FALLOS": "siempre"}[k]
+	})
+	if err == nil || !strings.Contains(err.Error(), `SAGAS_FALLOS="siempre": allowed values are no, semillas`) {
+		t.Fatalf("%v", err)
+	}
+}

@@ -1,0 +1,206 @@
+package participantes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/alpespartner/sagas/esquemas"
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/bus"
+)
+
+// productorFalso fails the first fallos sends, then keeps what it is sent.
+type productorFalso struct {
+	pulsar.Producer
+	mu       sync.Mutex
+	fallos   int
+	enviados []*pulsar.ProducerMessage
+}
+
+func (f *productorFalso) Send(_ context.Context, m *pulsar.ProducerMessage) (pulsar.MessageID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fallos > 0 {
+		f.fallos--
+		return nil, errors.New("broker no disponible")
+	}
+	f.enviados = append(f.enviados, m)
+	return nil, nil
+}
+
+// mensajeFalso is a received message with only what manejar reads.
+type mensajeFalso struct {
+	pulsar.Message
+	carga []byte
+}
+
+func (m mensajeFalso) Payload() []byte               { return m.carga }
+func (m mensajeFalso) Properties() map[string]string { return map[string]string{} }
+
+// participanteSinBroker is a participant on a SQLite temp file whose replies
+// go to a fake producer: the runtime's decisions without a broker.
+func participanteSinBroker(t *testing.T, prod *productorFalso) *Participante {
+	t.Helper()
+	cfg := Config{
+		Servicio: "prueba", PulsarURL: "pulsar://127.0.0.1:1", PulsarAdminURL: "http://127.0.0.1:1",
+		Topologia: eventos.TopologiaPorDefecto, Almacen: AlmacenSQLite, DireccionHTTP: "127.0.0.1:0",
+		RutaSQLite: filepath.Join(t.TempDir(), "p.db"), Trabajadores: 1,
+	}
+	p, err := Nuevo(t.Context(), cfg, servicioPrueba(), slog.New(slog.NewJSONHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Cerrar(context.Background()) })
+	p.productor = prod
+	p.reloj = func() time.Time { return time.UnixMilli(1_800_000_000_000) }
+	return p
+}
+
+func codificar(t *testing.T, c eventos.Comando) mensajeFalso {
+	t.Helper()
+	codec, err := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := codec.Codificar(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mensajeFalso{carga: b}
+}
+
+func comandoPrueba(saga, nombre, accion string) eventos.Comando {
+	return eventos.Comando{
+		ID: "m-" + saga, Time: 1, SpecVersion: eventos.SpecVersion, Type: eventos.Tipo(nombre), DataContentType: eventos.ContentTypeJSON,
+		ServiceName: "coordinador", SagaID: saga, TipoSaga: "prueba", Paso: "paso1", Accion: accion, Intento: 1,
+		ClaveIdempotencia: saga + ":paso1:" + accion, Datos: `{"entrada":{},"previos":{}}`,
+	}
+}
+
+func TestRespuestaNoPublicadaSeReintentaYLaReentregaReenviaLaGuardada(t *testing.T) {
+	prod := &productorFalso{fallos: 1}
+	p := participanteSinBroker(t, prod)
+	msg := codificar(t, comandoPrueba("s1", "Hacer", eventos.Ejecutar))
+
+	err := p.manejar(t.Context(), msg)
+	if err == nil || errors.Is(err, bus.ErrPermanente) {
+		t.Fatalf("a failed publish must be a retryable error (nack), got %v", err)
+	}
+	// The effect committed before the publish: it stays, once.
+	if n, err := p.EfectosActivos(t.Context(), "s1"); err != nil || n != 1 {
+		t.Fatalf("efectos activos = %d, %v; want 1", n, err)
+	}
+	// The redelivery changes nothing and sends the stored reply.
+	p.reloj = func() time.Time { return time.UnixMilli(1_900_000_000_000) }
+	if err := p.manejar(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if len(prod.enviados) != 1 {
+		t.Fatalf("%d replies sent, want 1", len(prod.enviados))
+	}
+	r := decodificarRespuesta(t, prod.enviados[0].Payload)
+	if !r.Exito || r.ID != "s1:paso1:EJECUTAR:1:ok" || r.Time != 1_800_000_000_000 || prod.enviados[0].Key != "s1" {
+		t.Fatalf("stored reply not re-sent as it was: %+v key %q", r, prod.enviados[0].Key)
+	}
+	if n, _ := p.EfectosActivos(t.Context(), "s1"); n != 1 {
+		t.Fatalf("efectos activos = %d after the redelivery, want 1", n)
+	}
+	// A new attempt (the coordinator's retry after a timeout) gets the
+	// stored outcome under a new reply id, so the coordinator does not drop it.
+	otro := comandoPrueba("s1", "Hacer", eventos.Ejecutar)
+	otro.Intento = 2
+	if err := p.manejar(t.Context(), codificar(t, otro)); err != nil {
+		t.Fatal(err)
+	}
+	r2 := decodificarRespuesta(t, prod.enviados[1].Payload)
+	if r2.ID != "s1:paso1:EJECUTAR:2:ok" || r2.Intento != 2 || r2.Datos != r.Datos || r2.Time != r.Time {
+		t.Fatalf("reply to attempt 2: %+v", r2)
+	}
+	if n, _ := p.EfectosActivos(t.Context(), "s1"); n != 1 {
+		t.Fatalf("efectos activos = %d after attempt 2, want 1", n)
+	}
+	exito := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoExito))
+	duplicado := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoDuplicado))
+	if exito != 1 || duplicado != 2 {
+		t.Errorf("exito = %v, duplicado = %v; want 1 and 2", exito, duplicado)
+	}
+}
+
+func decodificarRespuesta(t *testing.T, b []byte) eventos.Respuesta {
+	t.Helper()
+	codec, err := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := codec.Decodificar(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestMensajesNoProcesablesSonPermanentes(t *testing.T) {
+	p := participanteSinBroker(t, &productorFalso{})
+	sinSaga := comandoPrueba("", "Hacer", eventos.Ejecutar)
+	desconocido := comandoPrueba("s2", "Bailar", eventos.Ejecutar)
+	cruzado := comandoPrueba("s3", "Deshacer", eventos.Ejecutar)
+	for nombre, msg := range map[string]mensajeFalso{
+		"bytes al azar":       {carga: []byte{0xde, 0xad, 0xbe, 0xef, 0x01}},
+		"json en vez de avro": {carga: []byte(`{"saga_id":"s"}`)},
+		"sin saga_id":         codificar(t, sinSaga),
+		"comando desconocido": codificar(t, desconocido),
+		"accion que no casa":  codificar(t, cruzado),
+	} {
+		if err := p.manejar(t.Context(), msg); !errors.Is(err, bus.ErrPermanente) {
+			t.Errorf("%s: %v, want an error wrapping bus.ErrPermanente", nombre, err)
+		}
+	}
+	total := 0.0
+	for _, motivo := range []string{"malformado", "invalido", "desconocido"} {
+		total += valor(t, p.m.invalidos.WithLabelValues("prueba", motivo))
+	}
+	if total != 5 {
+		t.Errorf("%v poison messages counted, want 5", total)
+	}
+}
+
+func TestDatosNoValidosSonUnFalloDeNegocioDefinitivo(t *testing.T) {
+	prod := &productorFalso{}
+	p := participanteSinBroker(t, prod)
+	c := comandoPrueba("s4", "Hacer", eventos.Ejecutar)
+	c.Datos = "no es json"
+	for range 2 {
+		if err := p.manejar(t.Context(), codificar(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := decodificarRespuesta(t, prod.enviados[0].Payload), decodificarRespuesta(t, prod.enviados[1].Payload)
+	if a.Exito || a.Error == nil || !reflect.DeepEqual(a, b) {
+		t.Fatalf("want the same failure twice: %+v / %+v", a, b)
+	}
+	var datos map[string]any
+	if err := json.Unmarshal([]byte(a.Datos), &datos); err != nil {
+		t.Fatalf("datos %q: %v", a.Datos, err)
+	}
+}
+
+// valor reads a counter.
+func valor(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,31 @@
+// Command notificaciones is the saga participant that prepares a
+// campaign launch's notifications, one per channel (step
+// preparar_notificaciones_campania of the lanzar-campania-completa saga), and
+// cancels them when the saga compensates. Configuration: see package
+// participantes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alpespartner/sagas/participantes"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "notificaciones:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, with its inputs passed in so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	return participantes.Ejecutar(ctx, args, getenv, os.Stdout, servicio())
+}

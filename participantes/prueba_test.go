@@ -1,0 +1,50 @@
+package participantes
+
+import (
+	"context"
+	"fmt"
+)
+
+// servicioPrueba is a minimal service for the runtime's tests: Hacer writes
+// one row (and then refuses when the input says "rechazar", to prove that a
+// business failure leaves nothing behind), Deshacer marks it undone.
+func servicioPrueba() Servicio {
+	return Servicio{
+		Nombre: "prueba",
+		Esquema: []string{`CREATE TABLE IF NOT EXISTS efectos_prueba (
+			saga_id VARCHAR(191) NOT NULL,
+			paso VARCHAR(100) NOT NULL,
+			clave VARCHAR(50) NOT NULL,
+			estado VARCHAR(20) NOT NULL,
+			detalle TEXT NOT NULL,
+			creado_en VARCHAR(30) NOT NULL,
+			actualizado_en VARCHAR(30) NOT NULL,
+			PRIMARY KEY (saga_id, paso, clave)
+		)`},
+		Operaciones: []Operacion{{
+			Comando:      "Hacer",
+			Compensacion: "Deshacer",
+			Ejecutar: func(ctx context.Context, tx Ejecutor, p Peticion) (any, error) {
+				var in struct {
+					Rechazar bool `json:"rechazar"`
+				}
+				if err := p.LeerEntrada(&in); err != nil {
+					return nil, err
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO efectos_prueba (saga_id, paso, clave, estado, detalle, creado_en, actualizado_en)
+					VALUES (?, ?, 'unico', 'ACTIVO', '{"hecho":true}', ?, ?)`, p.SagaID, p.Paso, Momento(p.Ahora), Momento(p.Ahora)); err != nil {
+					return nil, fmt.Errorf("insertar efecto: %w", err)
+				}
+				if in.Rechazar {
+					return nil, Rechazar("rechazado por la entrada")
+				}
+				return map[string]any{"hecho": true}, nil
+			},
+			Compensar: func(ctx context.Context, tx Ejecutor, p Peticion) (any, error) {
+				n, err := CambiarEstado(ctx, tx, "efectos_prueba", p, "ACTIVO", "DESHECHO")
+				return map[string]any{"deshechos": n}, err
+			},
+		}},
+		Efectos: []TablaEfectos{{Tabla: "efectos_prueba", Clave: "clave", Activos: []string{"ACTIVO"}}},
+	}
+}
