@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Runs an Apache Pulsar standalone broker as a plain JVM process (no Docker).
+#
+#   scripts/pulsar.sh fetch    download (via Maven) and unpack the pinned distribution
+#   scripts/pulsar.sh home     fetch if needed, print the distribution directory
+#   scripts/pulsar.sh start    start a broker on 127.0.0.1 and wait until it works
+#   scripts/pulsar.sh stop     stop it (TERM the process group, then KILL)
+#   scripts/pulsar.sh status   exit 0 if it runs and answers
+#   scripts/pulsar.sh logs     tail -f its log (LINES=N to only print N lines)
+#   scripts/pulsar.sh clean    stop it and remove its data
+#   scripts/pulsar.sh admin|client|perf ARGS
+#                              run bin/pulsar-admin|pulsar-client|pulsar-perf against it
+#
+# Env: PULSAR_PORT (6650), PULSAR_HTTP_PORT (8080), PULSAR_START_TIMEOUT (180 s),
+#      PULSAR_MEM (-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g), PULSAR_GC,
+#      PULSAR_CONF_OVERRIDES ("key=value ..." extra standalone.conf settings).
+# Each broker port gets its own directory $STATE_DIR/pulsar-$PULSAR_PORT, so a
+# test broker (6651/8081) and a run broker (6650/8080) can run side by side.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=pulsar
+
+# The one place the Pulsar version is pinned.
+PULSAR_VERSION=4.0.8
+PULSAR_ARTIFACT="org.apache.pulsar:pulsar-server-distribution:${PULSAR_VERSION}:tar.gz:bin"
+PULSAR_CACHE="$CACHE_DIR/pulsar"
+PULSAR_TARBALL="$PULSAR_CACHE/pulsar-server-distribution-${PULSAR_VERSION}-bin.tar.gz"
+PULSAR_HOME_DIR="$PULSAR_CACHE/apache-pulsar-${PULSAR_VERSION}"
+
+PULSAR_PORT=${PULSAR_PORT:-6650}
+PULSAR_HTTP_PORT=${PULSAR_HTTP_PORT:-8080}
+PULSAR_START_TIMEOUT=${PULSAR_START_TIMEOUT:-180}
+ADMIN_URL="http://127.0.0.1:${PULSAR_HTTP_PORT}"
+
+INSTANCE_DIR="$STATE_DIR/pulsar-${PULSAR_PORT}"
+CONF_FILE="$INSTANCE_DIR/conf/standalone.conf"
+PID_FILE="$INSTANCE_DIR/pulsar.pid"
+LOG_FILE="$INSTANCE_DIR/pulsar.log"
+DATA_DIR="$INSTANCE_DIR/data"
+
+# --- fetch -------------------------------------------------------------------
+fetch() {
+    if [[ -x $PULSAR_HOME_DIR/bin/pulsar && -f $PULSAR_HOME_DIR/.unpacked ]]; then
+        return 0
+    fi
+    mkdir -p "$PULSAR_CACHE"
+    # Serialise concurrent fetches (e.g. two brokers started at once).
+    exec 9>"$PULSAR_CACHE/.fetch.lock"
+    flock 9
+    if [[ -x $PULSAR_HOME_DIR/bin/pulsar && -f $PULSAR_HOME_DIR/.unpacked ]]; then
+        exec 9>&-
+        return 0
+    fi
+    need_cmd java default-jre-headless
+    need_cmd mvn maven
+    if [[ ! -s $PULSAR_TARBALL ]]; then
+        local t0 tmp
+        t0=$(now_s)
+        tmp=$(mktemp -d "$PULSAR_CACHE/.download.XXXXXX")
+        log "downloading Pulsar $PULSAR_VERSION distribution with Maven (about 245 MB)"
+        # Maven's output is only shown when it fails.
+        if ! mvn -B -q dependency:copy -Dartifact="$PULSAR_ARTIFACT" -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+            cat "$tmp.log" >&2
+            rm -rf "$tmp" "$tmp.log"
+            die "mvn dependency:copy of $PULSAR_ARTIFACT failed"
+        fi
+        rm -f "$tmp.log"
+        mv "$tmp/$(basename "$PULSAR_TARBALL")" "$PULSAR_TARBALL"
+        rm -rf "$tmp"
+        log "downloaded $(du -h "$PULSAR_TARBALL" | cut -f1) in $(elapsed_since "$t0")s"
+    fi
+    local t0 tmp
+    t0=$(now_s)
+    tmp=$(mktemp -d "$PULSAR_CACHE/.unpack.XXXXXX")
+    log "unpacking $(basename "$PULSAR_TARBALL")"
+    if ! tar -xzf "$PULSAR_TARBALL" -C "$tmp"; then
+        rm -rf "$tmp"
+        die "cannot unpack $PULSAR_TARBALL; delete it and retry"
+    fi
+    if [[ ! -x $tmp/apache-pulsar-${PULSAR_VERSION}/bin/pulsar ]]; then
+        rm -rf "$tmp"
+        die "unpacked distribution has no bin/pulsar; delete $PULSAR_TARBALL and retry"
+    fi
+    rm -rf "$PULSAR_HOME_DIR"
+    mv "$tmp/apache-pulsar-${PULSAR_VERSION}" "$PULSAR_HOME_DIR"
+    rm -rf "$tmp"
+    touch "$PULSAR_HOME_DIR/.unpacked"
+    log "Pulsar $PULSAR_VERSION ready in $PULSAR_HOME_DIR (unpacked in $(elapsed_since "$t0")s)"
+    exec 9>&-
+}
+
+# --- configuration -----------------------------------------------------------
+# set_prop FILE KEY VALUE: sets KEY=VALUE in a Java properties file.
+set_prop() {
+    local file=$1 key=$2 value=$3
+    if grep -q "^${key}=" "$file"; then
+        # '|' as sed delimiter; values here never contain it.
+        sed -i "s|^${key}=.*|${key}=${value}|" "$file"
+    else
+        printf '%s=%s\n' "$key" "$value" >>"$file"
+    fi
+}
+
+write_conf() {
+    mkdir -p "$(dirname "$CONF_FILE")"
+    cp "$PULSAR_HOME_DIR/conf/standalone.conf" "$CONF_FILE.tmp"
+    local kv
+    for kv in \
+        "brokerServicePort=$PULSAR_PORT" \
+        "webServicePort=$PULSAR_HTTP_PORT" \
+        "advertisedAddress=127.0.0.1" \
+        "bindAddress=127.0.0.1" \
+        "brokerDeduplicationEnabled=true" \
+        "brokerDeleteInactiveTopicsEnabled=false" \
+        "systemTopicEnabled=true" \
+        "topicLevelPoliciesEnabled=true" \
+        "allowAutoTopicCreation=true" \
+        ${PULSAR_CONF_OVERRIDES:-}; do
+        set_prop "$CONF_FILE.tmp" "${kv%%=*}" "${kv#*=}"
+    done
+    mv "$CONF_FILE.tmp" "$CONF_FILE"
+}
+
+# --- health ------------------------------------------------------------------
+# The metadata dir is on the command line of both bin/pulsar and the JVM it execs.
+running() { pidfile_alive "$PID_FILE" "$DATA_DIR/metadata"; }
+
+# cluster_ready: the admin API answers and lists the standalone cluster.
+cluster_ready() {
+    curl -sf --max-time 5 "$ADMIN_URL/admin/v2/clusters" 2>/dev/null | grep -q '"standalone"'
+}
+
+# produce_ready: a topic can be created and one message produced through the
+# binary protocol port with the distribution's own client (a real round trip
+# through broker and bookie). The probe topic is then deleted again.
+produce_ready() {
+    port_open "$PULSAR_PORT" || return 1
+    local topic="persistent://public/default/sagas-readiness-probe"
+    if ! (cli_env && exec timeout 60 "$PULSAR_HOME_DIR/bin/pulsar-client" \
+        --url "pulsar://127.0.0.1:$PULSAR_PORT" produce "$topic" -m ready -n 1 \
+        >"$INSTANCE_DIR/readiness.log" 2>&1); then
+        return 1
+    fi
+    curl -s -o /dev/null --max-time 10 -X DELETE \
+        "$ADMIN_URL/admin/v2/persistent/public/default/sagas-readiness-probe?force=true" || true
+}
+
+# probe: readiness check for wait_until; 100 = the broker process died.
+probe() {
+    running || return 100
+    cluster_ready && produce_ready
+}
+
+# --- command line tools ------------------------------------------------------
+# cli_env: small, fast-starting JVM for the CLI tools, whatever the broker uses.
+cli_env() {
+    export PULSAR_MEM=${PULSAR_CLI_MEM:--Xmx256m -XX:MaxDirectMemorySize=256m}
+    export PULSAR_GC=${PULSAR_CLI_GC:--XX:+UseSerialGC -XX:TieredStopAtLevel=1}
+    export PULSAR_GC_LOG=" " PULSAR_EXTRA_OPTS=${PULSAR_CLI_EXTRA_OPTS:-}
+    export PULSAR_LOG_DIR="$STATE_DIR/cli-logs"
+}
+
+# client_conf: writes a client.conf pointing at this broker (or at
+# PULSAR_ADMIN_URL / PULSAR_SERVICE_URL when set) and prints its path.
+client_conf() {
+    local web=${PULSAR_ADMIN_URL:-$ADMIN_URL} svc=${PULSAR_SERVICE_URL:-pulsar://127.0.0.1:$PULSAR_PORT}
+    local file="$STATE_DIR/cli/client-${PULSAR_PORT}-${PULSAR_HTTP_PORT}.conf"
+    mkdir -p "$(dirname "$file")"
+    cp "$PULSAR_HOME_DIR/conf/client.conf" "$file.$$"
+    set_prop "$file.$$" webServiceUrl "$web"
+    set_prop "$file.$$" brokerServiceUrl "$svc"
+    mv "$file.$$" "$file"
+    echo "$file"
+}
+
+# run_tool TOOL ARGS...: runs bin/TOOL (pulsar-admin, pulsar-client, pulsar-perf)
+# of the cached distribution against this broker.
+run_tool() {
+    local tool=$1
+    shift
+    fetch
+    local conf
+    conf=$(client_conf)
+    cli_env
+    if [[ $tool == pulsar-perf ]]; then
+        # Load generation wants the optimising JIT and a bit more memory.
+        export PULSAR_EXTRA_OPTS="${PULSAR_PERF_MEM:--Xms256m -Xmx1g -XX:MaxDirectMemorySize=512m} ${PULSAR_EXTRA_OPTS}"
+        export PULSAR_PERFTEST_CONF="$conf"
+    else
+        export PULSAR_CLIENT_CONF="$conf"
+    fi
+    exec "$PULSAR_HOME_DIR/bin/$tool" "$@"
+}
+
+# --- commands ----------------------------------------------------------------
+start() {
+    need_cmd curl
+    need_cmd setsid util-linux
+    need_cmd timeout coreutils
+    fetch
+    if running; then
+        if cluster_ready; then
+            log "already running and healthy on $PULSAR_PORT/$PULSAR_HTTP_PORT (pid $(pid_from_file "$PID_FILE"))"
+            return 0
+        fi
+        log "process $(pid_from_file "$PID_FILE") exists but does not answer yet; waiting"
+    else
+        local p
+        for p in "$PULSAR_PORT" "$PULSAR_HTTP_PORT"; do
+            port_open "$p" && die "port $p is already in use by another process"
+        done
+        write_conf
+        mkdir -p "$DATA_DIR" "$INSTANCE_DIR/logs"
+        : >"$LOG_FILE"
+        rm -f "$INSTANCE_DIR/readiness.log"
+        log "starting standalone broker: pulsar://127.0.0.1:$PULSAR_PORT $ADMIN_URL (state $INSTANCE_DIR)"
+        # The RocksDB metadata store (the 4.x default) runs in-process: no
+        # ZooKeeper port. Its bookie then picks a free port itself (kept in its
+        # cookie, bound to 0.0.0.0) and ignores --bookkeeper-port; the derived
+        # port below only matters if metadataStoreUrl pointed at ZooKeeper.
+        local bk_port=$((3181 + (PULSAR_PORT - 6650) * 10))
+        ((bk_port > 1024 && bk_port < 60000)) || bk_port=3181
+        PULSAR_STANDALONE_CONF="$CONF_FILE" \
+            PULSAR_LOG_DIR="$INSTANCE_DIR/logs" \
+            PULSAR_MEM="${PULSAR_MEM:--Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g}" \
+            spawn_detached "$PID_FILE" "$LOG_FILE" \
+            "$PULSAR_HOME_DIR/bin/pulsar" standalone -nfw -nss \
+            --advertised-address 127.0.0.1 \
+            --bookkeeper-dir "$DATA_DIR/bookkeeper" \
+            --metadata-dir "$DATA_DIR/metadata" \
+            --bookkeeper-port "$bk_port"
+    fi
+    local t0 rc=0
+    t0=$(now_s)
+    wait_until "$PULSAR_START_TIMEOUT" "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT" probe || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        tail_log "$LOG_FILE" 60 "Pulsar log $LOG_FILE"
+        [[ -s $INSTANCE_DIR/readiness.log ]] && tail_log "$INSTANCE_DIR/readiness.log" 15 "readiness probe output"
+        stop_pidfile "$PID_FILE" "Pulsar" 30 "$DATA_DIR/metadata" || true
+        die "Pulsar did not become ready (see $LOG_FILE)"
+    fi
+    log "ready in $(elapsed_since "$t0")s: pulsar://127.0.0.1:$PULSAR_PORT $ADMIN_URL (pid $(pid_from_file "$PID_FILE"), log $LOG_FILE)"
+}
+
+stop() {
+    stop_pidfile "$PID_FILE" "Pulsar on port $PULSAR_PORT" "${PULSAR_STOP_TIMEOUT:-60}" "$DATA_DIR/metadata"
+}
+
+status() {
+    if ! running; then
+        echo "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT: not running"
+        return 1
+    fi
+    if cluster_ready; then
+        echo "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT: running and answering (pid $(pid_from_file "$PID_FILE"))"
+    else
+        echo "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT: process $(pid_from_file "$PID_FILE") runs but the admin API does not answer"
+        return 1
+    fi
+}
+
+logs() {
+    [[ -f $LOG_FILE ]] || die "no log file $LOG_FILE"
+    if [[ -n ${LINES:-} ]]; then tail -n "$LINES" "$LOG_FILE"; else tail -n 100 -f "$LOG_FILE"; fi
+}
+
+clean() {
+    stop
+    rm -rf "$INSTANCE_DIR"
+    log "removed $INSTANCE_DIR"
+}
+
+case "${1:-}" in
+fetch) fetch ;;
+home) fetch && echo "$PULSAR_HOME_DIR" ;;
+start) start ;;
+stop) stop ;;
+status) status ;;
+logs) logs ;;
+clean) clean ;;
+admin) shift && run_tool pulsar-admin "$@" ;;
+client) shift && run_tool pulsar-client "$@" ;;
+perf) shift && run_tool pulsar-perf "$@" ;;
+*)
+    echo "usage: $0 {fetch|home|start|stop|status|logs|clean|admin ARGS|client ARGS|perf ARGS}" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# What `make run` runs: builds the coordinator and participant binaries,
+# validates their configuration (nothing is started if it is invalid), then
+# starts Pulsar (6650/8080), MariaDB when SAGAS_STORAGE_TYPE=mysql, the
+# coordinator and every participant, and waits. Ctrl-C stops what it started,
+# in reverse order; if a process dies, everything is stopped and it exits 1.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=run
+cd "$SAGAS_ROOT"
+
+BIN_DIR="$STATE_DIR/bin"
+LOG_DIR="$STATE_DIR/logs"
+PID_DIR="$STATE_DIR/pids"
+# Participants in the order their metrics ports are assigned (9101, 9102, ...).
+PARTICIPANTS=(influencer marca tracking afiliados comisiones notificaciones)
+
+export PULSAR_PORT=${PULSAR_PORT:-6650}
+export PULSAR_HTTP_PORT=${PULSAR_HTTP_PORT:-8080}
+export SAGAS_PULSAR_URL=${SAGAS_PULSAR_URL:-pulsar://127.0.0.1:$PULSAR_PORT}
+export SAGAS_PULSAR_ADMIN_URL=${SAGAS_PULSAR_ADMIN_URL:-http://127.0.0.1:$PULSAR_HTTP_PORT}
+export SAGAS_API_PORT=${SAGAS_API_PORT:-8003}
+STORAGE=$(tr '[:upper:]' '[:lower:]' <<<"${SAGAS_STORAGE_TYPE:-}")
+
+# --- build -------------------------------------------------------------------
+command -v go >/dev/null 2>&1 || [[ ! -x /usr/local/go/bin/go ]] || PATH="$PATH:/usr/local/go/bin"
+mkdir -p "$LOG_DIR" "$PID_DIR"
+rm -rf "$BIN_DIR"
+mkdir -p "$BIN_DIR"
+mapfile -t MAIN_PKGS < <(go list -e -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' \
+    ./coordinador/... ./participantes/... 2>/dev/null | sed '/^$/d')
+if [[ ${#MAIN_PKGS[@]} -eq 0 ]]; then
+    warn "no main packages under coordinador/ or participantes/ yet"
+else
+    # One binary per main package, named after its directory
+    # (coordinador/cmd/coordinador -> coordinador, participantes/marca -> marca).
+    log "go build -o $BIN_DIR/ ${MAIN_PKGS[*]#github.com/alpespartner/sagas/}"
+    go build -o "$BIN_DIR/" "${MAIN_PKGS[@]}"
+fi
+
+# Services to run: the coordinator first, then the participants in port order,
+# then any other binary.
+SERVICES=()
+[[ -x $BIN_DIR/coordinador ]] && SERVICES+=(coordinador)
+for p in "${PARTICIPANTS[@]}"; do [[ -x $BIN_DIR/$p ]] && SERVICES+=("$p"); done
+for f in "$BIN_DIR"/*; do
+    [[ -x $f ]] || continue
+    n=$(basename "$f")
+    [[ " ${SERVICES[*]} " == *" $n "* ]] || SERVICES+=("$n")
+done
+
+# Each participant has a fixed metrics port (influencer 9101 ... notificaciones
+# 9106), any other binary the next ones; the coordinator serves its metrics on
+# SAGAS_API_PORT.
+declare -A METRICS_ADDR=()
+port=9101
+for n in "${PARTICIPANTS[@]}"; do
+    METRICS_ADDR[$n]="127.0.0.1:$port"
+    port=$((port + 1))
+done
+for n in "${SERVICES[@]}"; do
+    [[ $n == coordinador || -n ${METRICS_ADDR[$n]:-} ]] && continue
+    METRICS_ADDR[$n]="127.0.0.1:$port"
+    port=$((port + 1))
+done
+
+# run_service NAME ARGS...: runs the binary with its per-service environment.
+run_service() {
+    local n=$1
+    shift
+    if [[ -n ${METRICS_ADDR[$n]:-} ]]; then
+        exec env SAGAS_METRICS_ADDR="${METRICS_ADDR[$n]}" "$BIN_DIR/$n" "$@"
+    fi
+    exec "$BIN_DIR/$n" "$@"
+}
+
+# --- validate configuration before starting anything --------------------------
+for n in "${SERVICES[@]}"; do
+    out=$(run_service "$n" -check-config 2>&1) || {
+        printf '%s\n' "$out" >&2
+        die "$n: invalid configuration (see above); nothing was started"
+    }
+done
+[[ ${#SERVICES[@]} -gt 0 ]] && log "configuration valid for: ${SERVICES[*]}"
+
+# --- start -------------------------------------------------------------------
+STARTED=()      # names in start order, for the reverse-order stop
+declare -A PIDS=()
+OWN_PULSAR=0
+OWN_DB=0
+STOPPING=0
+
+stop_all() {
+    local rc=$?
+    [[ $STOPPING -eq 1 ]] && return
+    STOPPING=1
+    trap - EXIT INT TERM
+    set +e
+    local i n
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        n=${STARTED[i]}
+        stop_group "${PIDS[$n]}" "$n" 20
+        rm -f "$PID_DIR/$n.pid"
+    done
+    [[ $OWN_DB -eq 1 ]] && "$SAGAS_ROOT/scripts/mariadb.sh" stop
+    [[ $OWN_PULSAR -eq 1 ]] && "$SAGAS_ROOT/scripts/pulsar.sh" stop
+    log "stopped"
+    exit "$rc"
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! "$SAGAS_ROOT/scripts/pulsar.sh" status >/dev/null 2>&1; then OWN_PULSAR=1; fi
+"$SAGAS_ROOT/scripts/pulsar.sh" start
+
+if [[ $STORAGE == mysql ]]; then
+    export SAGAS_DB_PORT=${SAGAS_DB_PORT:-3306}
+    case "${SAGAS_DB_HOST:-127.0.0.1}" in
+    127.0.0.1 | localhost)
+        if ! "$SAGAS_ROOT/scripts/mariadb.sh" status >/dev/null 2>&1; then OWN_DB=1; fi
+        "$SAGAS_ROOT/scripts/mariadb.sh" start
+        ;;
+    *) log "SAGAS_DB_HOST=$SAGAS_DB_HOST: using that MySQL server" ;;
+    esac
+fi
+
+for n in "${SERVICES[@]}"; do
+    pidfile="$PID_DIR/$n.pid"
+    # A process left over from an earlier run would hold the ports.
+    if pidfile_alive "$pidfile" "$BIN_DIR/$n"; then
+        warn "$n from an earlier run is still running; stopping it"
+        stop_pidfile "$pidfile" "$n" 20 "$BIN_DIR/$n"
+    fi
+    log "starting $n (log $LOG_DIR/$n.log)"
+    printf '\n===== %s start %s =====\n' "$n" "$(date -Is)" >>"$LOG_DIR/$n.log"
+    if [[ -n ${METRICS_ADDR[$n]:-} ]]; then
+        spawn_detached "$pidfile" "$LOG_DIR/$n.log" env SAGAS_METRICS_ADDR="${METRICS_ADDR[$n]}" "$BIN_DIR/$n"
+    else
+        spawn_detached "$pidfile" "$LOG_DIR/$n.log" "$BIN_DIR/$n"
+    fi
+    PIDS[$n]=$(pid_from_file "$pidfile")
+    STARTED+=("$n")
+done
+
+# --- report and wait ---------------------------------------------------------
+{
+    echo
+    echo "=== sagas running ==="
+    if [[ -n ${PIDS[coordinador]:-} ]]; then
+        echo "API:            http://127.0.0.1:$SAGAS_API_PORT"
+        echo "metrics:        http://127.0.0.1:$SAGAS_API_PORT/metrics"
+    else
+        echo "coordinator:    not built yet (no coordinador binary)"
+    fi
+    for n in "${SERVICES[@]}"; do
+        [[ $n == coordinador ]] && continue
+        printf '%-15s http://%s/metrics\n' "$n:" "${METRICS_ADDR[$n]}"
+    done
+    echo "Pulsar admin:   $SAGAS_PULSAR_ADMIN_URL  (broker $SAGAS_PULSAR_URL)"
+    [[ $STORAGE == mysql ]] && echo "MySQL:          sagas:sagas123@tcp(${SAGAS_DB_HOST:-127.0.0.1}:$SAGAS_DB_PORT)/sagas"
+    echo "logs:           $LOG_DIR/<name>.log, Pulsar: $STATE_DIR/pulsar-$PULSAR_PORT/pulsar.log"
+    echo "stop:           Ctrl-C (or kill $$)"
+    echo
+} >&2
+
+while :; do
+    for n in "${STARTED[@]}"; do
+        if ! kill -0 "${PIDS[$n]}" 2>/dev/null; then
+            rc=0
+            wait "${PIDS[$n]}" 2>/dev/null || rc=$?
+            warn "$n (pid ${PIDS[$n]}) exited with status $rc"
+            tail_log "$LOG_DIR/$n.log" 40 "$n log"
+            exit 1
+        fi
+    done
+    if [[ $OWN_PULSAR -eq 1 ]] && ! "$SAGAS_ROOT/scripts/pulsar.sh" status >/dev/null 2>&1; then
+        tail_log "$STATE_DIR/pulsar-$PULSAR_PORT/pulsar.log" 40 "Pulsar log"
+        die "the Pulsar broker stopped"
+    fi
+    sleep 2
+done

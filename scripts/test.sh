@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# What `make test` (and CI) runs: installs what is missing, starts a fresh TEST
+# Pulsar broker (6651/8081) and a fresh TEST MariaDB (3307), runs go vet and
+# go test against them, validates the compose file, stops everything it started.
+#
+#   scripts/test.sh                        all packages
+#   scripts/test.sh -run TestX ./eventos/...  extra go test args replace ./...
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG="test"
+T_START=$(now_s)
+cd "$SAGAS_ROOT"
+
+TEST_PULSAR_PORT=6651
+TEST_PULSAR_HTTP_PORT=8081
+TEST_DB_PORT=3307
+COMPOSE_FILE=docker-compose-alpespartner.yml
+
+# --- prerequisites: one function each, installing only what is missing ------
+ensure_base_tools() {
+    need_cmd curl
+    need_cmd setsid util-linux
+    need_cmd timeout coreutils
+    need_cmd flock util-linux
+    need_cmd gcc gcc # go test -race needs cgo
+}
+ensure_go() {
+    command -v go >/dev/null 2>&1 || [[ ! -x /usr/local/go/bin/go ]] || PATH="$PATH:/usr/local/go/bin"
+    command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH"
+}
+ensure_java() {
+    need_cmd java default-jre-headless
+    need_cmd mvn maven
+}
+ensure_mariadb() { "$SAGAS_ROOT/scripts/mariadb.sh" install; }
+ensure_python_pulsar() {
+    # For the test that plays a legacy (Python) producer.
+    need_cmd python3 python3
+    # AvroSchema needs fastavro, which only the [avro] extra installs.
+    python3 -c 'import pulsar, fastavro' 2>/dev/null && return 0
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    log "pip install pulsar-client[avro]"
+    python3 -m pip install --quiet 'pulsar-client[avro]' >&2 ||
+        python3 -m pip install --quiet --break-system-packages 'pulsar-client[avro]' >&2
+    python3 -c 'import pulsar, fastavro' || die "python3 cannot import pulsar and fastavro after pip install"
+}
+ensure_docker_compose() { need_cmd docker-compose docker-compose; }
+ensure_prometheus() { need_cmd prometheus prometheus; }
+ensure_chromium() { need_cmd chromium chromium; }
+
+# --- services ----------------------------------------------------------------
+PULSAR_ENV=(env PULSAR_PORT="$TEST_PULSAR_PORT" PULSAR_HTTP_PORT="$TEST_PULSAR_HTTP_PORT")
+DB_ENV=(env SAGAS_DB_PORT="$TEST_DB_PORT")
+STARTED_PULSAR=0
+STARTED_DB=0
+PULSAR_JOB=
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if [[ -n $PULSAR_JOB ]] && kill -0 "$PULSAR_JOB" 2>/dev/null; then
+        kill "$PULSAR_JOB" 2>/dev/null
+        wait "$PULSAR_JOB" 2>/dev/null
+    fi
+    [[ $STARTED_PULSAR -eq 1 ]] && "${PULSAR_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" stop
+    [[ $STARTED_DB -eq 1 ]] && "${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" stop
+    if [[ $rc -eq 0 ]]; then
+        log "PASSED in $(elapsed_since "$T_START")s"
+    else
+        log "FAILED (exit $rc) in $(elapsed_since "$T_START")s"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_base_tools
+ensure_go
+ensure_java
+ensure_mariadb
+ensure_python_pulsar
+ensure_docker_compose
+ensure_prometheus
+ensure_chromium
+
+"$SAGAS_ROOT/scripts/pulsar.sh" fetch
+log "go mod download"
+go mod download
+
+# Fresh data every run. The broker starts in the background (it takes tens
+# of seconds) while MariaDB starts and go vet runs.
+"${PULSAR_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" clean
+"${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" clean
+STARTED_PULSAR=1
+"${PULSAR_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" start &
+PULSAR_JOB=$!
+STARTED_DB=1
+"${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" start
+
+FAILED=()
+
+# go vet the package patterns among the arguments (all packages if none).
+VET_PKGS=()
+for arg in "$@"; do
+    [[ $arg == ./* || $arg == . || $arg == github.com/* ]] && VET_PKGS+=("$arg")
+done
+[[ ${#VET_PKGS[@]} -gt 0 ]] || VET_PKGS=(./...)
+log "go vet ${VET_PKGS[*]}"
+go vet "${VET_PKGS[@]}" || FAILED+=("go vet")
+
+log "waiting for the test broker"
+wait "$PULSAR_JOB" || die "test broker did not start"
+PULSAR_JOB=
+
+export SAGAS_TEST_REQUIRED=1
+export SAGAS_TEST_PULSAR_URL="pulsar://127.0.0.1:$TEST_PULSAR_PORT"
+export SAGAS_TEST_PULSAR_ADMIN_URL="http://127.0.0.1:$TEST_PULSAR_HTTP_PORT"
+export SAGAS_TEST_MYSQL_DSN="sagas:sagas123@tcp(127.0.0.1:$TEST_DB_PORT)/sagas?parseTime=true&multiStatements=true"
+
+TEST_ARGS=("$@")
+[[ ${#TEST_ARGS[@]} -gt 0 ]] || TEST_ARGS=(./...)
+log "go test -race -count=1 -timeout 30m ${TEST_ARGS[*]}"
+T_GO=$(now_s)
+go test -race -count=1 -timeout 30m "${TEST_ARGS[@]}" || FAILED+=("go test")
+log "go test took $(elapsed_since "$T_GO")s"
+
+if [[ -f $COMPOSE_FILE ]]; then
+    log "docker-compose config -q ($COMPOSE_FILE)"
+    docker-compose -f "$COMPOSE_FILE" --profile alpespartner config -q || FAILED+=("docker-compose config")
+fi
+
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+    log "failed steps: ${FAILED[*]}"
+    exit 1
+fi
