@@ -35,3 +35,10 @@ func MustAvro(nombre string) string {
 	}
 	return s
 }
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.0 document of the coordinator's HTTP API
+// (JSON). Each call returns a fresh copy.
+func OpenAPI() []byte { return append([]byte(nil), openAPI...) }

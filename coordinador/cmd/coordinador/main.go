@@ -14,11 +14,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/api"
+	"github.com/alpespartner/sagas/coordinador/bitacora"
 	"github.com/alpespartner/sagas/coordinador/mensajeria"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
@@ -50,11 +53,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("servicio", coordinador.Servicio, "replica", cfg.Replica)
+
+	catalogo := saga.CatalogoPorDefecto()
+	if cfg.Definiciones != "" {
+		if err := catalogo.CargarDirectorio(os.DirFS(cfg.Definiciones)); err != nil {
+			return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
+		}
+	}
 	if *check {
 		fmt.Fprintln(stdout, "configuration OK")
 		return nil
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("servicio", coordinador.Servicio, "replica", cfg.Replica)
 
 	// Start-up order: database, broker topology, producers/consumers, HTTP.
 	// Shut-down runs the deferred calls in reverse.
@@ -65,12 +75,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer store.Close()
 
 	topologia := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
-	catalogo := saga.CatalogoPorDefecto()
-	if cfg.Definiciones != "" {
-		if err := catalogo.CargarDirectorio(os.DirFS(cfg.Definiciones)); err != nil {
-			return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
-		}
-	}
 	admin := bus.NuevoAdmin(cfg.PulsarAdminURL)
 	if err := esperarBroker(ctx, admin, logger); err != nil {
 		return err
@@ -106,7 +110,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger: logger, Registro: reg,
 	})
 	defer relay.Cerrar()
-	observadores := coordinador.Observadores{coordinador.NuevasMetricas(reg, store), avisarRelay{relay}}
+	bit, err := bitacora.Abrir(bitacora.Opciones{Dir: cfg.LogDir, Desactivada: cfg.LogDir == "", Registro: reg, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer bit.Close()
+	avisos := coordinador.NuevosAvisos()
+	observadores := coordinador.Observadores{coordinador.NuevasMetricas(reg, store), avisarRelay{relay}, avisos, bit}
 	motor := coordinador.NuevoMotor(coordinador.Opciones{
 		Store: store, Catalogo: catalogo, Topologia: topologia, Comandos: codecComando, Eventos: codecEvento,
 		Logger: logger, Observador: observadores,
@@ -115,9 +125,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Background loops share one context, cancelled first on shutdown.
 	bg, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBg()
-	hecho := make(chan struct{})
-	go func() { defer close(hecho); relay.Correr(bg) }()
-	go mensajeria.Temporizador(bg, motor, cfg.Temporizador, logger)
+	var bucles sync.WaitGroup
+	bucles.Go(func() { relay.Correr(bg) })
+	bucles.Go(func() { mensajeria.Temporizador(bg, motor, cfg.Temporizador, logger) })
 
 	respuestas, err := bus.Consumir(bg, client, bus.OpcionesConsumidor{
 		Topico: topologia.Respuestas(), Suscripcion: "coordinador", Tipo: pulsar.KeyShared,
@@ -127,9 +137,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	mux := http.NewServeMux()
-	_ = codecEvento
-	srv := &http.Server{Addr: cfg.APIAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	oyente, err := mensajeria.Escuchar(bg, client, topologia.Eventos(), codecEvento, avisos.Avisar, logger)
+	if err != nil {
+		return err
+	}
+	if cfg.Puente {
+		puente, err := mensajeria.NuevoPuente(mensajeria.OpcionesPuente{
+			Iniciador: motor, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
+		})
+		if err != nil {
+			return err
+		}
+		if err := puente.Iniciar(bg); err != nil {
+			return err
+		}
+		defer puente.Cerrar()
+	}
+
+	e, err := api.Nuevo(api.Opciones{
+		Iniciador: motor, Consultas: store, Esperas: avisos, Catalogo: catalogo,
+		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	srv := api.ServidorHTTP(cfg.APIAddr, e)
 	ln, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("escuchar en %s: %w", cfg.APIAddr, err)
@@ -154,7 +186,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	cancelBg()
 	respuestas.Cerrar()
-	<-hecho
+	oyente.Cerrar()
+	bucles.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -1,0 +1,205 @@
+// Package api is the coordinator's HTTP API (echo): the seeds' endpoints to
+// start and query sagas, the v1 resources for operators and the BFF, health,
+// readiness, Prometheus metrics and the OpenAPI document.
+//
+// Starting a saga is asynchronous: a POST answers 202 with the saga id and a
+// Location to poll. With ?esperar=<duration> it answers when the saga ends
+// (200, the seeds' terminal shape), or 202 with the current state when the wait
+// runs out. Waiting is event-driven through Esperas, never a poll loop.
+//
+// Every error leaves through one function (the echo HTTPErrorHandler) in one
+// JSON format: {"error": "...", "campos": [{"campo": "...", "error": "..."}]}.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alpespartner/sagas/coordinador"
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults and limits of the API.
+const (
+	// DireccionPorDefecto is the seeds' port.
+	DireccionPorDefecto = ":8003"
+	// LimiteCuerpoPorDefecto bounds request bodies (1 MiB).
+	LimiteCuerpoPorDefecto = 1 << 20
+	// EsperaMaxima bounds ?esperar=. An http.Server's WriteTimeout must be
+	// longer than this (ServidorHTTP takes care of it).
+	EsperaMaxima = 120 * time.Second
+	// PlazoSaludPorDefecto bounds each readiness check.
+	PlazoSaludPorDefecto = 2 * time.Second
+)
+
+// Iniciador starts sagas and retries stuck ones (*coordinador.Motor).
+type Iniciador interface {
+	Iniciar(ctx context.Context, sol coordinador.Solicitud) (id string, creada bool, err error)
+	Reintentar(ctx context.Context, sagaID string) error
+}
+
+// Consultas reads sagas (the almacen.Store).
+type Consultas interface {
+	Saga(ctx context.Context, id string) (saga.Saga, error)
+	Listar(ctx context.Context, f almacen.Filtro) ([]saga.Saga, error)
+	Contar(ctx context.Context, f almacen.Filtro) (almacen.Resumen, error)
+}
+
+// Esperas lets a request wait for a saga to end (*coordinador.Avisos).
+// Esperar registers a waiter whose channel is closed when the saga may have
+// become terminal; cancel removes the waiter and must always be called.
+type Esperas interface {
+	Esperar(sagaID string) (aviso <-chan struct{}, cancel func())
+}
+
+// Comprobacion is one readiness check: nil when the dependency answers.
+type Comprobacion func(ctx context.Context) error
+
+// Opciones configure Nuevo. Iniciador, Consultas and Esperas are required.
+type Opciones struct {
+	Iniciador Iniciador
+	Consultas Consultas
+	Esperas   Esperas
+	// BaseDatos and Broker are the readiness checks of /readyz (for example
+	// the store's Ping and a broker round trip). A nil check is not run.
+	BaseDatos Comprobacion
+	Broker    Comprobacion
+	// PlazoSalud bounds each readiness check; default PlazoSaludPorDefecto.
+	PlazoSalud time.Duration
+	// Registro receives the HTTP metrics and is served at /metrics; when nil
+	// a private registry is used.
+	Registro *prometheus.Registry
+	// Token, when not empty, is the bearer token every route but /healthz,
+	// /readyz, /metrics and /openapi.json requires (SAGAS_API_TOKEN).
+	Token string
+	// LimiteCuerpo bounds request bodies in bytes; default LimiteCuerpoPorDefecto.
+	LimiteCuerpo int64
+	// Catalogo is the engine's catalogue: the step names simular_fallo may
+	// name and the tipos listings filter by; default saga.CatalogoPorDefecto().
+	Catalogo saga.Catalogo
+	Logger   *slog.Logger
+	// Reloj is the clock of the audit log; default time.Now.
+	Reloj func() time.Time
+}
+
+// servidor holds the handlers' dependencies.
+type servidor struct {
+	iniciador  Iniciador
+	consultas  Consultas
+	esperas    Esperas
+	baseDatos  Comprobacion
+	broker     Comprobacion
+	plazoSalud time.Duration
+	token      []byte
+	limite     int64
+	catalogo   saga.Catalogo
+	// nombresPasos and sujeto are derived once from catalogo and token.
+	nombresPasos map[string][]string
+	sujeto       string
+	logger       *slog.Logger
+	ahora        func() time.Time
+	metricas     *metricas
+}
+
+// Nuevo builds the API's echo instance with every route registered. Serve it
+// with ServidorHTTP (or any http.Server whose WriteTimeout exceeds
+// EsperaMaxima). It fails when a required dependency is missing or the
+// metrics cannot be registered.
+func Nuevo(o Opciones) (*echo.Echo, error) {
+	var faltan []error
+	if o.Iniciador == nil {
+		faltan = append(faltan, errors.New("falta Iniciador"))
+	}
+	if o.Consultas == nil {
+		faltan = append(faltan, errors.New("falta Consultas"))
+	}
+	if o.Esperas == nil {
+		faltan = append(faltan, errors.New("falta Esperas"))
+	}
+	if o.LimiteCuerpo < 0 || o.PlazoSalud < 0 {
+		faltan = append(faltan, errors.New("LimiteCuerpo y PlazoSalud no pueden ser negativos"))
+	}
+	if err := errors.Join(faltan...); err != nil {
+		return nil, fmt.Errorf("api: opciones inválidas: %w", err)
+	}
+	s := &servidor{
+		iniciador: o.Iniciador, consultas: o.Consultas, esperas: o.Esperas,
+		baseDatos: o.BaseDatos, broker: o.Broker, plazoSalud: o.PlazoSalud,
+		limite: o.LimiteCuerpo, catalogo: o.Catalogo, logger: o.Logger, ahora: o.Reloj,
+	}
+	if o.Token != "" {
+		s.token = []byte(o.Token)
+	}
+	if s.plazoSalud == 0 {
+		s.plazoSalud = PlazoSaludPorDefecto
+	}
+	if s.limite == 0 {
+		s.limite = LimiteCuerpoPorDefecto
+	}
+	if s.catalogo == nil {
+		s.catalogo = saga.CatalogoPorDefecto()
+	}
+	s.nombresPasos, s.sujeto = nombresPasos(s.catalogo), sujeto(s.token)
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.ahora == nil {
+		s.ahora = time.Now
+	}
+	registro := o.Registro
+	if registro == nil {
+		registro = prometheus.NewRegistry()
+	}
+	m, err := nuevasMetricas(registro)
+	if err != nil {
+		return nil, err
+	}
+	s.metricas = m
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.manejarError
+	// Metrics are outermost: they see the status the error handler chose.
+	e.Use(s.medir, s.limitarCuerpo)
+
+	e.GET("/healthz", s.vivo)
+	e.GET("/readyz", s.listo)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(registro, promhttp.HandlerOpts{})))
+	e.GET("/openapi.json", s.openAPI)
+
+	e.POST(rutaCampana, s.iniciarCampana, s.autenticar)
+	e.GET("/saga/:id_saga/estado", s.estado, s.autenticar)
+	e.POST(rutaLanzamiento, s.iniciarLanzamiento, s.autenticar)
+	e.GET("/api/v1/sagas", s.listar, s.autenticar)
+	e.GET("/api/v1/sagas/activas", s.activas, s.autenticar)
+	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar)
+	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar)
+	e.GET("/api/v1/campanias", s.campanias, s.autenticar)
+	return e, nil
+}
+
+// ServidorHTTP returns an http.Server for the API with timeouts that suit it:
+// short for reading a request, longer than EsperaMaxima for writing the
+// answer of a POST with ?esperar=.
+func ServidorHTTP(direccion string, h http.Handler) *http.Server {
+	if direccion == "" {
+		direccion = DireccionPorDefecto
+	}
+	return &http.Server{
+		Addr:              direccion,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      EsperaMaxima + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}

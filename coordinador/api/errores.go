@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/alpespartner/sagas/coordinador"
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/labstack/echo/v4"
+)
+
+// Campo names one invalid field of a request and what is wrong with it.
+type Campo struct {
+	Campo string `json:"campo"`
+	Error string `json:"error"`
+}
+
+// CuerpoError is the API's one error format.
+type CuerpoError struct {
+	Error  string  `json:"error"`
+	Campos []Campo `json:"campos,omitempty"`
+}
+
+// errorSolicitud is a request the API refuses, with its status and, for a
+// 400, every bad field.
+type errorSolicitud struct {
+	codigo  int
+	mensaje string
+	campos  []Campo
+}
+
+func (e *errorSolicitud) Error() string {
+	if len(e.campos) == 0 {
+		return e.mensaje
+	}
+	return fmt.Sprintf("%s: %v", e.mensaje, e.campos)
+}
+
+// Sentinel refusals that carry no field list.
+var (
+	errNoAutorizado  = &errorSolicitud{codigo: http.StatusUnauthorized, mensaje: "falta el token o no es válido (Authorization: Bearer <token>)"}
+	errTipoContenido = &errorSolicitud{codigo: http.StatusUnsupportedMediaType, mensaje: "el cuerpo debe ser JSON (Content-Type: application/json)"}
+	errCuerpoVacio   = &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "el cuerpo está vacío: se espera un objeto JSON"}
+)
+
+// errIDInvalido answers 404 for ids that cannot name a saga, without asking
+// the store.
+var errIDInvalido = fmt.Errorf("id de saga mal formado: %w", almacen.ErrNoEncontrada)
+
+// malformado is a body that is not one JSON value.
+func malformado(err error) *errorSolicitud {
+	return &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "JSON mal formado: " + err.Error()}
+}
+
+// invalida is a 400 naming each bad field.
+func invalida(campos []Campo) *errorSolicitud {
+	return &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "solicitud inválida", campos: campos}
+}
+
+// campos collects the bad fields of a request: the first problem of each
+// field wins, so a type error is not followed by "es obligatorio".
+type campos struct {
+	lista  []Campo
+	vistos map[string]bool
+}
+
+func (c *campos) falla(campo, mensaje string) {
+	if c.vistos == nil {
+		c.vistos = map[string]bool{}
+	}
+	if c.vistos[campo] {
+		return
+	}
+	c.vistos[campo] = true
+	c.lista = append(c.lista, Campo{Campo: campo, Error: mensaje})
+}
+
+func (c *campos) error() error {
+	if len(c.lista) == 0 {
+		return nil
+	}
+	return invalida(c.lista)
+}
+
+// traducir is the one mapping from errors to HTTP status and body.
+func traducir(err error, limite int64) (int, CuerpoError) {
+	var es *errorSolicitud
+	var demasiado *http.MaxBytesError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &es):
+		return es.codigo, CuerpoError{Error: es.mensaje, Campos: es.campos}
+	case errors.As(err, &demasiado):
+		return http.StatusRequestEntityTooLarge, CuerpoError{Error: fmt.Sprintf("el cuerpo supera el límite de %d bytes", limite)}
+	case errors.Is(err, almacen.ErrNoEncontrada):
+		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
+	case errors.Is(err, saga.ErrNoReintentable):
+		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
+	case errors.Is(err, coordinador.ErrEntradaInvalida):
+		return http.StatusBadRequest, CuerpoError{Error: err.Error()}
+	case errors.As(err, &he):
+		switch he.Code {
+		case http.StatusNotFound:
+			return he.Code, CuerpoError{Error: "ruta no encontrada"}
+		case http.StatusMethodNotAllowed:
+			return he.Code, CuerpoError{Error: "método no permitido en esta ruta"}
+		case http.StatusRequestEntityTooLarge:
+			return he.Code, CuerpoError{Error: fmt.Sprintf("el cuerpo supera el límite de %d bytes", limite)}
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return he.Code, CuerpoError{Error: fmt.Sprint(he.Message)}
+		}
+		return http.StatusInternalServerError, CuerpoError{Error: "error interno"}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, CuerpoError{Error: "la operación no terminó a tiempo"}
+	default:
+		return http.StatusInternalServerError, CuerpoError{Error: "error interno"}
+	}
+}
+
+// manejarError is the echo HTTPErrorHandler: every error answer of the API
+// is written here.
+func (s *servidor) manejarError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	codigo, cuerpo := traducir(err, s.limite)
+	if codigo >= 500 {
+		s.logger.Error("error de la API", "ruta", c.Path(), "metodo", c.Request().Method, "codigo", codigo, "error", err)
+	} else {
+		s.logger.Debug("solicitud rechazada", "ruta", c.Path(), "metodo", c.Request().Method, "codigo", codigo, "error", err)
+	}
+	if codigo == http.StatusUnauthorized {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="sagas"`)
+	}
+	var escribir error
+	if c.Request().Method == http.MethodHead {
+		escribir = c.NoContent(codigo)
+	} else {
+		escribir = c.JSON(codigo, cuerpo)
+	}
+	if escribir != nil {
+		s.logger.Debug("no se pudo escribir la respuesta de error", "error", escribir)
+	}
+}

@@ -1,0 +1,61 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/alpespartner/sagas/esquemas"
+	"github.com/labstack/echo/v4"
+)
+
+// salud is the body of /healthz and /readyz.
+type salud struct {
+	Estado string `json:"estado"` // ok | no_listo
+	// Comprobaciones maps each readiness check to "ok" or "falla".
+	Comprobaciones map[string]string `json:"comprobaciones,omitempty"`
+}
+
+// vivo is GET /healthz: the process answers.
+func (s *servidor) vivo(c echo.Context) error {
+	return c.JSON(http.StatusOK, salud{Estado: "ok"})
+}
+
+// listo is GET /readyz: 200 only when every check answers in time, else 503
+// naming the ones that failed (their errors go to the log, not to callers).
+func (s *servidor) listo(c echo.Context) error {
+	comprobaciones := map[string]Comprobacion{"base_de_datos": s.baseDatos, "broker": s.broker}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.plazoSalud)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		wg        sync.WaitGroup
+		resultado = salud{Estado: "ok", Comprobaciones: map[string]string{}}
+	)
+	for nombre, probar := range comprobaciones {
+		if probar == nil {
+			continue
+		}
+		wg.Go(func() {
+			err := probar(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				s.logger.Warn("comprobación de disponibilidad fallida", "comprobacion", nombre, "error", err)
+				resultado.Estado, resultado.Comprobaciones[nombre] = "no_listo", "falla"
+				return
+			}
+			resultado.Comprobaciones[nombre] = "ok"
+		})
+	}
+	wg.Wait()
+	if resultado.Estado != "ok" {
+		return c.JSON(http.StatusServiceUnavailable, resultado)
+	}
+	return c.JSON(http.StatusOK, resultado)
+}
+
+// openAPI is GET /openapi.json.
+func (s *servidor) openAPI(c echo.Context) error {
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, esquemas.OpenAPI())
+}
