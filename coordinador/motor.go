@@ -158,11 +158,12 @@ func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 		}
 		return c, err
 	})
-	if err != nil {
-		return n, fmt.Errorf("vencer plazos: %w", err)
-	}
+	// Sagas saved before another saga's error still happened: observe them.
 	for _, f := range hechos {
 		f()
+	}
+	if err != nil {
+		return n, fmt.Errorf("vencer plazos: %w", err)
 	}
 	return n, nil
 }

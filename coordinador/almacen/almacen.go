@@ -49,7 +49,7 @@ type Cambio struct {
 	Saga     saga.Saga
 	Mensajes []Mensaje
 	// Guardar is false when the input changed nothing: only the inbox entry
-	// (if any) is written.
+	// (if any) is written, and Mensajes are ignored.
 	Guardar bool
 }
 
@@ -58,7 +58,7 @@ type Filtro struct {
 	Estados    []saga.Estado
 	Tipo       string
 	CampaniaID string
-	SagaID     string // prefix match
+	SagaID     string    // prefix match
 	Desde      time.Time // timestamp_inicio >= Desde
 	Hasta      time.Time // timestamp_inicio < Hasta
 	Limite     int       // default 100, at most 1000
@@ -97,33 +97,47 @@ type Store interface {
 	// steps that changed) with an optimistic check on version (version+1),
 	// plus Cambio.Mensajes into the outbox. On a version conflict the whole
 	// transaction is retried with a fresh read (bounded; then ErrConflicto).
-	// fn must be pure: it may run more than once.
+	// fn must be pure: it may run more than once. When fn returns an error,
+	// nothing is written (not even the inbox entry, so a redelivery is
+	// processed again) and that error is returned wrapped. A missing saga is
+	// ErrNoEncontrada (and the inbox entry is not kept either).
 	Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error
 
 	// ProcesarVencidas claims up to limite non-terminal sagas whose plazo is
 	// <= ahora (MySQL: SELECT ... FOR UPDATE SKIP LOCKED, so replicas split
 	// them and a crashed replica's timers are taken over) and applies fn to
 	// each, like Actualizar, in one transaction. It returns how many sagas
-	// were changed.
+	// were changed. A saga for which fn fails is left as it was while the
+	// others are saved; those errors come back joined, with the count.
 	ProcesarVencidas(ctx context.Context, ahora time.Time, limite int, fn func(saga.Saga) (Cambio, error)) (int, error)
 
 	// DrenarOutbox claims up to limite outbox rows in id order (MySQL: FOR
 	// UPDATE SKIP LOCKED, held while publicar runs, so two replicas never
 	// publish the same row concurrently), calls publicar, and deletes the
 	// rows whose ids publicar returns as acknowledged by the broker. Rows not
-	// returned stay for the next call. It returns the number deleted.
+	// returned stay for the next call. It returns the number deleted (also
+	// when publicar fails: the ids it returned are still deleted). SQLite
+	// publishes outside any transaction, so its write lock is not held while
+	// the broker answers.
 	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []Mensaje) ([]int64, error)) (int, error)
 
 	// RegistrarInbox records key in the inbox outside any saga transition.
 	// ErrDuplicado if it is there.
 	RegistrarInbox(ctx context.Context, clave string) error
 
+	// Saga returns one saga with its steps; ErrNoEncontrada if there is none.
 	Saga(ctx context.Context, id string) (saga.Saga, error)
+	// Listar returns the sagas f selects, newest first (timestamp_inicio,
+	// then saga_id, descending), at most f.Limite.
 	Listar(ctx context.Context, f Filtro) ([]saga.Saga, error)
+	// Contar counts the sagas f selects by estado; f.Limite and f.ConPasos do
+	// not apply.
 	Contar(ctx context.Context, f Filtro) (Resumen, error)
 	// Outbox returns the number of unsent rows and the creation time of the
 	// oldest (zero when empty), for the backlog and lag metrics.
 	Outbox(ctx context.Context) (pendientes int, masAntiguo time.Time, err error)
+	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Close releases the connections.
 	Close() error
 }

@@ -1,0 +1,1339 @@
+package almacen_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/integracion"
+)
+
+// nuevaConfig prepares an empty database for one test and returns the
+// configuration that opens it.
+type nuevaConfig func(t testing.TB) almacen.Config
+
+func configSQLite(t testing.TB) almacen.Config {
+	return almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")}
+}
+
+// configMySQL creates a fresh database sagas_test_<random> on the test
+// server and drops it when the test ends.
+func configMySQL(t testing.TB) almacen.Config {
+	dsn := integracion.MySQLDSN(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("SAGAS_TEST_MYSQL_DSN: %v", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	nombre := "sagas_test_" + hex.EncodeToString(b)
+	admin := cfg.Clone()
+	admin.DBName = ""
+	adm, err := sql.Open("mysql", admin.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Exec("CREATE DATABASE " + nombre); err != nil {
+		adm.Close()
+		t.Fatalf("crear base de datos de prueba: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := adm.Exec("DROP DATABASE " + nombre); err != nil {
+			t.Errorf("borrar %s: %v", nombre, err)
+		}
+		adm.Close()
+	})
+	cfg.DBName = nombre
+	return almacen.Config{Tipo: almacen.TipoMySQL, DSN: cfg.FormatDSN()}
+}
+
+func TestStoreSQLite(t *testing.T) { probarStore(t, configSQLite) }
+
+func TestStoreMySQL(t *testing.T) {
+	integracion.MySQLDSN(t)
+	probarStore(t, configMySQL)
+}
+
+func abrir(t testing.TB, c almacen.Config) *almacen.DB {
+	t.Helper()
+	db, err := almacen.Abrir(context.Background(), c)
+	if err != nil {
+		t.Fatalf("Abrir: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// crudo opens the same database without the store, to look at the rows.
+func crudo(t testing.TB, c almacen.Config) *sql.DB {
+	t.Helper()
+	var db *sql.DB
+	var err error
+	if c.Tipo == almacen.TipoSQLite {
+		db, err = sql.Open("sqlite", c.Ruta+"?_pragma=busy_timeout(10000)")
+	} else {
+		db, err = sql.Open("mysql", c.DSN)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// probarStore is the suite every Store implementation must pass.
+func probarStore(t *testing.T, nueva nuevaConfig) {
+	pruebas := []struct {
+		nombre string
+		f      func(t *testing.T, c almacen.Config)
+	}{
+		{"MigracionesIdempotentes", probarMigracionesIdempotentes},
+		{"IdaYVueltaExacta", probarIdaYVueltaExacta},
+		{"ColumnasDeLasFilas", probarColumnasDeLasFilas},
+		{"CrearSagaIdempotentePorClaveYPorID", probarCrearSagaIdempotente},
+		{"CrearSagaConcurrenteConLaMismaClaveCreaUna", probarCrearSagaConcurrente},
+		{"ActualizarDescartaDuplicadosSinLlamarFn", probarActualizarDuplicado},
+		{"GuardarFalseSoloEscribeInbox", probarGuardarFalse},
+		{"ErrorDeFnDeshaceTodoInclusoInbox", probarErrorDeFn},
+		{"VersionSubeUnoPorTransicion", probarVersion},
+		{"SoloSeEscribenLosPasosCambiados", probarSoloPasosCambiados},
+		{"ActualizarGuardaCualquierCampo", probarActualizarCualquierCampo},
+		{"ActualizarConcurrenteNoPierdeCambios", probarActualizarConcurrente},
+		{"SagaInexistente", probarNoEncontrada},
+		{"ProcesarVencidasSoloVencidasNoTerminales", probarVencidas},
+		{"ProcesarVencidasConcurrenteProcesaCadaSagaUnaVez", probarVencidasConcurrente},
+		{"DrenarOutboxEnOrdenYDejaLasNoConfirmadas", probarDrenar},
+		{"DrenarOutboxConcurrenteEntregaCadaFilaUnaVez", probarDrenarConcurrente},
+		{"DrenarOutboxMientrasOtroPublicaNoVeSusFilas", probarDrenarBloqueado},
+		{"ListarYContarConFiltros", probarListar},
+		{"FlujoCompletoConLaMaquina", probarFlujoConLaMaquina},
+		{"PurgarInbox", probarPurgarInbox},
+	}
+	for _, p := range pruebas {
+		t.Run(p.nombre, func(t *testing.T) { p.f(t, nueva(t)) })
+	}
+}
+
+var (
+	// t0 has nanoseconds and a zone on purpose: the store keeps microseconds
+	// in UTC.
+	zona = time.FixedZone("UTC-5", -5*3600)
+	t0   = time.Date(2025, 3, 14, 9, 26, 53, 589793238, zona)
+)
+
+// normal is what the store is expected to give back for s: times in UTC at
+// microsecond precision.
+func normal(s saga.Saga) saga.Saga {
+	s = s.Clone()
+	n := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return time.Time{}
+		}
+		return t.Truncate(time.Microsecond).UTC()
+	}
+	s.Plazo, s.Inicio, s.Fin = n(s.Plazo), n(s.Inicio), n(s.Fin)
+	for i := range s.Pasos {
+		p := &s.Pasos[i]
+		p.Inicio, p.Fin, p.InicioCompensacion, p.FinCompensacion = n(p.Inicio), n(p.Fin), n(p.InicioCompensacion), n(p.FinCompensacion)
+	}
+	return s
+}
+
+func igual(t *testing.T, que string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", "  ")
+		w, _ := json.MarshalIndent(want, "", "  ")
+		t.Fatalf("%s:\n got  %s\n want %s\n(%#v\n vs %#v)", que, g, w, got, want)
+	}
+}
+
+// sagaCompleta has every field set, odd JSON spacing included.
+func sagaCompleta(id string) saga.Saga {
+	return saga.Saga{
+		ID: id, Tipo: "campana", VersionDefinicion: 3, Estado: saga.Compensando,
+		CampaniaID: "camp-7", UsuarioID: "usuario-ñ",
+		Datos: json.RawMessage(`{"nombre":  "Verano",  "presupuesto": 1.50, "tags":["a","ü"]}`),
+		Pasos: []saga.EstadoDePaso{
+			{
+				Nombre: "influencer", Servicio: "influencer", Estado: saga.PasoCompensado, Intento: 2,
+				Inicio: t0, Fin: t0.Add(1500 * time.Millisecond),
+				Entrada: json.RawMessage(`{"entrada":{}}`), Salida: json.RawMessage(`{"ok": true}`),
+				IntentoCompensacion: 1, InicioCompensacion: t0.Add(3 * time.Second), FinCompensacion: t0.Add(4 * time.Second),
+				SalidaCompensacion: json.RawMessage(`{"deshecho":1}`),
+			},
+			{
+				Nombre: "marca", Servicio: "marca", Estado: saga.PasoCompensando, Intento: 3,
+				Inicio: t0.Add(2 * time.Second), Fin: t0.Add(2500 * time.Millisecond),
+				Entrada: json.RawMessage(`[1, 2 ,3]`), Error: "la marca dijo que no",
+				IntentoCompensacion: 2, InicioCompensacion: t0.Add(5 * time.Second),
+				ErrorCompensacion: "sin respuesta a la compensación (timeout)",
+			},
+			{Nombre: "tracking", Servicio: "tracking", Estado: saga.PasoPendiente},
+		},
+		Actual: 1, Plazo: t0.Add(time.Minute + 123*time.Nanosecond), EnEspera: true,
+		PasoFallido: "marca", Compensaciones: []string{"influencer", "marca"},
+		Error: "paso marca falló", Inicio: t0, Fin: time.Time{}, Version: 7,
+	}
+}
+
+// sagaMinima leaves every optional field zero.
+func sagaMinima(id string, inicio time.Time) saga.Saga {
+	return saga.Saga{
+		ID: id, Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: inicio,
+		Compensaciones: []string{},
+		Pasos: []saga.EstadoDePaso{
+			{Nombre: "influencer", Servicio: "influencer", Estado: saga.PasoEjecutando, Intento: 1, Inicio: inicio},
+			{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente},
+		},
+	}
+}
+
+func crear(t *testing.T, db *almacen.DB, s saga.Saga, clave string, msgs ...almacen.Mensaje) {
+	t.Helper()
+	id, creada, err := db.CrearSaga(t.Context(), s, clave, msgs)
+	if err != nil || !creada || id != s.ID {
+		t.Fatalf("CrearSaga(%s) = %q, %v, %v", s.ID, id, creada, err)
+	}
+}
+
+func leer(t *testing.T, db *almacen.DB, id string) saga.Saga {
+	t.Helper()
+	s, err := db.Saga(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Saga(%s): %v", id, err)
+	}
+	return s
+}
+
+func mensaje(clave, tipo string) almacen.Mensaje {
+	return almacen.Mensaje{
+		Topico: "comandos-marca", Clave: clave, Tipo: tipo, Carga: []byte{0, 1, 2, 0xff, 'x'},
+		Propiedades: map[string]string{"type": tipo, "saga_id": clave, "traceparent": "00-abc-def-01"},
+	}
+}
+
+func pendientes(t *testing.T, db *almacen.DB) int {
+	t.Helper()
+	n, _, err := db.Outbox(t.Context())
+	if err != nil {
+		t.Fatalf("Outbox: %v", err)
+	}
+	return n
+}
+
+func drenarTodo(t *testing.T, db *almacen.DB) []almacen.Mensaje {
+	t.Helper()
+	var out []almacen.Mensaje
+	_, err := db.DrenarOutbox(t.Context(), 1000, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		out = append(out, ms...)
+		var ids []int64
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		return ids, nil
+	})
+	if err != nil {
+		t.Fatalf("DrenarOutbox: %v", err)
+	}
+	return out
+}
+
+func probarMigracionesIdempotentes(t *testing.T, c almacen.Config) {
+	// Two replicas starting at once, then a restart.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := almacen.Abrir(t.Context(), c)
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("Abrir concurrente: %v", err)
+		}
+	}
+	db := abrir(t, c)
+	crear(t, db, sagaMinima("s1", t0), "")
+	db.Close()
+	db = abrir(t, c)
+	leer(t, db, "s1")
+
+	var n, distintas int
+	if err := crudo(t, c).QueryRow("SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations").Scan(&n, &distintas); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n != distintas {
+		t.Fatalf("schema_migrations: %d filas, %d versiones distintas", n, distintas)
+	}
+}
+
+func probarIdaYVueltaExacta(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	for _, s := range []saga.Saga{
+		sagaCompleta("completa"),
+		sagaMinima("minima", t0),
+		func() saga.Saga { s := sagaMinima("nil-comp", t0.In(time.Local)); s.Compensaciones = nil; return s }(),
+		func() saga.Saga { s := sagaMinima("sin-pasos", t0); s.Pasos = nil; return s }(),
+		func() saga.Saga {
+			s := sagaCompleta("terminada")
+			s.Estado, s.Fin, s.Plazo, s.EnEspera = saga.CompensacionFallida, t0.Add(time.Hour), time.Time{}, false
+			return s
+		}(),
+	} {
+		crear(t, db, s, "")
+		igual(t, "saga "+s.ID, leer(t, db, s.ID), normal(s))
+	}
+	// Listing with steps reads the same values through another query.
+	lista, err := db.Listar(t.Context(), almacen.Filtro{SagaID: "completa", ConPasos: true})
+	if err != nil || len(lista) != 1 {
+		t.Fatalf("Listar = %d, %v", len(lista), err)
+	}
+	igual(t, "Listar ConPasos", lista[0], normal(sagaCompleta("completa")))
+}
+
+func probarColumnasDeLasFilas(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	s := sagaMinima("s1", t0)
+	crear(t, db, s, "")
+	crear(t, db, sagaCompleta("s2"), "clave-2")
+	raw := crudo(t, c)
+	var plazoNulo, claveNula, finNulo bool
+	err := raw.QueryRow(`SELECT plazo IS NULL, clave_idempotencia IS NULL, timestamp_fin IS NULL FROM sagas WHERE saga_id = 's1'`).
+		Scan(&plazoNulo, &claveNula, &finNulo)
+	if err != nil || !plazoNulo || !claveNula || !finNulo {
+		t.Fatalf("s1: plazo NULL %v, clave NULL %v, fin NULL %v, err %v", plazoNulo, claveNula, finNulo, err)
+	}
+	var clave, metadatos, comp string
+	if err := raw.QueryRow(`SELECT clave_idempotencia, metadatos, compensaciones FROM sagas WHERE saga_id = 's2'`).Scan(&clave, &metadatos, &comp); err != nil {
+		t.Fatal(err)
+	}
+	if clave != "clave-2" || metadatos != string(sagaCompleta("").Datos) || comp != `["influencer","marca"]` {
+		t.Fatalf("s2: clave %q metadatos %q compensaciones %q", clave, metadatos, comp)
+	}
+	rows, err := raw.Query(`SELECT paso_id, orden, microservicio, descripcion, duracion_segundos FROM pasos_saga WHERE saga_id = 's2' ORDER BY orden`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, servicio, desc string
+		var orden int
+		var dur sql.NullFloat64
+		if err := rows.Scan(&id, &orden, &servicio, &desc, &dur); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s|%d|%s|%q|%v", id, orden, servicio, desc, dur))
+	}
+	want := []string{
+		`s2:1|1|influencer|""|{1.5 true}`,
+		`s2:2|2|marca|""|{0.5 true}`,
+		`s2:3|3|tracking|""|{0 false}`,
+	}
+	igual(t, "pasos_saga", got, want)
+}
+
+func probarCrearSagaIdempotente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	crear(t, db, sagaMinima("s1", t0), "clave-A", mensaje("s1", "A"))
+
+	// Same idempotency key, another id: nothing written, the first id back.
+	id, creada, err := db.CrearSaga(ctx, sagaMinima("s2", t0), "clave-A", []almacen.Mensaje{mensaje("s2", "B")})
+	if err != nil || creada || id != "s1" {
+		t.Fatalf("misma clave: %q, %v, %v; quiero s1, false, nil", id, creada, err)
+	}
+	if _, err := db.Saga(ctx, "s2"); !errors.Is(err, almacen.ErrNoEncontrada) {
+		t.Fatalf("s2 no debía crearse: %v", err)
+	}
+	// Same id (a legacy command naming its saga), with or without a key.
+	for _, clave := range []string{"", "clave-B"} {
+		otra := sagaMinima("s1", t0.Add(time.Hour))
+		otra.Tipo = "otro"
+		id, creada, err = db.CrearSaga(ctx, otra, clave, []almacen.Mensaje{mensaje("s1", "C")})
+		if err != nil || creada || id != "s1" {
+			t.Fatalf("mismo id, clave %q: %q, %v, %v; quiero s1, false, nil", clave, id, creada, err)
+		}
+	}
+	igual(t, "s1 intacta", leer(t, db, "s1"), normal(sagaMinima("s1", t0)))
+	if n := pendientes(t, db); n != 1 {
+		t.Fatalf("outbox con %d mensajes, quiero 1 (solo el de la creación)", n)
+	}
+	// The key clave-B was not taken by the failed attempt.
+	crear(t, db, sagaMinima("s3", t0), "clave-B")
+}
+
+func probarCrearSagaConcurrente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	const n = 8
+	ids := make([]string, n)
+	creadas := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			var err error
+			ids[i], creadas[i], err = db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("s%d", i), t0), "misma", []almacen.Mensaje{mensaje("x", "y")})
+			if err != nil {
+				t.Errorf("CrearSaga %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	ganadora := ""
+	for i := range n {
+		if creadas[i] {
+			if ganadora != "" {
+				t.Fatalf("dos sagas creadas con la misma clave: %s y %s", ganadora, ids[i])
+			}
+			ganadora = ids[i]
+		}
+	}
+	for i := range n {
+		if ids[i] != ganadora {
+			t.Fatalf("llamada %d devolvió %q, la creada es %q", i, ids[i], ganadora)
+		}
+	}
+	r, err := db.Contar(t.Context(), almacen.Filtro{})
+	if err != nil || r[saga.Iniciada] != 1 {
+		t.Fatalf("Contar = %v, %v; quiero una saga", r, err)
+	}
+	if p := pendientes(t, db); p != 1 {
+		t.Fatalf("outbox con %d mensajes, quiero 1", p)
+	}
+}
+
+// avanzar is a transition that bumps the first step's attempt and sends one
+// message.
+func avanzar(llamadas *atomic.Int32) func(saga.Saga) (almacen.Cambio, error) {
+	return func(s saga.Saga) (almacen.Cambio, error) {
+		if llamadas != nil {
+			llamadas.Add(1)
+		}
+		s.Pasos[0].Intento++
+		s.Estado = saga.EnProgreso
+		return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje(s.ID, "avanzar")}}, nil
+	}
+}
+
+func probarActualizarDuplicado(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	crear(t, db, sagaMinima("s1", t0), "")
+	var llamadas atomic.Int32
+	if err := db.Actualizar(ctx, "s1", "resp-1", avanzar(&llamadas)); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Actualizar(ctx, "s1", "resp-1", avanzar(&llamadas))
+	if !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("segunda entrega: %v; quiero ErrDuplicado", err)
+	}
+	if n := llamadas.Load(); n != 1 {
+		t.Fatalf("fn llamada %d veces, quiero 1", n)
+	}
+	if s := leer(t, db, "s1"); s.Version != 1 || s.Pasos[0].Intento != 2 {
+		t.Fatalf("versión %d intento %d; quiero 1 y 2", s.Version, s.Pasos[0].Intento)
+	}
+	if n := pendientes(t, db); n != 1 {
+		t.Fatalf("outbox %d, quiero 1", n)
+	}
+	// The inbox is shared with RegistrarInbox.
+	if err := db.RegistrarInbox(ctx, "resp-1"); !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("RegistrarInbox(resp-1): %v; quiero ErrDuplicado", err)
+	}
+	if err := db.RegistrarInbox(ctx, "evento-9"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RegistrarInbox(ctx, "evento-9"); !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("RegistrarInbox repetido: %v; quiero ErrDuplicado", err)
+	}
+	if err := db.Actualizar(ctx, "s1", "evento-9", avanzar(&llamadas)); !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("Actualizar con clave de RegistrarInbox: %v; quiero ErrDuplicado", err)
+	}
+	// An empty dedup key does not de-duplicate.
+	for range 2 {
+		if err := db.Actualizar(ctx, "s1", "", avanzar(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := leer(t, db, "s1"); s.Version != 3 {
+		t.Fatalf("versión %d, quiero 3", s.Version)
+	}
+}
+
+func probarGuardarFalse(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	antes := sagaMinima("s1", t0)
+	crear(t, db, antes, "")
+	err := db.Actualizar(ctx, "s1", "tardia", func(s saga.Saga) (almacen.Cambio, error) {
+		s.Estado = saga.Completada
+		return almacen.Cambio{Saga: s, Guardar: false, Mensajes: []almacen.Mensaje{mensaje("s1", "x")}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	igual(t, "saga sin cambios", leer(t, db, "s1"), normal(antes))
+	if n := pendientes(t, db); n != 0 {
+		t.Fatalf("outbox %d, quiero 0", n)
+	}
+	if err := db.Actualizar(ctx, "s1", "tardia", avanzar(nil)); !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("la clave del inbox debía quedar: %v", err)
+	}
+}
+
+func probarErrorDeFn(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	antes := sagaMinima("s1", t0)
+	crear(t, db, antes, "")
+	boom := errors.New("definición desconocida")
+	err := db.Actualizar(ctx, "s1", "resp-1", func(s saga.Saga) (almacen.Cambio, error) {
+		s.Estado = saga.Completada
+		return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje("s1", "x")}}, boom
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "s1") {
+		t.Fatalf("error %v; quiero %v envuelto con el id", err, boom)
+	}
+	igual(t, "saga sin cambios", leer(t, db, "s1"), normal(antes))
+	if n := pendientes(t, db); n != 0 {
+		t.Fatalf("outbox %d, quiero 0", n)
+	}
+	// The inbox entry was rolled back too: the redelivery is processed.
+	if err := db.Actualizar(ctx, "s1", "resp-1", avanzar(nil)); err != nil {
+		t.Fatalf("reentrega tras error: %v", err)
+	}
+	// Invalid raw JSON from fn is refused, nothing written.
+	err = db.Actualizar(ctx, "s1", "resp-2", func(s saga.Saga) (almacen.Cambio, error) {
+		s.Pasos[1].Salida = json.RawMessage(`{no es json`)
+		return almacen.Cambio{Saga: s, Guardar: true}, nil
+	})
+	if err == nil {
+		t.Fatal("JSON no válido aceptado")
+	}
+	if s := leer(t, db, "s1"); s.Version != 1 {
+		t.Fatalf("versión %d, quiero 1", s.Version)
+	}
+}
+
+func probarVersion(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	crear(t, db, sagaMinima("s1", t0), "")
+	for i := range 5 {
+		err := db.Actualizar(ctx, "s1", fmt.Sprintf("r%d", i), func(s saga.Saga) (almacen.Cambio, error) {
+			if s.Version != int64(i) {
+				t.Errorf("transición %d ve la versión %d", i, s.Version)
+			}
+			s.Version = 99 // ignored: the store owns the version
+			s.Actual = i
+			return almacen.Cambio{Saga: s, Guardar: true}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := leer(t, db, "s1"); s.Version != 5 || s.Actual != 4 {
+		t.Fatalf("versión %d actual %d; quiero 5 y 4", s.Version, s.Actual)
+	}
+	// Guardar false does not count.
+	_ = db.Actualizar(ctx, "s1", "", func(s saga.Saga) (almacen.Cambio, error) { return almacen.Cambio{Saga: s}, nil })
+	if s := leer(t, db, "s1"); s.Version != 5 {
+		t.Fatalf("versión %d tras Guardar false, quiero 5", s.Version)
+	}
+}
+
+func probarActualizarCualquierCampo(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	crear(t, db, sagaMinima("s1", t0), "")
+	nueva := sagaCompleta("s1")
+	nueva.Pasos = append(nueva.Pasos, saga.EstadoDePaso{Nombre: "extra", Servicio: "extra", Estado: saga.PasoPendiente})
+	for _, cambio := range []saga.Saga{nueva, sagaMinima("s1", t0.Add(time.Hour))} {
+		err := db.Actualizar(t.Context(), "s1", "", func(s saga.Saga) (almacen.Cambio, error) {
+			return almacen.Cambio{Saga: cambio, Guardar: true}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := normal(cambio)
+		want.Version = leer(t, db, "s1").Version
+		igual(t, "saga reescrita", leer(t, db, "s1"), want)
+	}
+}
+
+func probarSoloPasosCambiados(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	s := sagaCompleta("s1")
+	crear(t, db, s, "")
+	raw := crudo(t, c)
+	// Mark a derived column the store never reads: a rewrite of the row
+	// would reset it.
+	if _, err := raw.Exec(`UPDATE pasos_saga SET duracion_segundos = 999 WHERE saga_id = 's1'`); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Actualizar(t.Context(), "s1", "", func(s saga.Saga) (almacen.Cambio, error) {
+		s.Pasos[0].Error = "cambiado"
+		return almacen.Cambio{Saga: s, Guardar: true}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := raw.Query(`SELECT orden, duracion_segundos FROM pasos_saga WHERE saga_id = 's1' ORDER BY orden`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var orden int
+		var d float64
+		if err := rows.Scan(&orden, &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d:%g", orden, d))
+	}
+	igual(t, "duraciones (solo el paso 1 reescrito)", got, []string{"1:1.5", "2:999", "3:999"})
+	want := normal(s)
+	want.Pasos[0].Error, want.Version = "cambiado", s.Version+1
+	igual(t, "saga", leer(t, db, "s1"), want)
+}
+
+func probarActualizarConcurrente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	crear(t, db, sagaMinima("s1", t0), "")
+	const n = 8
+	var llamadas atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			err := db.Actualizar(t.Context(), "s1", fmt.Sprintf("g%d", i), func(s saga.Saga) (almacen.Cambio, error) {
+				llamadas.Add(1)
+				s.Compensaciones = append(s.Compensaciones, fmt.Sprintf("g%d", i))
+				s.Pasos[0].Intento++
+				return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje("s1", fmt.Sprintf("g%d", i))}}, nil
+			})
+			if err != nil {
+				t.Errorf("Actualizar g%d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	s := leer(t, db, "s1")
+	got := slices.Clone(s.Compensaciones)
+	slices.Sort(got)
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("g%d", i))
+	}
+	igual(t, "cada incremento exactamente una vez", got, want)
+	if s.Version != n || s.Pasos[0].Intento != 1+n {
+		t.Fatalf("versión %d intento %d; quiero %d y %d", s.Version, s.Pasos[0].Intento, n, 1+n)
+	}
+	if p := pendientes(t, db); p != n {
+		t.Fatalf("outbox %d, quiero %d", p, n)
+	}
+	t.Logf("%d transiciones, fn llamada %d veces", n, llamadas.Load())
+}
+
+func probarNoEncontrada(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	if _, err := db.Saga(ctx, "nada"); !errors.Is(err, almacen.ErrNoEncontrada) || !strings.Contains(err.Error(), "nada") {
+		t.Fatalf("Saga: %v; quiero ErrNoEncontrada con el id", err)
+	}
+	llamada := false
+	err := db.Actualizar(ctx, "nada", "d1", func(s saga.Saga) (almacen.Cambio, error) {
+		llamada = true
+		return almacen.Cambio{}, nil
+	})
+	if !errors.Is(err, almacen.ErrNoEncontrada) || llamada {
+		t.Fatalf("Actualizar: %v (fn llamada %v); quiero ErrNoEncontrada sin llamar a fn", err, llamada)
+	}
+	if err := db.RegistrarInbox(ctx, "d1"); err != nil {
+		t.Fatalf("la clave no debía quedar en el inbox: %v", err)
+	}
+}
+
+// vencida is a saga in estado e whose deadline is plazo.
+func vencida(id string, e saga.Estado, plazo time.Time) saga.Saga {
+	s := sagaMinima(id, t0)
+	s.Estado, s.Plazo = e, plazo
+	return s
+}
+
+// limpiarPlazo is a timer transition: it clears the deadline and sends one
+// message, recording the call.
+func limpiarPlazo(mu *sync.Mutex, vistas map[string]int, espera time.Duration) func(saga.Saga) (almacen.Cambio, error) {
+	return func(s saga.Saga) (almacen.Cambio, error) {
+		mu.Lock()
+		vistas[s.ID]++
+		mu.Unlock()
+		time.Sleep(espera)
+		s.Plazo = time.Time{}
+		s.Pasos[0].Intento++
+		return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje(s.ID, "timeout")}}, nil
+	}
+}
+
+func probarVencidas(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	ahora := t0.Add(time.Hour)
+	for _, s := range []saga.Saga{
+		vencida("a-vencida", saga.EnProgreso, ahora.Add(-time.Minute)),
+		vencida("b-terminal", saga.Completada, ahora.Add(-time.Hour)),
+		vencida("c-futura", saga.EnProgreso, ahora.Add(time.Microsecond)),
+		vencida("d-sin-plazo", saga.EnProgreso, time.Time{}),
+		vencida("e-fallida", saga.CompensacionFallida, ahora.Add(-time.Hour)),
+		vencida("f-compensando", saga.Compensando, ahora.Add(-2*time.Minute)),
+		vencida("g-justo", saga.Iniciada, ahora),
+		vencida("h-compensada", saga.Compensada, ahora.Add(-time.Hour)),
+	} {
+		crear(t, db, s, "")
+	}
+	var mu sync.Mutex
+	vistas := map[string]int{}
+	var orden []string
+	fn := limpiarPlazo(&mu, vistas, 0)
+	n, err := db.ProcesarVencidas(ctx, ahora, 100, func(s saga.Saga) (almacen.Cambio, error) {
+		orden = append(orden, s.ID)
+		if len(s.Pasos) != 2 {
+			t.Errorf("%s llega con %d pasos", s.ID, len(s.Pasos))
+		}
+		return fn(s)
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("ProcesarVencidas = %d, %v; quiero 3", n, err)
+	}
+	igual(t, "sagas procesadas, por plazo", orden, []string{"f-compensando", "a-vencida", "g-justo"})
+	s := leer(t, db, "a-vencida")
+	if !s.Plazo.IsZero() || s.Version != 1 || s.Pasos[0].Intento != 2 {
+		t.Fatalf("a-vencida tras procesar: plazo %v versión %d intento %d", s.Plazo, s.Version, s.Pasos[0].Intento)
+	}
+	if p := pendientes(t, db); p != 3 {
+		t.Fatalf("outbox %d, quiero 3", p)
+	}
+	if n, err := db.ProcesarVencidas(ctx, ahora, 100, fn); n != 0 || err != nil {
+		t.Fatalf("segunda pasada = %d, %v; quiero 0", n, err)
+	}
+
+	// The limit takes the earliest deadlines; fn errors and Guardar false
+	// leave their saga alone without stopping the others.
+	for i := range 5 {
+		crear(t, db, vencida(fmt.Sprintf("l%d", i), saga.EnProgreso, ahora.Add(-time.Duration(10-i)*time.Second)), "")
+	}
+	boom := errors.New("boom")
+	orden = nil
+	n, err = db.ProcesarVencidas(ctx, ahora, 3, func(s saga.Saga) (almacen.Cambio, error) {
+		orden = append(orden, s.ID)
+		switch s.ID {
+		case "l0":
+			return almacen.Cambio{}, boom
+		case "l1":
+			return almacen.Cambio{Saga: s, Guardar: false}, nil
+		}
+		return fn(s)
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "l0") || n != 1 {
+		t.Fatalf("ProcesarVencidas = %d, %v; quiero 1 y boom de l0", n, err)
+	}
+	igual(t, "límite 3 por plazo", orden, []string{"l0", "l1", "l2"})
+	if s := leer(t, db, "l0"); s.Version != 0 || s.Plazo.IsZero() {
+		t.Fatalf("l0 no debía cambiar: %+v", s)
+	}
+	if s := leer(t, db, "l2"); s.Version != 1 || !s.Plazo.IsZero() {
+		t.Fatalf("l2 debía procesarse: %+v", s)
+	}
+}
+
+func probarVencidasConcurrente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ahora := t0.Add(time.Hour)
+	const n = 40
+	for i := range n {
+		crear(t, db, vencida(fmt.Sprintf("s%02d", i), saga.EnProgreso, ahora.Add(-time.Duration(i)*time.Second)), "")
+	}
+	var mu sync.Mutex
+	vistas := map[string]int{}
+	fn := limpiarPlazo(&mu, vistas, time.Millisecond)
+	var total atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				k, err := db.ProcesarVencidas(t.Context(), ahora, 3, fn)
+				if err != nil {
+					t.Errorf("ProcesarVencidas: %v", err)
+					return
+				}
+				if k == 0 {
+					return
+				}
+				total.Add(int32(k))
+			}
+		})
+	}
+	wg.Wait()
+	if total.Load() != n || len(vistas) != n {
+		t.Fatalf("procesadas %d, distintas %d; quiero %d", total.Load(), len(vistas), n)
+	}
+	for id, k := range vistas {
+		if k != 1 {
+			t.Errorf("saga %s procesada %d veces", id, k)
+		}
+	}
+	if p := pendientes(t, db); p != n {
+		t.Fatalf("outbox %d, quiero %d", p, n)
+	}
+}
+
+func probarDrenar(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	if n, viejo, err := db.Outbox(ctx); n != 0 || !viejo.IsZero() || err != nil {
+		t.Fatalf("Outbox vacío = %d, %v, %v", n, viejo, err)
+	}
+	creado := t0.Add(-time.Hour)
+	m1 := mensaje("s1", "Uno.v1")
+	m1.Creado = creado
+	m2 := almacen.Mensaje{Topico: "eventos-saga", Clave: "s1", Tipo: "Dos.v1", Carga: []byte(`{"x":1}`)} // no properties
+	m3 := mensaje("s1", "Tres.v1")
+	m3.Propiedades = map[string]string{}
+	antes := time.Now()
+	crear(t, db, sagaMinima("s1", t0), "", m1, m2, m3)
+	err := db.Actualizar(ctx, "s1", "", func(s saga.Saga) (almacen.Cambio, error) {
+		m4, m5 := mensaje("s1", "Cuatro.v1"), mensaje("s1", "Cinco.v1")
+		return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{m4, m5}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, viejo, err := db.Outbox(ctx)
+	if err != nil || n != 5 || !viejo.Equal(creado.Truncate(time.Microsecond)) {
+		t.Fatalf("Outbox = %d, %v, %v; quiero 5, %v", n, viejo, err, creado)
+	}
+
+	var vistos []almacen.Mensaje
+	borrados, err := db.DrenarOutbox(ctx, 10, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		vistos = ms
+		// Acknowledge 1st, 3rd and 5th, plus an id that was not claimed.
+		return []int64{ms[0].ID, ms[2].ID, ms[4].ID, 1 << 40}, nil
+	})
+	if err != nil || borrados != 3 {
+		t.Fatalf("DrenarOutbox = %d, %v; quiero 3", borrados, err)
+	}
+	if len(vistos) != 5 {
+		t.Fatalf("%d mensajes vistos, quiero 5", len(vistos))
+	}
+	tipos := []string{"Uno.v1", "Dos.v1", "Tres.v1", "Cuatro.v1", "Cinco.v1"}
+	for i, m := range vistos {
+		if i > 0 && m.ID <= vistos[i-1].ID {
+			t.Fatalf("ids fuera de orden: %d después de %d", m.ID, vistos[i-1].ID)
+		}
+		if m.Tipo != tipos[i] {
+			t.Fatalf("mensaje %d de tipo %s, quiero %s", i, m.Tipo, tipos[i])
+		}
+		if i != 0 && (m.Creado.Before(antes.Add(-time.Second)) || m.Creado.Location() != time.UTC) {
+			t.Fatalf("mensaje %d creado %v, quiero ahora en UTC", i, m.Creado)
+		}
+	}
+	for _, par := range []struct {
+		got  almacen.Mensaje
+		want almacen.Mensaje
+	}{{vistos[0], m1}, {vistos[1], m2}, {vistos[2], m3}} {
+		want := par.want
+		want.ID = par.got.ID
+		if !want.Creado.IsZero() {
+			want.Creado = want.Creado.Truncate(time.Microsecond).UTC()
+		} else {
+			want.Creado = par.got.Creado
+		}
+		igual(t, "mensaje "+want.Tipo, par.got, want)
+	}
+
+	// The unacknowledged rows stay, in order; a publish error still deletes
+	// what was acknowledged.
+	boom := errors.New("broker caído")
+	vistos = nil
+	borrados, err = db.DrenarOutbox(ctx, 10, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		vistos = ms
+		return []int64{ms[0].ID}, boom
+	})
+	if !errors.Is(err, boom) || borrados != 1 {
+		t.Fatalf("DrenarOutbox con error = %d, %v; quiero 1, boom", borrados, err)
+	}
+	if len(vistos) != 2 || vistos[0].Tipo != "Dos.v1" || vistos[1].Tipo != "Cuatro.v1" {
+		t.Fatalf("quedaban %v", vistos)
+	}
+	n, viejo, _ = db.Outbox(ctx)
+	if n != 1 || !viejo.Equal(vistos[1].Creado) {
+		t.Fatalf("Outbox = %d, %v; quiero 1, %v", n, viejo, vistos[1].Creado)
+	}
+	if resto := drenarTodo(t, db); len(resto) != 1 || resto[0].Tipo != "Cuatro.v1" {
+		t.Fatalf("resto %v", resto)
+	}
+	if n, viejo, _ := db.Outbox(ctx); n != 0 || !viejo.IsZero() {
+		t.Fatalf("Outbox tras vaciar = %d, %v", n, viejo)
+	}
+	// Ids keep growing after the table empties (they are broker sequence ids).
+	crear(t, db, sagaMinima("s2", t0), "", mensaje("s2", "Seis.v1"))
+	if ms := drenarTodo(t, db); len(ms) != 1 || ms[0].ID <= vistos[1].ID {
+		t.Fatalf("id tras vaciar: %v (el último era %d)", ms, vistos[1].ID)
+	}
+	// Nothing to drain: publicar is not called.
+	_, err = db.DrenarOutbox(ctx, 10, func(context.Context, []almacen.Mensaje) ([]int64, error) {
+		t.Error("publicar llamado con el outbox vacío")
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func probarDrenarConcurrente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	const n = 60
+	for i := range n / 3 {
+		id := fmt.Sprintf("s%d", i)
+		crear(t, db, sagaMinima(id, t0), "", mensaje(id, "a"), mensaje(id, "b"), mensaje(id, "c"))
+	}
+	var mu sync.Mutex
+	vistos := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				llamado := false
+				_, err := db.DrenarOutbox(t.Context(), 7, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+					llamado = true
+					var ids []int64
+					mu.Lock()
+					for _, m := range ms {
+						vistos[m.ID]++
+						ids = append(ids, m.ID)
+					}
+					mu.Unlock()
+					time.Sleep(time.Millisecond)
+					return ids, nil
+				})
+				if err != nil {
+					t.Errorf("DrenarOutbox: %v", err)
+					return
+				}
+				if !llamado {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(vistos) != n {
+		t.Fatalf("%d filas distintas publicadas, quiero %d", len(vistos), n)
+	}
+	for id, k := range vistos {
+		if k != 1 {
+			t.Errorf("fila %d publicada %d veces", id, k)
+		}
+	}
+	if p := pendientes(t, db); p != 0 {
+		t.Fatalf("outbox %d, quiero 0", p)
+	}
+}
+
+// probarDrenarBloqueado checks MySQL's claim: while one drain is publishing,
+// another sees only the rows it does not hold.
+func probarDrenarBloqueado(t *testing.T, c almacen.Config) {
+	if c.Tipo != almacen.TipoMySQL {
+		t.Skip("SQLite has one replica: its drains are serialised instead")
+	}
+	db := abrir(t, c)
+	for i := range 10 {
+		id := fmt.Sprintf("s%d", i)
+		crear(t, db, sagaMinima(id, t0), "", mensaje(id, "a"), mensaje(id, "b"))
+	}
+	reclamados := make(chan []int64)
+	soltar := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := db.DrenarOutbox(t.Context(), 8, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+			var ids []int64
+			for _, m := range ms {
+				ids = append(ids, m.ID)
+			}
+			reclamados <- ids
+			<-soltar
+			return ids, nil
+		})
+		if err != nil {
+			t.Errorf("primer drenaje: %v", err)
+		}
+	})
+	primeros := <-reclamados
+	var segundos []int64
+	n, err := db.DrenarOutbox(t.Context(), 100, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		for _, m := range ms {
+			segundos = append(segundos, m.ID)
+		}
+		return segundos, nil
+	})
+	close(soltar)
+	wg.Wait()
+	if err != nil || n != 12 || len(primeros) != 8 {
+		t.Fatalf("segundo drenaje = %d, %v (primero %d filas); quiero 12 y 8", n, err, len(primeros))
+	}
+	for _, id := range segundos {
+		if slices.Contains(primeros, id) {
+			t.Fatalf("fila %d vista por los dos drenajes", id)
+		}
+	}
+	if !slices.IsSorted(segundos) || segundos[0] < primeros[len(primeros)-1] {
+		t.Fatalf("el primero toma las filas más antiguas: %v, luego %v", primeros, segundos)
+	}
+	if p := pendientes(t, db); p != 0 {
+		t.Fatalf("outbox %d, quiero 0", p)
+	}
+}
+
+func probarListar(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	type alta struct {
+		id, tipo, campania string
+		estado             saga.Estado
+		min                int // minutes after t0
+	}
+	altas := []alta{
+		{"pre_1", "campana", "c1", saga.Completada, 1},
+		{"preX2", "campana", "c1", saga.EnProgreso, 2},
+		{"pre%3", "lanzar-campania-completa", "c2", saga.Compensada, 3},
+		{"PRE_4", "campana", "c2", saga.EnProgreso, 4},
+		{"otra*5", "lanzar-campania-completa", "", saga.Iniciada, 5},
+		{"pre_6", "campana", "c1", saga.EnProgreso, 6},
+	}
+	sagas := map[string]saga.Saga{}
+	for _, a := range altas {
+		s := sagaMinima(a.id, t0.Add(time.Duration(a.min)*time.Minute))
+		s.Tipo, s.CampaniaID, s.Estado = a.tipo, a.campania, a.estado
+		crear(t, db, s, "")
+		sagas[a.id] = normal(s)
+	}
+	ids := func(f almacen.Filtro) []string {
+		t.Helper()
+		l, err := db.Listar(ctx, f)
+		if err != nil {
+			t.Fatalf("Listar(%+v): %v", f, err)
+		}
+		out := []string{}
+		for _, s := range l {
+			if f.ConPasos {
+				igual(t, "saga listada", s, sagas[s.ID])
+			} else if s.Pasos != nil {
+				t.Fatalf("Listar sin ConPasos devolvió pasos")
+			}
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	casos := []struct {
+		nombre string
+		f      almacen.Filtro
+		want   []string
+	}{
+		{"todas, recientes primero", almacen.Filtro{}, []string{"pre_6", "otra*5", "PRE_4", "pre%3", "preX2", "pre_1"}},
+		{"con pasos", almacen.Filtro{ConPasos: true}, []string{"pre_6", "otra*5", "PRE_4", "pre%3", "preX2", "pre_1"}},
+		{"límite", almacen.Filtro{Limite: 2, ConPasos: true}, []string{"pre_6", "otra*5"}},
+		{"estados", almacen.Filtro{Estados: []saga.Estado{saga.EnProgreso, saga.Iniciada}}, []string{"pre_6", "otra*5", "PRE_4", "preX2"}},
+		{"tipo", almacen.Filtro{Tipo: "lanzar-campania-completa"}, []string{"otra*5", "pre%3"}},
+		{"campaña", almacen.Filtro{CampaniaID: "c1"}, []string{"pre_6", "preX2", "pre_1"}},
+		{"prefijo con _ literal y mayúsculas", almacen.Filtro{SagaID: "pre_"}, []string{"pre_6", "pre_1"}},
+		{"prefijo con %", almacen.Filtro{SagaID: "pre%"}, []string{"pre%3"}},
+		{"prefijo con *", almacen.Filtro{SagaID: "otra*"}, []string{"otra*5"}},
+		{"prefijo id entero", almacen.Filtro{SagaID: "preX2"}, []string{"preX2"}},
+		{"prefijo sin coincidencias", almacen.Filtro{SagaID: "p["}, []string{}},
+		{"rango de tiempo", almacen.Filtro{Desde: t0.Add(2 * time.Minute), Hasta: t0.Add(5 * time.Minute)}, []string{"PRE_4", "pre%3", "preX2"}},
+		{"combinado", almacen.Filtro{Estados: []saga.Estado{saga.EnProgreso}, Tipo: "campana", CampaniaID: "c1", SagaID: "pre", Desde: t0, ConPasos: true}, []string{"pre_6", "preX2"}},
+	}
+	for _, k := range casos {
+		igual(t, k.nombre, ids(k.f), k.want)
+	}
+	r, err := db.Contar(ctx, almacen.Filtro{Limite: 1, ConPasos: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	igual(t, "Contar todas", r, almacen.Resumen{saga.Completada: 1, saga.EnProgreso: 3, saga.Compensada: 1, saga.Iniciada: 1})
+	r, err = db.Contar(ctx, almacen.Filtro{CampaniaID: "c1", Estados: []saga.Estado{saga.EnProgreso, saga.Completada}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	igual(t, "Contar c1", r, almacen.Resumen{saga.Completada: 1, saga.EnProgreso: 2})
+}
+
+// comandos turns the machine's commands into outbox rows, as the engine does.
+func comandos(t *testing.T, cs []saga.Comando) []almacen.Mensaje {
+	var ms []almacen.Mensaje
+	for _, c := range cs {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, almacen.Mensaje{Topico: "comandos-" + c.Servicio, Clave: c.SagaID, Tipo: c.Nombre + ".v1", Carga: b})
+	}
+	return ms
+}
+
+// probarFlujoConLaMaquina drives real sagas of the campana flow through the
+// store: one that completes and one whose last step times out and is
+// compensated.
+func probarFlujoConLaMaquina(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	d := saga.Campana()
+	ahora := t0
+	var esperado saga.Saga
+	aplicar := func(id string, r saga.Respuesta) {
+		t.Helper()
+		ahora = ahora.Add(1234567 * time.Nanosecond)
+		err := db.Actualizar(ctx, id, saga.Clave(id, r.Paso, r.Accion)+fmt.Sprint(r.Intento), func(s saga.Saga) (almacen.Cambio, error) {
+			tr := saga.Aplicar(d, s, r, ahora)
+			esperado = tr.Saga
+			return almacen.Cambio{Saga: tr.Saga, Guardar: tr.Cambio, Mensajes: comandos(t, tr.Comandos)}, nil
+		})
+		if err != nil {
+			t.Fatalf("%s %s: %v", r.Paso, r.Accion, err)
+		}
+		esperado.Version++
+		igual(t, "tras "+r.Paso+" "+string(r.Accion), leer(t, db, id), normal(esperado))
+	}
+	for _, id := range []string{"ok", "falla"} {
+		tr := saga.Nueva(d, id, json.RawMessage(`{"nombre":"Verano","presupuesto":1000}`), ahora)
+		crear(t, db, tr.Saga, "http-"+id, comandos(t, tr.Comandos)...)
+	}
+	for _, p := range d.Pasos {
+		aplicar("ok", saga.Respuesta{Paso: p.Nombre, Accion: saga.Ejecutar, Intento: 1, Exito: true, Datos: json.RawMessage(`{"de":"` + p.Nombre + `"}`)})
+	}
+	if s := leer(t, db, "ok"); s.Estado != saga.Completada || !s.Plazo.IsZero() || s.Fin.IsZero() {
+		t.Fatalf("saga ok: %s plazo %v fin %v", s.Estado, s.Plazo, s.Fin)
+	}
+	for _, p := range d.Pasos[:len(d.Pasos)-1] {
+		aplicar("falla", saga.Respuesta{Paso: p.Nombre, Accion: saga.Ejecutar, Intento: 1, Exito: true})
+	}
+	// The last step never answers: the timer retries it, then fails it.
+	ultimo := d.Pasos[len(d.Pasos)-1]
+	for range ultimo.Intentos {
+		ahora = ahora.Add(time.Duration(ultimo.Plazo) + time.Second)
+		n, err := db.ProcesarVencidas(ctx, ahora, 10, func(s saga.Saga) (almacen.Cambio, error) {
+			tr := saga.Vencer(d, s, ahora)
+			return almacen.Cambio{Saga: tr.Saga, Guardar: tr.Cambio, Mensajes: comandos(t, tr.Comandos)}, nil
+		})
+		if err != nil || n != 1 {
+			t.Fatalf("ProcesarVencidas = %d, %v; quiero 1", n, err)
+		}
+	}
+	s := leer(t, db, "falla")
+	if s.Estado != saga.Compensando || s.PasoFallido != ultimo.Nombre {
+		t.Fatalf("tras el timeout: %s, paso fallido %q", s.Estado, s.PasoFallido)
+	}
+	for i := len(d.Pasos) - 1; i >= 0; i-- {
+		aplicar("falla", saga.Respuesta{Paso: d.Pasos[i].Nombre, Accion: saga.Compensar, Intento: 1, Exito: true})
+	}
+	s = leer(t, db, "falla")
+	want := []string{"tracking", "marca", "influencer"}
+	if s.Estado != saga.Compensada || !reflect.DeepEqual(s.Compensaciones, want) {
+		t.Fatalf("saga falla: %s, compensaciones %v; quiero COMPENSADA y %v", s.Estado, s.Compensaciones, want)
+	}
+	// A late duplicate of a reply is dropped by the inbox.
+	err := db.Actualizar(ctx, "ok", saga.Clave("ok", d.Pasos[0].Nombre, saga.Ejecutar)+"1", func(s saga.Saga) (almacen.Cambio, error) {
+		t.Error("fn llamada con una respuesta duplicada")
+		return almacen.Cambio{}, nil
+	})
+	if !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("respuesta duplicada: %v", err)
+	}
+	// Every command was written to the outbox, in order per saga.
+	porSaga := map[string][]string{}
+	for _, m := range drenarTodo(t, db) {
+		porSaga[m.Clave] = append(porSaga[m.Clave], m.Tipo)
+	}
+	igual(t, "comandos de ok", porSaga["ok"], []string{"NotificarInfluencer.v1", "NotificarMarca.v1", "InicializarTracking.v1"})
+	if k := len(porSaga["falla"]); k != 3+ultimo.Intentos-1+3 {
+		t.Fatalf("saga falla: %d comandos %v", k, porSaga["falla"])
+	}
+}
+
+func probarPurgarInbox(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	for _, k := range []string{"a", "b"} {
+		if err := db.RegistrarInbox(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := db.PurgarInbox(ctx, time.Now().Add(-time.Hour)); n != 0 || err != nil {
+		t.Fatalf("PurgarInbox antiguas = %d, %v; quiero 0", n, err)
+	}
+	if n, err := db.PurgarInbox(ctx, time.Now().Add(time.Second)); n != 2 || err != nil {
+		t.Fatalf("PurgarInbox = %d, %v; quiero 2", n, err)
+	}
+	if err := db.RegistrarInbox(ctx, "a"); err != nil {
+		t.Fatalf("tras purgar: %v", err)
+	}
+}
+
+func TestConfigNombraElCampo(t *testing.T) {
+	casos := []struct {
+		c     almacen.Config
+		campo []string
+	}{
+		{almacen.Config{}, []string{"Config.Tipo"}},
+		{almacen.Config{Tipo: "postgres"}, []string{"Config.Tipo"}},
+		{almacen.Config{Tipo: "sqlite", MaxConexiones: -1}, []string{"Config.Ruta", "Config.MaxConexiones"}},
+		{almacen.Config{Tipo: "sqlite", Ruta: ":memory:"}, []string{"Config.Ruta"}},
+		{almacen.Config{Tipo: "sqlite", Ruta: "x.db?_pragma=foo"}, []string{"Config.Ruta"}},
+		{almacen.Config{Tipo: "mysql"}, []string{"Config.DSN"}},
+		{almacen.Config{Tipo: "mysql", DSN: "sin arroba ni barra"}, []string{"Config.DSN"}},
+		{almacen.Config{Tipo: "mysql", DSN: "u:p@tcp(127.0.0.1:3306)/"}, []string{"Config.DSN"}},
+	}
+	for _, k := range casos {
+		_, err := almacen.Abrir(t.Context(), k.c)
+		if err == nil {
+			t.Errorf("Abrir(%+v) sin error", k.c)
+			continue
+		}
+		for _, campo := range k.campo {
+			if !strings.Contains(err.Error(), campo) {
+				t.Errorf("Abrir(%+v) = %q; no nombra %s", k.c, err, campo)
+			}
+		}
+	}
+}
+
+func TestClavesDemasiadoLargas(t *testing.T) {
+	db := abrir(t, configSQLite(t))
+	larga := strings.Repeat("ñ", 256)
+	if err := db.RegistrarInbox(t.Context(), larga); err == nil {
+		t.Fatal("clave de 256 caracteres aceptada")
+	}
+	if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), larga, nil); err == nil {
+		t.Fatal("clave de idempotencia de 256 caracteres aceptada")
+	}
+	s := sagaMinima("s1", t0)
+	s.Datos = json.RawMessage(`{"a":`)
+	if _, _, err := db.CrearSaga(t.Context(), s, "", nil); err == nil {
+		t.Fatal("datos que no son JSON aceptados")
+	}
+}
+
+// BenchmarkTransicion measures Actualizar as the engine uses it: inbox dedup,
+// read, two steps changed, one command into the outbox, commit. "serie" is
+// one saga updated by one goroutine (latency bound); "paralelo" is one saga
+// per goroutine (throughput, group commit).
+func BenchmarkTransicion(b *testing.B) {
+	for _, k := range []struct {
+		nombre string
+		nueva  nuevaConfig
+	}{{"sqlite", configSQLite}, {"mysql", configMySQL}} {
+		b.Run(k.nombre, func(b *testing.B) {
+			c := k.nueva(b)
+			db := abrir(b, c)
+			var n atomic.Int64
+			transicion := func(s saga.Saga) (almacen.Cambio, error) {
+				i := s.Actual
+				s.Pasos[i].Estado, s.Pasos[i].Fin = saga.PasoCompletado, time.Now()
+				s.Actual = (i + 1) % len(s.Pasos)
+				p := &s.Pasos[s.Actual]
+				p.Estado, p.Inicio, p.Intento = saga.PasoEjecutando, time.Now(), p.Intento+1
+				s.Plazo = time.Now().Add(30 * time.Second)
+				m := mensaje(s.ID, "NotificarMarca.v1")
+				m.Carga = make([]byte, 300)
+				return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{m}}, nil
+			}
+			nuevaSaga := func(b *testing.B) string {
+				id := fmt.Sprintf("bench-%d", n.Add(1))
+				s := sagaMinima(id, time.Now())
+				s.Datos = json.RawMessage(`{"nombre":"Verano","presupuesto":1000,"marca":{"id_marca":"m1"}}`)
+				s.Pasos = append(s.Pasos, saga.EstadoDePaso{Nombre: "tracking", Servicio: "tracking", Estado: saga.PasoPendiente})
+				if _, _, err := db.CrearSaga(context.Background(), s, "", nil); err != nil {
+					b.Fatal(err)
+				}
+				return id
+			}
+			b.Run("serie", func(b *testing.B) {
+				id := nuevaSaga(b)
+				for b.Loop() {
+					if err := db.Actualizar(context.Background(), id, fmt.Sprintf("r-%d", n.Add(1)), transicion); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transiciones/s")
+			})
+			b.Run("paralelo", func(b *testing.B) {
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					id := nuevaSaga(b)
+					for pb.Next() {
+						if err := db.Actualizar(context.Background(), id, fmt.Sprintf("r-%d", n.Add(1)), transicion); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transiciones/s")
+			})
+		})
+	}
+}
+
+// BenchmarkCommit is the database's own bound for comparison: one
+// single-row autocommit INSERT (RegistrarInbox) per operation.
+func BenchmarkCommit(b *testing.B) {
+	for _, k := range []struct {
+		nombre string
+		nueva  nuevaConfig
+	}{{"sqlite", configSQLite}, {"mysql", configMySQL}} {
+		b.Run(k.nombre, func(b *testing.B) {
+			db := abrir(b, k.nueva(b))
+			var n atomic.Int64
+			b.Run("serie", func(b *testing.B) {
+				for b.Loop() {
+					if err := db.RegistrarInbox(context.Background(), fmt.Sprintf("k-%d", n.Add(1))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			})
+			b.Run("paralelo", func(b *testing.B) {
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := db.RegistrarInbox(context.Background(), fmt.Sprintf("k-%d", n.Add(1))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			})
+		})
+	}
+}

@@ -1,0 +1,138 @@
+package almacen
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialecto holds the few differences between SQLite and MySQL/MariaDB. The
+// SQL is otherwise shared: both use ? placeholders.
+type dialecto struct {
+	nombre string
+	// reclamar ends the SELECTs that claim rows (due sagas, outbox rows).
+	// MySQL: FOR UPDATE SKIP LOCKED, so replicas split the rows. SQLite: empty;
+	// the immediate transaction already excludes every other writer.
+	reclamar string
+	// upsertPaso ends the INSERT of changed steps so that existing rows are
+	// updated in the same statement (one round trip for all changed steps).
+	upsertPaso string
+	// borrarMensajes is the DELETE of n published outbox rows by id.
+	borrarMensajes func(n int) string
+	// prefijo is the predicate "column starts with ?" for saga ids, and
+	// patron the value to bind to it.
+	prefijo func(columna string) string
+	patron  func(prefijo string) string
+	// tiempo converts a time to the value bound for a time column.
+	tiempo func(time.Time) any
+	// duplicado reports a unique-key violation.
+	duplicado func(error) bool
+	// reintentable reports an error after which the whole transaction may be
+	// retried (deadlock, lock wait timeout, busy database).
+	reintentable func(error) bool
+}
+
+// columnasActualizables are the step columns an upsert rewrites; the row's
+// identity (paso_id, saga_id, orden) and descripcion are left alone.
+var columnasActualizables = []string{
+	"nombre", "microservicio", "estado", "intento_numero", "timestamp_inicio", "timestamp_fin",
+	"duracion_segundos", "datos_entrada", "datos_salida", "error_mensaje", "intento_compensacion",
+	"timestamp_inicio_compensacion", "timestamp_fin_compensacion", "datos_salida_compensacion",
+	"error_compensacion",
+}
+
+func upsert(formato string) string {
+	partes := make([]string, len(columnasActualizables))
+	for i, c := range columnasActualizables {
+		partes[i] = strings.ReplaceAll(formato, "%c", c)
+	}
+	return strings.Join(partes, ", ")
+}
+
+var dialectoSQLite = dialecto{
+	nombre:         "sqlite",
+	reclamar:       "",
+	upsertPaso:     " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
+	borrarMensajes: func(n int) string { return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ")" },
+	// GLOB is case-sensitive like MySQL's binary collation (LIKE is not in
+	// SQLite) and can use the primary key index.
+	prefijo: func(c string) string { return c + " GLOB ?" },
+	patron: func(p string) string {
+		r := strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]")
+		return r.Replace(p) + "*"
+	},
+	tiempo: func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		return normalizar(t).Format(formatoSQLite)
+	},
+	duplicado: func(err error) bool {
+		var e *sqlite.Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		c := e.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+	reintentable: func(err error) bool {
+		var e *sqlite.Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		c := e.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	},
+}
+
+// MySQL error numbers.
+const (
+	erClaveDuplicada  = 1062
+	erEsperaDeBloqueo = 1205
+	erInterbloqueo    = 1213
+)
+
+var dialectoMySQL = dialecto{
+	nombre:   "mysql",
+	reclamar: " FOR UPDATE SKIP LOCKED",
+	// VALUES() works on MariaDB and MySQL (deprecated there since 8.0.20 in
+	// favour of a row alias that MariaDB does not parse).
+	upsertPaso: " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
+	// On a small outbox MariaDB plans "id IN (...)" as a full scan (index
+	// hints are ignored), and InnoDB's DELETE then waits on every row another
+	// drain holds: concurrent drains deadlock. ORDER BY id LIMIT makes it a
+	// range scan of the primary key that touches only the listed rows.
+	borrarMensajes: func(n int) string {
+		return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ") ORDER BY id LIMIT " + strconv.Itoa(n)
+	},
+	prefijo: func(c string) string { return c + " LIKE ? ESCAPE '!'" },
+	patron: func(p string) string {
+		r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+		return r.Replace(p) + "%"
+	},
+	tiempo: func(t time.Time) any {
+		if t.IsZero() {
+			return nil
+		}
+		// Truncate here: DATETIME(6) would round on MySQL.
+		return normalizar(t)
+	},
+	duplicado: func(err error) bool { return numeroMySQL(err) == erClaveDuplicada },
+	reintentable: func(err error) bool {
+		n := numeroMySQL(err)
+		return n == erInterbloqueo || n == erEsperaDeBloqueo
+	},
+}
+
+func numeroMySQL(err error) uint16 {
+	var e *mysql.MySQLError
+	if errors.As(err, &e) {
+		return e.Number
+	}
+	return 0
+}

@@ -1,0 +1,244 @@
+package almacen
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// mensajesPorSentencia bounds a multi-row outbox INSERT (and the ids of one
+// DELETE), well under both databases' placeholder limits.
+const mensajesPorSentencia = 500
+
+// insertarMensajes adds msgs to the outbox in order (so ids follow the order
+// of msgs), with one INSERT for up to mensajesPorSentencia rows. A zero
+// Creado is set to now.
+func (db *DB) insertarMensajes(ctx context.Context, tx *sql.Tx, msgs []Mensaje) error {
+	ahora := time.Now()
+	for len(msgs) > 0 {
+		lote := msgs[:min(len(msgs), mensajesPorSentencia)]
+		msgs = msgs[len(lote):]
+		var q strings.Builder
+		q.WriteString("INSERT INTO outbox (topico, clave, tipo, carga, propiedades, creado) VALUES ")
+		args := make([]any, 0, 6*len(lote))
+		for i := range lote {
+			m := &lote[i]
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?)")
+			var props any
+			if m.Propiedades != nil {
+				b, err := json.Marshal(m.Propiedades)
+				if err != nil {
+					return fmt.Errorf("outbox: propiedades: %w", err)
+				}
+				props = string(b)
+			}
+			carga := m.Carga
+			if carga == nil {
+				carga = []byte{}
+			}
+			creado := m.Creado
+			if creado.IsZero() {
+				creado = ahora
+			}
+			args = append(args, m.Topico, m.Clave, m.Tipo, carga, props, db.d.tiempo(creado))
+		}
+		if _, err := db.ejecutar(ctx, tx, q.String(), args...); err != nil {
+			return fmt.Errorf("outbox: insertar %d mensajes: %w", len(lote), err)
+		}
+	}
+	return nil
+}
+
+// DrenarOutbox publishes up to limite outbox rows in id order and deletes
+// those publicar acknowledges. See Store.
+//
+// MySQL: the rows are claimed with FOR UPDATE SKIP LOCKED in a transaction
+// held while publicar runs, so replicas never publish the same row at the
+// same time. SQLite: the rows are read, published outside any transaction
+// (the write lock is not held while the broker answers) and the acknowledged
+// ones deleted; concurrent drains of one DB are serialised.
+//
+// When publicar fails, the ids it still returned are deleted and its error is
+// returned with that count.
+func (db *DB) DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []Mensaje) ([]int64, error)) (int, error) {
+	if limite <= 0 {
+		limite = 100
+	}
+	q := "SELECT id, topico, clave, tipo, carga, propiedades, creado FROM outbox ORDER BY id LIMIT ?" + db.d.reclamar
+	if db.drenando == nil {
+		var n int
+		var errPublicar error
+		err := db.transaccion(ctx, func(tx *sql.Tx) error {
+			msgs, err := leerMensajes(ctx, tx, q, limite)
+			if err != nil || len(msgs) == 0 {
+				return err
+			}
+			var ids []int64
+			ids, errPublicar = publicar(ctx, msgs)
+			n, err = db.borrarConfirmados(ctx, tx, msgs, ids)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("drenar outbox: %w", err)
+		}
+		if errPublicar != nil {
+			return n, fmt.Errorf("drenar outbox: publicar: %w", errPublicar)
+		}
+		return n, nil
+	}
+
+	select {
+	case db.drenando <- struct{}{}:
+		defer func() { <-db.drenando }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	msgs, err := leerMensajes(ctx, db.sql, q, limite)
+	if err != nil || len(msgs) == 0 {
+		if err != nil {
+			err = fmt.Errorf("drenar outbox: %w", err)
+		}
+		return 0, err
+	}
+	ids, errPublicar := publicar(ctx, msgs)
+	var n int
+	if len(ids) > 0 {
+		err = db.transaccion(ctx, func(tx *sql.Tx) error {
+			var err error
+			n, err = db.borrarConfirmados(ctx, tx, msgs, ids)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("drenar outbox: %w", err)
+		}
+	}
+	if errPublicar != nil {
+		return n, fmt.Errorf("drenar outbox: publicar: %w", errPublicar)
+	}
+	return n, nil
+}
+
+func leerMensajes(ctx context.Context, ex ejecutor, q string, limite int) ([]Mensaje, error) {
+	rows, err := ex.QueryContext(ctx, q, limite)
+	if err != nil {
+		return nil, fmt.Errorf("leer outbox: %w", err)
+	}
+	defer rows.Close()
+	var msgs []Mensaje
+	for rows.Next() {
+		var (
+			m      Mensaje
+			carga  crudo
+			props  crudo
+			creado instante
+		)
+		if err := rows.Scan(&m.ID, &m.Topico, &m.Clave, &m.Tipo, &carga, &props, &creado); err != nil {
+			return nil, fmt.Errorf("leer outbox: %w", err)
+		}
+		m.Carga, m.Creado = carga, creado.tiempo()
+		if props != nil {
+			if err := json.Unmarshal(props, &m.Propiedades); err != nil {
+				return nil, fmt.Errorf("leer outbox: mensaje %d: propiedades: %w", m.ID, err)
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("leer outbox: %w", err)
+	}
+	return msgs, nil
+}
+
+// borrarConfirmados deletes the acknowledged ids among the rows claimed
+// (others are ignored: an id publicar made up must not delete a row another
+// replica holds).
+func (db *DB) borrarConfirmados(ctx context.Context, tx *sql.Tx, msgs []Mensaje, confirmados []int64) (int, error) {
+	reclamados := make(map[int64]bool, len(msgs))
+	for _, m := range msgs {
+		reclamados[m.ID] = true
+	}
+	var ids []any
+	for _, id := range confirmados {
+		if reclamados[id] {
+			ids = append(ids, id)
+			delete(reclamados, id) // a repeated id counts once
+		}
+	}
+	var n int
+	for lote := range slices.Chunk(ids, mensajesPorSentencia) {
+		res, err := tx.ExecContext(ctx, db.d.borrarMensajes(len(lote)), lote...)
+		if err != nil {
+			return 0, fmt.Errorf("borrar mensajes publicados: %w", err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("borrar mensajes publicados: %w", err)
+		}
+		n += int(k)
+	}
+	return n, nil
+}
+
+// Outbox returns the number of rows waiting and the creation time of the
+// oldest (zero when empty).
+func (db *DB) Outbox(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var masAntiguo instante
+	if err := db.sql.QueryRowContext(ctx, "SELECT COUNT(*), MIN(creado) FROM outbox").Scan(&n, &masAntiguo); err != nil {
+		return 0, time.Time{}, fmt.Errorf("estado del outbox: %w", err)
+	}
+	return n, masAntiguo.tiempo(), nil
+}
+
+// RegistrarInbox records clave in the inbox outside any saga transition;
+// ErrDuplicado if it is there already.
+func (db *DB) RegistrarInbox(ctx context.Context, clave string) error {
+	if clave == "" {
+		return fmt.Errorf("registrar inbox: clave vacía")
+	}
+	if err := validarClave("clave de inbox", clave); err != nil {
+		return fmt.Errorf("registrar inbox: %w", err)
+	}
+	liberar, err := db.bloquearEscritura(ctx)
+	if err != nil {
+		return fmt.Errorf("registrar inbox: %w", err)
+	}
+	defer liberar()
+	if err := db.registrarInbox(ctx, db.sql, clave); err != nil {
+		return fmt.Errorf("registrar inbox: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) registrarInbox(ctx context.Context, ex ejecutor, clave string) error {
+	_, err := db.ejecutar(ctx, ex, "INSERT INTO inbox (clave, recibido) VALUES (?, ?)", clave, db.d.tiempo(time.Now()))
+	if db.d.duplicado(err) {
+		return fmt.Errorf("clave %q: %w", clave, ErrDuplicado)
+	}
+	if err != nil {
+		return fmt.Errorf("inbox: clave %q: %w", clave, err)
+	}
+	return nil
+}
+
+// PurgarInbox deletes the inbox keys recorded before antes and returns how
+// many. Keys are only needed while a redelivery is possible; a periodic purge
+// (e.g. of keys older than a week) keeps the table small.
+func (db *DB) PurgarInbox(ctx context.Context, antes time.Time) (int, error) {
+	res, err := db.escribirSuelto(ctx, "DELETE FROM inbox WHERE recibido < ?", db.d.tiempo(antes))
+	if err != nil {
+		return 0, fmt.Errorf("purgar inbox: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purgar inbox: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,478 @@
+package almacen
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/alpespartner/sagas/coordinador/saga"
+)
+
+// maxIntentos bounds the retries of a transition that lost an optimistic
+// version check (or hit a deadlock) before Actualizar gives up with
+// ErrConflicto.
+const maxIntentos = 10
+
+// errVersion is the internal signal that the saga changed between read and
+// write; Actualizar retries on it.
+var errVersion = errors.New("versión obsoleta")
+
+// estadosTerminales lists the saga states that saga.Estado.Terminal reports
+// as terminal.
+var estadosTerminales = func() []any {
+	var out []any
+	for _, e := range []saga.Estado{saga.Iniciada, saga.EnProgreso, saga.Completada, saga.Compensando, saga.Compensada, saga.CompensacionFallida} {
+		if e.Terminal() {
+			out = append(out, string(e))
+		}
+	}
+	return out
+}()
+
+// CrearSaga inserts s with its steps and msgs in one transaction. See Store.
+// The saga is stored with s.Version as given (normally 0).
+func (db *DB) CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (string, bool, error) {
+	if err := validarSaga(&s, nil); err != nil {
+		return "", false, fmt.Errorf("crear saga: %w", err)
+	}
+	if err := validarClave("clave de idempotencia", claveIdempotencia); err != nil {
+		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
+	}
+	valores, err := db.d.valoresSaga(&s, s.Version)
+	if err != nil {
+		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
+	}
+	valores = append(valores, nuloSiVacio(claveIdempotencia))
+	for intento := 1; ; intento++ {
+		duplicada := false
+		err := db.transaccion(ctx, func(tx *sql.Tx) error {
+			if _, err := db.ejecutar(ctx, tx, insertSaga, valores...); err != nil {
+				if db.d.duplicado(err) {
+					duplicada = true
+				}
+				return err
+			}
+			if err := db.insertarPasos(ctx, tx, &s, 0, len(s.Pasos), ""); err != nil {
+				return err
+			}
+			return db.insertarMensajes(ctx, tx, msgs)
+		})
+		if err == nil {
+			return s.ID, true, nil
+		}
+		if !duplicada {
+			if db.d.reintentable(err) && intento < maxIntentos {
+				if err := esperar(ctx, intento); err != nil {
+					return "", false, err
+				}
+				continue
+			}
+			return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
+		}
+		// The key or the id is taken: find which saga holds it. The row
+		// that clashed may belong to a transaction that then rolled back;
+		// if nothing is found, try the insert again.
+		id, err := db.sagaExistente(ctx, s.ID, claveIdempotencia)
+		if err != nil {
+			return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
+		}
+		if id != "" {
+			return id, false, nil
+		}
+		if intento >= maxIntentos {
+			return "", false, fmt.Errorf("crear saga %s: %w", s.ID, ErrConflicto)
+		}
+	}
+}
+
+// sagaExistente returns the id of the saga created with clave, else id if
+// that saga exists, else "".
+func (db *DB) sagaExistente(ctx context.Context, id, clave string) (string, error) {
+	var existente string
+	if clave != "" {
+		err := db.sql.QueryRowContext(ctx, "SELECT saga_id FROM sagas WHERE clave_idempotencia = ?", clave).Scan(&existente)
+		if err == nil {
+			return existente, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("buscar clave de idempotencia: %w", err)
+		}
+	}
+	err := db.sql.QueryRowContext(ctx, "SELECT saga_id FROM sagas WHERE saga_id = ?", id).Scan(&existente)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("buscar saga: %w", err)
+	}
+	return existente, nil
+}
+
+// insertarPasos inserts steps [desde, hasta) of s in one statement; sufijo
+// may turn it into an upsert.
+func (db *DB) insertarPasos(ctx context.Context, tx *sql.Tx, s *saga.Saga, desde, hasta int, sufijo string) error {
+	if hasta <= desde {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(insertPasos)
+	args := make([]any, 0, (hasta-desde)*len(colsPasoEscritas))
+	for i := desde; i < hasta; i++ {
+		if i > desde {
+			q.WriteString(", ")
+		}
+		q.WriteString(filaPaso)
+		args = db.d.valoresPaso(args, s.ID, i, &s.Pasos[i])
+	}
+	q.WriteString(sufijo)
+	if _, err := db.ejecutar(ctx, tx, q.String(), args...); err != nil {
+		return fmt.Errorf("guardar pasos de %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Actualizar runs one transition in one transaction. See Store. When fn
+// fails, everything is rolled back (the inbox entry too, so a redelivery
+// will be processed again) and fn's error is returned wrapped. When
+// Cambio.Guardar is false, Cambio.Mensajes are ignored.
+func (db *DB) Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error {
+	if err := validarClave("clave de inbox", dedup); err != nil {
+		return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
+	}
+	for intento := 1; ; intento++ {
+		err := db.actualizar(ctx, sagaID, dedup, fn)
+		if err == nil || !(errors.Is(err, errVersion) || db.d.reintentable(err)) {
+			return err
+		}
+		if intento >= maxIntentos {
+			return fmt.Errorf("actualizar saga %s tras %d intentos: %w (%w)", sagaID, intento, ErrConflicto, err)
+		}
+		if err := esperar(ctx, intento); err != nil {
+			return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
+		}
+	}
+}
+
+// actualizar is one attempt of Actualizar.
+func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error {
+	return db.transaccion(ctx, func(tx *sql.Tx) error {
+		if dedup != "" {
+			if err := db.registrarInbox(ctx, tx, dedup); err != nil {
+				return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
+			}
+		}
+		viejo, err := db.leerSaga(ctx, tx, sagaID)
+		if err != nil {
+			return err
+		}
+		c, err := fn(viejo.Clone())
+		if err != nil {
+			return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
+		}
+		if !c.Guardar {
+			return nil
+		}
+		if err := db.guardar(ctx, tx, &viejo, &c.Saga); err != nil {
+			return err
+		}
+		return db.insertarMensajes(ctx, tx, c.Mensajes)
+	})
+}
+
+// esperar sleeps a short random time before retry number intento, so that
+// transactions that collided do not collide again.
+func esperar(ctx context.Context, intento int) error {
+	d := 100*time.Microsecond + rand.N(time.Duration(intento)*time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leerSaga reads one saga with its steps in one query: a consistent
+// snapshot in one round trip. It is an inner join on purpose: MySQL sorts a
+// LEFT JOIN by the second table's column in an on-disk temporary table (the
+// rows carry TEXT columns), while the inner join reads the steps in index
+// order. A saga without steps (or no saga) yields no rows; a second query
+// tells which.
+func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string) (saga.Saga, error) {
+	rows, err := db.consultar(ctx, ex, consultaSagaConPasos, id)
+	if err != nil {
+		return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
+	}
+	sagas, err := leerSagasConPasos(rows)
+	if err != nil {
+		return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
+	}
+	if len(sagas) == 0 {
+		rows, err := db.consultar(ctx, ex, consultaSaga, id)
+		if err != nil {
+			return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
+		}
+		if sagas, err = leerSagas(rows); err != nil {
+			return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
+		}
+	}
+	if len(sagas) == 0 {
+		return saga.Saga{}, fmt.Errorf("saga %s: %w", id, ErrNoEncontrada)
+	}
+	return sagas[0], nil
+}
+
+// guardar writes nuevo over viejo: the saga row first, with the optimistic
+// check on version (so a writer that lost the race stops before touching any
+// step row, and row locks are always taken saga first), then the steps that
+// changed, in one statement.
+func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) error {
+	id := viejo.ID
+	nuevo.ID = id
+	if err := validarSaga(nuevo, viejo); err != nil {
+		return fmt.Errorf("guardar saga %s: %w", id, err)
+	}
+	valores, err := db.d.valoresSaga(nuevo, viejo.Version+1)
+	if err != nil {
+		return fmt.Errorf("guardar saga %s: %w", id, err)
+	}
+	q, args := updateSaga, valores[1:]
+	if mismaIdentidad(viejo, nuevo) {
+		q, args = updateSagaCorto, valores[colsMutables:]
+	}
+	res, err := db.ejecutar(ctx, tx, q, append(args, id, viejo.Version)...)
+	if err != nil {
+		return fmt.Errorf("guardar saga %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("guardar saga %s: %w", id, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
+	}
+	nuevo.Version = viejo.Version + 1
+
+	// Changed steps are contiguous in practice (the current one and its
+	// neighbour); one upsert from the first to the last changed covers them.
+	desde, hasta := -1, -1
+	for i := range nuevo.Pasos {
+		if i >= len(viejo.Pasos) || !pasoIgual(&viejo.Pasos[i], &nuevo.Pasos[i]) {
+			if desde < 0 {
+				desde = i
+			}
+			hasta = i + 1
+		}
+	}
+	if desde >= 0 {
+		if err := db.insertarPasos(ctx, tx, nuevo, desde, hasta, db.d.upsertPaso); err != nil {
+			return err
+		}
+	}
+	if len(nuevo.Pasos) < len(viejo.Pasos) {
+		_, err := tx.ExecContext(ctx, "DELETE FROM pasos_saga WHERE saga_id = ? AND orden > ?", id, len(nuevo.Pasos))
+		if err != nil {
+			return fmt.Errorf("guardar saga %s: borrar pasos: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// ProcesarVencidas claims due sagas and applies fn to each in one
+// transaction. See Store. A saga for which fn (or the validation of its
+// result) fails is left unchanged and the others are still saved; those
+// errors are returned joined, with the count of sagas changed. A database
+// error rolls back everything and returns 0.
+func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int, fn func(saga.Saga) (Cambio, error)) (int, error) {
+	if limite <= 0 {
+		limite = 100
+	}
+	var (
+		cambiadas int
+		fallos    []error
+	)
+	err := db.transaccion(ctx, func(tx *sql.Tx) error {
+		cambiadas, fallos = 0, nil
+		vencidas, err := db.reclamarVencidas(ctx, tx, ahora, limite)
+		if err != nil {
+			return err
+		}
+		for i := range vencidas {
+			viejo := &vencidas[i]
+			c, err := fn(viejo.Clone())
+			if err != nil {
+				fallos = append(fallos, fmt.Errorf("saga %s: %w", viejo.ID, err))
+				continue
+			}
+			if !c.Guardar {
+				continue
+			}
+			c.Saga.ID = viejo.ID
+			if err := validarSaga(&c.Saga, viejo); err != nil {
+				fallos = append(fallos, fmt.Errorf("saga %s: %w", viejo.ID, err))
+				continue
+			}
+			if err := db.guardar(ctx, tx, viejo, &c.Saga); err != nil {
+				return err
+			}
+			if err := db.insertarMensajes(ctx, tx, c.Mensajes); err != nil {
+				return err
+			}
+			cambiadas++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("procesar vencidas: %w", err)
+	}
+	if len(fallos) > 0 {
+		return cambiadas, fmt.Errorf("procesar vencidas: %w", errors.Join(fallos...))
+	}
+	return cambiadas, nil
+}
+
+// reclamarVencidas selects (and on MySQL locks, skipping rows other replicas
+// hold) up to limite due non-terminal sagas, then their steps: two queries.
+func (db *DB) reclamarVencidas(ctx context.Context, tx *sql.Tx, ahora time.Time, limite int) ([]saga.Saga, error) {
+	args := append([]any{db.d.tiempo(ahora)}, estadosTerminales...)
+	args = append(args, limite)
+	rows, err := tx.QueryContext(ctx, "SELECT "+selectSaga+" FROM sagas WHERE plazo <= ? AND estado NOT IN ("+
+		marcadores(len(estadosTerminales))+") ORDER BY plazo LIMIT ?"+db.d.reclamar, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reclamar sagas vencidas: %w", err)
+	}
+	sagas, err := leerSagas(rows)
+	if err != nil || len(sagas) == 0 {
+		return nil, err
+	}
+	if err := db.cargarPasos(ctx, tx, sagas); err != nil {
+		return nil, err
+	}
+	return sagas, nil
+}
+
+// cargarPasos loads the steps of sagas in one query.
+func (db *DB) cargarPasos(ctx context.Context, ex ejecutor, sagas []saga.Saga) error {
+	ids := make([]any, len(sagas))
+	for i := range sagas {
+		ids[i] = sagas[i].ID
+	}
+	rows, err := ex.QueryContext(ctx, "SELECT "+selectPasos+" FROM pasos_saga WHERE saga_id IN ("+
+		marcadores(len(ids))+") ORDER BY saga_id, orden", ids...)
+	if err != nil {
+		return fmt.Errorf("leer pasos: %w", err)
+	}
+	return leerPasos(rows, sagas)
+}
+
+// Saga returns one saga with its steps; ErrNoEncontrada if there is none.
+func (db *DB) Saga(ctx context.Context, id string) (saga.Saga, error) {
+	return db.leerSaga(ctx, db.sql, id)
+}
+
+// Límites of Filtro.Limite.
+const (
+	LimitePorDefecto = 100
+	LimiteMaximo     = 1000
+)
+
+// donde builds the WHERE clause (with its leading " WHERE ") of f.
+func (d *dialecto) donde(f Filtro) (string, []any) {
+	var conds []string
+	var args []any
+	if len(f.Estados) > 0 {
+		conds = append(conds, "estado IN ("+marcadores(len(f.Estados))+")")
+		for _, e := range f.Estados {
+			args = append(args, string(e))
+		}
+	}
+	if f.Tipo != "" {
+		conds = append(conds, "tipo = ?")
+		args = append(args, f.Tipo)
+	}
+	if f.CampaniaID != "" {
+		conds = append(conds, "campania_id = ?")
+		args = append(args, f.CampaniaID)
+	}
+	if f.SagaID != "" {
+		conds = append(conds, d.prefijo("saga_id"))
+		args = append(args, d.patron(f.SagaID))
+	}
+	if !f.Desde.IsZero() {
+		conds = append(conds, "timestamp_inicio >= ?")
+		args = append(args, d.tiempo(f.Desde))
+	}
+	if !f.Hasta.IsZero() {
+		conds = append(conds, "timestamp_inicio < ?")
+		args = append(args, d.tiempo(f.Hasta))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Listar returns the sagas that f selects, newest first (by
+// timestamp_inicio, then saga_id), with their steps when f.ConPasos (one more
+// query for the steps of all of them, in the same snapshot).
+func (db *DB) Listar(ctx context.Context, f Filtro) ([]saga.Saga, error) {
+	limite := f.Limite
+	if limite <= 0 {
+		limite = LimitePorDefecto
+	}
+	limite = min(limite, LimiteMaximo)
+	where, args := db.d.donde(f)
+	args = append(args, limite)
+	q := "SELECT " + selectSaga + " FROM sagas" + where + " ORDER BY timestamp_inicio DESC, saga_id DESC LIMIT ?"
+	var sagas []saga.Saga
+	leer := func(ex ejecutor) error {
+		rows, err := ex.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		sagas, err = leerSagas(rows)
+		if err != nil || !f.ConPasos || len(sagas) == 0 {
+			return err
+		}
+		return db.cargarPasos(ctx, ex, sagas)
+	}
+	var err error
+	if f.ConPasos {
+		err = db.lectura(ctx, func(tx *sql.Tx) error { return leer(tx) })
+	} else {
+		err = leer(db.sql)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listar sagas: %w", err)
+	}
+	return sagas, nil
+}
+
+// Contar counts the sagas that f selects by estado (f.Limite and f.ConPasos
+// do not apply). States without sagas are absent.
+func (db *DB) Contar(ctx context.Context, f Filtro) (Resumen, error) {
+	where, args := db.d.donde(f)
+	rows, err := db.sql.QueryContext(ctx, "SELECT estado, COUNT(*) FROM sagas"+where+" GROUP BY estado", args...)
+	if err != nil {
+		return nil, fmt.Errorf("contar sagas: %w", err)
+	}
+	defer rows.Close()
+	r := Resumen{}
+	for rows.Next() {
+		var e string
+		var n int
+		if err := rows.Scan(&e, &n); err != nil {
+			return nil, fmt.Errorf("contar sagas: %w", err)
+		}
+		r[saga.Estado(e)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("contar sagas: %w", err)
+	}
+	return r, nil
+}
