@@ -430,7 +430,7 @@ func cuerpoDe(flujo string, i int, fallar bool, paso string) []byte {
 			"campania_id": fmt.Sprintf("carga-%d-%d", time.Now().UnixNano(), i), "nombre": fmt.Sprintf("Carga %d", i),
 			"fecha_inicio": ini.Format(time.RFC3339), "fecha_fin": ini.Add(30 * 24 * time.Hour).Format(time.RFC3339),
 			"presupuesto": 5000, "moneda": "COP", "comision": map[string]any{"tipo": "porcentaje", "valor": 10},
-			"criterios_afiliados":  map[string]any{"segmento_audiencia": "tecnologia", "maximo": 5},
+			"criterios_afiliados":  map[string]any{"segmento_audiencia": "jovenes", "maximo": 5},
 			"canales_notificacion": []string{"email"},
 		}
 	}

@@ -132,7 +132,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 			Host:      env("SAGAS_DB_HOST", "127.0.0.1"),
 			Usuario:   env("SAGAS_DB_USER", "sagas"),
 			Clave:     env("SAGAS_DB_PASSWORD", "sagas123"),
-			BaseDatos: "participante_" + servicio,
+			BaseDatos: env("SAGAS_DB_PREFIJO", "participante_") + servicio,
 		},
 		Trabajadores: TrabajadoresPorDefecto,
 	}

@@ -30,6 +30,7 @@
 //	SAGAS_DB_HOST, SAGAS_DB_PORT, SAGAS_DB_USER, SAGAS_DB_PASSWORD
 //	                        127.0.0.1, 3306, sagas, sagas123 (MySQL database
 //	                        participante_<servicio>, created if missing)
+//	SAGAS_DB_PREFIJO        participante_ (MySQL database name prefix)
 //	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /efectos/{saga_id})
 //	SAGAS_FALLOS            no | semillas (the seeds' failure rate of the service)
 //	SAGAS_TASA_FALLO        0..1, overrides the rate (and turns injection on)

@@ -38,6 +38,8 @@ type config struct {
 	Temporizador   time.Duration
 	Trabajadores   int
 	Definiciones   string // directory of extra/overriding saga definitions (*.json)
+	LegadoCampania string // legacy topic of EventoCampaniaCreada
+	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
 }
 
 // variables documents every setting: name, default, meaning. The README's
@@ -65,6 +67,8 @@ var variables = [][3]string{
 	{"SAGAS_TIMER_INTERVAL", "250ms", "how often deadlines are swept"},
 	{"SAGAS_CONSUMER_WORKERS", "16", "replies handled in parallel (per saga in order)"},
 	{"SAGAS_DEFINICIONES", "", "directory of saga definitions (*.json) that add to or replace the built-in ones"},
+	{"SAGAS_LEGADO_TOPICO_CAMPANIA", "persistent://public/default/eventos-campania", "legacy topic of EventoCampaniaCreada"},
+	{"SAGAS_LEGADO_TOPICO_LANZAR", "persistent://public/default/comando-lanzar-campania-completa", "legacy topic of ComandoLanzarCampaniaCompleta"},
 }
 
 // leerConfig reads and validates the environment, reporting every problem at once.
@@ -131,6 +135,12 @@ func leerConfig(getenv func(string) string) (config, error) {
 	for _, n := range []struct{ name, val string }{{"SAGAS_PULSAR_TENANT", c.Tenant}, {"SAGAS_PULSAR_NAMESPACE", c.Namespace}, {"SAGAS_REPLICA_ID", c.Replica}} {
 		if strings.ContainsAny(n.val, "/ :") {
 			errs = append(errs, fmt.Errorf("%s=%q: must not contain '/', ':' or spaces", n.name, n.val))
+		}
+	}
+	c.LegadoCampania, c.LegadoLanzar = v("SAGAS_LEGADO_TOPICO_CAMPANIA"), v("SAGAS_LEGADO_TOPICO_LANZAR")
+	for _, n := range [][2]string{{"SAGAS_LEGADO_TOPICO_CAMPANIA", c.LegadoCampania}, {"SAGAS_LEGADO_TOPICO_LANZAR", c.LegadoLanzar}} {
+		if !strings.HasPrefix(n[1], "persistent://") || strings.Count(n[1], "/") != 4 {
+			errs = append(errs, fmt.Errorf("%s=%q: must be persistent://tenant/namespace/topic", n[0], n[1]))
 		}
 	}
 	c.Definiciones = v("SAGAS_DEFINICIONES")

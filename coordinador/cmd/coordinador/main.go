@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Puente {
 		puente, err := mensajeria.NuevoPuente(mensajeria.OpcionesPuente{
 			Iniciador: motor, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
+			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
 		})
 		if err != nil {
 			return err

@@ -1,0 +1,290 @@
+// Package sistema starts the whole system for end-to-end tests as a user
+// runs it: the coordinator and the six participants as separate OS
+// processes, built from this module, against a real broker and a real store.
+package sistema
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alpespartner/sagas/internal/integracion"
+	"github.com/go-sql-driver/mysql"
+)
+
+// Participantes are the six participant services.
+var Participantes = []string{"influencer", "marca", "tracking", "afiliados", "comisiones", "notificaciones"}
+
+var (
+	construir sync.Once
+	binDir    string
+	errBuild  error
+)
+
+// Binarios builds the coordinator and participant binaries once per test
+// process and returns their directory.
+func Binarios(t testing.TB) string {
+	t.Helper()
+	construir.Do(func() {
+		dir, err := os.MkdirTemp("", "sagas-bin-")
+		if err != nil {
+			errBuild = err
+			return
+		}
+		binDir = dir
+		_, archivo, _, _ := runtime.Caller(0)
+		raiz := filepath.Join(filepath.Dir(archivo), "..", "..")
+		args := []string{"build", "-o", dir + "/", "./coordinador/cmd/coordinador"}
+		for _, p := range Participantes {
+			args = append(args, "./participantes/"+p)
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Dir = raiz
+		if out, err := cmd.CombinedOutput(); err != nil {
+			errBuild = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if errBuild != nil {
+		t.Fatal(errBuild)
+	}
+	return binDir
+}
+
+// Sistema is a running coordinator plus participants.
+type Sistema struct {
+	t         testing.TB
+	API       string            // http://127.0.0.1:port
+	Metricas  map[string]string // participant → http://addr (metrics, /efectos)
+	Namespace string
+	Env       map[string]string // the environment shared by every process
+	Dir       string
+	procesos  map[string]*exec.Cmd
+	logs      map[string]*os.File
+}
+
+// Opciones of Arrancar.
+type Opciones struct {
+	Almacen string            // sqlite (default) or mysql
+	Extra   map[string]string // extra environment for every process
+}
+
+func aleatorio() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// PuertoLibre returns a free loopback TCP port.
+func PuertoLibre(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Arrancar starts the system in its own namespace and store and stops it when
+// the test ends.
+func Arrancar(t testing.TB, o Opciones) *Sistema {
+	t.Helper()
+	purl, aurl := integracion.PulsarURL(t), integracion.PulsarAdminURL(t) // skip before building
+	bin := Binarios(t)
+	ns := "e" + aleatorio()
+	dir := t.TempDir()
+	s := &Sistema{t: t, Namespace: ns, Dir: dir, Metricas: map[string]string{}, procesos: map[string]*exec.Cmd{}, logs: map[string]*os.File{}}
+	env := map[string]string{
+		"SAGAS_PULSAR_URL": purl, "SAGAS_PULSAR_ADMIN_URL": aurl,
+		"SAGAS_PULSAR_NAMESPACE": ns, "SAGAS_DATA_DIR": filepath.Join(dir, "data"),
+		"SAGAS_DB_PATH": filepath.Join(dir, "data", "coordinador.db"), "SAGAS_LOG_DIR": filepath.Join(dir, "logs"),
+		"SAGAS_LOG_LEVEL": "warn", "SAGAS_REPLICA_ID": "c-" + ns,
+	}
+	if o.Almacen == "mysql" {
+		dsn := integracion.MySQLDSN(t)
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host, port, _ := strings.Cut(cfg.Addr, ":")
+		nombre := "e2e_" + ns
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("CREATE DATABASE " + nombre); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			db.Exec("DROP DATABASE " + nombre)
+			for _, p := range Participantes {
+				db.Exec("DROP DATABASE IF EXISTS " + nombre + "_" + p)
+			}
+			db.Close()
+		})
+		for k, v := range map[string]string{"SAGAS_STORAGE_TYPE": "mysql", "SAGAS_DB_HOST": host, "SAGAS_DB_PORT": port,
+			"SAGAS_DB_NAME": nombre, "SAGAS_DB_PREFIJO": nombre + "_", "SAGAS_DB_USER": cfg.User, "SAGAS_DB_PASSWORD": cfg.Passwd} {
+			env[k] = v
+		}
+	}
+	for k, v := range o.Extra {
+		env[k] = v
+	}
+	s.Env = env
+	t.Cleanup(s.Detener)
+
+	apiPort := PuertoLibre(t)
+	s.API = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", map[string]string{"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": fmt.Sprint(apiPort)})
+	s.esperarListo(s.API+"/readyz", "coordinador")
+	for _, p := range Participantes {
+		addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
+		s.Metricas[p] = "http://" + addr
+		s.iniciar(filepath.Join(bin, p), p, map[string]string{"SAGAS_METRICS_ADDR": addr})
+	}
+	for _, p := range Participantes {
+		s.esperarListo(s.Metricas[p]+"/healthz", p)
+	}
+	return s
+}
+
+func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {
+	s.t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range extra {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	log, err := os.Create(filepath.Join(s.Dir, nombre+".log"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.procesos[nombre], s.logs[nombre] = cmd, log
+}
+
+// Log returns the tail of a process's log, for failure messages.
+func (s *Sistema) Log(nombre string) string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, nombre+".log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func (s *Sistema) esperarListo(url, nombre string) {
+	s.t.Helper()
+	fin := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if c := s.procesos[nombre]; c.ProcessState != nil || time.Now().After(fin) {
+			s.t.Fatalf("%s not ready at %s: %v\n%s", nombre, url, err, s.Log(nombre))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Detener stops every process (SIGTERM, then SIGKILL after 10s).
+func (s *Sistema) Detener() {
+	for nombre, c := range s.procesos {
+		if c.Process == nil {
+			continue
+		}
+		c.Process.Signal(syscall.SIGTERM)
+		hecho := make(chan struct{})
+		go func() { c.Wait(); close(hecho) }()
+		select {
+		case <-hecho:
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			<-hecho
+		}
+		s.logs[nombre].Close()
+		delete(s.procesos, nombre)
+	}
+}
+
+// Matar sends SIGKILL to one process (fault tests).
+func (s *Sistema) Matar(nombre string) {
+	if c := s.procesos[nombre]; c != nil {
+		c.Process.Kill()
+		c.Wait()
+		s.logs[nombre].Close()
+		delete(s.procesos, nombre)
+	}
+}
+
+// Post sends a JSON POST to the API and returns status and body.
+func (s *Sistema) Post(ctx context.Context, ruta, cuerpo string, cabeceras ...string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.API+ruta, strings.NewReader(cuerpo))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(cabeceras); i += 2 {
+		req.Header.Set(cabeceras[i], cabeceras[i+1])
+	}
+	return hacer(req)
+}
+
+// Get sends a GET to the API (or any absolute URL).
+func (s *Sistema) Get(ctx context.Context, ruta string) (int, []byte, error) {
+	url := ruta
+	if strings.HasPrefix(ruta, "/") {
+		url = s.API + ruta
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return hacer(req)
+}
+
+func hacer(req *http.Request) (int, []byte, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.Bytes(), err
+}
+
+// GetCon sends a GET with extra headers (name, value pairs).
+func (s *Sistema) GetCon(ctx context.Context, ruta string, cabeceras ...string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.API+ruta, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := 0; i+1 < len(cabeceras); i += 2 {
+		req.Header.Set(cabeceras[i], cabeceras[i+1])
+	}
+	return hacer(req)
+}
