@@ -22,13 +22,16 @@ import (
 // them.
 //
 // De-duplication: each replica publishes to a topic through a producer with a
-// stable name (<replica>-<topic>) and the outbox row id as sequence id, so a
-// row re-sent after a crash of this replica is dropped by the broker. The
-// broker drops any sequence id not above the producer's last one, which would
-// silently lose a row this producer skipped earlier (another replica held it,
-// or a publish failed and a later row went out). Such rows are published by an
-// unnamed producer instead; every consumer is idempotent, so at worst they
-// arrive twice and are de-duplicated downstream, never lost.
+// stable name (<replica>-<topic>) and the outbox row id as sequence id, so the
+// broker recognises a row sent again (after a crash, or a reconnect of the
+// client). The broker answers such a re-send as a duplicate, but it cannot
+// tell a true re-send from an id it merely remembers as "not above the last
+// one": a row another replica skipped, or ids a fresh database hands out
+// again. Dropping those would lose commands silently, so every row the broker
+// calls a duplicate, and every row whose id is not above what this process's
+// producer already sent, is published again through an unnamed producer. At
+// worst a consumer sees a message twice, which every consumer de-duplicates
+// (inbox); a command is never lost.
 type Relay struct {
 	store    almacen.Store
 	client   pulsar.Client
@@ -42,6 +45,8 @@ type Relay struct {
 	mu          sync.Mutex
 	productores map[string]pulsar.Producer
 	rescate     map[string]pulsar.Producer
+	// enviado is the highest sequence id each named producer has sent.
+	enviado map[string]int64
 
 	publicados prometheus.Counter
 	rescatados prometheus.Counter
@@ -67,12 +72,12 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	r := &Relay{
 		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger,
 		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1),
-		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{},
+		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{}, enviado: map[string]int64{},
 		publicados: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_publicados_total", Help: "Outbox messages acknowledged by the broker.",
 		}),
 		rescatados: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sagas_outbox_rescatados_total", Help: "Outbox messages published without de-duplication because their id was not above the producer's last sequence id.",
+			Name: "sagas_outbox_rescatados_total", Help: "Outbox messages published again without a sequence id: the broker called them duplicates, or their id was not above what the named producer had sent.",
 		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sagas_outbox_lag_segundos", Help: "Time from the outbox insert to the broker's acknowledgement.",
@@ -159,57 +164,66 @@ func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) 
 
 func topicoCorto(t string) string { return t[strings.LastIndex(t, "/")+1:] }
 
+// envio is one message in flight and its outcome.
+type envio struct {
+	msg     *almacen.Mensaje
+	err     error
+	rescate bool // published again through the unnamed producer
+}
+
 // publicar sends a claimed batch and returns the ids the broker acknowledged.
 func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, error) {
-	type envio struct {
-		id  int64
-		err error
-	}
-	resultados := make(chan envio, len(msgs))
 	var errs []error
-	enviados := 0
-	ultimo := map[string]int64{}
-	for _, m := range msgs {
-		p, err := r.productor(m.Topico, false)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		last, ok := ultimo[m.Topico]
-		if !ok {
-			last = p.LastSequenceID()
-		}
-		seq := m.ID
-		var seqp *int64
-		if m.ID > last {
-			seqp = &seq
-			ultimo[m.Topico] = m.ID
-		} else {
-			if p, err = r.productor(m.Topico, true); err != nil {
+	var ok []int64
+	pendientes := make([]*almacen.Mensaje, 0, len(msgs))
+	for i := range msgs {
+		pendientes = append(pendientes, &msgs[i])
+	}
+	// First round: named producers (sequence id = row id) where the id is
+	// above what was sent; the unnamed producer otherwise. Second round: the
+	// rows the broker called duplicates, through the unnamed producer.
+	for ronda := 0; ronda < 2 && len(pendientes) > 0; ronda++ {
+		resultados := make(chan envio, len(pendientes))
+		enviados := 0
+		for _, m := range pendientes {
+			rescate := ronda == 1 || !r.reservar(m.Topico, m.ID)
+			p, err := r.productor(m.Topico, rescate)
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			r.rescatados.Inc()
-		}
-		creado := m.Creado
-		enviados++
-		p.SendAsync(ctx, &pulsar.ProducerMessage{
-			Payload: m.Carga, Key: m.Clave, Properties: m.Propiedades, SequenceID: seqp,
-		}, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
-			if err == nil && !creado.IsZero() {
-				r.lag.Observe(time.Since(creado).Seconds())
+			pm := &pulsar.ProducerMessage{Payload: m.Carga, Key: m.Clave, Properties: m.Propiedades}
+			if !rescate {
+				seq := m.ID
+				pm.SequenceID = &seq
+			} else {
+				r.rescatados.Inc()
 			}
-			resultados <- envio{seq, err}
-		})
-	}
-	var ok []int64
-	for range enviados {
-		e := <-resultados
-		if e.err != nil {
-			errs = append(errs, e.err)
-			continue
+			enviados++
+			p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+				// The broker acknowledges a duplicate with no position (-1:-1).
+				dup := err == nil && !rescate && id != nil && id.LedgerID() < 0 && id.EntryID() < 0
+				if dup {
+					err = errDuplicado
+				}
+				resultados <- envio{msg: m, err: err, rescate: rescate}
+			})
 		}
-		ok = append(ok, e.id)
+		pendientes = pendientes[:0]
+		for range enviados {
+			e := <-resultados
+			switch {
+			case e.err == nil:
+				ok = append(ok, e.msg.ID)
+				if !e.msg.Creado.IsZero() {
+					r.lag.Observe(time.Since(e.msg.Creado).Seconds())
+				}
+			case errors.Is(e.err, errDuplicado):
+				pendientes = append(pendientes, e.msg)
+			default:
+				errs = append(errs, e.err)
+			}
+		}
 	}
 	r.publicados.Add(float64(len(ok)))
 	if len(errs) > 0 {
@@ -217,6 +231,20 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 		return ok, fmt.Errorf("publicar %d de %d mensajes: %w", len(errs), len(msgs), errors.Join(errs...))
 	}
 	return ok, nil
+}
+
+var errDuplicado = errors.New("el broker lo tomó por duplicado")
+
+// reservar records that the named producer of topico sends id, if id is above
+// everything it sent; otherwise the row must go through the unnamed producer.
+func (r *Relay) reservar(topico string, id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id <= r.enviado[topico] {
+		return false
+	}
+	r.enviado[topico] = id
+	return true
 }
 
 // Cerrar flushes and closes the producers.

@@ -161,3 +161,15 @@ func rutaSchema(topico string) (string, error) {
 	}
 	return "/admin/v2/schemas/" + resto + "/schema", nil
 }
+
+// ActivarDeduplicacion turns broker de-duplication on for one topic.
+func (a *Admin) ActivarDeduplicacion(ctx context.Context, topico string) error {
+	ruta, ok := strings.CutPrefix(topico, "persistent://")
+	if !ok {
+		return fmt.Errorf("tópico %q: se espera persistent://...", topico)
+	}
+	if _, err := a.hacer(ctx, http.MethodPost, "/admin/v2/persistent/"+ruta+"/deduplicationEnabled", true); err != nil {
+		return fmt.Errorf("de-duplicación de %s: %w", topico, err)
+	}
+	return nil
+}
