@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/alpespartner/sagas/esquemas"
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/apache/pulsar-client-go/pulsar"
+)
+
+// resumenDLQ is what the dead-letter topics of the namespace hold.
+type resumenDLQ struct {
+	Topicos   []string
+	Mensajes  int
+	PorTopico map[string]int
+	// Validos describes each message that decodes as a valid command,
+	// reply or outcome: a message that should have been processed, lost.
+	Validos []string
+	// Veneno counts the messages that do not decode: poison, rightly parked.
+	Veneno int
+}
+
+// leerDLQs lists the namespace's topics through the admin REST API and reads
+// every *-DLQ topic from the earliest message with a reader.
+func leerDLQs(ctx context.Context, adminURL, pulsarURL, ns string, logger *slog.Logger) (resumenDLQ, error) {
+	r := resumenDLQ{PorTopico: map[string]int{}}
+	url := fmt.Sprintf("%s/admin/v2/persistent/%s/%s", adminURL, tenant, ns)
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r, fmt.Errorf("listar tópicos: %w", err)
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("GET %s: %s: %s", url, resp.Status, recortar(string(b), 300))
+	}
+	var topicos []string
+	if err := json.Unmarshal(b, &topicos); err != nil {
+		return r, fmt.Errorf("GET %s: %w", url, err)
+	}
+	for _, t := range topicos {
+		if strings.HasSuffix(t, "-DLQ") || strings.Contains(t, "-DLQ-partition-") {
+			r.Topicos = append(r.Topicos, t)
+		}
+	}
+	sort.Strings(r.Topicos)
+	if len(r.Topicos) == 0 {
+		return r, nil
+	}
+
+	comandos, err := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
+	if err != nil {
+		return r, err
+	}
+	respuestas, err := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
+	if err != nil {
+		return r, err
+	}
+	resultados, err := eventos.NuevoCodec[eventos.Evento](esquemas.MustAvro(esquemas.EventoSaga))
+	if err != nil {
+		return r, err
+	}
+	cliente, err := bus.Conectar(pulsarURL, logger)
+	if err != nil {
+		return r, err
+	}
+	defer cliente.Close()
+	for _, t := range r.Topicos {
+		lector, err := cliente.CreateReader(pulsar.ReaderOptions{Topic: t, StartMessageID: pulsar.EarliestMessageID()})
+		if err != nil {
+			return r, fmt.Errorf("leer %s: %w", t, err)
+		}
+		for lector.HasNext() {
+			nctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			msg, err := lector.Next(nctx)
+			cancel()
+			if err != nil {
+				lector.Close()
+				return r, fmt.Errorf("leer %s: %w", t, err)
+			}
+			r.Mensajes++
+			r.PorTopico[t]++
+			motivo := msg.Properties()["dlq_motivo"]
+			corto := t[strings.LastIndex(t, "/")+1:]
+			if c, err := comandos.Decodificar(msg.Payload()); err == nil && c.Validar() == nil {
+				r.Validos = append(r.Validos, fmt.Sprintf("%s: comando válido %s saga %s paso %s intento %d (dlq_motivo: %s)", corto, c.Nombre(), c.SagaID, c.Paso, c.Intento, motivo))
+				continue
+			}
+			if x, err := respuestas.Decodificar(msg.Payload()); err == nil && x.Validar() == nil {
+				r.Validos = append(r.Validos, fmt.Sprintf("%s: respuesta válida %s saga %s paso %s %s (dlq_motivo: %s)", corto, x.Type, x.SagaID, x.Paso, x.Accion, motivo))
+				continue
+			}
+			if x, err := resultados.Decodificar(msg.Payload()); err == nil && x.SagaID != "" && x.Estado != "" {
+				r.Validos = append(r.Validos, fmt.Sprintf("%s: resultado válido %s saga %s (dlq_motivo: %s)", corto, x.Type, x.SagaID, motivo))
+				continue
+			}
+			r.Veneno++
+		}
+		lector.Close()
+	}
+	return r, nil
+}

@@ -1,0 +1,230 @@
+// Command caos is the fault-injection run of the saga bridge. It sets up an
+// isolated world (its own Pulsar broker and MariaDB through scripts/, two
+// coordinator replicas and the six participants on MySQL with the seeds'
+// failure rates on and a fixed seed), drives N sagas of both flows at a
+// steady rate through both replicas' HTTP APIs (every POST with an
+// Idempotency-Key, retried with a bounded backoff until it gets its 202),
+// and meanwhile runs a fault plan, printed as it runs:
+//
+//  1. kill -9 of coordinator replica 2, restarted later;
+//  2. kill -9 of the marca participant, restarted later;
+//  3. broker restart (scripts/pulsar.sh stop; start, same data);
+//  4. MariaDB restart (scripts/mariadb.sh stop; start, same data).
+//
+// Then it reads the stores themselves and prints a table of checks:
+//
+//   - every saga got its 202 and is in the coordinator's sagas table under
+//     its Idempotency-Key, and the table holds no saga nobody started;
+//   - every saga is terminal within -cota after the later of the last
+//     repair and the last 202, with the outbox empty;
+//   - COMPLETADA: for each of its steps (pasos_saga), the step's participant
+//     holds effect rows for (saga_id, paso), all in their active state, as
+//     many as one application makes;
+//   - COMPENSADA: no active effect row of the saga in any participant;
+//   - no COMPENSACION_FALLIDA, unless explained: every failed compensation
+//     timed out, the saga overlapped a fault and no effect is left active;
+//   - applied once: per participant, saga and step, no more rows than one
+//     application makes (influencer: the input's distinct influencers;
+//     marca, tracking, comisiones: one; notificaciones: the input's
+//     channels; afiliados: the afiliados_reservados of the recorded reply),
+//     all with one creado_en (one transaction writes them all);
+//   - every effect has its EJECUTAR recorded as a success in the
+//     participant's inbox, and belongs to a saga that exists;
+//   - the coordinator's outbox is empty;
+//   - no message in any *-DLQ topic of the namespace decodes as a valid
+//     command, reply or outcome (that would be a lost message);
+//   - no process exited that the plan did not kill.
+//
+// It also prints the outcomes and the throughput, and exits non-zero on any
+// violation. Everything it started is stopped at the end, also on failure
+// and on Ctrl-C.
+//
+//	go run ./caos              2,000 sagas, full plan (or scripts/caos.sh)
+//	go run ./caos -corto       ~200 sagas, one fault of each kind, faster plan
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "caos:", err)
+		os.Exit(1)
+	}
+}
+
+// errViolaciones is returned when the run finished but a check failed.
+var errViolaciones = errors.New("violaciones encontradas")
+
+// config is the run's configuration, read once from the command line.
+type config struct {
+	Raiz   string // repository root (holds go.mod and scripts/)
+	Estado string // state dir: broker and DB data, binaries, logs, pid files
+
+	N            int
+	Corto        bool
+	Tasa         float64 // sagas/s; 0 = derived from the plan's length
+	Lanzamientos float64 // share of lanzar-campania-completa sagas
+	Semilla      int64   // SAGAS_SEMILLA of the participants and the load's RNG
+	Cota         time.Duration
+	PlazoPost    time.Duration // a POST is retried for at most this long
+	Plan         string        // completo, corto or ninguno
+
+	PuertoPulsar     int
+	PuertoPulsarHTTP int
+	PuertoDB         int
+	PuertosAPI       [2]int
+	PuertoMetricas   int // participants use PuertoMetricas .. PuertoMetricas+5
+	Namespace        string
+	PaqueteCoord     string // package of the coordinator's main
+	ReiniciarCaidos  bool
+}
+
+func leerConfig(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.IntVar(&c.N, "n", 2000, "number of sagas (default 200 with -corto)")
+	fs.BoolVar(&c.Corto, "corto", false, "short mode: ~200 sagas, one fault of each kind, faster plan")
+	fs.Float64Var(&c.Tasa, "tasa", 0, "POST rate in sagas/s (0: spread the sagas over the fault plan)")
+	fs.Float64Var(&c.Lanzamientos, "lanzamientos", 0.2, "share (0..1) of lanzar-campania-completa sagas; the rest are campana")
+	fs.Int64Var(&c.Semilla, "semilla", 20261124, "SAGAS_SEMILLA of the participants and seed of the load's bodies")
+	fs.DurationVar(&c.Cota, "cota", 3*time.Minute, "every saga must be terminal within this bound after the last fault")
+	fs.DurationVar(&c.PlazoPost, "plazo-post", 5*time.Minute, "give up retrying one saga's POST after this")
+	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto or ninguno (default completo, corto with -corto)")
+	fs.StringVar(&c.Estado, "estado", "", "state dir (default <repo>/.run/caos)")
+	fs.IntVar(&c.PuertoPulsar, "puerto-pulsar", 6661, "broker binary protocol port")
+	fs.IntVar(&c.PuertoPulsarHTTP, "puerto-pulsar-http", 8061, "broker admin REST port")
+	fs.IntVar(&c.PuertoDB, "puerto-db", 3317, "MariaDB port")
+	apis := fs.String("puertos-api", "18063,18064", "API ports of the two coordinator replicas")
+	fs.IntVar(&c.PuertoMetricas, "puerto-metricas", 18161, "first of six ports for the participants' HTTP (metrics, /efectos)")
+	fs.StringVar(&c.Namespace, "namespace", "", "Pulsar namespace (default caos-<unix time>, unique per run)")
+	fs.StringVar(&c.PaqueteCoord, "paquete-coordinador", "./coordinador/cmd/coordinador", "package of the coordinator's main")
+	fs.BoolVar(&c.ReiniciarCaidos, "reiniciar-caidos", true, "restart a process that exits outside the plan (the exit is still a violation)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return c, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	nFijado := false
+	fs.Visit(func(f *flag.Flag) { nFijado = nFijado || f.Name == "n" })
+	if c.Corto && !nFijado {
+		c.N = 200
+	}
+	if c.Plan == "" {
+		c.Plan = "completo"
+		if c.Corto {
+			c.Plan = "corto"
+		}
+	}
+	if c.Plan != "completo" && c.Plan != "corto" && c.Plan != "ninguno" {
+		errs = append(errs, fmt.Errorf("-plan=%q: allowed values are completo, corto, ninguno", c.Plan))
+	}
+	if c.N < 1 || c.N > 1_000_000 {
+		errs = append(errs, fmt.Errorf("-n=%d: must be between 1 and 1000000", c.N))
+	}
+	if c.Tasa < 0 || c.Lanzamientos < 0 || c.Lanzamientos > 1 {
+		errs = append(errs, errors.New("-tasa must be >= 0 and -lanzamientos in [0,1]"))
+	}
+	if c.Cota <= 0 || c.PlazoPost <= 0 {
+		errs = append(errs, errors.New("-cota and -plazo-post must be positive"))
+	}
+	partes := strings.Split(*apis, ",")
+	if len(partes) != 2 {
+		errs = append(errs, fmt.Errorf("-puertos-api=%q: two comma-separated ports", *apis))
+	} else {
+		for i, p := range partes {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("-puertos-api=%q: %v", *apis, err))
+			}
+			c.PuertosAPI[i] = n
+		}
+	}
+	for _, p := range []int{c.PuertoPulsar, c.PuertoPulsarHTTP, c.PuertoDB, c.PuertosAPI[0], c.PuertosAPI[1], c.PuertoMetricas, c.PuertoMetricas + len(servicios()) - 1} {
+		if p < 1024 || p > 65535 {
+			errs = append(errs, fmt.Errorf("port %d: must be in 1024..65535", p))
+		}
+	}
+	if c.Namespace == "" {
+		c.Namespace = fmt.Sprintf("caos-%d", time.Now().Unix())
+	}
+	raiz, err := raizRepositorio()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Raiz = raiz
+	if c.Estado == "" {
+		c.Estado = filepath.Join(raiz, ".run", "caos")
+	}
+	if c.Estado, err = filepath.Abs(c.Estado); err != nil {
+		errs = append(errs, fmt.Errorf("-estado: %w", err))
+	}
+	return c, errors.Join(errs...)
+}
+
+// raizRepositorio finds the directory holding go.mod, from the working
+// directory upwards (go run runs in the caller's directory, go test in caos/).
+func raizRepositorio() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(d, "scripts", "pulsar.sh")); err == nil {
+				return d, nil
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no repository root (go.mod and scripts/pulsar.sh) above %s", dir)
+		}
+	}
+}
+
+// run is the whole run: set up, load with faults, check, tear down.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := leerConfig(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	b := nuevaBitacora(stdout)
+	m := nuevoMundo(cfg, b)
+	// Whatever happens from here on, everything started is stopped: the
+	// deferred call also runs when ctx is cancelled by Ctrl-C.
+	defer m.Apagar()
+
+	b.Printf("estado %s, namespace %s, %d sagas, plan %s, semilla %d", cfg.Estado, cfg.Namespace, cfg.N, cfg.Plan, cfg.Semilla)
+	if err := m.Preparar(ctx); err != nil {
+		return fmt.Errorf("preparar el mundo: %w", err)
+	}
+	res, err := ejecutar(ctx, cfg, m, b)
+	if err != nil {
+		return err
+	}
+	// Stop the world before the summary, so that it is the last thing printed.
+	m.Apagar()
+	imprimir(stdout, res)
+	if n := res.Violaciones(); n > 0 {
+		return fmt.Errorf("%w: %d (detalles arriba; logs en %s)", errViolaciones, n, m.dirLogs)
+	}
+	return nil
+}
