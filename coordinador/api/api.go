@@ -21,6 +21,7 @@ import (
 
 	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/inspector"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,6 +184,7 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar)
 	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar)
 	e.GET("/api/v1/campanias", s.campanias, s.autenticar)
+	inspector.Rutas(e)
 	return e, nil
 }
 
