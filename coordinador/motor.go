@@ -105,7 +105,7 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 	}
 	id, creada, err = m.store.CrearSaga(ctx, t.Saga, sol.ClaveIdempotencia, msgs)
 	if err != nil {
-		return "", false, fmt.Errorf("iniciar saga %s: %w", sol.Tipo, err)
+		return "", false, fmt.Errorf("guardar saga %s: %w", sol.SagaID, err)
 	}
 	if creada {
 		m.logger.Info("saga iniciada", "saga_id", id, "tipo", sol.Tipo, "campania_id", sol.CampaniaID)

@@ -738,6 +738,24 @@ func probarVencidas(t *testing.T, c almacen.Config) {
 		t.Fatalf("segunda pasada = %d, %v; quiero 0", n, err)
 	}
 
+	// A due saga whose command still waits in the outbox is not due yet.
+	crear(t, db, vencida("m-en-outbox", saga.EnProgreso, ahora.Add(-time.Hour)), "", mensaje("m-en-outbox", "comando"))
+	if n, err := db.ProcesarVencidas(ctx, ahora, 100, fn); n != 0 || err != nil || vistas["m-en-outbox"] != 0 {
+		t.Fatalf("saga with a pending outbox row processed: %d, %v", n, err)
+	}
+	if _, err := db.DrenarOutbox(ctx, 100, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		var ids []int64
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		return ids, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.ProcesarVencidas(ctx, ahora, 100, fn); n != 1 || err != nil || vistas["m-en-outbox"] != 1 {
+		t.Fatalf("once published, the saga is due: %d, %v", n, err)
+	}
+
 	// The limit takes the earliest deadlines; fn errors and Guardar false
 	// leave their saga alone without stopping the others.
 	for i := range 5 {

@@ -338,11 +338,17 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 
 // reclamarVencidas selects (and on MySQL locks, skipping rows other replicas
 // hold) up to limite due non-terminal sagas, then their steps: two queries.
+//
+// A saga with a message still in the outbox is not due: its command has not
+// reached the broker (an outage), so no participant could have answered it,
+// and counting that time against its attempts would compensate sagas that
+// had nothing wrong. Its deadline runs again once the relay published.
 func (db *DB) reclamarVencidas(ctx context.Context, tx *sql.Tx, ahora time.Time, limite int) ([]saga.Saga, error) {
 	args := append([]any{db.d.tiempo(ahora)}, estadosTerminales...)
 	args = append(args, limite)
 	rows, err := tx.QueryContext(ctx, "SELECT "+selectSaga+" FROM sagas WHERE plazo <= ? AND estado NOT IN ("+
-		marcadores(len(estadosTerminales))+") ORDER BY plazo LIMIT ?"+db.d.reclamar, args...)
+		marcadores(len(estadosTerminales))+") AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.clave = sagas.saga_id)"+
+		" ORDER BY plazo LIMIT ?"+db.d.reclamar, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reclamar sagas vencidas: %w", err)
 	}

@@ -224,6 +224,17 @@ func (en *entorno) terminar(id, falla, fallaCompensacion string) (saga.Saga, err
 		case p.Estado == saga.PasoEjecutando:
 			r.Accion, r.Intento, r.Exito = eventos.Ejecutar, p.Intento, p.Nombre != falla
 		case p.Estado == saga.PasoCompensando && s.EnEspera:
+			// The relay's part: deadlines only run once the saga's commands
+			// left the outbox.
+			if _, err := en.store.DrenarOutbox(ctx, 1000, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+				ids := make([]int64, 0, len(ms))
+				for _, m := range ms {
+					ids = append(ids, m.ID)
+				}
+				return ids, nil
+			}); err != nil {
+				return s, fmt.Errorf("terminar %s: %w", id, err)
+			}
 			en.reloj.avanzar(time.Minute)
 			if _, err := en.motor.VencerPlazos(ctx, 10); err != nil {
 				return s, fmt.Errorf("terminar %s: %w", id, err)

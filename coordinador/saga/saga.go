@@ -202,11 +202,18 @@ func Nueva(d *Definicion, id string, datos json.RawMessage, ahora time.Time) Tra
 func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 	t := Transicion{Saga: s.Clone()}
 	s2 := &t.Saga
-	if s2.Estado.Terminal() {
+	i := d.Indice(r.Paso)
+	// A compensation that succeeded after the coordinator gave up on it (its
+	// reply was late) resumes the saga: nothing is left to undo there, so an
+	// operator need not be called.
+	tardia := s2.Estado == CompensacionFallida && r.Accion == Compensar && r.Exito && i == s2.Actual
+	if s2.Estado.Terminal() && !tardia {
 		t.Motivo = "respuesta a saga terminada: ignorada"
 		return t
 	}
-	i := d.Indice(r.Paso)
+	if tardia {
+		s2.Estado, s2.Fin = Compensando, time.Time{}
+	}
 	if i < 0 || i != s2.Actual {
 		t.Motivo = fmt.Sprintf("respuesta de %s/%s fuera de turno: ignorada", r.Paso, r.Accion)
 		return t
@@ -234,15 +241,18 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 		}
 		t.fallar(d, i, nonEmpty(r.Error, "el participante respondió con un fallo"), ahora)
 		return t
+	case r.Accion == Compensar && p.Estado == PasoCompensando && r.Exito:
+		// Also during a backoff wait: a slow reply to the previous attempt
+		// is as good as the next attempt's.
+		t.Cambio = true
+		p.Estado, p.FinCompensacion, p.SalidaCompensacion, p.ErrorCompensacion = PasoCompensado, ahora, r.Datos, ""
+		s2.Compensaciones = append(s2.Compensaciones, p.Nombre)
+		s2.EnEspera = false
+		t.Motivo = "paso " + r.Paso + " compensado"
+		t.compensarAnterior(d, i, ahora)
+		return t
 	case r.Accion == Compensar && p.Estado == PasoCompensando && !s2.EnEspera:
 		t.Cambio = true
-		if r.Exito {
-			p.Estado, p.FinCompensacion, p.SalidaCompensacion, p.ErrorCompensacion = PasoCompensado, ahora, r.Datos, ""
-			s2.Compensaciones = append(s2.Compensaciones, p.Nombre)
-			t.Motivo = "paso " + r.Paso + " compensado"
-			t.compensarAnterior(d, i, ahora)
-			return t
-		}
 		p.ErrorCompensacion = nonEmpty(r.Error, "el participante no pudo compensar")
 		t.reintentarCompensacion(d, i, ahora)
 		return t

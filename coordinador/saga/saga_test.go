@@ -270,6 +270,13 @@ func TestCompensacionFallidaReintentaConEsperaYSeRinde(t *testing.T) {
 		if tr := Aplicar(d, s, r, en); tr.Cambio {
 			t.Fatalf("reply during backoff applied: %s", tr.Motivo)
 		}
+		// A late success of the failed attempt, during the wait, is taken.
+		if intento == 1 {
+			tr := Aplicar(d, s, ok("influencer", Compensar), en)
+			if !tr.Cambio || tr.Saga.Estado != Compensada || tr.Saga.EnEspera || !tr.Saga.Plazo.IsZero() {
+				t.Fatalf("success during backoff: %s en espera %v (%s)", tr.Saga.Estado, tr.Saga.EnEspera, tr.Motivo)
+			}
+		}
 		// Before the wait ends nothing happens.
 		if tr := Vencer(d, s, s.Plazo.Add(-time.Millisecond)); tr.Cambio {
 			t.Fatal("deadline fired early")
@@ -289,11 +296,22 @@ func TestCompensacionFallidaReintentaConEsperaYSeRinde(t *testing.T) {
 	if s.Estado != CompensacionFallida || !strings.Contains(s.Error, "5 intentos") || !s.Plazo.IsZero() {
 		t.Fatalf("estado %s error %q plazo %v", s.Estado, s.Error, s.Plazo)
 	}
-	// Terminal for replies and deadlines...
-	if tr := Aplicar(d, s, ok("influencer", Compensar), en); tr.Cambio {
-		t.Fatal("reply changed a COMPENSACION_FALLIDA saga")
+	// Terminal for deadlines, failures and other steps' replies...
+	if tr := Vencer(d, s, en.Add(time.Hour)); tr.Cambio {
+		t.Fatal("deadline changed a COMPENSACION_FALLIDA saga")
 	}
-	// ...until an operator retries.
+	if tr := Aplicar(d, s, fallo("influencer", Compensar), en); tr.Cambio {
+		t.Fatal("a failure changed a COMPENSACION_FALLIDA saga")
+	}
+	if tr := Aplicar(d, s, ok("marca", Compensar), en); tr.Cambio {
+		t.Fatal("another step's reply changed a COMPENSACION_FALLIDA saga")
+	}
+	// ...but a late success of the stuck compensation finishes the job.
+	tarde := Aplicar(d, s, ok("influencer", Compensar), en)
+	if !tarde.Cambio || !tarde.Terminada || tarde.Saga.Estado != Compensada || !slices.Equal(tarde.Saga.Compensaciones, []string{"influencer"}) {
+		t.Fatalf("late compensation success: %s %v (%s)", tarde.Saga.Estado, tarde.Saga.Compensaciones, tarde.Motivo)
+	}
+	// Or an operator retries.
 	tr, err := Reintentar(d, s, en)
 	if err != nil || tr.Saga.Estado != Compensando || !slices.Equal(nombres(tr.Comandos), []string{"influencer/COMPENSAR#1"}) {
 		t.Fatalf("Reintentar: %v %s %v", err, tr.Saga.Estado, nombres(tr.Comandos))

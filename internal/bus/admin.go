@@ -76,18 +76,29 @@ func (a *Admin) Clusters(ctx context.Context) ([]string, error) {
 // PrepararNamespace creates tenant and namespace if missing and sets the
 // policies the design relies on: broker de-duplication, retention, and the
 // schema compatibility strategy (BACKWARD_TRANSITIVE: a new schema must read
-// every older one). 409 (already exists) counts as success.
+// every older one). 409 (already exists) counts as success, and so does any
+// failure after which the tenant or namespace exists: Pulsar 4.0 answers 500
+// (BadVersionException) when replicas create the same tenant at once.
 func (a *Admin) PrepararNamespace(ctx context.Context, tenant, namespace string) error {
 	cs, err := a.Clusters(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := a.hacer(ctx, http.MethodPut, "/admin/v2/tenants/"+tenant,
-		map[string]any{"allowedClusters": cs, "adminRoles": []string{}}, http.StatusConflict); err != nil {
+	crear := func(ruta string, cuerpo any) error {
+		_, err := a.hacer(ctx, http.MethodPut, ruta, cuerpo, http.StatusConflict)
+		if err == nil {
+			return nil
+		}
+		if _, errGet := a.hacer(ctx, http.MethodGet, ruta, nil); errGet == nil {
+			return nil // someone else created it meanwhile
+		}
+		return err
+	}
+	if err := crear("/admin/v2/tenants/"+tenant, map[string]any{"allowedClusters": cs, "adminRoles": []string{}}); err != nil {
 		return fmt.Errorf("crear tenant %s: %w", tenant, err)
 	}
 	ns := "/admin/v2/namespaces/" + tenant + "/" + namespace
-	if _, err := a.hacer(ctx, http.MethodPut, ns, map[string]any{}, http.StatusConflict); err != nil {
+	if err := crear(ns, map[string]any{}); err != nil {
 		return fmt.Errorf("crear namespace %s/%s: %w", tenant, namespace, err)
 	}
 	pasos := []struct {

@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := esperarBroker(ctx, admin, logger); err != nil {
 		return err
 	}
-	if err := mensajeria.Preparar(ctx, admin, topologia, mensajeria.Servicios(catalogo)); err != nil {
+	if err := prepararTopologia(ctx, admin, topologia, mensajeria.Servicios(catalogo), logger); err != nil {
 		return err
 	}
 	client, err := bus.Conectar(cfg.PulsarURL, logger)
@@ -225,6 +225,20 @@ func esperarBroker(ctx context.Context, a *bus.Admin, logger *slog.Logger) error
 		}
 		logger.Info("esperando al broker", "err", err)
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// prepararTopologia retries the idempotent set-up for a while: a broker that
+// just started, or replicas starting together, can answer it with errors.
+func prepararTopologia(ctx context.Context, a *bus.Admin, t eventos.Topologia, servicios []string, logger *slog.Logger) error {
+	limite := time.Now().Add(time.Minute)
+	for {
+		err := mensajeria.Preparar(ctx, a, t, servicios)
+		if err == nil || errors.Is(err, bus.ErrRechazado) || time.Now().After(limite) || ctx.Err() != nil {
+			return err
+		}
+		logger.Warn("preparar topología; reintento", "err", err)
+		time.Sleep(time.Second)
 	}
 }
 
