@@ -696,6 +696,24 @@ func limpiarPlazo(mu *sync.Mutex, vistas map[string]int, espera time.Duration) f
 	}
 }
 
+// publicarTodo plays the relay: every outbox row is acknowledged. It
+// returns the rows, in order.
+func publicarTodo(t *testing.T, db *almacen.DB) []almacen.Mensaje {
+	t.Helper()
+	var out []almacen.Mensaje
+	if _, err := db.DrenarOutbox(t.Context(), 1000, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		ids := make([]int64, 0, len(ms))
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		out = append(out, ms...)
+		return ids, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func probarVencidas(t *testing.T, c almacen.Config) {
 	db := abrir(t, c)
 	ctx := t.Context()
@@ -743,15 +761,7 @@ func probarVencidas(t *testing.T, c almacen.Config) {
 	if n, err := db.ProcesarVencidas(ctx, ahora, 100, fn); n != 0 || err != nil || vistas["m-en-outbox"] != 0 {
 		t.Fatalf("saga with a pending outbox row processed: %d, %v", n, err)
 	}
-	if _, err := db.DrenarOutbox(ctx, 100, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
-		var ids []int64
-		for _, m := range ms {
-			ids = append(ids, m.ID)
-		}
-		return ids, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	publicarTodo(t, db)
 	if n, err := db.ProcesarVencidas(ctx, ahora, 100, fn); n != 1 || err != nil || vistas["m-en-outbox"] != 1 {
 		t.Fatalf("once published, the saga is due: %d, %v", n, err)
 	}
@@ -1158,7 +1168,10 @@ func probarFlujoConLaMaquina(t *testing.T, c almacen.Config) {
 	}
 	// The last step never answers: the timer retries it, then fails it.
 	ultimo := d.Pasos[len(d.Pasos)-1]
+	var publicados []almacen.Mensaje
 	for range ultimo.Intentos {
+		// The relay published the commands: only then does a deadline run.
+		publicados = append(publicados, publicarTodo(t, db)...)
 		ahora = ahora.Add(time.Duration(ultimo.Plazo) + time.Second)
 		n, err := db.ProcesarVencidas(ctx, ahora, 10, func(s saga.Saga) (almacen.Cambio, error) {
 			tr := saga.Vencer(d, s, ahora)
@@ -1190,7 +1203,7 @@ func probarFlujoConLaMaquina(t *testing.T, c almacen.Config) {
 	}
 	// Every command was written to the outbox, in order per saga.
 	porSaga := map[string][]string{}
-	for _, m := range drenarTodo(t, db) {
+	for _, m := range append(publicados, drenarTodo(t, db)...) {
 		porSaga[m.Clave] = append(porSaga[m.Clave], m.Tipo)
 	}
 	igual(t, "comandos de ok", porSaga["ok"], []string{"NotificarInfluencer.v1", "NotificarMarca.v1", "InicializarTracking.v1"})

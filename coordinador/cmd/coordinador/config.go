@@ -40,6 +40,7 @@ type config struct {
 	Definiciones   string // directory of extra/overriding saga definitions (*.json)
 	LegadoCampania string // legacy topic of EventoCampaniaCreada
 	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
+	PprofAddr      string // where to serve net/http/pprof ("" = off)
 }
 
 // variables documents every setting: name, default, meaning. The README's
@@ -68,6 +69,7 @@ var variables = [][3]string{
 	{"SAGAS_CONSUMER_WORKERS", "16", "replies handled in parallel (per saga in order)"},
 	{"SAGAS_DEFINICIONES", "", "directory of saga definitions (*.json) that add to or replace the built-in ones"},
 	{"SAGAS_LEGADO_TOPICO_CAMPANIA", "persistent://public/default/eventos-campania", "legacy topic of EventoCampaniaCreada"},
+	{"SAGAS_PPROF_ADDR", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty"},
 	{"SAGAS_LEGADO_TOPICO_LANZAR", "persistent://public/default/comando-lanzar-campania-completa", "legacy topic of ComandoLanzarCampaniaCompleta"},
 }
 
@@ -143,6 +145,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: must be persistent://tenant/namespace/topic", n[0], n[1]))
 		}
 	}
+	c.PprofAddr = v("SAGAS_PPROF_ADDR")
 	c.Definiciones = v("SAGAS_DEFINICIONES")
 	if c.Definiciones != "" {
 		if st, err := os.Stat(c.Definiciones); err != nil || !st.IsDir() {

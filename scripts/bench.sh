@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Benchmark of the campana flow on MariaDB, everything on this machine:
+# starts broker, MariaDB, coordinator and participants with their own ports
+# and state (.run/bench), then runs the load tool three times:
+#   1. idle:  a few sagas at 2/s              -> idle p50
+#   2. peak:  closed loop, fixed concurrency  -> sagas/s and the ratios to the
+#             broker and database bounds measured in the same run
+#   3. half:  at half the peak rate           -> p99 under load
+# and prints the targets (throughput >= 0.5 of the lower bound; p99 at half
+# peak <= 3x idle p50). JSON results go to .run/bench/*.json.
+#
+# Usage: scripts/bench.sh [-n SAGAS] [-c CONCURRENCY]   (defaults 2000, 64)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=bench
+cd "$SAGAS_ROOT"
+
+N=2000
+C=64
+while getopts "n:c:" o; do
+    case $o in
+    n) N=$OPTARG ;;
+    c) C=$OPTARG ;;
+    *) die "usage: scripts/bench.sh [-n SAGAS] [-c CONCURRENCY]" ;;
+    esac
+done
+
+export SAGAS_STATE_DIR="$SAGAS_ROOT/.run/bench"
+export PULSAR_PORT=6670 PULSAR_HTTP_PORT=8070 SAGAS_DB_PORT=3330 SAGAS_API_PORT=8033
+export SAGAS_STORAGE_TYPE=mysql SAGAS_LOG_LEVEL=warn SAGAS_LOG_DIR=off SAGAS_PUENTE=off
+OUT="$SAGAS_STATE_DIR"
+mkdir -p "$OUT"
+
+# A clean broker and database for every run.
+"$SAGAS_ROOT/scripts/pulsar.sh" clean >/dev/null 2>&1 || true
+"$SAGAS_ROOT/scripts/mariadb.sh" clean >/dev/null 2>&1 || true
+
+setsid "$SAGAS_ROOT/scripts/run.sh" >"$OUT/run.log" 2>&1 &
+RUN_PID=$!
+parar() {
+    kill -TERM -- "-$RUN_PID" 2>/dev/null || true
+    wait "$RUN_PID" 2>/dev/null || true
+}
+trap parar EXIT INT TERM
+
+listo() { curl -sf "http://127.0.0.1:$SAGAS_API_PORT/readyz" >/dev/null; }
+if ! wait_until 300 "the coordinator" listo; then
+    tail -n 40 "$OUT/run.log" >&2
+    die "the system did not become ready within 300 s"
+fi
+go build -o "$OUT/carga" ./carga
+
+carga() {
+    "$OUT/carga" -api "http://127.0.0.1:$SAGAS_API_PORT" -pulsar "pulsar://127.0.0.1:$PULSAR_PORT" \
+        -admin "http://127.0.0.1:$PULSAR_HTTP_PORT" -dsn "sagas:sagas123@tcp(127.0.0.1:$SAGAS_DB_PORT)/sagas" "$@"
+}
+campo() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+
+log "warm-up and idle latency (50 sagas at 2/s)"
+carga -n 50 -tasa 2 -cotas=false -json "$OUT/reposo.json"
+log "peak: $N sagas, concurrency $C, with the broker and database bounds"
+carga -n "$N" -concurrencia "$C" -almacen mysql -json "$OUT/pico.json"
+pico=$(campo "$OUT/pico.json" 'd["sagas_por_s"]')
+mitad=$(awk -v p="$pico" 'BEGIN { printf "%.1f", p / 2 }')
+log "half the peak rate: $mitad sagas/s"
+carga -n "$((N / 2))" -tasa "$mitad" -concurrencia 512 -cotas=false -json "$OUT/mitad.json"
+
+p50=$(campo "$OUT/reposo.json" 'd["latencia_ms"]["p50"]')
+p99=$(campo "$OUT/mitad.json" 'd["latencia_ms"]["p99"]')
+ratio=$(campo "$OUT/pico.json" 'd["cotas"]["ratio_cota_inferior"]')
+echo
+echo "=== campana on MariaDB, $(nproc) cores ==="
+printf 'peak throughput     %s sagas/s; ratio to the lower bound %s (target >= 0.5)\n' "$pico" "$ratio"
+printf 'idle p50            %s ms\n' "$p50"
+printf 'p99 at half peak    %s ms = %.2fx idle p50 (target <= 3)\n' "$p99" "$(awk -v a="$p99" -v b="$p50" 'BEGIN { print a / b }')"
+echo "results: $OUT/reposo.json $OUT/pico.json $OUT/mitad.json"
