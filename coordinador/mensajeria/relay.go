@@ -147,9 +147,8 @@ func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) 
 		return p, nil
 	}
 	opts := pulsar.ProducerOptions{
-		// No batching: see bus.NuevoProductor. It also keeps one sequence
-		// id per broker entry, which is what de-duplication compares.
-		Topic: topico, Name: nombre, SendTimeout: 30 * time.Second, DisableBatching: true,
+		Topic: topico, Name: nombre, SendTimeout: 30 * time.Second,
+		BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: time.Millisecond,
 		MaxPendingMessages: 4000,
 	}
 	if s := r.esquemas(topico); s != "" {

@@ -59,19 +59,16 @@ func (n nivelMinimo) WithGroup(g string) slog.Handler {
 
 // NuevoProductor creates a producer for topic with the Avro schema text
 // registered (the broker refuses it when the schema is incompatible with the
-// topic's). An empty nombre lets the broker pick a name (no de-duplication).
-//
-// Batching is off: Key_Shared consumers need key-based batching or none, and
-// our messages are sent one per saga step, so batches would hold one message
-// anyway while every batching producer wakes every BatchingMaxPublishDelay,
-// idle or not (measured: ~3.5% of a core per idle participant process).
+// topic's). Batching is key-based, which Key_Shared consumers require. An
+// empty nombre lets the broker pick a name (no de-duplication).
 func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar.Producer, error) {
 	opts := pulsar.ProducerOptions{
-		Topic:              topico,
-		Name:               nombre,
-		SendTimeout:        30 * time.Second,
-		DisableBatching:    true,
-		MaxPendingMessages: 2000,
+		Topic:                   topico,
+		Name:                    nombre,
+		SendTimeout:             30 * time.Second,
+		BatcherBuilderType:      pulsar.KeyBasedBatchBuilder,
+		BatchingMaxPublishDelay: time.Millisecond,
+		MaxPendingMessages:      2000,
 	}
 	if esquemaAvro != "" {
 		opts.Schema = pulsar.NewAvroSchema(esquemaAvro, nil)
