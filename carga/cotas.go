@@ -37,7 +37,10 @@ func medirCotas(ctx context.Context, o opciones, client pulsar.Client, topo even
 		c.CommitsPorSaga = (float64(r.Completadas)*(2*k+1) + float64(r.Compensadas)*(4*k+1)) / terminadas
 	}
 	var err error
-	if c.BrokerMsgsPorS, err = cotaBroker(ctx, client, topo); err != nil {
+	if c.BrokerPipelineMsgsPorS, err = cotaBroker(ctx, client, topo); err != nil {
+		return nil, err
+	}
+	if c.BrokerMsgsPorS, err = cotaIdaYVuelta(ctx, client, topo, o.concurrencia); err != nil {
 		return nil, err
 	}
 	switch o.almacen {
@@ -128,6 +131,86 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 		return 0, fmt.Errorf("cota broker: %d envíos fallaron", f)
 	}
 	return n / time.Since(inicio).Seconds(), nil
+}
+
+// cotaIdaYVuelta measures broker round trips the way the system uses the
+// broker: concurrencia workers each send one keyed message and wait until the
+// Key_Shared consumer has received it, then send the next (a participant
+// replies and waits for the ack; the coordinator answers a reply with the next
+// command). Messages per second of completed round trips.
+func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topologia, concurrencia int) (float64, error) {
+	const duracion = 5 * time.Second
+	topico := fmt.Sprintf("persistent://%s/cota-ida-vuelta-%s", topo.NS(), aleatorio())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{
+		Topic: topico, SubscriptionName: "cota", Type: pulsar.KeyShared,
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, ReceiverQueueSize: 1000,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("suscribir cota: %w", err)
+	}
+	defer cons.Close()
+	prod, err := client.CreateProducer(pulsar.ProducerOptions{
+		Topic: topico, BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: time.Millisecond,
+		MaxPendingMessages: 4000,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("productor cota: %w", err)
+	}
+	defer prod.Close()
+	var mu sync.Mutex
+	esperas := map[string]chan struct{}{}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			m, err := cons.Receive(rctx)
+			if err != nil {
+				return
+			}
+			cons.Ack(m)
+			mu.Lock()
+			if c, ok := esperas[string(m.Payload())]; ok {
+				close(c)
+				delete(esperas, string(m.Payload()))
+			}
+			mu.Unlock()
+		}
+	}()
+	carga := strings.Repeat("x", 400)
+	var hechos atomic.Int64
+	var primerError atomic.Value
+	fin := time.Now().Add(duracion)
+	inicio := time.Now()
+	var wg sync.WaitGroup
+	for w := range concurrencia {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(fin) && ctx.Err() == nil; i++ {
+				id := fmt.Sprintf("%d-%d-%s", w, i, carga)
+				c := make(chan struct{})
+				mu.Lock()
+				esperas[id] = c
+				mu.Unlock()
+				if _, err := prod.Send(ctx, &pulsar.ProducerMessage{Payload: []byte(id), Key: fmt.Sprintf("clave-%d-%d", w, i)}); err != nil {
+					primerError.CompareAndSwap(nil, err)
+					return
+				}
+				select {
+				case <-c:
+					hechos.Add(1)
+				case <-time.After(30 * time.Second):
+					primerError.CompareAndSwap(nil, fmt.Errorf("mensaje no recibido en 30 s"))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := primerError.Load().(error); ok {
+		return 0, fmt.Errorf("cota de ida y vuelta: %w", err)
+	}
+	return float64(hechos.Load()) / time.Since(inicio).Seconds(), nil
 }
 
 // cotaCommits runs one-row transactions through the store's own code path
