@@ -763,6 +763,16 @@ func TestCampaniasDerivadasDeLasSagas(t *testing.T) {
 			t.Fatalf("campaign %d: %+v, want %+v", i, c, w)
 		}
 	}
+	// limite bounds the list, newest first; total still counts them all.
+	r = en.hacer(http.MethodGet, "/api/v1/campanias?limite=2", "")
+	if err := json.Unmarshal(r.cuerpo, &l); err != nil || r.codigo != http.StatusOK || l.Total != 3 || len(l.Campanias) != 2 || l.Campanias[0].CampaniaID != "camp-3" {
+		t.Fatalf("limite=2: %d %s", r.codigo, r.cuerpo)
+	}
+	for _, malo := range []string{"0", "1001", "x"} {
+		if r := en.hacer(http.MethodGet, "/api/v1/campanias?limite="+malo, ""); r.codigo != http.StatusBadRequest || !strings.Contains(string(r.cuerpo), "limite") {
+			t.Fatalf("limite=%s: %d %s", malo, r.codigo, r.cuerpo)
+		}
+	}
 }
 
 func TestReadyzNombraLaComprobacionQueFalla(t *testing.T) {

@@ -102,7 +102,19 @@ func (s *servidor) campanias(c echo.Context) error {
 	slices.SortFunc(lista.Campanias, func(a, b campania) int {
 		return cmp.Or(b.UltimaSaga.Inicio.Compare(a.UltimaSaga.Inicio), cmp.Compare(a.CampaniaID, b.CampaniaID))
 	})
+	// total counts every campaign found; the list holds the newest limite.
 	lista.Total = len(lista.Campanias)
+	limite := limitePorDefecto
+	if v := c.QueryParam("limite"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > limiteMaximo {
+			return invalida([]Campo{{Campo: "limite", Error: fmt.Sprintf("debe ser un entero entre 1 y %d", limiteMaximo)}})
+		}
+		limite = n
+	}
+	if len(lista.Campanias) > limite {
+		lista.Campanias = lista.Campanias[:limite]
+	}
 	return c.JSON(http.StatusOK, lista)
 }
 
