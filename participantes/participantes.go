@@ -243,6 +243,15 @@ func CambiarEstado(ctx context.Context, tx Ejecutor, tabla string, p Peticion, d
 	return n, nil
 }
 
+// Deshacer is the usual compensation: it moves the step's effect rows in
+// tabla from desde to hasta and reports how many, under the key salida.
+func Deshacer(tabla, desde, hasta, salida string) Manejador {
+	return func(ctx context.Context, tx Ejecutor, p Peticion) (any, error) {
+		n, err := CambiarEstado(ctx, tx, tabla, p, desde, hasta)
+		return map[string]any{salida: n}, err
+	}
+}
+
 // Detalle marshals v for a detalle column.
 func Detalle(v any) (string, error) {
 	b, err := json.Marshal(v)

@@ -67,10 +67,7 @@ func servicio() participantes.Servicio {
 			Comando:      "SolicitarAfiliadosElegibles",
 			Compensacion: "LiberarAfiliadosElegibles",
 			Ejecutar:     solicitar,
-			Compensar: func(ctx context.Context, tx participantes.Ejecutor, p participantes.Peticion) (any, error) {
-				n, err := participantes.CambiarEstado(ctx, tx, "reservas_afiliados", p, reservado, liberado)
-				return map[string]any{"afiliados_liberados": n}, err
-			},
+			Compensar:    participantes.Deshacer("reservas_afiliados", reservado, liberado, "afiliados_liberados"),
 		}},
 		Efectos: []participantes.TablaEfectos{{Tabla: "reservas_afiliados", Clave: "id_afiliado", Activos: []string{reservado}}},
 	}

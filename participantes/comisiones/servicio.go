@@ -56,10 +56,7 @@ func servicio() participantes.Servicio {
 			Comando:      "ConfigurarComisionesCampania",
 			Compensacion: "RevertirComisionesCampania",
 			Ejecutar:     configurar,
-			Compensar: func(ctx context.Context, tx participantes.Ejecutor, p participantes.Peticion) (any, error) {
-				n, err := participantes.CambiarEstado(ctx, tx, "comisiones_campania", p, configurada, revertida)
-				return map[string]any{"comisiones_revertidas": n}, err
-			},
+			Compensar:    participantes.Deshacer("comisiones_campania", configurada, revertida, "comisiones_revertidas"),
 		}},
 		Efectos: []participantes.TablaEfectos{{Tabla: "comisiones_campania", Clave: "tipo", Activos: []string{configurada}}},
 	}

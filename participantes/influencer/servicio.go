@@ -84,10 +84,7 @@ func servicio() participantes.Servicio {
 			Comando:      "NotificarInfluencer",
 			Compensacion: "CompensarNotificacionInfluencer",
 			Ejecutar:     notificar,
-			Compensar: func(ctx context.Context, tx participantes.Ejecutor, p participantes.Peticion) (any, error) {
-				n, err := participantes.CambiarEstado(ctx, tx, "notificaciones_influencer", p, enviada, cancelada)
-				return map[string]any{"notificaciones_canceladas": n}, err
-			},
+			Compensar:    participantes.Deshacer("notificaciones_influencer", enviada, cancelada, "notificaciones_canceladas"),
 		}},
 		Efectos: []participantes.TablaEfectos{{Tabla: "notificaciones_influencer", Clave: "influencer", Activos: []string{enviada}}},
 		FalloSemilla: participantes.FalloSemilla{

@@ -71,10 +71,7 @@ func servicio() participantes.Servicio {
 			Comando:      "NotificarMarca",
 			Compensacion: "CompensarNotificacionMarca",
 			Ejecutar:     notificar,
-			Compensar: func(ctx context.Context, tx participantes.Ejecutor, p participantes.Peticion) (any, error) {
-				n, err := participantes.CambiarEstado(ctx, tx, "notificaciones_marca", p, enviada, cancelada)
-				return map[string]any{"notificaciones_canceladas": n}, err
-			},
+			Compensar:    participantes.Deshacer("notificaciones_marca", enviada, cancelada, "notificaciones_canceladas"),
 		}},
 		Efectos: []participantes.TablaEfectos{{Tabla: "notificaciones_marca", Clave: "id_marca", Activos: []string{enviada}}},
 		FalloSemilla: participantes.FalloSemilla{

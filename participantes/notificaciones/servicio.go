@@ -49,10 +49,7 @@ func servicio() participantes.Servicio {
 			Comando:      "PrepararNotificacionesCampania",
 			Compensacion: "CancelarNotificacionesCampania",
 			Ejecutar:     preparar,
-			Compensar: func(ctx context.Context, tx participantes.Ejecutor, p participantes.Peticion) (any, error) {
-				n, err := participantes.CambiarEstado(ctx, tx, "notificaciones_campania", p, preparada, cancelada)
-				return map[string]any{"notificaciones_canceladas": n}, err
-			},
+			Compensar:    participantes.Deshacer("notificaciones_campania", preparada, cancelada, "notificaciones_canceladas"),
 		}},
 		Efectos: []participantes.TablaEfectos{{Tabla: "notificaciones_campania", Clave: "canal", Activos: []string{preparada}}},
 	}

@@ -41,10 +41,7 @@ type entrada struct {
 }
 
 func servicio() participantes.Servicio {
-	desactivar := func(ctx context.Context, tx participantes.Ejecutor, p participantes.Peticion) (any, error) {
-		n, err := participantes.CambiarEstado(ctx, tx, "configuraciones_tracking", p, activa, desactivada)
-		return map[string]any{"configuraciones_desactivadas": n}, err
-	}
+	desactivar := participantes.Deshacer("configuraciones_tracking", activa, desactivada, "configuraciones_desactivadas")
 	return participantes.Servicio{
 		Nombre: "tracking",
 		Esquema: []string{
