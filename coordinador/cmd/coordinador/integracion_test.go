@@ -91,7 +91,10 @@ func nuevoEntornoConPlazo(t *testing.T, tipo string, plazo time.Duration) *entor
 		for i := range d.Pasos {
 			d.Pasos[i].Plazo = saga.Duracion(plazo)
 		}
-		d.PlazoCompensacion = saga.Duracion(2 * time.Second)
+		// Compensations wait as long as steps (at least 2s): a compensation
+		// timeout is a transition too, and a test that asks for long
+		// deadlines must not get short ones here.
+		d.PlazoCompensacion = saga.Duracion(max(2*time.Second, plazo))
 		d.EsperaCompensacion = saga.Duracion(100 * time.Millisecond)
 		d.EsperaMaxima = saga.Duracion(500 * time.Millisecond)
 		b, _ := json.Marshal(d)
