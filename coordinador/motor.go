@@ -117,18 +117,39 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 // AplicarRespuesta feeds one participant reply, de-duplicated by its message id.
 // A duplicate returns nil: it was applied before.
 func (m *Motor) AplicarRespuesta(ctx context.Context, r eventos.Respuesta) error {
-	resp := saga.Respuesta{
-		Paso: r.Paso, Accion: saga.Accion(r.Accion), Intento: r.Intento, Exito: r.Exito,
-		Error: eventos.Valor(r.Error), Datos: datosJSON(r.Datos),
+	return m.AplicarRespuestas(ctx, []eventos.Respuesta{r})[0]
+}
+
+// AplicarRespuestas feeds several replies in order, committed together when
+// the store can (group commit), and returns one error per reply, as
+// AplicarRespuesta would.
+func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) []error {
+	es := make([]almacen.Entrada, len(rs))
+	hechas := make([]transicionHecha, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		resp := saga.Respuesta{
+			Paso: r.Paso, Accion: saga.Accion(r.Accion), Intento: r.Intento, Exito: r.Exito,
+			Error: eventos.Valor(r.Error), Datos: datosJSON(r.Datos),
+		}
+		es[i] = almacen.Entrada{
+			SagaID: r.SagaID, Dedup: "respuesta:" + r.ID,
+			Fn: m.funcion(&hechas[i], func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
+				return saga.Aplicar(def, s, resp, ahora), nil
+			}),
+		}
 	}
-	err := m.transicion(ctx, r.SagaID, "respuesta:"+r.ID, func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
-		return saga.Aplicar(def, s, resp, ahora), nil
-	})
-	if errors.Is(err, almacen.ErrDuplicado) {
-		m.logger.Debug("respuesta duplicada", "saga_id", r.SagaID, "paso", r.Paso, "id", r.ID)
-		return nil
+	errs := m.store.ActualizarLote(ctx, es)
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, almacen.ErrDuplicado):
+			m.logger.Debug("respuesta duplicada", "saga_id", rs[i].SagaID, "paso", rs[i].Paso, "id", rs[i].ID)
+			errs[i] = nil
+		case err == nil:
+			m.hecha(rs[i].SagaID, hechas[i])
+		}
 	}
-	return err
+	return errs
 }
 
 // Reintentar is the operator's retry of a COMPENSACION_FALLIDA saga.
@@ -171,9 +192,25 @@ func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 type paso func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error)
 
 func (m *Motor) transicion(ctx context.Context, sagaID, dedup string, f paso) error {
-	var antes saga.Saga
-	var hecha saga.Transicion
-	err := m.store.Actualizar(ctx, sagaID, dedup, func(s saga.Saga) (almacen.Cambio, error) {
+	var h transicionHecha
+	if err := m.store.Actualizar(ctx, sagaID, dedup, m.funcion(&h, f)); err != nil {
+		return err
+	}
+	m.hecha(sagaID, h)
+	return nil
+}
+
+// transicionHecha is what the last run of a transition function decided.
+type transicionHecha struct {
+	antes saga.Saga
+	t     saga.Transicion
+}
+
+// funcion turns f into the store's transition function; each run records
+// its result in h (the store may run it more than once: the last run is the
+// one committed).
+func (m *Motor) funcion(h *transicionHecha, f paso) func(saga.Saga) (almacen.Cambio, error) {
+	return func(s saga.Saga) (almacen.Cambio, error) {
 		def, err := m.catalogo.Buscar(s.Tipo)
 		if err != nil {
 			return almacen.Cambio{}, err
@@ -183,18 +220,18 @@ func (m *Motor) transicion(ctx context.Context, sagaID, dedup string, f paso) er
 		if err != nil {
 			return almacen.Cambio{}, err
 		}
-		antes, hecha = s, t
+		h.antes, h.t = s, t
 		return m.cambio(t, ahora)
-	})
-	if err != nil {
-		return err
 	}
-	if hecha.Cambio {
-		m.observar(antes, hecha)
+}
+
+// hecha observes a committed transition.
+func (m *Motor) hecha(sagaID string, h transicionHecha) {
+	if h.t.Cambio {
+		m.observar(h.antes, h.t)
 	} else {
-		m.logger.Debug(hecha.Motivo, "saga_id", sagaID)
+		m.logger.Debug(h.t.Motivo, "saga_id", sagaID)
 	}
-	return nil
 }
 
 func (m *Motor) observar(antes saga.Saga, t saga.Transicion) {

@@ -103,6 +103,13 @@ type Store interface {
 	// ErrNoEncontrada (and the inbox entry is not kept either).
 	Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error
 
+	// ActualizarLote is Actualizar for several entries at once, applied in
+	// order (an entry sees what earlier ones did to its saga), with one error
+	// per entry meaning what Actualizar's would. It commits them together
+	// when it can (group commit) and otherwise runs them one by one, so the
+	// outcome never depends on which happened; fn may run more than once.
+	ActualizarLote(ctx context.Context, es []Entrada) []error
+
 	// ProcesarVencidas claims up to limite non-terminal sagas whose plazo is
 	// <= ahora (MySQL: SELECT ... FOR UPDATE SKIP LOCKED, so replicas split
 	// them and a crashed replica's timers are taken over) and applies fn to

@@ -116,6 +116,9 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"ActualizarGuardaCualquierCampo", probarActualizarCualquierCampo},
 		{"ActualizarConcurrenteNoPierdeCambios", probarActualizarConcurrente},
 		{"SagaInexistente", probarNoEncontrada},
+		{"ActualizarLoteComoUnaAUna", probarLote},
+		{"ActualizarLoteConSagaInexistente", probarLoteInexistente},
+		{"ActualizarLoteConcurrenteNoPierdeCambios", probarLoteConcurrente},
 		{"ProcesarVencidasSoloVencidasNoTerminales", probarVencidas},
 		{"ProcesarVencidasConcurrenteProcesaCadaSagaUnaVez", probarVencidasConcurrente},
 		{"DrenarOutboxEnOrdenYDejaLasNoConfirmadas", probarDrenar},
@@ -672,6 +675,178 @@ func probarNoEncontrada(t *testing.T, c almacen.Config) {
 	}
 	if err := db.RegistrarInbox(ctx, "d1"); err != nil {
 		t.Fatalf("la clave no debía quedar en el inbox: %v", err)
+	}
+}
+
+// probarLote checks that a batch gives, entry by entry, what Actualizar gives
+// one at a time: later entries see earlier ones, duplicates (in the inbox or
+// repeated in the batch) are refused without calling fn, fn's error rolls
+// back only its entry (inbox included), Guardar false keeps only the key.
+func probarLote(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	for _, id := range []string{"s1", "s2", "s3", "u1", "u2"} {
+		crear(t, db, sagaMinima(id, t0), "")
+	}
+	if err := db.RegistrarInbox(ctx, "evento-9"); err != nil {
+		t.Fatal(err)
+	}
+	var llamadas atomic.Int32
+	boom := errors.New("boom")
+	fallar := func(s saga.Saga) (almacen.Cambio, error) {
+		s.Estado = saga.Completada
+		return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje(s.ID, "x")}}, boom
+	}
+	noGuardar := func(s saga.Saga) (almacen.Cambio, error) {
+		s.Estado = saga.Completada
+		return almacen.Cambio{Saga: s, Guardar: false, Mensajes: []almacen.Mensaje{mensaje(s.ID, "y")}}, nil
+	}
+	es := []almacen.Entrada{
+		{SagaID: "s1", Dedup: "r-a", Fn: avanzar(&llamadas)},
+		{SagaID: "s2", Dedup: "r-b", Fn: avanzar(&llamadas)},
+		{SagaID: "s1", Dedup: "r-c", Fn: avanzar(&llamadas)},
+		{SagaID: "s2", Dedup: "r-b", Fn: avanzar(&llamadas)},
+		{SagaID: "s3", Dedup: "r-x", Fn: fallar},
+		{SagaID: "s1", Dedup: "tardia", Fn: noGuardar},
+		{SagaID: "s2", Dedup: "evento-9", Fn: avanzar(&llamadas)},
+		{SagaID: "s2", Dedup: "", Fn: avanzar(&llamadas)},
+	}
+	errs := db.ActualizarLote(ctx, es)
+	if len(errs) != len(es) {
+		t.Fatalf("%d errores para %d entradas", len(errs), len(es))
+	}
+	for i, want := range []error{nil, nil, nil, almacen.ErrDuplicado, boom, nil, almacen.ErrDuplicado, nil} {
+		if want == nil && errs[i] != nil || want != nil && !errors.Is(errs[i], want) {
+			t.Errorf("entrada %d (%s %s): %v; quiero %v", i, es[i].SagaID, es[i].Dedup, errs[i], want)
+		}
+	}
+	if n := llamadas.Load(); n != 4 {
+		t.Errorf("avanzar llamada %d veces, quiero 4 (ni duplicados ni repeticiones)", n)
+	}
+	// The same inputs one by one on twin sagas give the same rows.
+	for _, e := range []struct{ id, dedup string }{{"u1", "v-a"}, {"u2", "v-b"}, {"u1", "v-c"}, {"u2", ""}} {
+		if err := db.Actualizar(ctx, e.id, e.dedup, avanzar(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, par := range [][2]string{{"s1", "u1"}, {"s2", "u2"}} {
+		a, b := leer(t, db, par[0]), leer(t, db, par[1])
+		a.ID, b.ID = "", ""
+		igual(t, par[0]+" en lote frente a "+par[1]+" una a una", a, b)
+	}
+	if s := leer(t, db, "s1"); s.Version != 2 || s.Pasos[0].Intento != 3 {
+		t.Errorf("s1: versión %d intento %d; quiero 2 y 3", s.Version, s.Pasos[0].Intento)
+	}
+	igual(t, "s3 sin cambios", leer(t, db, "s3"), normal(sagaMinima("s3", t0)))
+	// Outbox: the batch's messages in entry order, then the twins'.
+	var orden []string
+	for _, m := range drenarTodo(t, db) {
+		orden = append(orden, m.Clave)
+	}
+	igual(t, "outbox", orden, []string{"s1", "s2", "s1", "s2", "u1", "u2", "u1", "u2"})
+	// Keys kept: the applied entries' and the Guardar-false one; not the
+	// failed entry's.
+	for _, k := range []string{"r-a", "r-b", "r-c", "tardia"} {
+		if err := db.RegistrarInbox(ctx, k); !errors.Is(err, almacen.ErrDuplicado) {
+			t.Errorf("clave %s: %v; quiero ErrDuplicado", k, err)
+		}
+	}
+	if err := db.RegistrarInbox(ctx, "r-x"); err != nil {
+		t.Errorf("la clave de la entrada fallida no debía quedar: %v", err)
+	}
+}
+
+// probarLoteInexistente: a batch naming a missing saga still applies the
+// others and reports ErrNoEncontrada for that entry, keeping no key.
+func probarLoteInexistente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	crear(t, db, sagaMinima("s1", t0), "")
+	errs := db.ActualizarLote(ctx, []almacen.Entrada{
+		{SagaID: "s1", Dedup: "a", Fn: avanzar(nil)},
+		{SagaID: "nada", Dedup: "b", Fn: avanzar(nil)},
+		{SagaID: "s1", Dedup: "c", Fn: avanzar(nil)},
+	})
+	if errs[0] != nil || !errors.Is(errs[1], almacen.ErrNoEncontrada) || errs[2] != nil {
+		t.Fatalf("errores %v; quiero nil, ErrNoEncontrada, nil", errs)
+	}
+	if s := leer(t, db, "s1"); s.Version != 2 {
+		t.Fatalf("s1 versión %d, quiero 2", s.Version)
+	}
+	if err := db.RegistrarInbox(ctx, "b"); err != nil {
+		t.Fatalf("la clave de la saga inexistente no debía quedar: %v", err)
+	}
+}
+
+// probarLoteConcurrente: batches over the same sagas in opposite orders and
+// single transitions, all at once, lose and repeat nothing.
+func probarLoteConcurrente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		crear(t, db, sagaMinima(id, t0), "")
+	}
+	sumar := func(etiqueta string) func(saga.Saga) (almacen.Cambio, error) {
+		return func(s saga.Saga) (almacen.Cambio, error) {
+			s.Compensaciones = append(s.Compensaciones, etiqueta)
+			s.Pasos[0].Intento++
+			return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje(s.ID, etiqueta)}}, nil
+		}
+	}
+	const rondas = 10
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for r := range rondas {
+				var es []almacen.Entrada
+				for j := range ids {
+					id := ids[j]
+					if g%2 == 1 {
+						id = ids[len(ids)-1-j]
+					}
+					k := fmt.Sprintf("g%d-r%d-%s", g, r, id)
+					es = append(es, almacen.Entrada{SagaID: id, Dedup: k, Fn: sumar(k)})
+				}
+				for i, err := range db.ActualizarLote(t.Context(), es) {
+					if err != nil {
+						t.Errorf("lote %d/%d entrada %d: %v", g, r, i, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for r := range rondas {
+			k := fmt.Sprintf("suelta-%d", r)
+			if err := db.Actualizar(t.Context(), "b", k, sumar(k)); err != nil {
+				t.Errorf("Actualizar %s: %v", k, err)
+			}
+		}
+	})
+	wg.Wait()
+	total := 0
+	for _, id := range ids {
+		s := leer(t, db, id)
+		want := 4 * rondas
+		if id == "b" {
+			want += rondas
+		}
+		vistas := map[string]bool{}
+		for _, e := range s.Compensaciones {
+			if vistas[e] {
+				t.Errorf("%s: %s aplicada dos veces", id, e)
+			}
+			vistas[e] = true
+		}
+		if len(s.Compensaciones) != want || s.Version != int64(want) || s.Pasos[0].Intento != 1+want {
+			t.Logf("%s: %v", id, s.Compensaciones)
+			t.Errorf("%s: %d cambios, versión %d, intento %d; quiero %d, %d, %d",
+				id, len(s.Compensaciones), s.Version, s.Pasos[0].Intento, want, want, 1+want)
+		}
+		total += want
+	}
+	if p := pendientes(t, db); p != total {
+		t.Fatalf("outbox %d, quiero %d", p, total)
 	}
 }
 

@@ -22,6 +22,12 @@ type dialecto struct {
 	// upsertPaso ends the INSERT of changed steps so that existing rows are
 	// updated in the same statement (one round trip for all changed steps).
 	upsertPaso string
+	// upsertSaga ends a multi-row INSERT of saga rows so that existing rows
+	// get every column but saga_id (and clave_idempotencia) rewritten.
+	upsertSaga string
+	// bloquearLectura ends a SELECT whose rows the transaction will write:
+	// FOR UPDATE on MySQL; empty on SQLite, whose writer holds the database.
+	bloquearLectura string
 	// borrarMensajes is the DELETE of n published outbox rows by id.
 	borrarMensajes func(n int) string
 	// prefijo is the predicate "column starts with ?" for saga ids, and
@@ -46,9 +52,12 @@ var columnasActualizables = []string{
 	"error_compensacion",
 }
 
-func upsert(formato string) string {
-	partes := make([]string, len(columnasActualizables))
-	for i, c := range columnasActualizables {
+func upsert(formato string) string { return asignar(columnasActualizables, formato) }
+
+// asignar writes formato for each column, %c standing for its name.
+func asignar(cols []string, formato string) string {
+	partes := make([]string, len(cols))
+	for i, c := range cols {
 		partes[i] = strings.ReplaceAll(formato, "%c", c)
 	}
 	return strings.Join(partes, ", ")
@@ -58,6 +67,7 @@ var dialectoSQLite = dialecto{
 	nombre:         "sqlite",
 	reclamar:       "",
 	upsertPaso:     " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
+	upsertSaga:     " ON CONFLICT (saga_id) DO UPDATE SET " + asignar(colsSaga[1:], "%c = excluded.%c"),
 	borrarMensajes: func(n int) string { return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ")" },
 	// GLOB is case-sensitive like MySQL's binary collation (LIKE is not in
 	// SQLite) and can use the primary key index.
@@ -102,7 +112,9 @@ var dialectoMySQL = dialecto{
 	reclamar: " FOR UPDATE SKIP LOCKED",
 	// VALUES() works on MariaDB and MySQL (deprecated there since 8.0.20 in
 	// favour of a row alias that MariaDB does not parse).
-	upsertPaso: " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
+	upsertPaso:      " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
+	upsertSaga:      " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:], "%c = VALUES(%c)"),
+	bloquearLectura: " FOR UPDATE",
 	// On a small outbox MariaDB plans "id IN (...)" as a full scan (index
 	// hints are ignored), and InnoDB's DELETE then waits on every row another
 	// drain holds: concurrent drains deadlock. ORDER BY id LIMIT makes it a

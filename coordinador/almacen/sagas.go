@@ -165,7 +165,7 @@ func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 				return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
 			}
 		}
-		viejo, err := db.leerSaga(ctx, tx, sagaID)
+		viejo, err := db.leerSaga(ctx, tx, sagaID, true)
 		if err != nil {
 			return err
 		}
@@ -202,9 +202,16 @@ func esperar(ctx context.Context, intento int) error {
 // LEFT JOIN by the second table's column in an on-disk temporary table (the
 // rows carry TEXT columns), while the inner join reads the steps in index
 // order. A saga without steps (or no saga) yields no rows; a second query
-// tells which.
-func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string) (saga.Saga, error) {
-	rows, err := db.consultar(ctx, ex, consultaSagaConPasos, id)
+// tells which. With bloquear, the rows are locked for the transaction
+// (MySQL), so that concurrent transitions of one saga queue instead of
+// failing their version check and retrying: under load an unlucky writer
+// would otherwise lose race after race.
+func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear bool) (saga.Saga, error) {
+	q := consultaSagaConPasos
+	if bloquear {
+		q += db.d.bloquearLectura
+	}
+	rows, err := db.consultar(ctx, ex, q, id)
 	if err != nil {
 		return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
 	}
@@ -378,7 +385,7 @@ func (db *DB) cargarPasos(ctx context.Context, ex ejecutor, sagas []saga.Saga) e
 
 // Saga returns one saga with its steps; ErrNoEncontrada if there is none.
 func (db *DB) Saga(ctx context.Context, id string) (saga.Saga, error) {
-	return db.leerSaga(ctx, db.sql, id)
+	return db.leerSaga(ctx, db.sql, id, false)
 }
 
 // Límites of Filtro.Limite.

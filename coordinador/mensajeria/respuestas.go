@@ -13,30 +13,46 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 )
 
-// Aplicador applies a participant's reply (coordinador.Motor).
+// Aplicador applies participants' replies (coordinador.Motor).
 type Aplicador interface {
-	AplicarRespuesta(ctx context.Context, r eventos.Respuesta) error
+	AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) []error
 }
 
-// ManejadorRespuestas decodes replies from respuestas-saga and applies them.
-// A reply is acked only after its transition committed; a reply that cannot be
+// ManejadorRespuestas decodes a batch of replies from respuestas-saga and
+// applies the valid ones together (one transaction when the store can). A
+// reply is acked only after its transition committed; a reply that cannot be
 // decoded, is invalid, or names an unknown saga is dead-lettered.
-func ManejadorRespuestas(codec *eventos.Codec[eventos.Respuesta], motor Aplicador) bus.Manejador {
-	return func(ctx context.Context, msg pulsar.Message) error {
-		r, err := codec.Decodificar(msg.Payload())
-		if err != nil {
-			return bus.Permanente(err)
-		}
-		if err := r.Validar(); err != nil {
-			return bus.Permanente(err)
-		}
-		if err := motor.AplicarRespuesta(ctx, r); err != nil {
-			if errors.Is(err, almacen.ErrNoEncontrada) {
-				return bus.Permanente(err)
+func ManejadorRespuestas(codec *eventos.Codec[eventos.Respuesta], motor Aplicador) bus.ManejadorLote {
+	return func(ctx context.Context, msgs []pulsar.Message) []error {
+		errs := make([]error, len(msgs))
+		validas := make([]eventos.Respuesta, 0, len(msgs))
+		indices := make([]int, 0, len(msgs))
+		for i, msg := range msgs {
+			r, err := codec.Decodificar(msg.Payload())
+			if err == nil {
+				err = r.Validar()
 			}
-			return fmt.Errorf("aplicar respuesta %s de saga %s: %w", r.ID, r.SagaID, err)
+			if err != nil {
+				errs[i] = bus.Permanente(err)
+				continue
+			}
+			validas = append(validas, r)
+			indices = append(indices, i)
 		}
-		return nil
+		if len(validas) == 0 {
+			return errs
+		}
+		for j, err := range motor.AplicarRespuestas(ctx, validas) {
+			r := &validas[j]
+			switch {
+			case err == nil:
+			case errors.Is(err, almacen.ErrNoEncontrada):
+				errs[indices[j]] = bus.Permanente(err)
+			default:
+				errs[indices[j]] = fmt.Errorf("aplicar respuesta %s de saga %s: %w", r.ID, r.SagaID, err)
+			}
+		}
+		return errs
 	}
 }
 

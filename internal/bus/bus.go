@@ -94,6 +94,11 @@ func Permanente(err error) error { return fmt.Errorf("%w: %w", ErrPermanente, er
 // after a delay (the message is kept, never lost).
 type Manejador func(ctx context.Context, msg pulsar.Message) error
 
+// ManejadorLote processes several messages, in order, and returns one error
+// per message with Manejador's meaning. It lets a handler commit a batch in
+// one database transaction (group commit).
+type ManejadorLote func(ctx context.Context, msgs []pulsar.Message) []error
+
 // Metricas of a consumer; construct with NuevasMetricas and share between
 // consumers of one process.
 type Metricas struct {
@@ -131,7 +136,8 @@ type Consumidor struct {
 	dlq      pulsar.Producer
 	topico   string
 	corto    string
-	manejar  Manejador
+	manejar  ManejadorLote
+	lote     int
 	logger   *slog.Logger
 	m        *Metricas
 	colas    []chan pulsar.Message
@@ -146,6 +152,10 @@ type OpcionesConsumidor struct {
 	Trabajadores int                     // parallel keys; default 8
 	// RetrasoReintento is the nack redelivery delay; default 1s.
 	RetrasoReintento time.Duration
+	// Lote bounds the messages ConsumirLotes hands to its handler at once;
+	// default 32. A worker takes what is already queued for it, never
+	// waiting for more: batches grow with the load and add no latency.
+	Lote int
 	Logger           *slog.Logger
 	Metricas         *Metricas
 }
@@ -153,6 +163,19 @@ type OpcionesConsumidor struct {
 // Consumir subscribes and starts the loop; Cerrar stops it. The dead-letter
 // topic is eventos.DLQ(topico) = topico + "-DLQ".
 func Consumir(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, manejar Manejador) (*Consumidor, error) {
+	o.Lote = 1
+	return ConsumirLotes(ctx, c, o, func(ctx context.Context, msgs []pulsar.Message) []error {
+		return []error{manejar(ctx, msgs[0])}
+	})
+}
+
+// ConsumirLotes is Consumir with a handler of batches: each worker passes
+// the messages already waiting in its queue (up to o.Lote, in order) in one
+// call. Acks, nacks and dead letters are per message, as with Consumir.
+func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, manejar ManejadorLote) (*Consumidor, error) {
+	if o.Lote <= 0 {
+		o.Lote = 32
+	}
 	if o.Tipo == 0 {
 		o.Tipo = pulsar.KeyShared
 	}
@@ -185,7 +208,7 @@ func Consumir(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, maneja
 		return nil, err
 	}
 	k := &Consumidor{
-		consumer: consumer, dlq: dlq, topico: o.Topico, corto: nombreCorto(o.Topico), manejar: manejar,
+		consumer: consumer, dlq: dlq, topico: o.Topico, corto: nombreCorto(o.Topico), manejar: manejar, lote: o.Lote,
 		logger: o.Logger.With("topico", o.Topico, "suscripcion", o.Suscripcion), m: o.Metricas,
 	}
 	for range o.Trabajadores {
@@ -239,18 +262,48 @@ func (k *Consumidor) recibir(ctx context.Context) {
 
 func (k *Consumidor) trabajar(ctx context.Context, q <-chan pulsar.Message) {
 	defer k.wg.Done()
+	lote := make([]pulsar.Message, 0, k.lote)
 	for msg := range q {
-		k.procesar(ctx, msg)
+		lote = append(lote[:0], msg)
+	llenar:
+		for len(lote) < k.lote {
+			select {
+			case m, ok := <-q:
+				if !ok {
+					break llenar
+				}
+				lote = append(lote, m)
+			default:
+				break llenar
+			}
+		}
+		k.procesar(ctx, lote)
 	}
 }
 
-func (k *Consumidor) procesar(ctx context.Context, msg pulsar.Message) {
-	if msg.RedeliveryCount() > 0 {
-		k.m.redeliveries.WithLabelValues(k.corto).Inc()
+func (k *Consumidor) procesar(ctx context.Context, lote []pulsar.Message) {
+	for _, msg := range lote {
+		if msg.RedeliveryCount() > 0 {
+			k.m.redeliveries.WithLabelValues(k.corto).Inc()
+		}
 	}
 	inicio := time.Now()
-	err := k.manejar(ctx, msg)
-	k.m.duracion.WithLabelValues(k.corto).Observe(time.Since(inicio).Seconds())
+	errs := k.manejar(ctx, lote)
+	d := time.Since(inicio).Seconds()
+	for i, msg := range lote {
+		k.m.duracion.WithLabelValues(k.corto).Observe(d)
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = fmt.Errorf("el manejador devolvió %d resultados para %d mensajes", len(errs), len(lote))
+		}
+		k.resolver(ctx, msg, err)
+	}
+}
+
+// resolver acks, dead-letters or nacks msg after its handler returned err.
+func (k *Consumidor) resolver(ctx context.Context, msg pulsar.Message, err error) {
 	switch {
 	case err == nil:
 		k.ack(msg)

@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	bucles.Go(func() { relay.Correr(bg) })
 	bucles.Go(func() { mensajeria.Temporizador(bg, motor, cfg.Temporizador, logger) })
 
-	respuestas, err := bus.Consumir(bg, client, bus.OpcionesConsumidor{
+	respuestas, err := bus.ConsumirLotes(bg, client, bus.OpcionesConsumidor{
 		Topico: topologia.Respuestas(), Suscripcion: "coordinador", Tipo: pulsar.KeyShared,
 		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
 	}, mensajeria.ManejadorRespuestas(codecRespuesta, motor))
