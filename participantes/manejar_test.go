@@ -39,6 +39,11 @@ func (f *productorFalso) Send(_ context.Context, m *pulsar.ProducerMessage) (pul
 	return nil, nil
 }
 
+func (f *productorFalso) SendAsync(ctx context.Context, m *pulsar.ProducerMessage, cb func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
+	_, err := f.Send(ctx, m)
+	cb(nil, m, err)
+}
+
 // mensajeFalso is a received message with only what manejar reads.
 type mensajeFalso struct {
 	pulsar.Message
@@ -203,4 +208,85 @@ func valor(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+func conEntrada(c eventos.Comando, entrada string) eventos.Comando {
+	c.Datos = `{"entrada":` + entrada + `,"previos":{}}`
+	return c
+}
+
+// A batch gives each command what manejar gives it alone: replies in
+// command order, a duplicate in the same batch answered with the stored
+// reply, a business failure without effect, poison dead-lettered.
+func TestLoteComoUnoAUno(t *testing.T) {
+	prod := &productorFalso{}
+	p := participanteSinBroker(t, prod)
+	s1 := codificar(t, comandoPrueba("s1", "Hacer", eventos.Ejecutar))
+	s2 := conEntrada(comandoPrueba("s2", "Hacer", eventos.Ejecutar), `{"rechazar":true}`)
+	des2 := comandoPrueba("s2", "Deshacer", eventos.Compensar)
+	des2.ID = "m-s2-c"
+	s3 := comandoPrueba("s3", "Hacer", eventos.Ejecutar)
+	lote := []pulsar.Message{s1, codificar(t, s2), s1, codificar(t, des2), mensajeFalso{carga: []byte{0xde, 0xad}}, codificar(t, s3)}
+	errs := p.manejarLote(t.Context(), lote)
+	for i, err := range errs {
+		if permanente := errors.Is(err, bus.ErrPermanente); (i == 4) != permanente || i != 4 && err != nil {
+			t.Errorf("mensaje %d: %v", i, err)
+		}
+	}
+	var ids []string
+	for _, m := range prod.enviados {
+		ids = append(ids, decodificarRespuesta(t, m.Payload).ID)
+	}
+	want := []string{"s1:paso1:EJECUTAR:1:ok", "s2:paso1:EJECUTAR:1:fallo", "s1:paso1:EJECUTAR:1:ok", "s2:paso1:COMPENSAR:1:ok", "s3:paso1:EJECUTAR:1:ok"}
+	if !reflect.DeepEqual(ids, want) {
+		t.Fatalf("replies %v, want %v", ids, want)
+	}
+	if !reflect.DeepEqual(prod.enviados[0].Payload, prod.enviados[2].Payload) {
+		t.Error("the duplicate in the batch did not get the stored reply byte for byte")
+	}
+	for saga, n := range map[string]int{"s1": 1, "s2": 0, "s3": 1} {
+		if got, err := p.EfectosActivos(t.Context(), saga); err != nil || got != n {
+			t.Errorf("%s: efectos activos = %d, %v; want %d", saga, got, err, n)
+		}
+	}
+	exito := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoExito))
+	fallo := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoFallo))
+	duplicado := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoDuplicado))
+	if exito != 2 || fallo != 1 || duplicado != 1 {
+		t.Errorf("exito %v fallo %v duplicado %v; want 2, 1, 1", exito, fallo, duplicado)
+	}
+}
+
+// A command that breaks the batch's transaction costs the others nothing:
+// they run again one by one and are applied once; it alone is retried.
+func TestLoteRotoSeProcesaUnoAUno(t *testing.T) {
+	prod := &productorFalso{}
+	p := participanteSinBroker(t, prod)
+	roto := conEntrada(comandoPrueba("r1", "Hacer", eventos.Ejecutar), `{"romper":true}`)
+	lote := []pulsar.Message{
+		codificar(t, comandoPrueba("a1", "Hacer", eventos.Ejecutar)),
+		codificar(t, roto),
+		codificar(t, comandoPrueba("a2", "Hacer", eventos.Ejecutar)),
+	}
+	errs := p.manejarLote(t.Context(), lote)
+	if errs[0] != nil || errs[2] != nil || errs[1] == nil || errors.Is(errs[1], bus.ErrPermanente) {
+		t.Fatalf("errs %v: want nil, a retryable error, nil", errs)
+	}
+	for saga, n := range map[string]int{"a1": 1, "r1": 0, "a2": 1} {
+		if got, err := p.EfectosActivos(t.Context(), saga); err != nil || got != n {
+			t.Errorf("%s: efectos activos = %d, %v; want %d", saga, got, err, n)
+		}
+	}
+	if len(prod.enviados) != 2 {
+		t.Fatalf("%d replies, want 2 (none for the broken command)", len(prod.enviados))
+	}
+	// A failed publish nacks only its own command.
+	prod.fallos = 1
+	errs = p.manejarLote(t.Context(), []pulsar.Message{
+		codificar(t, comandoPrueba("b1", "Hacer", eventos.Ejecutar)),
+		codificar(t, comandoPrueba("b2", "Hacer", eventos.Ejecutar)),
+	})
+	if errs[0] == nil || errors.Is(errs[0], bus.ErrPermanente) || errs[1] != nil {
+		t.Fatalf("errs %v: want a retryable error, nil", errs)
+	}
 }

@@ -150,14 +150,14 @@ func (p *Participante) Iniciar(ctx context.Context, cliente pulsar.Client) error
 	// Set before the consumer's workers start, which read it without a lock.
 	p.productor = productor
 	cctx, cancelar := context.WithCancel(context.WithoutCancel(ctx))
-	consumidor, err := bus.Consumir(cctx, cliente, bus.OpcionesConsumidor{
+	consumidor, err := bus.ConsumirLotes(cctx, cliente, bus.OpcionesConsumidor{
 		Topico:       t.Comandos(p.servicio.Nombre),
 		Suscripcion:  "participante-" + p.servicio.Nombre,
 		Tipo:         pulsar.KeyShared,
 		Trabajadores: p.cfg.Trabajadores,
 		Logger:       p.logger,
 		Metricas:     p.mBus,
-	}, p.manejar)
+	}, p.manejarLote)
 	if err != nil {
 		cancelar()
 		productor.Close()
@@ -255,26 +255,10 @@ func (p *Participante) manejar(ctx context.Context, msg pulsar.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("participante deteniéndose: %w", err)
 	}
-	inicio := time.Now()
-	cmd, err := p.comandos.Decodificar(msg.Payload())
+	c, err := p.decodificar(msg)
 	if err != nil {
-		return p.invalido("malformado", err)
+		return err
 	}
-	if err := cmd.Validar(); err != nil {
-		return p.invalido("invalido", err)
-	}
-	if len(cmd.SagaID) > maxSagaID || len(cmd.Paso) > maxPaso {
-		return p.invalido("invalido", fmt.Errorf("saga_id (%d) o paso (%d) demasiado largos: máximo %d y %d", len(cmd.SagaID), len(cmd.Paso), maxSagaID, maxPaso))
-	}
-	op, accion, ok := p.servicio.operacion(cmd.Nombre())
-	if !ok {
-		return p.invalido("desconocido", fmt.Errorf("comando %q desconocido para el servicio %s", cmd.Type, p.servicio.Nombre))
-	}
-	if accion != cmd.Accion {
-		return p.invalido("invalido", fmt.Errorf("comando %s con accion %s: se esperaba %s", cmd.Nombre(), cmd.Accion, accion))
-	}
-	logger := p.logger.With("saga_id", cmd.SagaID, "paso", cmd.Paso, "comando", cmd.Nombre(), "accion", cmd.Accion, "intento", cmd.Intento)
-
 	if d := p.cfg.Fallos.Latencia; d > 0 {
 		select {
 		case <-time.After(d):
@@ -287,28 +271,172 @@ func (p *Participante) manejar(ctx context.Context, msg pulsar.Message) error {
 	tctx, cancelar := context.WithTimeout(context.WithoutCancel(ctx), plazoComando)
 	defer cancelar()
 
-	res, err := p.procesar(tctx, &cmd, op)
+	res, err := p.procesar(tctx, c)
 	if err != nil {
-		logger.Warn("comando no procesado; se reintentará", "err", err)
-		return fmt.Errorf("procesar %s de la saga %s: %w", cmd.Nombre(), cmd.SagaID, err)
+		c.logger.Warn("comando no procesado; se reintentará", "err", err)
+		return fmt.Errorf("procesar %s de la saga %s: %w", c.cmd.Nombre(), c.cmd.SagaID, err)
 	}
-	// Counted once decided (and, but for a failed compensation, committed):
-	// if the publish below fails, the redelivery counts as a duplicate.
+	p.contar(c, res)
+	pm, err := p.mensajeRespuesta(c.msg, res.respuesta)
+	if err == nil {
+		_, err = p.productor.Send(tctx, pm)
+	}
+	return p.respondido(c, res, err)
+}
+
+// comando is a decoded, valid command and what processing it needs.
+type comando struct {
+	msg      pulsar.Message
+	cmd      eventos.Comando
+	op       *Operacion
+	pet      Peticion
+	sim      simulacion
+	errDatos error
+	inicio   time.Time
+	logger   *slog.Logger
+}
+
+// decodificar decodes and checks a command; a poison one gets an error
+// wrapping bus.ErrPermanente.
+func (p *Participante) decodificar(msg pulsar.Message) (*comando, error) {
+	c := &comando{msg: msg, inicio: time.Now()}
+	cmd, err := p.comandos.Decodificar(msg.Payload())
+	if err != nil {
+		return nil, p.invalido("malformado", err)
+	}
+	if err := cmd.Validar(); err != nil {
+		return nil, p.invalido("invalido", err)
+	}
+	if len(cmd.SagaID) > maxSagaID || len(cmd.Paso) > maxPaso {
+		return nil, p.invalido("invalido", fmt.Errorf("saga_id (%d) o paso (%d) demasiado largos: máximo %d y %d", len(cmd.SagaID), len(cmd.Paso), maxSagaID, maxPaso))
+	}
+	op, accion, ok := p.servicio.operacion(cmd.Nombre())
+	if !ok {
+		return nil, p.invalido("desconocido", fmt.Errorf("comando %q desconocido para el servicio %s", cmd.Type, p.servicio.Nombre))
+	}
+	if accion != cmd.Accion {
+		return nil, p.invalido("invalido", fmt.Errorf("comando %s con accion %s: se esperaba %s", cmd.Nombre(), cmd.Accion, accion))
+	}
+	c.cmd, c.op = cmd, op
+	var datos eventos.DatosComando
+	c.errDatos = json.Unmarshal([]byte(cmd.Datos), &datos)
+	c.pet = Peticion{Comando: &c.cmd, SagaID: cmd.SagaID, Paso: cmd.Paso, Entrada: datos.Entrada, Previos: datos.Previos}
+	c.sim = leerSimulacion(datos.Entrada)
+	c.logger = p.logger.With("saga_id", cmd.SagaID, "paso", cmd.Paso, "comando", cmd.Nombre(), "accion", cmd.Accion, "intento", cmd.Intento)
+	return c, nil
+}
+
+// contar counts a decided command (committed, but for a failed
+// compensation): if its reply is not published, the redelivery counts as a
+// duplicate.
+func (p *Participante) contar(c *comando, res resultado) {
 	if res.inyectado {
 		p.m.inyectados.WithLabelValues(p.servicio.Nombre).Inc()
 	}
-	p.m.comandos.WithLabelValues(p.servicio.Nombre, cmd.Nombre(), cmd.Accion, res.resultado).Inc()
-	if err := p.publicar(tctx, msg, res.respuesta); err != nil {
-		logger.Warn("respuesta no publicada; el comando se reentregará y se reenviará la respuesta guardada", "err", err)
-		return err
+	p.m.comandos.WithLabelValues(p.servicio.Nombre, c.cmd.Nombre(), c.cmd.Accion, res.resultado).Inc()
+}
+
+// respondido finishes a command once the broker answered the publish of its
+// reply (err). A failed publish nacks the command: its redelivery sends the
+// stored reply again.
+func (p *Participante) respondido(c *comando, res resultado, err error) error {
+	if err != nil {
+		c.logger.Warn("respuesta no publicada; el comando se reentregará y se reenviará la respuesta guardada", "err", err)
+		return fmt.Errorf("publicar respuesta %s: %w", res.respuesta.ID, err)
 	}
-	p.m.duracion.WithLabelValues(p.servicio.Nombre, cmd.Accion).Observe(time.Since(inicio).Seconds())
-	attrs := []any{"resultado", res.resultado, "exito", res.respuesta.Exito, "duracion_ms", time.Since(inicio).Milliseconds()}
-	if res.respuesta.Error != nil {
-		attrs = append(attrs, "error", *res.respuesta.Error)
+	p.m.duracion.WithLabelValues(p.servicio.Nombre, c.cmd.Accion).Observe(time.Since(c.inicio).Seconds())
+	if c.logger.Enabled(context.Background(), slog.LevelInfo) {
+		attrs := []any{"resultado", res.resultado, "exito", res.respuesta.Exito, "duracion_ms", time.Since(c.inicio).Milliseconds()}
+		if res.respuesta.Error != nil {
+			attrs = append(attrs, "error", *res.respuesta.Error)
+		}
+		c.logger.Info("comando procesado", attrs...)
 	}
-	logger.Info("comando procesado", attrs...)
 	return nil
+}
+
+// manejarLote handles the commands a worker had queued: all of them in one
+// local transaction (group commit: one commit, one fsync), then their
+// replies published together. If the transaction fails as a whole (a
+// deadlock, a race with another instance, a database error), nothing of it
+// is kept and each command runs alone through manejar's path, which retries
+// and resolves races; the outcome is the same. With a configured latency
+// (SAGAS_LATENCIA) commands are handled one by one, as the latency
+// simulates per-command work.
+func (p *Participante) manejarLote(ctx context.Context, msgs []pulsar.Message) []error {
+	errs := make([]error, len(msgs))
+	if len(msgs) == 1 || p.cfg.Fallos.Latencia > 0 {
+		for i, msg := range msgs {
+			errs[i] = p.manejar(ctx, msg)
+		}
+		return errs
+	}
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("participante deteniéndose: %w", err)
+		}
+		return errs
+	}
+	var cs []*comando
+	var indices []int
+	for i, msg := range msgs {
+		c, err := p.decodificar(msg)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		cs, indices = append(cs, c), append(indices, i)
+	}
+	if len(cs) == 0 {
+		return errs
+	}
+	tctx, cancelar := context.WithTimeout(context.WithoutCancel(ctx), plazoComando)
+	defer cancelar()
+
+	ress, err := p.transaccionLote(tctx, cs)
+	if err != nil {
+		p.logger.Debug("lote de comandos deshecho; se procesan uno a uno", "comandos", len(cs), "err", err)
+		ress = make([]resultado, len(cs))
+		for j, c := range cs {
+			if ress[j], err = p.procesar(tctx, c); err != nil {
+				c.logger.Warn("comando no procesado; se reintentará", "err", err)
+				errs[indices[j]] = fmt.Errorf("procesar %s de la saga %s: %w", c.cmd.Nombre(), c.cmd.SagaID, err)
+				cs[j] = nil
+			}
+		}
+	}
+	// Replies in command order through one producer: a saga's replies keep
+	// their order.
+	envios := make([]chan error, len(cs))
+	for j, c := range cs {
+		if c == nil {
+			continue
+		}
+		p.contar(c, ress[j])
+		hecho := make(chan error, 1)
+		envios[j] = hecho
+		pm, err := p.mensajeRespuesta(c.msg, ress[j].respuesta)
+		if err != nil {
+			hecho <- err
+			continue
+		}
+		p.productor.SendAsync(tctx, pm, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			hecho <- err
+		})
+	}
+	for j, c := range cs {
+		if c == nil {
+			continue
+		}
+		var err error
+		select {
+		case err = <-envios[j]:
+		case <-tctx.Done():
+			err = tctx.Err()
+		}
+		errs[indices[j]] = p.respondido(c, ress[j], err)
+	}
+	return errs
 }
 
 func (p *Participante) invalido(motivo string, err error) error {
@@ -321,29 +449,30 @@ type resultado struct {
 	respuesta eventos.Respuesta
 	resultado string
 	inyectado bool
+	escrito   bool // the transaction recorded the command
 }
 
 // procesar runs the command's transaction, again when the database asks for
 // it (deadlock, busy), and resolves a race with another instance by sending
 // the reply that instance stored.
-func (p *Participante) procesar(ctx context.Context, cmd *eventos.Comando, op *Operacion) (resultado, error) {
-	var datos eventos.DatosComando
-	errDatos := json.Unmarshal([]byte(cmd.Datos), &datos)
-	pet := Peticion{Comando: cmd, SagaID: cmd.SagaID, Paso: cmd.Paso, Entrada: datos.Entrada, Previos: datos.Previos}
-	sim := leerSimulacion(datos.Entrada)
+func (p *Participante) procesar(ctx context.Context, c *comando) (resultado, error) {
 	for intento := 1; ; intento++ {
-		pet.Ahora = p.reloj()
-		res, err := p.transaccion(ctx, cmd, op, pet, sim, errDatos)
+		var res resultado
+		err := p.almacen.escribir(ctx, func(tx *sql.Tx) (bool, error) {
+			var err error
+			res, err = p.aplicar(ctx, tx, c)
+			return res.escrito, err
+		})
 		switch {
 		case err == nil:
 			return res, nil
 		case errors.Is(err, errYaRegistrado):
-			regs, lerr := leerInbox(ctx, p.almacen.db, cmd.SagaID, cmd.Paso)
+			regs, lerr := leerInbox(ctx, p.almacen.db, c.cmd.SagaID, c.cmd.Paso)
 			if lerr != nil {
 				return resultado{}, errors.Join(err, lerr)
 			}
-			if r, ok := regs[cmd.Accion]; ok {
-				return p.guardada(cmd, r), nil
+			if r, ok := regs[c.cmd.Accion]; ok {
+				return p.guardada(&c.cmd, r), nil
 			}
 			return resultado{}, err
 		case p.almacen.d.reintentable(err) && intento < intentosTransaccion:
@@ -358,6 +487,27 @@ func (p *Participante) procesar(ctx context.Context, cmd *eventos.Comando, op *O
 	}
 }
 
+// transaccionLote applies cs in order in one transaction, committed if any
+// of them wrote. Any error rolls back all of them.
+func (p *Participante) transaccionLote(ctx context.Context, cs []*comando) ([]resultado, error) {
+	ress := make([]resultado, len(cs))
+	err := p.almacen.escribir(ctx, func(tx *sql.Tx) (bool, error) {
+		escrito := false
+		for j, c := range cs {
+			var err error
+			if ress[j], err = p.aplicar(ctx, tx, c); err != nil {
+				return false, err
+			}
+			escrito = escrito || ress[j].escrito
+		}
+		return escrito, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ress, nil
+}
+
 // guardada rebuilds the stored reply for a redelivered command. With the
 // stored time, a redelivery of the same attempt gets a byte-identical reply.
 func (p *Participante) guardada(cmd *eventos.Comando, r registro) resultado {
@@ -367,45 +517,48 @@ func (p *Participante) guardada(cmd *eventos.Comando, r registro) resultado {
 	}
 }
 
-// transaccion is one attempt at a command, in one local transaction: lock
-// the step, read its inbox rows, decide, apply the effect, record the reply.
-func (p *Participante) transaccion(ctx context.Context, cmd *eventos.Comando, op *Operacion, pet Peticion, sim simulacion, errDatos error) (resultado, error) {
+// aplicar is a command's part of a local transaction: lock the step, read
+// its inbox rows, decide, apply the effect, record the reply. res.escrito
+// says whether it recorded anything (a redelivery or a failed compensation
+// does not). Inside a batch, a command that records nothing may still leave
+// its bloqueos_paso row touched, which is only a lock row.
+func (p *Participante) aplicar(ctx context.Context, tx *sql.Tx, c *comando) (resultado, error) {
+	cmd, op := &c.cmd, c.op
+	pet := c.pet
+	pet.Ahora = p.reloj()
 	var res resultado
-	err := p.almacen.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		if err := p.almacen.bloquear(ctx, tx, cmd.SagaID, cmd.Paso, cmd.Nombre(), pet.Ahora); err != nil {
-			return false, err
+	if err := p.almacen.bloquear(ctx, tx, cmd.SagaID, cmd.Paso, cmd.Nombre(), pet.Ahora); err != nil {
+		return res, err
+	}
+	previos, err := leerInbox(ctx, tx, cmd.SagaID, cmd.Paso)
+	if err != nil {
+		return res, err
+	}
+	if r, ok := previos[cmd.Accion]; ok {
+		return p.guardada(cmd, r), nil
+	}
+	reg := registro{Accion: cmd.Accion, Comando: cmd.Nombre(), Clave: cmd.ClaveIdempotencia, RespondidoMs: eventos.Millis(pet.Ahora)}
+	if cmd.Accion == eventos.Ejecutar {
+		res.inyectado, err = p.ejecutar(ctx, tx, op, pet, c.sim, c.errDatos, previos, &reg)
+	} else {
+		var registrar bool
+		registrar, res.inyectado, err = p.compensar(ctx, tx, op, pet, c.sim, previos, &reg)
+		if err == nil && !registrar {
+			res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, false, reg.Error, nil, pet.Ahora)
+			res.resultado = ResultadoFallo
+			return res, nil
 		}
-		previos, err := leerInbox(ctx, tx, cmd.SagaID, cmd.Paso)
-		if err != nil {
-			return false, err
-		}
-		if r, ok := previos[cmd.Accion]; ok {
-			res = p.guardada(cmd, r)
-			return false, nil
-		}
-		reg := registro{Accion: cmd.Accion, Comando: cmd.Nombre(), Clave: cmd.ClaveIdempotencia, RespondidoMs: eventos.Millis(pet.Ahora)}
-		if cmd.Accion == eventos.Ejecutar {
-			res.inyectado, err = p.ejecutar(ctx, tx, op, pet, sim, errDatos, previos, &reg)
-		} else {
-			var registrar bool
-			registrar, res.inyectado, err = p.compensar(ctx, tx, op, pet, sim, previos, &reg)
-			if err == nil && !registrar {
-				res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, false, reg.Error, nil, pet.Ahora)
-				res.resultado = ResultadoFallo
-				return false, nil
-			}
-		}
-		if err != nil {
-			return false, err
-		}
-		if err := p.almacen.registrar(ctx, tx, cmd.SagaID, cmd.Paso, reg, pet.Ahora); err != nil {
-			return false, err
-		}
-		res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, reg.Exito, reg.Error, json.RawMessage(reg.Datos), pet.Ahora)
-		res.resultado = reg.Resultado
-		return true, nil
-	})
-	return res, err
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := p.almacen.registrar(ctx, tx, cmd.SagaID, cmd.Paso, reg, pet.Ahora); err != nil {
+		return res, err
+	}
+	res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, reg.Exito, reg.Error, json.RawMessage(reg.Datos), pet.Ahora)
+	res.resultado = reg.Resultado
+	res.escrito = true
+	return res, nil
 }
 
 // ejecutar decides and applies an action; reg gets the reply to record.
@@ -493,12 +646,12 @@ func marshalDatos(v any) (string, error) {
 	return string(b), nil
 }
 
-// publicar sends the reply keyed by saga_id and waits for the broker's
-// acknowledgement.
-func (p *Participante) publicar(ctx context.Context, cmd pulsar.Message, r eventos.Respuesta) error {
+// mensajeRespuesta is the reply message, keyed by saga_id, to the command
+// in cmd.
+func (p *Participante) mensajeRespuesta(cmd pulsar.Message, r eventos.Respuesta) (*pulsar.ProducerMessage, error) {
 	carga, err := p.respuestas.Codificar(r)
 	if err != nil {
-		return fmt.Errorf("codificar respuesta %s: %w", r.ID, err)
+		return nil, fmt.Errorf("codificar respuesta %s: %w", r.ID, err)
 	}
 	props := map[string]string{
 		eventos.PropSagaID:  r.SagaID,
@@ -509,8 +662,5 @@ func (p *Participante) publicar(ctx context.Context, cmd pulsar.Message, r event
 	if tp := cmd.Properties()[eventos.PropTraceparent]; tp != "" {
 		props[eventos.PropTraceparent] = tp
 	}
-	if _, err := p.productor.Send(ctx, &pulsar.ProducerMessage{Payload: carga, Key: r.SagaID, Properties: props}); err != nil {
-		return fmt.Errorf("publicar respuesta %s: %w", r.ID, err)
-	}
-	return nil
+	return &pulsar.ProducerMessage{Payload: carga, Key: r.SagaID, Properties: props}, nil
 }

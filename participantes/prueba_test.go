@@ -1,6 +1,7 @@
 package participantes
 
 import (
+	"errors"
 	"context"
 	"fmt"
 )
@@ -27,6 +28,7 @@ func servicioPrueba() Servicio {
 			Ejecutar: func(ctx context.Context, tx Ejecutor, p Peticion) (any, error) {
 				var in struct {
 					Rechazar bool `json:"rechazar"`
+					Romper   bool `json:"romper"` // a technical error, after writing
 				}
 				if err := p.LeerEntrada(&in); err != nil {
 					return nil, err
@@ -37,6 +39,9 @@ func servicioPrueba() Servicio {
 				}
 				if in.Rechazar {
 					return nil, Rechazar("rechazado por la entrada")
+				}
+				if in.Romper {
+					return nil, errors.New("fallo técnico simulado")
 				}
 				return map[string]any{"hecho": true}, nil
 			},
