@@ -1,8 +1,8 @@
 package participantes
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 )
 

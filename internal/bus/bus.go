@@ -155,9 +155,9 @@ type OpcionesConsumidor struct {
 	// Lote bounds the messages ConsumirLotes hands to its handler at once;
 	// default 32. A worker takes what is already queued for it, never
 	// waiting for more: batches grow with the load and add no latency.
-	Lote int
-	Logger           *slog.Logger
-	Metricas         *Metricas
+	Lote     int
+	Logger   *slog.Logger
+	Metricas *Metricas
 }
 
 // Consumir subscribes and starts the loop; Cerrar stops it. The dead-letter
