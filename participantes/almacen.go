@@ -1,6 +1,7 @@
 package participantes
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +67,8 @@ type dialecto struct {
 	// bloquear upserts the bloqueos_paso row (saga_id, paso, ultimo_comando,
 	// actualizado_en).
 	bloquear string
+	// bloquearVarios is bloquear for n rows in one statement.
+	bloquearVarios func(n int) string
 	// insertarIgnorando starts an INSERT that skips rows already there.
 	insertarIgnorando string
 	duplicado         func(error) bool
@@ -77,6 +81,10 @@ var dialectoSQLite = dialecto{
 	nombre: AlmacenSQLite,
 	bloquear: `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES (?, ?, ?, ?)
 		ON CONFLICT (saga_id, paso) DO UPDATE SET ultimo_comando = excluded.ultimo_comando, actualizado_en = excluded.actualizado_en`,
+	bloquearVarios: func(n int) string {
+		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + filas(n, "(?, ?, ?, ?)") +
+			` ON CONFLICT (saga_id, paso) DO UPDATE SET ultimo_comando = excluded.ultimo_comando, actualizado_en = excluded.actualizado_en`
+	},
 	insertarIgnorando: "INSERT OR IGNORE INTO",
 	duplicado: func(err error) bool {
 		var e *sqlite.Error
@@ -106,12 +114,21 @@ var dialectoMySQL = dialecto{
 	nombre: AlmacenMySQL,
 	bloquear: `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES (?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE ultimo_comando = VALUES(ultimo_comando), actualizado_en = VALUES(actualizado_en)`,
+	bloquearVarios: func(n int) string {
+		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + filas(n, "(?, ?, ?, ?)") +
+			` ON DUPLICATE KEY UPDATE ultimo_comando = VALUES(ultimo_comando), actualizado_en = VALUES(actualizado_en)`
+	},
 	insertarIgnorando: "INSERT IGNORE INTO",
 	duplicado:         func(err error) bool { return numeroMySQL(err) == erClaveDuplicada },
 	reintentable: func(err error) bool {
 		n := numeroMySQL(err)
 		return n == erInterbloqueo || n == erEsperaDeBloqueo
 	},
+}
+
+// filas repeats fila n times, comma-separated.
+func filas(n int, fila string) string {
+	return strings.TrimSuffix(strings.Repeat(fila+", ", n), ", ")
 }
 
 func numeroMySQL(err error) uint16 {
@@ -332,6 +349,111 @@ func (a *almacen) registrar(ctx context.Context, tx Ejecutor, sagaID, paso strin
 		return fmt.Errorf("%w: %s/%s/%s", errYaRegistrado, sagaID, paso, r.Accion)
 	default:
 		return fmt.Errorf("registrar en inbox %s/%s/%s: %w", sagaID, paso, r.Accion, err)
+	}
+}
+
+// clavePaso names a step to lock and the command that locks it.
+type clavePaso struct{ sagaID, paso, comando string }
+
+// pasoDe is the map key of a step.
+func pasoDe(sagaID, paso string) string { return sagaID + "\x00" + paso }
+
+// bloquearYLeer upserts the lock rows of pasos in one statement, in sorted
+// order, and reads their inbox rows in one query: by step (pasoDe), then by
+// accion.
+func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []clavePaso, ahora time.Time) (map[string]map[string]registro, error) {
+	orden := slices.Clone(pasos)
+	slices.SortFunc(orden, func(x, y clavePaso) int {
+		return cmp.Or(cmp.Compare(x.sagaID, y.sagaID), cmp.Compare(x.paso, y.paso))
+	})
+	// One row per step: the last command named wins, as it would one by one.
+	var args []any
+	var sagas []any
+	n := 0
+	for i, k := range orden {
+		if i+1 < len(orden) && orden[i+1].sagaID == k.sagaID && orden[i+1].paso == k.paso {
+			continue
+		}
+		if n == 0 || sagas[len(sagas)-1] != k.sagaID {
+			sagas = append(sagas, k.sagaID)
+		}
+		args = append(args, k.sagaID, k.paso, k.comando, Momento(ahora))
+		n++
+	}
+	q := a.d.bloquearVarios(n)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return nil, fmt.Errorf("bloquear %d pasos: %w", n, err)
+	}
+	filas, err := tx.QueryContext(ctx, `SELECT saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms
+		FROM inbox WHERE saga_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ")+`)`, sagas...)
+	if err != nil {
+		return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
+	}
+	defer filas.Close()
+	quiero := map[string]bool{}
+	for _, k := range pasos {
+		quiero[pasoDe(k.sagaID, k.paso)] = true
+	}
+	out := map[string]map[string]registro{}
+	for filas.Next() {
+		var r registro
+		var sagaID, paso string
+		var exito int
+		var msg sql.NullString
+		if err := filas.Scan(&sagaID, &paso, &r.Accion, &r.Comando, &r.Clave, &r.Resultado, &exito, &msg, &r.Datos, &r.RespondidoMs); err != nil {
+			return nil, fmt.Errorf("leer inbox: %w", err)
+		}
+		k := pasoDe(sagaID, paso)
+		if !quiero[k] {
+			continue
+		}
+		r.Exito, r.Error = exito == 1, msg.String
+		if out[k] == nil {
+			out[k] = map[string]registro{}
+		}
+		out[k][r.Accion] = r
+	}
+	if err := filas.Err(); err != nil {
+		return nil, fmt.Errorf("leer inbox: %w", err)
+	}
+	return out, nil
+}
+
+// registroDePaso is an inbox row to insert.
+type registroDePaso struct {
+	sagaID, paso string
+	r            registro
+}
+
+// registrarVarios inserts inbox rows in one statement; errYaRegistrado if
+// another instance recorded one of them meanwhile.
+func (a *almacen) registrarVarios(ctx context.Context, tx Ejecutor, rs []registroDePaso, ahora time.Time) error {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO inbox (saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms, procesado_en) VALUES `)
+	args := make([]any, 0, 11*len(rs))
+	for i, x := range rs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		var msg any
+		if x.r.Error != "" {
+			msg = x.r.Error
+		}
+		exito := 0
+		if x.r.Exito {
+			exito = 1
+		}
+		args = append(args, x.sagaID, x.paso, x.r.Accion, x.r.Comando, x.r.Clave, x.r.Resultado, exito, msg, x.r.Datos, x.r.RespondidoMs, Momento(ahora))
+	}
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	switch {
+	case err == nil:
+		return nil
+	case a.d.duplicado(err):
+		return fmt.Errorf("%w: %d filas", errYaRegistrado, len(rs))
+	default:
+		return fmt.Errorf("registrar %d filas en inbox: %w", len(rs), err)
 	}
 }
 

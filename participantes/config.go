@@ -85,7 +85,7 @@ const (
 	PulsarAdminURLPorDefecto = "http://127.0.0.1:8080"
 	DirDatosPorDefecto       = ".run/data"
 	DireccionHTTPPorDefecto  = "127.0.0.1:0"
-	TrabajadoresPorDefecto   = 8
+	TrabajadoresPorDefecto   = 2
 )
 
 // nombreValido reports whether s is 1 to max characters among letters,

@@ -22,7 +22,7 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 		Almacen: "sqlite", RutaSQLite: filepath.Join(".run", "data", "participante-marca.db"), DireccionHTTP: "127.0.0.1:0",
 		MySQL:        ConfigMySQL{Host: "127.0.0.1", Puerto: 3306, Usuario: "sagas", Clave: "sagas123", BaseDatos: "participante_marca"},
 		NivelLog:     slog.LevelInfo,
-		Trabajadores: 8,
+		Trabajadores: TrabajadoresPorDefecto,
 	}
 	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
 	want.Fallos.Semilla = c.Fallos.Semilla // from the clock

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,6 +251,9 @@ func TestLoteComoUnoAUno(t *testing.T) {
 			t.Errorf("%s: efectos activos = %d, %v; want %d", saga, got, err, n)
 		}
 	}
+	if n := valor(t, p.m.lotes.WithLabelValues("prueba", "uno_a_uno")); n != 1 {
+		t.Errorf("%v batches run one by one, want 1 (the business failure)", n)
+	}
 	exito := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoExito))
 	fallo := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoFallo))
 	duplicado := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoDuplicado))
@@ -288,5 +293,53 @@ func TestLoteRotoSeProcesaUnoAUno(t *testing.T) {
 	})
 	if errs[0] == nil || errors.Is(errs[0], bus.ErrPermanente) || errs[1] != nil {
 		t.Fatalf("errs %v: want a retryable error, nil", errs)
+	}
+}
+
+// A batch without failures commits in one transaction, and a command sees
+// what earlier commands of the batch recorded for its step.
+func TestLoteConfirmadoVeLoAnterior(t *testing.T) {
+	prod := &productorFalso{}
+	p := participanteSinBroker(t, prod)
+	hacer := codificar(t, comandoPrueba("s1", "Hacer", eventos.Ejecutar))
+	deshacer := comandoPrueba("s1", "Deshacer", eventos.Compensar)
+	deshacer.ID = "m-s1-c"
+	// A compensation that arrives before its action: nothing to undo, and
+	// the action then comes too late and is refused.
+	antes := comandoPrueba("s2", "Deshacer", eventos.Compensar)
+	lote := []pulsar.Message{hacer, hacer, codificar(t, deshacer), codificar(t, antes), codificar(t, comandoPrueba("s2", "Hacer", eventos.Ejecutar)), codificar(t, comandoPrueba("s3", "Hacer", eventos.Ejecutar))}
+	for i, err := range p.manejarLote(t.Context(), lote) {
+		if err != nil {
+			t.Errorf("mensaje %d: %v", i, err)
+		}
+	}
+	if n := valor(t, p.m.lotes.WithLabelValues("prueba", "confirmado")); n != 1 {
+		t.Fatalf("%v batches committed, want 1", n)
+	}
+	var got []string
+	for _, m := range prod.enviados {
+		r := decodificarRespuesta(t, m.Payload)
+		got = append(got, fmt.Sprintf("%s %v %s", r.ID, r.Exito, r.Datos))
+	}
+	want := []string{
+		`s1:paso1:EJECUTAR:1:ok true {"hecho":true}`,
+		`s1:paso1:EJECUTAR:1:ok true {"hecho":true}`,
+		`s1:paso1:COMPENSAR:1:ok true {"deshechos":1}`,
+		`s2:paso1:COMPENSAR:1:ok true {"deshecho":false,"motivo":"la acción no se ejecutó: nada que deshacer; si llega después, se rechazará"}`,
+		`s2:paso1:EJECUTAR:1:fallo false {}`,
+		`s3:paso1:EJECUTAR:1:ok true {"hecho":true}`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("replies:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for saga, n := range map[string]int{"s1": 0, "s2": 0, "s3": 1} {
+		if got, err := p.EfectosActivos(t.Context(), saga); err != nil || got != n {
+			t.Errorf("%s: efectos activos = %d, %v; want %d", saga, got, err, n)
+		}
+	}
+	rechazado := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoRechazado))
+	duplicado := valor(t, p.m.comandos.WithLabelValues("prueba", "Hacer", eventos.Ejecutar, ResultadoDuplicado))
+	if rechazado != 1 || duplicado != 1 {
+		t.Errorf("rechazado %v duplicado %v; want 1 and 1", rechazado, duplicado)
 	}
 }

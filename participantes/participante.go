@@ -36,6 +36,7 @@ const (
 )
 
 type metricas struct {
+	lotes      *prometheus.CounterVec
 	comandos   *prometheus.CounterVec
 	duracion   *prometheus.HistogramVec
 	inyectados *prometheus.CounterVec
@@ -44,6 +45,10 @@ type metricas struct {
 
 func nuevasMetricas(reg prometheus.Registerer) *metricas {
 	m := &metricas{
+		lotes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_participante_lotes_total",
+			Help: "Batches of several commands, by service and result: confirmado (one transaction), uno_a_uno (rolled back and run one command at a time).",
+		}, []string{"servicio", "resultado"}),
 		comandos: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_participante_comandos_total",
 			Help: "Commands processed by a participant, by service, command, action and result (exito, fallo, duplicado, rechazado).",
@@ -62,7 +67,7 @@ func nuevasMetricas(reg prometheus.Registerer) *metricas {
 			Help: "Poison commands sent to the dead-letter topic, by service and reason (malformado, invalido, desconocido).",
 		}, []string{"servicio", "motivo"}),
 	}
-	reg.MustRegister(m.comandos, m.duracion, m.inyectados, m.invalidos)
+	reg.MustRegister(m.lotes, m.comandos, m.duracion, m.inyectados, m.invalidos)
 	return m
 }
 
@@ -117,6 +122,8 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	// Every series exists from the start at zero, so rates and alerts work
 	// before the first command.
 	m.inyectados.WithLabelValues(s.Nombre)
+	m.lotes.WithLabelValues(s.Nombre, "confirmado")
+	m.lotes.WithLabelValues(s.Nombre, "uno_a_uno")
 	for _, op := range s.Operaciones {
 		for _, r := range []string{ResultadoExito, ResultadoFallo, ResultadoDuplicado, ResultadoRechazado} {
 			m.comandos.WithLabelValues(s.Nombre, op.Comando, eventos.Ejecutar, r)
@@ -360,22 +367,30 @@ func (p *Participante) respondido(c *comando, res resultado, err error) error {
 // replies published together. If the transaction fails as a whole (a
 // deadlock, a race with another instance, a database error), nothing of it
 // is kept and each command runs alone through manejar's path, which retries
-// and resolves races; the outcome is the same. With a configured latency
-// (SAGAS_LATENCIA) commands are handled one by one, as the latency
-// simulates per-command work.
+// and resolves races; the outcome is the same. A configured latency
+// (SAGAS_LATENCIA) is waited once per batch: every command in it still
+// takes at least that long.
 func (p *Participante) manejarLote(ctx context.Context, msgs []pulsar.Message) []error {
 	errs := make([]error, len(msgs))
-	if len(msgs) == 1 || p.cfg.Fallos.Latencia > 0 {
-		for i, msg := range msgs {
-			errs[i] = p.manejar(ctx, msg)
-		}
+	if len(msgs) == 1 {
+		errs[0] = p.manejar(ctx, msgs[0])
 		return errs
 	}
-	if err := ctx.Err(); err != nil {
+	detenerse := func(err error) []error {
 		for i := range errs {
 			errs[i] = fmt.Errorf("participante deteniéndose: %w", err)
 		}
 		return errs
+	}
+	if err := ctx.Err(); err != nil {
+		return detenerse(err)
+	}
+	if d := p.cfg.Fallos.Latencia; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return detenerse(ctx.Err())
+		}
 	}
 	var cs []*comando
 	var indices []int
@@ -394,7 +409,10 @@ func (p *Participante) manejarLote(ctx context.Context, msgs []pulsar.Message) [
 	defer cancelar()
 
 	ress, err := p.transaccionLote(tctx, cs)
-	if err != nil {
+	if err == nil {
+		p.m.lotes.WithLabelValues(p.servicio.Nombre, "confirmado").Inc()
+	} else {
+		p.m.lotes.WithLabelValues(p.servicio.Nombre, "uno_a_uno").Inc()
 		p.logger.Debug("lote de comandos deshecho; se procesan uno a uno", "comandos", len(cs), "err", err)
 		ress = make([]resultado, len(cs))
 		for j, c := range cs {
@@ -487,20 +505,47 @@ func (p *Participante) procesar(ctx context.Context, c *comando) (resultado, err
 	}
 }
 
-// transaccionLote applies cs in order in one transaction, committed if any
-// of them wrote. Any error rolls back all of them.
+// transaccionLote applies cs in order in one transaction with a fixed
+// number of statements besides the effects: one multi-row upsert of the
+// steps' lock rows (sorted, so instances lock in the same order), one read
+// of their inbox rows, one multi-row insert of the new inbox rows. Commands
+// of the same step see the earlier ones' rows. Any error, a business
+// failure included (errNegocioEnLote), rolls all of them back.
 func (p *Participante) transaccionLote(ctx context.Context, cs []*comando) ([]resultado, error) {
 	ress := make([]resultado, len(cs))
+	ahora := p.reloj()
 	err := p.almacen.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		escrito := false
+		pasos := make([]clavePaso, 0, len(cs))
+		for _, c := range cs {
+			pasos = append(pasos, clavePaso{c.cmd.SagaID, c.cmd.Paso, c.cmd.Nombre()})
+		}
+		inbox, err := p.almacen.bloquearYLeer(ctx, tx, pasos, ahora)
+		if err != nil {
+			return false, err
+		}
+		var nuevos []registroDePaso
 		for j, c := range cs {
-			var err error
-			if ress[j], err = p.aplicar(ctx, tx, c); err != nil {
+			k := pasoDe(c.cmd.SagaID, c.cmd.Paso)
+			previos := inbox[k]
+			res, reg, err := p.decidir(ctx, tx, c, ahora, previos, true)
+			if err != nil {
 				return false, err
 			}
-			escrito = escrito || ress[j].escrito
+			if reg != nil {
+				if previos == nil {
+					previos = map[string]registro{}
+					inbox[k] = previos
+				}
+				previos[reg.Accion] = *reg
+				nuevos = append(nuevos, registroDePaso{c.cmd.SagaID, c.cmd.Paso, *reg})
+				res.escrito = true
+			}
+			ress[j] = res
 		}
-		return escrito, nil
+		if len(nuevos) == 0 {
+			return false, nil
+		}
+		return true, p.almacen.registrarVarios(ctx, tx, nuevos, ahora)
 	})
 	if err != nil {
 		return nil, err
@@ -517,52 +562,71 @@ func (p *Participante) guardada(cmd *eventos.Comando, r registro) resultado {
 	}
 }
 
-// aplicar is a command's part of a local transaction: lock the step, read
-// its inbox rows, decide, apply the effect, record the reply. res.escrito
-// says whether it recorded anything (a redelivery or a failed compensation
-// does not). Inside a batch, a command that records nothing may still leave
-// its bloqueos_paso row touched, which is only a lock row.
+// aplicar is one command's local transaction body: lock the step, read its
+// inbox rows, decide, apply the effect, record the reply. res.escrito says
+// whether it recorded anything (a redelivery or a failed compensation does
+// not, and is then rolled back).
 func (p *Participante) aplicar(ctx context.Context, tx *sql.Tx, c *comando) (resultado, error) {
-	cmd, op := &c.cmd, c.op
-	pet := c.pet
-	pet.Ahora = p.reloj()
-	var res resultado
-	if err := p.almacen.bloquear(ctx, tx, cmd.SagaID, cmd.Paso, cmd.Nombre(), pet.Ahora); err != nil {
-		return res, err
+	ahora := p.reloj()
+	if err := p.almacen.bloquear(ctx, tx, c.cmd.SagaID, c.cmd.Paso, c.cmd.Nombre(), ahora); err != nil {
+		return resultado{}, err
 	}
-	previos, err := leerInbox(ctx, tx, cmd.SagaID, cmd.Paso)
+	previos, err := leerInbox(ctx, tx, c.cmd.SagaID, c.cmd.Paso)
 	if err != nil {
+		return resultado{}, err
+	}
+	res, reg, err := p.decidir(ctx, tx, c, ahora, previos, false)
+	if err != nil || reg == nil {
 		return res, err
 	}
-	if r, ok := previos[cmd.Accion]; ok {
-		return p.guardada(cmd, r), nil
-	}
-	reg := registro{Accion: cmd.Accion, Comando: cmd.Nombre(), Clave: cmd.ClaveIdempotencia, RespondidoMs: eventos.Millis(pet.Ahora)}
-	if cmd.Accion == eventos.Ejecutar {
-		res.inyectado, err = p.ejecutar(ctx, tx, op, pet, c.sim, c.errDatos, previos, &reg)
-	} else {
-		var registrar bool
-		registrar, res.inyectado, err = p.compensar(ctx, tx, op, pet, c.sim, previos, &reg)
-		if err == nil && !registrar {
-			res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, false, reg.Error, nil, pet.Ahora)
-			res.resultado = ResultadoFallo
-			return res, nil
-		}
-	}
-	if err != nil {
+	if err := p.almacen.registrar(ctx, tx, c.cmd.SagaID, c.cmd.Paso, *reg, ahora); err != nil {
 		return res, err
 	}
-	if err := p.almacen.registrar(ctx, tx, cmd.SagaID, cmd.Paso, reg, pet.Ahora); err != nil {
-		return res, err
-	}
-	res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, reg.Exito, reg.Error, json.RawMessage(reg.Datos), pet.Ahora)
-	res.resultado = reg.Resultado
 	res.escrito = true
 	return res, nil
 }
 
-// ejecutar decides and applies an action; reg gets the reply to record.
-func (p *Participante) ejecutar(ctx context.Context, tx *sql.Tx, op *Operacion, pet Peticion, sim simulacion, errDatos error, previos map[string]registro, reg *registro) (bool, error) {
+// decidir decides a command given the step's inbox rows (previos), applies
+// its effect, and returns the reply and, when it must be recorded, the inbox
+// row.
+func (p *Participante) decidir(ctx context.Context, tx *sql.Tx, c *comando, ahora time.Time, previos map[string]registro, enLote bool) (resultado, *registro, error) {
+	cmd, op := &c.cmd, c.op
+	pet := c.pet
+	pet.Ahora = ahora
+	var res resultado
+	if r, ok := previos[cmd.Accion]; ok {
+		return p.guardada(cmd, r), nil, nil
+	}
+	reg := registro{Accion: cmd.Accion, Comando: cmd.Nombre(), Clave: cmd.ClaveIdempotencia, RespondidoMs: eventos.Millis(pet.Ahora)}
+	var err error
+	if cmd.Accion == eventos.Ejecutar {
+		res.inyectado, err = p.ejecutar(ctx, tx, op, pet, c.sim, c.errDatos, previos, &reg, enLote)
+	} else {
+		var registrar bool
+		registrar, res.inyectado, err = p.compensar(ctx, tx, op, pet, c.sim, previos, &reg, enLote)
+		if err == nil && !registrar {
+			res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, false, reg.Error, nil, pet.Ahora)
+			res.resultado = ResultadoFallo
+			return res, nil, nil
+		}
+	}
+	if err != nil {
+		return res, nil, err
+	}
+	res.respuesta = eventos.ResponderA(cmd, p.servicio.Nombre, reg.Exito, reg.Error, json.RawMessage(reg.Datos), pet.Ahora)
+	res.resultado = reg.Resultado
+	return res, &reg, nil
+}
+
+// errNegocioEnLote aborts a batch whose action or compensation failed for a
+// business reason: without a savepoint per command its partial writes cannot
+// be undone alone, so the batch runs again one command at a time.
+var errNegocioEnLote = errors.New("fallo de negocio dentro de un lote")
+
+// ejecutar decides and applies an action; reg gets the reply to record. In
+// a batch (enLote) there is no savepoint: a business failure aborts the
+// batch with errNegocioEnLote.
+func (p *Participante) ejecutar(ctx context.Context, tx *sql.Tx, op *Operacion, pet Peticion, sim simulacion, errDatos error, previos map[string]registro, reg *registro, enLote bool) (bool, error) {
 	fallar := func(resultado, motivo string) {
 		reg.Resultado, reg.Exito, reg.Error, reg.Datos = resultado, false, motivo, "{}"
 	}
@@ -580,11 +644,16 @@ func (p *Participante) ejecutar(ctx context.Context, tx *sql.Tx, op *Operacion, 
 	}
 	// A business failure must leave no effect behind, whatever the handler
 	// wrote before it found out: roll back to here and record the failure.
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT efecto"); err != nil {
-		return false, fmt.Errorf("savepoint: %w", err)
+	if !enLote {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT efecto"); err != nil {
+			return false, fmt.Errorf("savepoint: %w", err)
+		}
 	}
 	salida, err := op.Ejecutar(ctx, tx, pet)
 	if neg, ok := esNegocio(err); ok {
+		if enLote {
+			return false, errNegocioEnLote
+		}
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT efecto"); err != nil {
 			return false, fmt.Errorf("rollback to savepoint: %w", err)
 		}
@@ -605,7 +674,7 @@ func (p *Participante) ejecutar(ctx context.Context, tx *sql.Tx, op *Operacion, 
 // compensar decides and applies a compensation. registrar is false for a
 // failed compensation, which is replied but not recorded, so that its retry
 // is evaluated again.
-func (p *Participante) compensar(ctx context.Context, tx *sql.Tx, op *Operacion, pet Peticion, sim simulacion, previos map[string]registro, reg *registro) (registrar, inyectado bool, err error) {
+func (p *Participante) compensar(ctx context.Context, tx *sql.Tx, op *Operacion, pet Peticion, sim simulacion, previos map[string]registro, reg *registro, enLote bool) (registrar, inyectado bool, err error) {
 	if motivo, ok := p.fallos.fallaCompensacion(pet.Paso, sim); ok {
 		reg.Error = motivo
 		return false, true, nil
@@ -619,6 +688,9 @@ func (p *Participante) compensar(ctx context.Context, tx *sql.Tx, op *Operacion,
 		salida = map[string]any{"deshecho": false, "motivo": "la acción falló sin dejar efecto: nada que deshacer"}
 	default:
 		salida, err = op.Compensar(ctx, tx, pet)
+		if _, ok := esNegocio(err); ok && enLote {
+			return false, false, errNegocioEnLote
+		}
 		if neg, ok := esNegocio(err); ok {
 			reg.Error = neg.Motivo
 			return false, false, nil

@@ -37,7 +37,8 @@
 //	SAGAS_SEMILLA           RNG seed of the injection (default from the clock)
 //	SAGAS_LATENCIA          delay added to every command, e.g. 20ms
 //	SAGAS_LOG_LEVEL         debug | info | warn | error (default info)
-//	SAGAS_TRABAJADORES      sagas processed in parallel, 1..256 (default 8)
+//	SAGAS_TRABAJADORES      command workers, 1..256 (default 2); each runs the
+//	                        commands queued for it in one transaction
 //
 // The saga input may force failures: simular_fallo naming a step (or the
 // service) fails that step's action, recorded as final; and

@@ -66,7 +66,7 @@ var variables = [][3]string{
 	{"SAGAS_LOG_LEVEL", "info", "debug, info, warn, error"},
 	{"SAGAS_PUENTE", "on", "consume the legacy choreography topics (on/off)"},
 	{"SAGAS_TIMER_INTERVAL", "250ms", "how often deadlines are swept"},
-	{"SAGAS_CONSUMER_WORKERS", "16", "replies handled in parallel (per saga in order)"},
+	{"SAGAS_CONSUMER_WORKERS", "2", "reply workers; each applies the replies queued for it in one transaction (per saga in order)"},
 	{"SAGAS_DEFINICIONES", "", "directory of saga definitions (*.json) that add to or replace the built-in ones"},
 	{"SAGAS_LEGADO_TOPICO_CAMPANIA", "persistent://public/default/eventos-campania", "legacy topic of EventoCampaniaCreada"},
 	{"SAGAS_PPROF_ADDR", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty"},
