@@ -116,6 +116,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"ActualizarGuardaCualquierCampo", probarActualizarCualquierCampo},
 		{"ActualizarConcurrenteNoPierdeCambios", probarActualizarConcurrente},
 		{"SagaInexistente", probarNoEncontrada},
+		{"PoolLlenoDeTransaccionesNoSeBloquea", probarPoolLleno},
 		{"ActualizarLoteComoUnaAUna", probarLote},
 		{"ActualizarLoteConSagaInexistente", probarLoteInexistente},
 		{"ActualizarLoteConcurrenteNoPierdeCambios", probarLoteConcurrente},
@@ -675,6 +676,39 @@ func probarNoEncontrada(t *testing.T, c almacen.Config) {
 	}
 	if err := db.RegistrarInbox(ctx, "d1"); err != nil {
 		t.Fatalf("la clave no debía quedar en el inbox: %v", err)
+	}
+}
+
+// probarPoolLleno: more concurrent transactions than pooled connections,
+// each using statements never seen before (a cold start), all finish. When a
+// caller inside a transaction prepared statements itself, it waited for a
+// second connection while holding one, and a full pool deadlocked.
+func probarPoolLleno(t *testing.T, c almacen.Config) {
+	c.MaxConexiones = 2
+	db := abrir(t, c)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			// i+1 outbox rows: a statement shape per goroutine.
+			var msgs []almacen.Mensaje
+			for range i + 1 {
+				msgs = append(msgs, mensaje(fmt.Sprintf("p%d", i), "x"))
+			}
+			id := fmt.Sprintf("p%d", i)
+			if _, _, err := db.CrearSaga(ctx, sagaMinima(id, t0), "", msgs); err != nil {
+				t.Errorf("CrearSaga %s: %v", id, err)
+				return
+			}
+			if err := db.Actualizar(ctx, id, "d-"+id, avanzar(nil)); err != nil {
+				t.Errorf("Actualizar %s: %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := pendientes(t, db); p != 16*17/2+16 {
+		t.Fatalf("outbox %d, quiero %d", p, 16*17/2+16)
 	}
 }
 

@@ -50,8 +50,10 @@ type DB struct {
 const maxPreparadas = 64
 
 type cachePreparadas struct {
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	mu        sync.Mutex
+	m         map[string]*sql.Stmt
+	pendiente map[string]bool // being prepared
+	cerrada   bool
 }
 
 var _ Store = (*DB)(nil)
@@ -100,7 +102,7 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 	if n == 0 {
 		n = MaxConexionesPorDefecto
 	}
-	db := &DB{preparadas: &cachePreparadas{m: map[string]*sql.Stmt{}}}
+	db := &DB{preparadas: &cachePreparadas{m: map[string]*sql.Stmt{}, pendiente: map[string]bool{}}}
 	switch c.Tipo {
 	case TipoSQLite:
 		sqldb, err := sql.Open("sqlite", dsnSQLite(c.Ruta))
@@ -214,6 +216,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes the pool. Calls in flight may fail.
 func (db *DB) Close() error {
 	db.preparadas.mu.Lock()
+	db.preparadas.cerrada = true
 	for _, st := range db.preparadas.m {
 		st.Close()
 	}
@@ -281,34 +284,50 @@ func (db *DB) escribirSuelto(ctx context.Context, query string, args ...any) (sq
 	return db.sql.ExecContext(ctx, query, args...)
 }
 
-// preparada returns the cached prepared statement for q, or nil when the
-// cache is full. database/sql prepares it again on each
-// connection that uses it, once, and keeps it there.
-func (db *DB) preparada(ctx context.Context, q string) (*sql.Stmt, error) {
+// preparada returns the cached prepared statement for q, or nil when it is
+// not prepared yet (or the cache is full): the caller then runs q unprepared.
+// database/sql prepares a cached statement again on each connection that
+// uses it, once, and keeps it there.
+//
+// A missing statement is prepared in the background, never by the caller:
+// preparing takes a connection from the pool, and a caller inside a
+// transaction already holds one. With every pooled connection held by a
+// transaction waiting to prepare, the pool would deadlock (seen at a cold
+// start under 64 concurrent requests on 32 connections).
+func (db *DB) preparada(q string) *sql.Stmt {
 	c := db.preparadas
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st, ok := c.m[q]; ok {
-		return st, nil
+		return st
 	}
-	if len(c.m) >= maxPreparadas {
-		return nil, nil
+	if c.cerrada || c.pendiente[q] || len(c.m)+len(c.pendiente) >= maxPreparadas {
+		return nil
 	}
-	st, err := db.sql.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("preparar sentencia: %w", err)
-	}
-	c.m[q] = st
-	return st, nil
+	c.pendiente[q] = true
+	go func() {
+		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := db.sql.PrepareContext(pctx, q)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.pendiente, q)
+		switch {
+		case err != nil:
+			// Left unprepared; a later call tries again.
+		case c.cerrada:
+			st.Close()
+		default:
+			c.m[q] = st
+		}
+	}()
+	return nil
 }
 
 // ejecutar runs a statement of the hot path in ex (a *sql.Tx or the
 // *sql.DB) through its cached prepared statement.
 func (db *DB) ejecutar(ctx context.Context, ex ejecutor, q string, args ...any) (sql.Result, error) {
-	st, err := db.preparada(ctx, q)
-	if err != nil {
-		return nil, err
-	}
+	st := db.preparada(q)
 	switch e := ex.(type) {
 	case *sql.Tx:
 		if st != nil {
@@ -324,10 +343,7 @@ func (db *DB) ejecutar(ctx context.Context, ex ejecutor, q string, args ...any) 
 
 // consultar is ejecutar for queries.
 func (db *DB) consultar(ctx context.Context, ex ejecutor, q string, args ...any) (*sql.Rows, error) {
-	st, err := db.preparada(ctx, q)
-	if err != nil {
-		return nil, err
-	}
+	st := db.preparada(q)
 	switch e := ex.(type) {
 	case *sql.Tx:
 		if st != nil {
