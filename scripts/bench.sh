@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of the campana flow on MariaDB, everything on this machine:
 # starts broker, MariaDB, coordinator and participants with their own ports
-# and state (.run/bench), then runs the load tool three times:
+# and state (.run/bench), warms them up (N/2 sagas at the peak concurrency,
+# not measured: the broker's JIT and the database's buffer pool start cold),
+# then runs the load tool three times:
 #   1. idle:  a few sagas at 2/s              -> idle p50
 #   2. peak:  closed loop, fixed concurrency  -> sagas/s and the ratios to the
 #             broker and database bounds measured in the same run
@@ -57,7 +59,9 @@ carga() {
 }
 campo() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
-log "warm-up and idle latency (50 sagas at 2/s)"
+log "warm-up: $((N / 2)) sagas at concurrency $C (not measured)"
+carga -n "$((N / 2))" -concurrencia "$C" -cotas=false -json "$OUT/calentamiento.json"
+log "idle latency (50 sagas at 2/s)"
 carga -n 50 -tasa 2 -cotas=false -json "$OUT/reposo.json"
 log "peak: $N sagas, concurrency $C, with the broker and database bounds"
 carga -n "$N" -concurrencia "$C" -almacen mysql -json "$OUT/pico.json"
