@@ -25,6 +25,8 @@ type dialecto struct {
 	// upsertSaga ends a multi-row INSERT of saga rows so that existing rows
 	// get every column but saga_id (and clave_idempotencia) rewritten.
 	upsertSaga string
+	// insertarIgnorando starts an INSERT that skips rows whose key exists.
+	insertarIgnorando string
 	// bloquearLectura ends a SELECT whose rows the transaction will write:
 	// FOR UPDATE on MySQL; empty on SQLite, whose writer holds the database.
 	bloquearLectura string
@@ -64,11 +66,12 @@ func asignar(cols []string, formato string) string {
 }
 
 var dialectoSQLite = dialecto{
-	nombre:         "sqlite",
-	reclamar:       "",
-	upsertPaso:     " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
-	upsertSaga:     " ON CONFLICT (saga_id) DO UPDATE SET " + asignar(colsSaga[1:], "%c = excluded.%c"),
-	borrarMensajes: func(n int) string { return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ")" },
+	nombre:            "sqlite",
+	reclamar:          "",
+	upsertPaso:        " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
+	upsertSaga:        " ON CONFLICT (saga_id) DO UPDATE SET " + asignar(colsSaga[1:], "%c = excluded.%c"),
+	insertarIgnorando: "INSERT OR IGNORE INTO",
+	borrarMensajes:    func(n int) string { return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ")" },
 	// GLOB is case-sensitive like MySQL's binary collation (LIKE is not in
 	// SQLite) and can use the primary key index.
 	prefijo: func(c string) string { return c + " GLOB ?" },
@@ -112,9 +115,10 @@ var dialectoMySQL = dialecto{
 	reclamar: " FOR UPDATE SKIP LOCKED",
 	// VALUES() works on MariaDB and MySQL (deprecated there since 8.0.20 in
 	// favour of a row alias that MariaDB does not parse).
-	upsertPaso:      " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
-	upsertSaga:      " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:], "%c = VALUES(%c)"),
-	bloquearLectura: " FOR UPDATE",
+	upsertPaso:        " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
+	upsertSaga:        " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:], "%c = VALUES(%c)"),
+	bloquearLectura:   " FOR UPDATE",
+	insertarIgnorando: "INSERT IGNORE INTO",
 	// On a small outbox MariaDB plans "id IN (...)" as a full scan (index
 	// hints are ignored), and InnoDB's DELETE then waits on every row another
 	// drain holds: concurrent drains deadlock. ORDER BY id LIMIT makes it a

@@ -27,13 +27,13 @@ var errLote = errors.New("lote no aplicable en una transacción")
 // or fn's error wrapped, as Actualizar). See Store.
 //
 // Group commit: all entries share one transaction with a fixed number of
-// statements (inbox check, one locking read of every saga with its steps,
-// then one multi-row write per table), instead of about seven round trips
-// and a commit each. Entries for the same saga see the state the earlier
-// ones left. When the batch transaction fails as a whole (a deadlock, an
-// inbox key another replica recorded meanwhile, a database error), nothing
-// of it is kept and every entry is run again through Actualizar, which
-// retries on its own; the result is the same, only slower.
+// statements (the inbox keys, one locking read of every saga with its steps,
+// then one multi-row write per table, sent together), instead of about
+// seven round trips and a commit each. Entries for the same saga see the
+// state the earlier ones left. Anything unusual (a key already in the inbox,
+// a missing saga, an error of fn, a deadlock, a database error) rolls the
+// batch back and every entry runs again through Actualizar, which retries on
+// its own and reports per entry; the result is the same, only slower.
 func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 	errs := make([]error, len(es))
 	if len(es) == 1 {
@@ -77,36 +77,29 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 
 // actualizarLote is the batch transaction. previos holds entries already
 // refused (left alone). It returns the per-entry results, or an error that
-// rolls the whole batch back.
+// rolls the whole batch back. Round trips on MySQL: the inbox keys, the
+// locking read, the writes; plus BEGIN and COMMIT.
 func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) ([]error, error) {
 	errs := make([]error, len(es))
-	// Inbox: keys already recorded are duplicates; so is a key repeated in
-	// the batch after its first entry.
-	var claves []any
-	vistas := map[string]bool{}
+	// Inbox first, all keys at once, skipping those already there: if any
+	// was (a redelivery, or a key repeated in the batch), the single path
+	// sorts the batch out. A failed entry's key is rolled back with the
+	// batch, so a redelivery is processed again.
+	var inbox []any
+	ahora := db.d.tiempo(time.Now())
 	for i := range es {
-		if previos[i] == nil && es[i].Dedup != "" && !vistas[es[i].Dedup] {
-			vistas[es[i].Dedup] = true
-			claves = append(claves, es[i].Dedup)
+		if previos[i] == nil && es[i].Dedup != "" {
+			inbox = append(inbox, es[i].Dedup, ahora)
 		}
 	}
-	registradas := map[string]bool{}
-	if len(claves) > 0 {
-		rows, err := tx.QueryContext(ctx, "SELECT clave FROM inbox WHERE clave IN ("+marcadores(len(claves))+")", claves...)
+	if n := len(inbox) / 2; n > 0 {
+		res, err := tx.ExecContext(ctx, db.d.insertarIgnorando+" inbox (clave, recibido) VALUES "+
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", "), inbox...)
 		if err != nil {
-			return nil, fmt.Errorf("leer inbox: %w", err)
+			return nil, fmt.Errorf("inbox: %w", err)
 		}
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("leer inbox: %w", err)
-			}
-			registradas[c] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("leer inbox: %w", err)
+		if nuevas, err := res.RowsAffected(); err != nil || nuevas != int64(n) {
+			return nil, errLote
 		}
 	}
 
@@ -140,19 +133,12 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	// Apply each entry to the current state of its saga.
 	originales := map[string]saga.Saga{}
 	var (
-		nuevas  []string // changed sagas, first-change order
-		msgs    []Mensaje
-		inbox   []any
-		usadas  = map[string]bool{}
-		acortar bool
+		nuevas []string // changed sagas, first-change order
+		msgs   []Mensaje
 	)
 	for i := range es {
 		e := &es[i]
 		if previos[i] != nil {
-			continue
-		}
-		if e.Dedup != "" && (registradas[e.Dedup] || usadas[e.Dedup]) {
-			errs[i] = fmt.Errorf("clave %q: %w", e.Dedup, ErrDuplicado)
 			continue
 		}
 		viejo, ok := actual[e.SagaID]
@@ -163,12 +149,8 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		}
 		c, err := e.Fn(viejo.Clone())
 		if err != nil {
-			errs[i] = fmt.Errorf("actualizar saga %s: %w", e.SagaID, err)
-			continue
-		}
-		if e.Dedup != "" {
-			usadas[e.Dedup] = true
-			inbox = append(inbox, e.Dedup, db.d.tiempo(time.Now()))
+			// Its inbox key must not stay: let the single path run it.
+			return nil, errLote
 		}
 		if !c.Guardar {
 			continue
@@ -176,10 +158,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		nuevo := c.Saga
 		nuevo.ID = viejo.ID
 		if err := validarSaga(&nuevo, viejo); err != nil {
-			return nil, fmt.Errorf("guardar saga %s: %w", viejo.ID, err)
+			return nil, errLote
 		}
 		if len(nuevo.Pasos) < len(viejo.Pasos) {
-			acortar = true
+			return nil, errLote // steps removed: rare, left to the single path
 		}
 		if _, ok := originales[viejo.ID]; !ok {
 			originales[viejo.ID] = *viejo
@@ -189,35 +171,28 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		actual[viejo.ID] = &nuevo
 		msgs = append(msgs, c.Mensajes...)
 	}
-	if acortar {
-		// Steps removed: rare enough to leave to the single path.
-		return nil, errLote
-	}
 
-	if len(inbox) > 0 {
-		q := "INSERT INTO inbox (clave, recibido) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?), ", len(inbox)/2), ", ")
-		if _, err := tx.ExecContext(ctx, q, inbox...); err != nil {
-			if db.d.duplicado(err) {
-				return nil, errLote // another replica recorded a key meanwhile
-			}
-			return nil, fmt.Errorf("inbox: %w", err)
-		}
-	}
+	var ss []sentencia
 	if len(nuevas) > 0 {
-		if err := db.guardarLote(ctx, tx, nuevas, originales, actual); err != nil {
+		var err error
+		if ss, err = db.sentenciasLote(nuevas, originales, actual); err != nil {
 			return nil, err
 		}
 	}
-	if err := db.insertarMensajes(ctx, tx, msgs); err != nil {
+	mensajes, err := db.sentenciasMensajes(msgs)
+	if err != nil {
 		return nil, err
+	}
+	if err := db.ejecutarJuntas(ctx, tx, append(ss, mensajes...)); err != nil {
+		return nil, fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
 	}
 	return errs, nil
 }
 
-// guardarLote writes the changed sagas with one multi-row upsert of the saga
-// rows and one of the steps that changed. The rows were read (and on MySQL
-// locked) in this transaction, so the upsert always updates.
-func (db *DB) guardarLote(ctx context.Context, tx *sql.Tx, ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) error {
+// sentenciasLote are the writes of the changed sagas: one multi-row upsert
+// of the saga rows and one of the steps that changed. The rows were read (and
+// on MySQL locked) in this transaction, so the upserts always update.
+func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) ([]sentencia, error) {
 	var q strings.Builder
 	q.WriteString("INSERT INTO sagas (" + selectSaga + ") VALUES ")
 	args := make([]any, 0, len(ids)*len(colsSaga))
@@ -230,18 +205,16 @@ func (db *DB) guardarLote(ctx context.Context, tx *sql.Tx, ids []string, origina
 		s := actual[id]
 		v, err := db.d.valoresSaga(s, s.Version)
 		if err != nil {
-			return fmt.Errorf("guardar saga %s: %w", id, err)
+			return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 		}
 		args = append(args, v...)
 	}
 	q.WriteString(db.d.upsertSaga)
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("guardar %d sagas: %w", len(ids), err)
-	}
+	ss := []sentencia{{q.String(), args}}
 
 	q.Reset()
 	q.WriteString(insertPasos)
-	args = args[:0]
+	var argsPasos []any
 	n := 0
 	for _, id := range ids {
 		viejo, nuevo := originales[id], actual[id]
@@ -253,16 +226,13 @@ func (db *DB) guardarLote(ctx context.Context, tx *sql.Tx, ids []string, origina
 				q.WriteString(", ")
 			}
 			q.WriteString(filaPaso)
-			args = db.d.valoresPaso(args, id, i, &nuevo.Pasos[i])
+			argsPasos = db.d.valoresPaso(argsPasos, id, i, &nuevo.Pasos[i])
 			n++
 		}
 	}
-	if n == 0 {
-		return nil
+	if n > 0 {
+		q.WriteString(db.d.upsertPaso)
+		ss = append(ss, sentencia{q.String(), argsPasos})
 	}
-	q.WriteString(db.d.upsertPaso)
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("guardar pasos de %d sagas: %w", len(ids), err)
-	}
-	return nil
+	return ss, nil
 }

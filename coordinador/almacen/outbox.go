@@ -18,6 +18,21 @@ const mensajesPorSentencia = 500
 // of msgs), with one INSERT for up to mensajesPorSentencia rows. A zero
 // Creado is set to now.
 func (db *DB) insertarMensajes(ctx context.Context, tx *sql.Tx, msgs []Mensaje) error {
+	ss, err := db.sentenciasMensajes(msgs)
+	if err != nil {
+		return err
+	}
+	for _, s := range ss {
+		if _, err := db.ejecutar(ctx, tx, s.q, s.args...); err != nil {
+			return fmt.Errorf("outbox: insertar %d mensajes: %w", len(s.args)/6, err)
+		}
+	}
+	return nil
+}
+
+// sentenciasMensajes are the INSERTs of insertarMensajes.
+func (db *DB) sentenciasMensajes(msgs []Mensaje) ([]sentencia, error) {
+	var ss []sentencia
 	ahora := time.Now()
 	for len(msgs) > 0 {
 		lote := msgs[:min(len(msgs), mensajesPorSentencia)]
@@ -35,7 +50,7 @@ func (db *DB) insertarMensajes(ctx context.Context, tx *sql.Tx, msgs []Mensaje) 
 			if m.Propiedades != nil {
 				b, err := json.Marshal(m.Propiedades)
 				if err != nil {
-					return fmt.Errorf("outbox: propiedades: %w", err)
+					return nil, fmt.Errorf("outbox: propiedades: %w", err)
 				}
 				props = string(b)
 			}
@@ -49,11 +64,9 @@ func (db *DB) insertarMensajes(ctx context.Context, tx *sql.Tx, msgs []Mensaje) 
 			}
 			args = append(args, m.Topico, m.Clave, m.Tipo, carga, props, db.d.tiempo(creado))
 		}
-		if _, err := db.ejecutar(ctx, tx, q.String(), args...); err != nil {
-			return fmt.Errorf("outbox: insertar %d mensajes: %w", len(lote), err)
-		}
+		ss = append(ss, sentencia{q.String(), args})
 	}
-	return nil
+	return ss, nil
 }
 
 // DrenarOutbox publishes up to limite outbox rows in id order and deletes

@@ -47,19 +47,25 @@ func (db *DB) CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia stri
 		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
 	}
 	valores = append(valores, nuloSiVacio(claveIdempotencia))
+	mensajes, err := db.sentenciasMensajes(msgs)
+	if err != nil {
+		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
+	}
 	for intento := 1; ; intento++ {
 		duplicada := false
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			if _, err := db.ejecutar(ctx, tx, insertSaga, valores...); err != nil {
-				if db.d.duplicado(err) {
-					duplicada = true
-				}
-				return err
+			// One round trip on MySQL; a taken id or key fails the first
+			// statement, and nothing after it runs.
+			ss := []sentencia{{insertSaga, valores}}
+			if len(s.Pasos) > 0 {
+				ss = append(ss, db.sentenciaPasos(&s, 0, len(s.Pasos), ""))
 			}
-			if err := db.insertarPasos(ctx, tx, &s, 0, len(s.Pasos), ""); err != nil {
-				return err
+			ss = append(ss, mensajes...)
+			err := db.ejecutarJuntas(ctx, tx, ss)
+			if db.d.duplicado(err) {
+				duplicada = true
 			}
-			return db.insertarMensajes(ctx, tx, msgs)
+			return err
 		})
 		if err == nil {
 			return s.ID, true, nil
@@ -112,12 +118,9 @@ func (db *DB) sagaExistente(ctx context.Context, id, clave string) (string, erro
 	return existente, nil
 }
 
-// insertarPasos inserts steps [desde, hasta) of s in one statement; sufijo
-// may turn it into an upsert.
-func (db *DB) insertarPasos(ctx context.Context, tx *sql.Tx, s *saga.Saga, desde, hasta int, sufijo string) error {
-	if hasta <= desde {
-		return nil
-	}
+// sentenciaPasos is the INSERT of steps [desde, hasta) of s (at least one);
+// sufijo may turn it into an upsert.
+func (db *DB) sentenciaPasos(s *saga.Saga, desde, hasta int, sufijo string) sentencia {
 	var q strings.Builder
 	q.WriteString(insertPasos)
 	args := make([]any, 0, (hasta-desde)*len(colsPasoEscritas))
@@ -129,10 +132,7 @@ func (db *DB) insertarPasos(ctx context.Context, tx *sql.Tx, s *saga.Saga, desde
 		args = db.d.valoresPaso(args, s.ID, i, &s.Pasos[i])
 	}
 	q.WriteString(sufijo)
-	if _, err := db.ejecutar(ctx, tx, q.String(), args...); err != nil {
-		return fmt.Errorf("guardar pasos de %s: %w", s.ID, err)
-	}
-	return nil
+	return sentencia{q.String(), args}
 }
 
 // Actualizar runs one transition in one transaction. See Store. When fn
@@ -176,10 +176,18 @@ func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 		if !c.Guardar {
 			return nil
 		}
-		if err := db.guardar(ctx, tx, &viejo, &c.Saga); err != nil {
+		pasos, err := db.guardar(ctx, tx, &viejo, &c.Saga)
+		if err != nil {
 			return err
 		}
-		return db.insertarMensajes(ctx, tx, c.Mensajes)
+		mensajes, err := db.sentenciasMensajes(c.Mensajes)
+		if err != nil {
+			return err
+		}
+		if err := db.ejecutarJuntas(ctx, tx, append(pasos, mensajes...)); err != nil {
+			return fmt.Errorf("guardar saga %s: %w", sagaID, err)
+		}
+		return nil
 	})
 }
 
@@ -234,19 +242,19 @@ func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear boo
 	return sagas[0], nil
 }
 
-// guardar writes nuevo over viejo: the saga row first, with the optimistic
-// check on version (so a writer that lost the race stops before touching any
-// step row, and row locks are always taken saga first), then the steps that
-// changed, in one statement.
-func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) error {
+// guardar writes the saga row of nuevo over viejo, with the optimistic check
+// on version (so a writer that lost the race stops before touching any step
+// row, and row locks are always taken saga first), and returns the
+// statements that write the steps that changed, for the caller to run.
+func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) ([]sentencia, error) {
 	id := viejo.ID
 	nuevo.ID = id
 	if err := validarSaga(nuevo, viejo); err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	valores, err := db.d.valoresSaga(nuevo, viejo.Version+1)
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	q, args := updateSaga, valores[1:]
 	if mismaIdentidad(viejo, nuevo) {
@@ -254,14 +262,14 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) 
 	}
 	res, err := db.ejecutar(ctx, tx, q, append(args, id, viejo.Version)...)
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
+		return nil, fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
 	}
 	nuevo.Version = viejo.Version + 1
 
@@ -276,18 +284,14 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) 
 			hasta = i + 1
 		}
 	}
+	var ss []sentencia
 	if desde >= 0 {
-		if err := db.insertarPasos(ctx, tx, nuevo, desde, hasta, db.d.upsertPaso); err != nil {
-			return err
-		}
+		ss = append(ss, db.sentenciaPasos(nuevo, desde, hasta, db.d.upsertPaso))
 	}
 	if len(nuevo.Pasos) < len(viejo.Pasos) {
-		_, err := tx.ExecContext(ctx, "DELETE FROM pasos_saga WHERE saga_id = ? AND orden > ?", id, len(nuevo.Pasos))
-		if err != nil {
-			return fmt.Errorf("guardar saga %s: borrar pasos: %w", id, err)
-		}
+		ss = append(ss, sentencia{"DELETE FROM pasos_saga WHERE saga_id = ? AND orden > ?", []any{id, len(nuevo.Pasos)}})
 	}
-	return nil
+	return ss, nil
 }
 
 // ProcesarVencidas claims due sagas and applies fn to each in one
@@ -324,11 +328,16 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 				fallos = append(fallos, fmt.Errorf("saga %s: %w", viejo.ID, err))
 				continue
 			}
-			if err := db.guardar(ctx, tx, viejo, &c.Saga); err != nil {
+			pasos, err := db.guardar(ctx, tx, viejo, &c.Saga)
+			if err != nil {
 				return err
 			}
-			if err := db.insertarMensajes(ctx, tx, c.Mensajes); err != nil {
+			mensajes, err := db.sentenciasMensajes(c.Mensajes)
+			if err != nil {
 				return err
+			}
+			if err := db.ejecutarJuntas(ctx, tx, append(pasos, mensajes...)); err != nil {
+				return fmt.Errorf("guardar saga %s: %w", viejo.ID, err)
 			}
 			cambiadas++
 		}
