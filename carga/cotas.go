@@ -14,6 +14,7 @@ import (
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/go-sql-driver/mysql"
 )
@@ -89,7 +90,7 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 	}
 	defer cons.Close()
 	prod, err := client.CreateProducer(pulsar.ProducerOptions{
-		Topic: topico, BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: time.Millisecond,
+		Topic: topico, BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: bus.DemoraLote,
 		MaxPendingMessages: 4000,
 	})
 	if err != nil {
@@ -121,6 +122,7 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 				wg.Done()
 			})
 	}
+	prod.FlushWithCtx(ctx) // as the relay does after a round of sends
 	wg.Wait()
 	select {
 	case <-recibidos:
@@ -150,7 +152,7 @@ func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topo
 	}
 	defer cons.Close()
 	prod, err := client.CreateProducer(pulsar.ProducerOptions{
-		Topic: topico, BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: time.Millisecond,
+		Topic: topico, BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: bus.DemoraLote,
 		MaxPendingMessages: 4000,
 	})
 	if err != nil {

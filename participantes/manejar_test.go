@@ -46,6 +46,8 @@ func (f *productorFalso) SendAsync(ctx context.Context, m *pulsar.ProducerMessag
 	cb(nil, m, err)
 }
 
+func (f *productorFalso) FlushWithCtx(context.Context) error { return nil }
+
 // mensajeFalso is a received message with only what manejar reads.
 type mensajeFalso struct {
 	pulsar.Message

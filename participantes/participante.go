@@ -442,6 +442,9 @@ func (p *Participante) manejarLote(ctx context.Context, msgs []pulsar.Message) [
 			hecho <- err
 		})
 	}
+	// Out now, not on the producer's timer (bus.DemoraLote). The outcome of
+	// each reply comes through its callback.
+	p.productor.FlushWithCtx(tctx)
 	for j, c := range cs {
 		if c == nil {
 			continue

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -148,7 +149,7 @@ func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) 
 	}
 	opts := pulsar.ProducerOptions{
 		Topic: topico, Name: nombre, SendTimeout: 30 * time.Second,
-		BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: time.Millisecond,
+		BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: bus.DemoraLote,
 		MaxPendingMessages: 4000,
 	}
 	if s := r.esquemas(topico); s != "" {
@@ -185,6 +186,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 	for ronda := 0; ronda < 2 && len(pendientes) > 0; ronda++ {
 		resultados := make(chan envio, len(pendientes))
 		enviados := 0
+		usados := map[pulsar.Producer]bool{}
 		for _, m := range pendientes {
 			rescate := ronda == 1 || !r.reservar(m.Topico, m.ID)
 			p, err := r.productor(m.Topico, rescate)
@@ -200,6 +202,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				r.rescatados.Inc()
 			}
 			enviados++
+			usados[p] = true
 			p.SendAsync(ctx, pm, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 				// The broker acknowledges a duplicate with no position (-1:-1).
 				dup := err == nil && !rescate && id != nil && id.LedgerID() < 0 && id.EntryID() < 0
@@ -208,6 +211,13 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				}
 				resultados <- envio{msg: m, err: err, rescate: rescate}
 			})
+		}
+		// Send the batches now rather than on the producers' timer (see
+		// bus.DemoraLote); each Flush returns once its producer's messages
+		// were answered, as the callbacks below are.
+		var vaciados sync.WaitGroup
+		for p := range usados {
+			vaciados.Go(func() { p.FlushWithCtx(ctx) })
 		}
 		pendientes = pendientes[:0]
 		for range enviados {
@@ -224,6 +234,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				errs = append(errs, e.err)
 			}
 		}
+		vaciados.Wait()
 	}
 	r.publicados.Add(float64(len(ok)))
 	if len(errs) > 0 {

@@ -57,17 +57,26 @@ func (n nivelMinimo) WithGroup(g string) slog.Handler {
 	return nivelMinimo{n.Handler.WithGroup(g), n.min}
 }
 
+// DemoraLote is the producers' BatchingMaxPublishDelay. Every batching
+// producer of pulsar-client-go wakes on a ticker of that period, busy or
+// not: at 1 ms, the seven idle processes of the system spent a fifth of
+// this 2-core machine on wake-ups. So the timer is only a backstop: Send
+// flushes its batch at once, and code that sends with SendAsync calls
+// Flush (or FlushWithCtx) when it has sent what it had.
+const DemoraLote = 50 * time.Millisecond
+
 // NuevoProductor creates a producer for topic with the Avro schema text
 // registered (the broker refuses it when the schema is incompatible with the
-// topic's). Batching is key-based, which Key_Shared consumers require. An
-// empty nombre lets the broker pick a name (no de-duplication).
+// topic's). Batching is key-based, which Key_Shared consumers require; see
+// DemoraLote for when batches leave. An empty nombre lets the broker pick a
+// name (no de-duplication).
 func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar.Producer, error) {
 	opts := pulsar.ProducerOptions{
 		Topic:                   topico,
 		Name:                    nombre,
 		SendTimeout:             30 * time.Second,
 		BatcherBuilderType:      pulsar.KeyBasedBatchBuilder,
-		BatchingMaxPublishDelay: time.Millisecond,
+		BatchingMaxPublishDelay: DemoraLote,
 		MaxPendingMessages:      2000,
 	}
 	if esquemaAvro != "" {

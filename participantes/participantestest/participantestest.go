@@ -296,6 +296,7 @@ func (e *Entorno) PublicarMensajes(t *testing.T, servicio string, mensajes ...*p
 			}
 		})
 	}
+	p.FlushWithCtx(t.Context())
 	wg.Wait()
 	if primero != nil {
 		t.Fatalf("publicar en comandos-%s: %v", servicio, primero)
