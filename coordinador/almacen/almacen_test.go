@@ -117,6 +117,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"ActualizarConcurrenteNoPierdeCambios", probarActualizarConcurrente},
 		{"SagaInexistente", probarNoEncontrada},
 		{"PoolLlenoDeTransaccionesNoSeBloquea", probarPoolLleno},
+		{"CrearSagaEnGrupoComoUnaAUna", probarCrearEnGrupo},
 		{"ActualizarLoteComoUnaAUna", probarLote},
 		{"ActualizarLoteConSagaInexistente", probarLoteInexistente},
 		{"ActualizarLoteConcurrenteNoPierdeCambios", probarLoteConcurrente},
@@ -709,6 +710,65 @@ func probarPoolLleno(t *testing.T, c almacen.Config) {
 	wg.Wait()
 	if p := pendientes(t, db); p != 16*17/2+16 {
 		t.Fatalf("outbox %d, quiero %d", p, 16*17/2+16)
+	}
+}
+
+// probarCrearEnGrupo: concurrent creations, committed in groups, give what
+// one-by-one creation gives: one saga per idempotency key (repeats get the
+// first one's id and creada false), each with its steps and messages.
+func probarCrearEnGrupo(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	const n = 60
+	type resultado struct {
+		id     string
+		creada bool
+	}
+	res := make([]resultado, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Every fourth call repeats the key of the call before it.
+			clave := fmt.Sprintf("k%d", i-i%4/3)
+			id, creada, err := db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("g%d", i), t0), clave,
+				[]almacen.Mensaje{mensaje(fmt.Sprintf("g%d", i), "a"), mensaje(fmt.Sprintf("g%d", i), "b")})
+			if err != nil {
+				t.Errorf("CrearSaga g%d: %v", i, err)
+			}
+			res[i] = resultado{id, creada}
+		})
+	}
+	wg.Wait()
+	porClave := map[string]string{}
+	creadas := 0
+	for i, r := range res {
+		clave := fmt.Sprintf("k%d", i-i%4/3)
+		if r.creada {
+			creadas++
+			if r.id != fmt.Sprintf("g%d", i) {
+				t.Errorf("g%d creada con id %s", i, r.id)
+			}
+		}
+		if prev, ok := porClave[clave]; ok && prev != r.id {
+			t.Errorf("clave %s: ids %s y %s", clave, prev, r.id)
+		}
+		porClave[clave] = r.id
+	}
+	if creadas != len(porClave) {
+		t.Fatalf("%d creadas para %d claves", creadas, len(porClave))
+	}
+	for _, id := range porClave {
+		igual(t, "saga "+id, leer(t, db, id), normal(sagaMinima(id, t0)))
+	}
+	// Each saga's two messages, in order.
+	vistos := map[string][]string{}
+	for _, m := range drenarTodo(t, db) {
+		vistos[m.Clave] = append(vistos[m.Clave], m.Tipo)
+	}
+	for _, id := range porClave {
+		igual(t, "mensajes de "+id, vistos[id], []string{"a", "b"})
+	}
+	if len(vistos) != len(porClave) {
+		t.Fatalf("mensajes de %d sagas, quiero %d", len(vistos), len(porClave))
 	}
 }
 

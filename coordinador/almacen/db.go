@@ -27,6 +27,8 @@ const MaxConexionesPorDefecto = 32
 type DB struct {
 	sql *sql.DB
 	d   dialecto
+	// creaciones groups concurrent CrearSaga calls into one transaction.
+	creaciones grupoCreacion
 	// escritor serialises write transactions on SQLite (nil on MySQL). SQLite
 	// runs one writer at a time anyway; queueing here instead of in SQLite's
 	// busy handler, which polls with sleeps of up to 100 ms, keeps latency low

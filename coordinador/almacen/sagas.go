@@ -33,9 +33,8 @@ var estadosTerminales = func() []any {
 	return out
 }()
 
-// CrearSaga inserts s with its steps and msgs in one transaction. See Store.
-// The saga is stored with s.Version as given (normally 0).
-func (db *DB) CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (string, bool, error) {
+// crearSaga is CrearSaga alone in its transaction.
+func (db *DB) crearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (string, bool, error) {
 	if err := validarSaga(&s, nil); err != nil {
 		return "", false, fmt.Errorf("crear saga: %w", err)
 	}
