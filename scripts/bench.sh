@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of the campana flow on MariaDB, everything on this machine:
 # starts broker, MariaDB, coordinator and participants with their own ports
-# and state (.run/bench), warms them up (N/2 sagas at the peak concurrency,
-# not measured: the broker's JIT and the database's buffer pool start cold),
+# and state (.run/bench), warms them up (a few sagas slowly, then N/2 at the
+# peak concurrency, not measured: the broker's JIT and the database's buffer
+# pool start cold),
 # then runs the load tool three times:
 #   1. idle:  a few sagas at 2/s              -> idle p50
 #   2. peak:  closed loop, fixed concurrency  -> sagas/s and the ratios to the
@@ -59,7 +60,8 @@ carga() {
 }
 campo() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 
-log "warm-up: $((N / 2)) sagas at concurrency $C (not measured)"
+log "warm-up: 20 sagas at 5/s, then $((N / 2)) at concurrency $C (not measured)"
+carga -n 20 -tasa 5 -cotas=false -json "$OUT/arranque.json"
 carga -n "$((N / 2))" -concurrencia "$C" -cotas=false -json "$OUT/calentamiento.json"
 log "idle latency (50 sagas at 2/s)"
 carga -n 50 -tasa 2 -cotas=false -json "$OUT/reposo.json"
