@@ -129,7 +129,7 @@ func (db *DB) crearLote(ctx context.Context, lote []*creacion) {
 		}
 	}
 	for _, c := range lote {
-		c.id, c.creada, c.err = db.crearSaga(ctx, c.s, c.clave, c.msgs)
+		c.id, c.creada, c.err = db.crearSaga(ctx, c)
 	}
 }
 
@@ -138,8 +138,7 @@ func (db *DB) sentenciasCreacion(lote []*creacion) ([]sentencia, error) {
 	var sagas, pasos strings.Builder
 	var argsSagas, argsPasos []any
 	var msgs []Mensaje
-	filaSaga := "(" + marcadores(len(colsSaga)+1) + ")"
-	sagas.WriteString("INSERT INTO sagas (" + selectSaga + ", clave_idempotencia) VALUES ")
+	sagas.WriteString(insertSagas)
 	pasos.WriteString(insertPasos)
 	nPasos := 0
 	for i, c := range lote {
@@ -150,7 +149,7 @@ func (db *DB) sentenciasCreacion(lote []*creacion) ([]sentencia, error) {
 		if i > 0 {
 			sagas.WriteString(", ")
 		}
-		sagas.WriteString(filaSaga)
+		sagas.WriteString(filaSagaCreada)
 		argsSagas = append(append(argsSagas, v...), nuloSiVacio(c.clave))
 		for j := range c.s.Pasos {
 			if nPasos > 0 {

@@ -50,13 +50,19 @@ func lista(alias string, cols []string) string {
 }
 
 var (
-	selectSaga           = lista("", colsSaga)
-	selectPasos          = lista("", colsPasoLeidas)
-	consultaSaga         = "SELECT " + selectSaga + " FROM sagas WHERE saga_id = ?"
-	consultaSagaConPasos = "SELECT " + lista("s.", colsSaga) + ", " + lista("p.", colsPasoLeidas) +
-		" FROM sagas s JOIN pasos_saga p ON p.saga_id = s.saga_id WHERE s.saga_id = ? ORDER BY p.orden"
-	insertSaga = "INSERT INTO sagas (" + selectSaga + ", clave_idempotencia) VALUES (" + marcadores(len(colsSaga)+1) + ")"
-	updateSaga = "UPDATE sagas SET " + asignaciones(colsSaga[1:]) + " WHERE saga_id = ? AND version = ?"
+	selectSaga   = lista("", colsSaga)
+	selectPasos  = lista("", colsPasoLeidas)
+	consultaSaga = "SELECT " + selectSaga + " FROM sagas WHERE saga_id = ?"
+	// selectSagaConPasos reads sagas with their steps, one row per step
+	// (leerSagasConPasos); the caller adds WHERE and ORDER BY.
+	selectSagaConPasos = "SELECT " + lista("s.", colsSaga) + ", " + lista("p.", colsPasoLeidas) +
+		" FROM sagas s JOIN pasos_saga p ON p.saga_id = s.saga_id"
+	consultaSagaConPasos = selectSagaConPasos + " WHERE s.saga_id = ? ORDER BY p.orden"
+	// insertSagas and filaSagaCreada make the INSERT of new sagas, one row
+	// per saga: the columns of colsSaga and the idempotency key.
+	insertSagas    = "INSERT INTO sagas (" + selectSaga + ", clave_idempotencia) VALUES "
+	filaSagaCreada = "(" + marcadores(len(colsSaga)+1) + ")"
+	updateSaga     = "UPDATE sagas SET " + asignaciones(colsSaga[1:]) + " WHERE saga_id = ? AND version = ?"
 	// updateSagaCorto leaves out what a transition does not change (tipo,
 	// definition version, campaign, user, input data, start): less to send
 	// and to compare. Its columns are colsSaga[colsMutables:].

@@ -45,18 +45,8 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 			errs[i] = fmt.Errorf("actualizar saga %s: %w", es[i].SagaID, err)
 		}
 	}
-	var lote []error
-	err := db.transaccion(ctx, func(tx *sql.Tx) error {
-		var err error
-		lote, err = db.actualizarLote(ctx, tx, es, errs)
-		return err
-	})
+	err := db.transaccion(ctx, func(tx *sql.Tx) error { return db.actualizarLote(ctx, tx, es, errs) })
 	if err == nil {
-		for i, e := range lote {
-			if errs[i] == nil {
-				errs[i] = e
-			}
-		}
 		return errs
 	}
 	if ctx.Err() != nil {
@@ -75,12 +65,10 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 	return errs
 }
 
-// actualizarLote is the batch transaction. previos holds entries already
-// refused (left alone). It returns the per-entry results, or an error that
-// rolls the whole batch back. Round trips on MySQL: the inbox keys, the
-// locking read, the writes; plus BEGIN and COMMIT.
-func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) ([]error, error) {
-	errs := make([]error, len(es))
+// actualizarLote is the batch transaction: every entry not refused in
+// previos is applied, or an error rolls the whole batch back. Round trips on
+// MySQL: the inbox keys, the locking read, the writes; plus BEGIN and COMMIT.
+func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) error {
 	// Inbox first, all keys at once, skipping those already there: if any
 	// was (a redelivery, or a key repeated in the batch), the single path
 	// sorts the batch out. A failed entry's key is rolled back with the
@@ -96,10 +84,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		res, err := tx.ExecContext(ctx, db.d.insertarIgnorando+" inbox (clave, recibido) VALUES "+
 			strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", "), inbox...)
 		if err != nil {
-			return nil, fmt.Errorf("inbox: %w", err)
+			return fmt.Errorf("inbox: %w", err)
 		}
 		if nuevas, err := res.RowsAffected(); err != nil || nuevas != int64(n) {
-			return nil, errLote
+			return errLote
 		}
 	}
 
@@ -115,15 +103,14 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	}
 	actual := map[string]*saga.Saga{}
 	if len(ids) > 0 {
-		rows, err := tx.QueryContext(ctx, "SELECT "+lista("s.", colsSaga)+", "+lista("p.", colsPasoLeidas)+
-			" FROM sagas s JOIN pasos_saga p ON p.saga_id = s.saga_id WHERE s.saga_id IN ("+marcadores(len(ids))+
+		rows, err := tx.QueryContext(ctx, selectSagaConPasos+" WHERE s.saga_id IN ("+marcadores(len(ids))+
 			") ORDER BY s.saga_id, p.orden"+db.d.bloquearLectura, ids...)
 		if err != nil {
-			return nil, fmt.Errorf("leer sagas: %w", err)
+			return fmt.Errorf("leer sagas: %w", err)
 		}
 		sagas, err := leerSagasConPasos(rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i := range sagas {
 			actual[sagas[i].ID] = &sagas[i]
@@ -145,12 +132,12 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		if !ok {
 			// No saga, or a saga without steps, which leerSaga tells apart:
 			// let the single path decide.
-			return nil, errLote
+			return errLote
 		}
 		c, err := e.Fn(viejo.Clone())
 		if err != nil {
 			// Its inbox key must not stay: let the single path run it.
-			return nil, errLote
+			return errLote
 		}
 		if !c.Guardar {
 			continue
@@ -158,10 +145,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		nuevo := c.Saga
 		nuevo.ID = viejo.ID
 		if err := validarSaga(&nuevo, viejo); err != nil {
-			return nil, errLote
+			return errLote
 		}
 		if len(nuevo.Pasos) < len(viejo.Pasos) {
-			return nil, errLote // steps removed: rare, left to the single path
+			return errLote // steps removed: rare, left to the single path
 		}
 		if _, ok := originales[viejo.ID]; !ok {
 			originales[viejo.ID] = *viejo
@@ -176,17 +163,17 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	if len(nuevas) > 0 {
 		var err error
 		if ss, err = db.sentenciasLote(nuevas, originales, actual); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	mensajes, err := db.sentenciasMensajes(msgs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := db.ejecutarJuntas(ctx, tx, append(ss, mensajes...)); err != nil {
-		return nil, fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
+		return fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
 	}
-	return errs, nil
+	return nil
 }
 
 // sentenciasLote are the writes of the changed sagas: one multi-row upsert

@@ -14,23 +14,9 @@ import (
 // DELETE), well under both databases' placeholder limits.
 const mensajesPorSentencia = 500
 
-// insertarMensajes adds msgs to the outbox in order (so ids follow the order
-// of msgs), with one INSERT for up to mensajesPorSentencia rows. A zero
-// Creado is set to now.
-func (db *DB) insertarMensajes(ctx context.Context, tx *sql.Tx, msgs []Mensaje) error {
-	ss, err := db.sentenciasMensajes(msgs)
-	if err != nil {
-		return err
-	}
-	for _, s := range ss {
-		if _, err := db.ejecutar(ctx, tx, s.q, s.args...); err != nil {
-			return fmt.Errorf("outbox: insertar %d mensajes: %w", len(s.args)/6, err)
-		}
-	}
-	return nil
-}
-
-// sentenciasMensajes are the INSERTs of insertarMensajes.
+// sentenciasMensajes are the INSERTs that add msgs to the outbox in order
+// (so ids follow the order of msgs), one for up to mensajesPorSentencia rows.
+// A zero Creado is set to now.
 func (db *DB) sentenciasMensajes(msgs []Mensaje) ([]sentencia, error) {
 	var ss []sentencia
 	ahora := time.Now()

@@ -33,33 +33,19 @@ var estadosTerminales = func() []any {
 	return out
 }()
 
-// crearSaga is CrearSaga alone in its transaction.
-func (db *DB) crearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (string, bool, error) {
-	if err := validarSaga(&s, nil); err != nil {
-		return "", false, fmt.Errorf("crear saga: %w", err)
-	}
-	if err := validarClave("clave de idempotencia", claveIdempotencia); err != nil {
-		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
-	}
-	valores, err := db.d.valoresSaga(&s, s.Version)
+// crearSaga is CrearSaga alone in its transaction, for a creation CrearSaga
+// already validated.
+func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) {
+	s, claveIdempotencia := &c.s, c.clave
+	// One round trip on MySQL; a taken id or key fails the first statement,
+	// and nothing after it runs.
+	ss, err := db.sentenciasCreacion([]*creacion{c})
 	if err != nil {
-		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
-	}
-	valores = append(valores, nuloSiVacio(claveIdempotencia))
-	mensajes, err := db.sentenciasMensajes(msgs)
-	if err != nil {
-		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
+		return "", false, err
 	}
 	for intento := 1; ; intento++ {
 		duplicada := false
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			// One round trip on MySQL; a taken id or key fails the first
-			// statement, and nothing after it runs.
-			ss := []sentencia{{insertSaga, valores}}
-			if len(s.Pasos) > 0 {
-				ss = append(ss, db.sentenciaPasos(&s, 0, len(s.Pasos), ""))
-			}
-			ss = append(ss, mensajes...)
 			err := db.ejecutarJuntas(ctx, tx, ss)
 			if db.d.duplicado(err) {
 				duplicada = true
@@ -175,18 +161,7 @@ func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 		if !c.Guardar {
 			return nil
 		}
-		pasos, err := db.guardar(ctx, tx, &viejo, &c.Saga)
-		if err != nil {
-			return err
-		}
-		mensajes, err := db.sentenciasMensajes(c.Mensajes)
-		if err != nil {
-			return err
-		}
-		if err := db.ejecutarJuntas(ctx, tx, append(pasos, mensajes...)); err != nil {
-			return fmt.Errorf("guardar saga %s: %w", sagaID, err)
-		}
-		return nil
+		return db.guardar(ctx, tx, &viejo, &c.Saga, c.Mensajes)
 	})
 }
 
@@ -241,19 +216,19 @@ func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear boo
 	return sagas[0], nil
 }
 
-// guardar writes the saga row of nuevo over viejo, with the optimistic check
-// on version (so a writer that lost the race stops before touching any step
-// row, and row locks are always taken saga first), and returns the
-// statements that write the steps that changed, for the caller to run.
-func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) ([]sentencia, error) {
+// guardar writes nuevo over viejo: the saga row first, with the optimistic
+// check on version (so a writer that lost the race stops before touching any
+// step row, and row locks are always taken saga first), then the steps that
+// changed and msgs into the outbox, together (one round trip on MySQL).
+func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, msgs []Mensaje) error {
 	id := viejo.ID
 	nuevo.ID = id
 	if err := validarSaga(nuevo, viejo); err != nil {
-		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+		return fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	valores, err := db.d.valoresSaga(nuevo, viejo.Version+1)
 	if err != nil {
-		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+		return fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	q, args := updateSaga, valores[1:]
 	if mismaIdentidad(viejo, nuevo) {
@@ -261,14 +236,14 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) 
 	}
 	res, err := db.ejecutar(ctx, tx, q, append(args, id, viejo.Version)...)
 	if err != nil {
-		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+		return fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+		return fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	if n != 1 {
-		return nil, fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
+		return fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
 	}
 	nuevo.Version = viejo.Version + 1
 
@@ -290,7 +265,14 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga) 
 	if len(nuevo.Pasos) < len(viejo.Pasos) {
 		ss = append(ss, sentencia{"DELETE FROM pasos_saga WHERE saga_id = ? AND orden > ?", []any{id, len(nuevo.Pasos)}})
 	}
-	return ss, nil
+	mensajes, err := db.sentenciasMensajes(msgs)
+	if err != nil {
+		return fmt.Errorf("guardar saga %s: %w", id, err)
+	}
+	if err := db.ejecutarJuntas(ctx, tx, append(ss, mensajes...)); err != nil {
+		return fmt.Errorf("guardar saga %s: %w", id, err)
+	}
+	return nil
 }
 
 // ProcesarVencidas claims due sagas and applies fn to each in one
@@ -327,16 +309,8 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 				fallos = append(fallos, fmt.Errorf("saga %s: %w", viejo.ID, err))
 				continue
 			}
-			pasos, err := db.guardar(ctx, tx, viejo, &c.Saga)
-			if err != nil {
+			if err := db.guardar(ctx, tx, viejo, &c.Saga, c.Mensajes); err != nil {
 				return err
-			}
-			mensajes, err := db.sentenciasMensajes(c.Mensajes)
-			if err != nil {
-				return err
-			}
-			if err := db.ejecutarJuntas(ctx, tx, append(pasos, mensajes...)); err != nil {
-				return fmt.Errorf("guardar saga %s: %w", viejo.ID, err)
 			}
 			cambiadas++
 		}
