@@ -64,10 +64,8 @@ var esquemaRuntime = []string{
 // dialecto holds the few differences between SQLite and MySQL/MariaDB.
 type dialecto struct {
 	nombre string
-	// bloquear upserts the bloqueos_paso row (saga_id, paso, ultimo_comando,
-	// actualizado_en).
-	bloquear string
-	// bloquearVarios is bloquear for n rows in one statement.
+	// bloquearVarios upserts n bloqueos_paso rows (saga_id, paso,
+	// ultimo_comando, actualizado_en) in one statement.
 	bloquearVarios func(n int) string
 	// insertarIgnorando starts an INSERT that skips rows already there.
 	insertarIgnorando string
@@ -79,8 +77,6 @@ type dialecto struct {
 
 var dialectoSQLite = dialecto{
 	nombre: AlmacenSQLite,
-	bloquear: `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES (?, ?, ?, ?)
-		ON CONFLICT (saga_id, paso) DO UPDATE SET ultimo_comando = excluded.ultimo_comando, actualizado_en = excluded.actualizado_en`,
 	bloquearVarios: func(n int) string {
 		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + filas(n, "(?, ?, ?, ?)") +
 			` ON CONFLICT (saga_id, paso) DO UPDATE SET ultimo_comando = excluded.ultimo_comando, actualizado_en = excluded.actualizado_en`
@@ -112,8 +108,6 @@ const (
 
 var dialectoMySQL = dialecto{
 	nombre: AlmacenMySQL,
-	bloquear: `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES (?, ?, ?, ?)
-		ON DUPLICATE KEY UPDATE ultimo_comando = VALUES(ultimo_comando), actualizado_en = VALUES(actualizado_en)`,
 	bloquearVarios: func(n int) string {
 		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + filas(n, "(?, ?, ?, ?)") +
 			` ON DUPLICATE KEY UPDATE ultimo_comando = VALUES(ultimo_comando), actualizado_en = VALUES(actualizado_en)`
@@ -294,63 +288,51 @@ type registro struct {
 	RespondidoMs int64
 }
 
-func (a *almacen) bloquear(ctx context.Context, tx Ejecutor, sagaID, paso, comando string, ahora time.Time) error {
-	if _, err := tx.ExecContext(ctx, a.d.bloquear, sagaID, paso, comando, Momento(ahora)); err != nil {
-		return fmt.Errorf("bloquear paso %s de la saga %s: %w", paso, sagaID, err)
-	}
-	return nil
-}
+// columnasInbox are the inbox columns registrosDeInbox scans.
+const columnasInbox = "saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms"
 
 // leerInbox returns the inbox rows of one saga step by accion.
 func leerInbox(ctx context.Context, q Ejecutor, sagaID, paso string) (map[string]registro, error) {
-	filas, err := q.QueryContext(ctx, `SELECT accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms
-		FROM inbox WHERE saga_id = ? AND paso = ?`, sagaID, paso)
+	filas, err := q.QueryContext(ctx, "SELECT "+columnasInbox+" FROM inbox WHERE saga_id = ? AND paso = ?", sagaID, paso)
 	if err != nil {
 		return nil, fmt.Errorf("leer inbox de %s/%s: %w", sagaID, paso, err)
 	}
-	defer filas.Close()
-	regs := map[string]registro{}
-	for filas.Next() {
-		var r registro
-		var exito int
-		var msg sql.NullString
-		if err := filas.Scan(&r.Accion, &r.Comando, &r.Clave, &r.Resultado, &exito, &msg, &r.Datos, &r.RespondidoMs); err != nil {
-			return nil, fmt.Errorf("leer inbox de %s/%s: %w", sagaID, paso, err)
-		}
-		r.Exito, r.Error = exito == 1, msg.String
-		regs[r.Accion] = r
-	}
-	if err := filas.Err(); err != nil {
+	regs, err := registrosDeInbox(filas)
+	if err != nil {
 		return nil, fmt.Errorf("leer inbox de %s/%s: %w", sagaID, paso, err)
 	}
-	return regs, nil
+	if r := regs[pasoDe(sagaID, paso)]; r != nil {
+		return r, nil
+	}
+	return map[string]registro{}, nil
+}
+
+// registrosDeInbox reads rows of columnasInbox by step (pasoDe), then by
+// accion, and closes filas.
+func registrosDeInbox(filas *sql.Rows) (map[string]map[string]registro, error) {
+	defer filas.Close()
+	out := map[string]map[string]registro{}
+	for filas.Next() {
+		var r registro
+		var sagaID, paso string
+		var exito int
+		var msg sql.NullString
+		if err := filas.Scan(&sagaID, &paso, &r.Accion, &r.Comando, &r.Clave, &r.Resultado, &exito, &msg, &r.Datos, &r.RespondidoMs); err != nil {
+			return nil, err
+		}
+		r.Exito, r.Error = exito == 1, msg.String
+		k := pasoDe(sagaID, paso)
+		if out[k] == nil {
+			out[k] = map[string]registro{}
+		}
+		out[k][r.Accion] = r
+	}
+	return out, filas.Err()
 }
 
 // errYaRegistrado: another instance recorded the same (saga_id, paso,
 // accion) between our read and our insert.
 var errYaRegistrado = errors.New("inbox: comando ya registrado por otra instancia")
-
-func (a *almacen) registrar(ctx context.Context, tx Ejecutor, sagaID, paso string, r registro, ahora time.Time) error {
-	var msg any
-	if r.Error != "" {
-		msg = r.Error
-	}
-	exito := 0
-	if r.Exito {
-		exito = 1
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO inbox (saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms, procesado_en)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sagaID, paso, r.Accion, r.Comando, r.Clave, r.Resultado, exito, msg, r.Datos, r.RespondidoMs, Momento(ahora))
-	switch {
-	case err == nil:
-		return nil
-	case a.d.duplicado(err):
-		return fmt.Errorf("%w: %s/%s/%s", errYaRegistrado, sagaID, paso, r.Accion)
-	default:
-		return fmt.Errorf("registrar en inbox %s/%s/%s: %w", sagaID, paso, r.Accion, err)
-	}
-}
 
 // clavePaso names a step to lock and the command that locks it.
 type clavePaso struct{ sagaID, paso, comando string }
@@ -384,37 +366,22 @@ func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []claveP
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return nil, fmt.Errorf("bloquear %d pasos: %w", n, err)
 	}
-	filas, err := tx.QueryContext(ctx, `SELECT saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms
-		FROM inbox WHERE saga_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ")+`)`, sagas...)
+	filas, err := tx.QueryContext(ctx, "SELECT "+columnasInbox+" FROM inbox WHERE saga_id IN ("+
+		strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ")+")", sagas...)
 	if err != nil {
 		return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
 	}
-	defer filas.Close()
-	quiero := map[string]bool{}
-	for _, k := range pasos {
-		quiero[pasoDe(k.sagaID, k.paso)] = true
+	// Rows of the sagas' other steps are read too (the index is by saga
+	// first); they are dropped here.
+	todos, err := registrosDeInbox(filas)
+	if err != nil {
+		return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
 	}
 	out := map[string]map[string]registro{}
-	for filas.Next() {
-		var r registro
-		var sagaID, paso string
-		var exito int
-		var msg sql.NullString
-		if err := filas.Scan(&sagaID, &paso, &r.Accion, &r.Comando, &r.Clave, &r.Resultado, &exito, &msg, &r.Datos, &r.RespondidoMs); err != nil {
-			return nil, fmt.Errorf("leer inbox: %w", err)
+	for _, k := range pasos {
+		if r := todos[pasoDe(k.sagaID, k.paso)]; r != nil {
+			out[pasoDe(k.sagaID, k.paso)] = r
 		}
-		k := pasoDe(sagaID, paso)
-		if !quiero[k] {
-			continue
-		}
-		r.Exito, r.Error = exito == 1, msg.String
-		if out[k] == nil {
-			out[k] = map[string]registro{}
-		}
-		out[k][r.Accion] = r
-	}
-	if err := filas.Err(); err != nil {
-		return nil, fmt.Errorf("leer inbox: %w", err)
 	}
 	return out, nil
 }

@@ -571,18 +571,15 @@ func (p *Participante) guardada(cmd *eventos.Comando, r registro) resultado {
 // not, and is then rolled back).
 func (p *Participante) aplicar(ctx context.Context, tx *sql.Tx, c *comando) (resultado, error) {
 	ahora := p.reloj()
-	if err := p.almacen.bloquear(ctx, tx, c.cmd.SagaID, c.cmd.Paso, c.cmd.Nombre(), ahora); err != nil {
-		return resultado{}, err
-	}
-	previos, err := leerInbox(ctx, tx, c.cmd.SagaID, c.cmd.Paso)
+	inbox, err := p.almacen.bloquearYLeer(ctx, tx, []clavePaso{{c.cmd.SagaID, c.cmd.Paso, c.cmd.Nombre()}}, ahora)
 	if err != nil {
 		return resultado{}, err
 	}
-	res, reg, err := p.decidir(ctx, tx, c, ahora, previos, false)
+	res, reg, err := p.decidir(ctx, tx, c, ahora, inbox[pasoDe(c.cmd.SagaID, c.cmd.Paso)], false)
 	if err != nil || reg == nil {
 		return res, err
 	}
-	if err := p.almacen.registrar(ctx, tx, c.cmd.SagaID, c.cmd.Paso, *reg, ahora); err != nil {
+	if err := p.almacen.registrarVarios(ctx, tx, []registroDePaso{{c.cmd.SagaID, c.cmd.Paso, *reg}}, ahora); err != nil {
 		return res, err
 	}
 	res.escrito = true
