@@ -197,9 +197,13 @@ func (m *mundo) procesosParticipantes() []*proceso {
 
 // entornoBase is this process's environment without any SAGAS_ or PULSAR_
 // setting (an engineer's shell must not leak into the isolated world), with
-// the sbin directories MariaDB's binaries live in.
+// the sbin directories MariaDB's binaries live in and, unless set,
+// GOMAXPROCS=1 as scripts/run.sh sets it.
 func entornoBase() []string {
 	var env []string
+	if os.Getenv("GOMAXPROCS") == "" {
+		env = append(env, "GOMAXPROCS=1")
+	}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
