@@ -18,6 +18,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // Lengths of the inbox key columns; longer values are refused as poison
@@ -177,7 +179,7 @@ func abrirAlmacen(ctx context.Context, c Config, s *Servicio) (*almacen, error) 
 		if err != nil {
 			return nil, fmt.Errorf("mysql %s: %w", c.MySQL.BaseDatos, err)
 		}
-		db := sql.OpenDB(conector)
+		db := sql.OpenDB(mysqltx.Conector(conector))
 		db.SetMaxOpenConns(c.Trabajadores + 4)
 		db.SetMaxIdleConns(c.Trabajadores + 4)
 		db.SetConnMaxLifetime(30 * time.Minute)
@@ -203,6 +205,7 @@ func configMySQL(c ConfigMySQL) *mysql.Config {
 	cfg.User = c.Usuario
 	cfg.Passwd = c.Clave
 	cfg.InterpolateParams = true // one round trip per statement
+	cfg.MultiStatements = true   // BEGIN and COMMIT travel with statements (mysqltx)
 	cfg.Timeout = 10 * time.Second
 	return cfg
 }

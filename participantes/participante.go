@@ -18,6 +18,7 @@ import (
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // Results counted by sagas_participante_comandos_total.
@@ -548,7 +549,8 @@ func (p *Participante) transaccionLote(ctx context.Context, cs []*comando) ([]re
 		if len(nuevos) == 0 {
 			return false, nil
 		}
-		return true, p.almacen.registrarVarios(ctx, tx, nuevos, ahora)
+		// The last statement: it commits too (MySQL, mysqltx).
+		return true, p.almacen.registrarVarios(mysqltx.ConCommit(ctx), tx, nuevos, ahora)
 	})
 	if err != nil {
 		return nil, err
@@ -579,7 +581,8 @@ func (p *Participante) aplicar(ctx context.Context, tx *sql.Tx, c *comando) (res
 	if err != nil || reg == nil {
 		return res, err
 	}
-	if err := p.almacen.registrarVarios(ctx, tx, []registroDePaso{{c.cmd.SagaID, c.cmd.Paso, *reg}}, ahora); err != nil {
+	// The last statement: it commits too (MySQL, mysqltx).
+	if err := p.almacen.registrarVarios(mysqltx.ConCommit(ctx), tx, []registroDePaso{{c.cmd.SagaID, c.cmd.Paso, *reg}}, ahora); err != nil {
 		return res, err
 	}
 	res.escrito = true

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // Group commit of creations: concurrent CrearSaga calls queue up, and up to
@@ -120,7 +121,7 @@ func (db *DB) crearLote(ctx context.Context, lote []*creacion) {
 			if err != nil {
 				return err
 			}
-			return db.ejecutarJuntas(ctx, tx, ss)
+			return db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, ss)
 		}); err == nil {
 			for _, c := range lote {
 				c.id, c.creada = c.s.ID, true

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
+
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // Store types accepted in Config.Tipo.
@@ -170,7 +172,7 @@ func conectorMySQL(dsn string) (driver.Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("almacen: Config.DSN no válido: %w", err)
 	}
-	return conectorReadCommitted{c}, nil
+	return mysqltx.Conector(conectorReadCommitted{c}), nil
 }
 
 type conectorReadCommitted struct{ driver.Connector }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // Entrada is one input of ActualizarLote: what Actualizar takes.
@@ -170,7 +171,7 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	if err != nil {
 		return err
 	}
-	if err := db.ejecutarJuntas(ctx, tx, append(ss, mensajes...)); err != nil {
+	if err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...)); err != nil {
 		return fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
 	}
 	return nil

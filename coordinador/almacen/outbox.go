@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // mensajesPorSentencia bounds a multi-row outbox INSERT (and the ids of one
@@ -171,8 +172,13 @@ func (db *DB) borrarConfirmados(ctx context.Context, tx *sql.Tx, msgs []Mensaje,
 		}
 	}
 	var n int
-	for lote := range slices.Chunk(ids, mensajesPorSentencia) {
-		res, err := tx.ExecContext(ctx, db.d.borrarMensajes(len(lote)), lote...)
+	for i := 0; i < len(ids); i += mensajesPorSentencia {
+		lote := ids[i:min(i+mensajesPorSentencia, len(ids))]
+		bctx := ctx
+		if i+mensajesPorSentencia >= len(ids) {
+			bctx = mysqltx.ConCommit(ctx) // the transaction's last statement
+		}
+		res, err := tx.ExecContext(bctx, db.d.borrarMensajes(len(lote)), lote...)
 		if err != nil {
 			return 0, fmt.Errorf("borrar mensajes publicados: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
 // maxIntentos bounds the retries of a transition that lost an optimistic
@@ -46,7 +47,7 @@ func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) 
 	for intento := 1; ; intento++ {
 		duplicada := false
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			err := db.ejecutarJuntas(ctx, tx, ss)
+			err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, ss)
 			if db.d.duplicado(err) {
 				duplicada = true
 			}
@@ -161,7 +162,7 @@ func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 		if !c.Guardar {
 			return nil
 		}
-		return db.guardar(ctx, tx, &viejo, &c.Saga, c.Mensajes)
+		return db.guardar(ctx, tx, &viejo, &c.Saga, c.Mensajes, true)
 	})
 }
 
@@ -220,7 +221,8 @@ func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear boo
 // check on version (so a writer that lost the race stops before touching any
 // step row, and row locks are always taken saga first), then the steps that
 // changed and msgs into the outbox, together (one round trip on MySQL).
-func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, msgs []Mensaje) error {
+// With ultimo, that round trip also commits the transaction (mysqltx).
+func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, msgs []Mensaje, ultimo bool) error {
 	id := viejo.ID
 	nuevo.ID = id
 	if err := validarSaga(nuevo, viejo); err != nil {
@@ -269,7 +271,11 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 	if err != nil {
 		return fmt.Errorf("guardar saga %s: %w", id, err)
 	}
-	if err := db.ejecutarJuntas(ctx, tx, append(ss, mensajes...)); err != nil {
+	jctx := ctx
+	if ultimo {
+		jctx = mysqltx.ConCommit(ctx)
+	}
+	if err := db.ejecutarJuntas(jctx, tx, append(ss, mensajes...)); err != nil {
 		return fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	return nil
@@ -309,7 +315,7 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 				fallos = append(fallos, fmt.Errorf("saga %s: %w", viejo.ID, err))
 				continue
 			}
-			if err := db.guardar(ctx, tx, viejo, &c.Saga, c.Mensajes); err != nil {
+			if err := db.guardar(ctx, tx, viejo, &c.Saga, c.Mensajes, false); err != nil {
 				return err
 			}
 			cambiadas++

@@ -1,0 +1,270 @@
+package mysqltx_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/alpespartner/sagas/internal/integracion"
+	"github.com/alpespartner/sagas/internal/mysqltx"
+)
+
+// contador counts the commands the client sends: every MySQL command starts
+// a new packet sequence, written in one Write by the driver.
+type contador struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c contador) Write(b []byte) (int, error) {
+	// Byte 3 of a packet header is its sequence id; 0 starts a command.
+	if len(b) > 4 && b[3] == 0 {
+		c.n.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// abrir opens a fresh database through the wrapped connector, with one
+// connection, and returns it with the count of commands sent.
+func abrir(t *testing.T) (*sql.DB, *atomic.Int64) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(integracion.MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	nombre := "mysqltx_" + hex.EncodeToString(b)
+	admin := cfg.Clone()
+	admin.DBName = ""
+	adm, err := sql.Open("mysql", admin.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Exec("CREATE DATABASE " + nombre); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		adm.Exec("DROP DATABASE " + nombre)
+		adm.Close()
+	})
+
+	cfg.DBName = nombre
+	cfg.MultiStatements, cfg.InterpolateParams = true, true
+	n := new(atomic.Int64)
+	var d net.Dialer
+	cfg.DialFunc = func(ctx context.Context, red, dir string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, red, dir)
+		if err != nil {
+			return nil, err
+		}
+		return contador{c, n}, nil
+	}
+	con, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(mysqltx.Conector(con))
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("CREATE TABLE t (k INT PRIMARY KEY, v INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	return db, n
+}
+
+func filas(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestTransaccionSinViajesPropios(t *testing.T) {
+	db, n := abrir(t)
+	ctx := context.Background()
+	antes := n.Load()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (?, ?), (?, ?)", 1, 10, 2, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := res.RowsAffected(); a != 2 {
+		t.Fatalf("RowsAffected = %d, want 2", a)
+	}
+	var v int
+	if err := tx.QueryRowContext(ctx, "SELECT v FROM t WHERE k = ? FOR UPDATE", 2).Scan(&v); err != nil || v != 20 {
+		t.Fatalf("read in the transaction: %d, %v", v, err)
+	}
+	res, err = tx.ExecContext(mysqltx.ConCommit(ctx), "UPDATE t SET v = v + 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := res.RowsAffected(); a != 2 {
+		t.Fatalf("RowsAffected with the COMMIT = %d, want the UPDATE's 2", a)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Load() - antes; got != 3 {
+		t.Fatalf("commands sent = %d, want 3 (BEGIN and COMMIT travel with the statements)", got)
+	}
+	// Committed: another connection would see it; check from a fresh
+	// transaction of this one, and the values.
+	var suma int
+	if err := db.QueryRow("SELECT SUM(v) FROM t").Scan(&suma); err != nil || suma != 32 {
+		t.Fatalf("sum = %d, %v; want 32", suma, err)
+	}
+}
+
+func TestRollbackDeshaceElPrimerEnunciado(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if got := filas(t, db); got != 0 {
+		t.Fatalf("rows after rollback = %d, want 0: the first statement ran outside the transaction", got)
+	}
+}
+
+func TestFalloAntesDelCommitNoConfirmaNada(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	if _, err := db.Exec("INSERT INTO t VALUES (5, 5)"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	// The second statement fails on the duplicate key: the COMMIT after it
+	// must not run.
+	_, err = tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (2, 2); INSERT INTO t VALUES (5, 6)")
+	if err == nil {
+		t.Fatal("duplicate key: no error")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if got := filas(t, db); got != 1 {
+		t.Fatalf("rows = %d, want only the one from before the transaction", got)
+	}
+}
+
+func TestTransaccionVaciaNoEnviaNada(t *testing.T) {
+	db, n := abrir(t)
+	ctx := context.Background()
+	for _, fin := range []func(*sql.Tx) error{(*sql.Tx).Commit, (*sql.Tx).Rollback} {
+		antes := n.Load()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fin(tx); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Load() - antes; got != 0 {
+			t.Fatalf("an empty transaction sent %d commands", got)
+		}
+	}
+}
+
+func TestPreparadaComoPrimerEnunciado(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	st, err := db.PrepareContext(ctx, "INSERT INTO t VALUES (?, ?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, confirmar := range []bool{false, true} {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		// The second run of the statement is a real prepared execution.
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, 2, 2); err != nil {
+			t.Fatal(err)
+		}
+		if confirmar {
+			err = tx.Commit()
+		} else {
+			err = tx.Rollback()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if confirmar {
+			want = 2
+		}
+		if got := filas(t, db); got != want {
+			t.Fatalf("commit=%v: rows = %d, want %d", confirmar, got, want)
+		}
+	}
+}
+
+func TestConOpcionesLaAbreElDriver(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	if _, err := db.Exec("INSERT INTO t VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (2, 2)"); err == nil {
+		t.Fatal("write in a read-only transaction: no error")
+	}
+	tx.Rollback()
+	// A mark outside a lazy transaction changes nothing: autocommit.
+	if _, err := db.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if got := filas(t, db); got != 2 {
+		t.Fatalf("rows = %d, want 2", got)
+	}
+}
+
+func TestEnunciadoTrasElCommitEsUnError(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (2, 2)"); err == nil {
+		t.Fatal("a statement after the marked one ran outside the transaction without error")
+	}
+}
