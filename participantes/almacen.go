@@ -345,7 +345,7 @@ func pasoDe(sagaID, paso string) string { return sagaID + "\x00" + paso }
 
 // bloquearYLeer upserts the lock rows of pasos in one statement, in sorted
 // order, and reads their inbox rows in one query: by step (pasoDe), then by
-// accion.
+// accion. On MySQL both go in one round trip.
 func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []clavePaso, ahora time.Time) (map[string]map[string]registro, error) {
 	orden := slices.Clone(pasos)
 	slices.SortFunc(orden, func(x, y clavePaso) int {
@@ -366,13 +366,27 @@ func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []claveP
 		n++
 	}
 	q := a.d.bloquearVarios(n)
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return nil, fmt.Errorf("bloquear %d pasos: %w", n, err)
-	}
-	filas, err := tx.QueryContext(ctx, "SELECT "+columnasInbox+" FROM inbox WHERE saga_id IN ("+
-		strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ")+")", sagas...)
-	if err != nil {
-		return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
+	sel := "SELECT " + columnasInbox + " FROM inbox WHERE saga_id IN (" +
+		strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ") + ")"
+	var filas *sql.Rows
+	if a.d.nombre == AlmacenMySQL {
+		// One round trip (multiStatements): the driver skips the upsert's
+		// empty result and returns the query's rows; a failed upsert stops
+		// the query and is its error.
+		var err error
+		filas, err = tx.QueryContext(ctx, q+";\n"+sel, append(args, sagas...)...)
+		if err != nil {
+			return nil, fmt.Errorf("bloquear %d pasos y leer su inbox: %w", n, err)
+		}
+	} else {
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return nil, fmt.Errorf("bloquear %d pasos: %w", n, err)
+		}
+		var err error
+		filas, err = tx.QueryContext(ctx, sel, sagas...)
+		if err != nil {
+			return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
+		}
 	}
 	// Rows of the sagas' other steps are read too (the index is by saga
 	// first); they are dropped here.
