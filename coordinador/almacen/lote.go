@@ -93,7 +93,11 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	}
 
 	// One read of every saga with its steps, locking them on MySQL (in
-	// saga_id order, so two batches cannot deadlock on each other).
+	// saga_id order, so two batches cannot deadlock on each other). The
+	// order names the steps' columns: MySQL then walks the steps' unique
+	// index in order; ordered by s.saga_id it copied every row, TEXT
+	// columns included, into an on-disk temporary table to sort it, once
+	// per batch.
 	var ids []any
 	idsVistos := map[string]bool{}
 	for i := range es {
@@ -105,7 +109,7 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	actual := map[string]*saga.Saga{}
 	if len(ids) > 0 {
 		rows, err := tx.QueryContext(ctx, selectSagaConPasos+" WHERE s.saga_id IN ("+marcadores(len(ids))+
-			") ORDER BY s.saga_id, p.orden"+db.d.bloquearLectura, ids...)
+			") ORDER BY p.saga_id, p.orden"+db.d.bloquearLectura, ids...)
 		if err != nil {
 			return fmt.Errorf("leer sagas: %w", err)
 		}
