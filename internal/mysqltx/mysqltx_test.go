@@ -268,3 +268,61 @@ func TestEnunciadoTrasElCommitEsUnError(t *testing.T) {
 		t.Fatal("a statement after the marked one ran outside the transaction without error")
 	}
 }
+
+func TestConexionPerdidaEnLaTransaccion(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	// The first statement, with the START TRANSACTION in front of it.
+	if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	// Another session kills this one: the server rolls the transaction back.
+	otra, err := sql.Open("mysql", integracion.MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer otra.Close()
+	if _, err := otra.Exec("KILL CONNECTION ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (2, 2)"); err == nil {
+		t.Fatal("statement on a killed connection: no error")
+	}
+	tx.Rollback() // the connection is gone; its error does not matter
+
+	// The pool replaces the connection, and a new lazy transaction works.
+	tx, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var ks []int
+	rows, err := db.Query("SELECT k FROM t ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		ks = append(ks, k)
+	}
+	if len(ks) != 1 || ks[0] != 3 {
+		t.Fatalf("rows %v, want only [3]: the killed transaction must leave nothing", ks)
+	}
+}
