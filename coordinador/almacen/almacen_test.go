@@ -2,9 +2,7 @@ package almacen_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/saga"
@@ -35,32 +31,7 @@ func configSQLite(t testing.TB) almacen.Config {
 // configMySQL creates a fresh database sagas_test_<random> on the test
 // server and drops it when the test ends.
 func configMySQL(t testing.TB) almacen.Config {
-	dsn := integracion.MySQLDSN(t)
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("SAGAS_TEST_MYSQL_DSN: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	nombre := "sagas_test_" + hex.EncodeToString(b)
-	admin := cfg.Clone()
-	admin.DBName = ""
-	adm, err := sql.Open("mysql", admin.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.Exec("CREATE DATABASE " + nombre); err != nil {
-		adm.Close()
-		t.Fatalf("crear base de datos de prueba: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := adm.Exec("DROP DATABASE " + nombre); err != nil {
-			t.Errorf("borrar %s: %v", nombre, err)
-		}
-		adm.Close()
-	})
-	cfg.DBName = nombre
-	return almacen.Config{Tipo: almacen.TipoMySQL, DSN: cfg.FormatDSN()}
+	return almacen.Config{Tipo: almacen.TipoMySQL, DSN: integracion.BaseMySQL(t, "sagas_test_").FormatDSN()}
 }
 
 func TestStoreSQLite(t *testing.T) { probarStore(t, configSQLite) }

@@ -8,8 +8,13 @@
 package integracion
 
 import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"os"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 const howTo = "start the services with `make test` (or scripts/test.sh), which sets %s"
@@ -37,6 +42,38 @@ func PulsarAdminURL(t testing.TB) string { return need(t, "SAGAS_TEST_PULSAR_ADM
 // (database sagas, user sagas). Tests that need isolation create their own
 // databases with this user, which has the privileges to do so.
 func MySQLDSN(t testing.TB) string { return need(t, "SAGAS_TEST_MYSQL_DSN") }
+
+// BaseMySQL creates an empty database <prefijo><random hex> on the test
+// MariaDB server, drops it when the test ends (a failed drop fails the test),
+// and returns the configuration that opens it.
+func BaseMySQL(t testing.TB, prefijo string) *mysql.Config {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(MySQLDSN(t))
+	if err != nil {
+		t.Fatalf("SAGAS_TEST_MYSQL_DSN: %v", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	nombre := prefijo + hex.EncodeToString(b)
+	admin := cfg.Clone()
+	admin.DBName = ""
+	adm, err := sql.Open("mysql", admin.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.Exec("CREATE DATABASE " + nombre); err != nil {
+		adm.Close()
+		t.Fatalf("crear base de datos de prueba: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := adm.Exec("DROP DATABASE " + nombre); err != nil {
+			t.Errorf("borrar %s: %v", nombre, err)
+		}
+		adm.Close()
+	})
+	cfg.DBName = nombre
+	return cfg
+}
 
 // Required reports whether integration tests must run (under make test).
 func Required() bool { return os.Getenv("SAGAS_TEST_REQUIRED") == "1" }

@@ -2,9 +2,7 @@ package mysqltx_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -34,28 +32,7 @@ func (c contador) Write(b []byte) (int, error) {
 // connection, and returns it with the count of commands sent.
 func abrir(t *testing.T) (*sql.DB, *atomic.Int64) {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(integracion.MySQLDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	nombre := "mysqltx_" + hex.EncodeToString(b)
-	admin := cfg.Clone()
-	admin.DBName = ""
-	adm, err := sql.Open("mysql", admin.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.Exec("CREATE DATABASE " + nombre); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		adm.Exec("DROP DATABASE " + nombre)
-		adm.Close()
-	})
-
-	cfg.DBName = nombre
+	cfg := integracion.BaseMySQL(t, "mysqltx_")
 	cfg.MultiStatements, cfg.InterpolateParams = true, true
 	n := new(atomic.Int64)
 	var d net.Dialer
