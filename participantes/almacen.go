@@ -369,24 +369,17 @@ func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []claveP
 	sel := "SELECT " + columnasInbox + " FROM inbox WHERE saga_id IN (" +
 		strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ") + ")"
 	var filas *sql.Rows
+	var err error
 	if a.d.nombre == AlmacenMySQL {
 		// One round trip (multiStatements): the driver skips the upsert's
 		// empty result and returns the query's rows; a failed upsert stops
 		// the query and is its error.
-		var err error
 		filas, err = tx.QueryContext(ctx, q+";\n"+sel, append(args, sagas...)...)
-		if err != nil {
-			return nil, fmt.Errorf("bloquear %d pasos y leer su inbox: %w", n, err)
-		}
-	} else {
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return nil, fmt.Errorf("bloquear %d pasos: %w", n, err)
-		}
-		var err error
+	} else if _, err = tx.ExecContext(ctx, q, args...); err == nil {
 		filas, err = tx.QueryContext(ctx, sel, sagas...)
-		if err != nil {
-			return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
-		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bloquear %d pasos y leer el inbox de %d sagas: %w", n, len(sagas), err)
 	}
 	// Rows of the sagas' other steps are read too (the index is by saga
 	// first); they are dropped here.
