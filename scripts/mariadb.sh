@@ -74,6 +74,7 @@ max_connections        = 500
 innodb_buffer_pool_size = 256M
 innodb_log_file_size   = 64M
 innodb_flush_log_at_trx_commit = 1
+$(printf '%b' "${MARIADB_CNF_EXTRA:-}")
 EOF
 }
 
