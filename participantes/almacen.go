@@ -389,8 +389,9 @@ func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []claveP
 	}
 	out := map[string]map[string]registro{}
 	for _, k := range pasos {
-		if r := todos[pasoDe(k.sagaID, k.paso)]; r != nil {
-			out[pasoDe(k.sagaID, k.paso)] = r
+		clave := pasoDe(k.sagaID, k.paso)
+		if r := todos[clave]; r != nil {
+			out[clave] = r
 		}
 	}
 	return out, nil
