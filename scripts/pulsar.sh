@@ -108,9 +108,10 @@ set_prop() {
 # the host to itself (2 IO threads per core, 8 ordered executors, ...); here
 # the broker, its bookie, MariaDB and seven Go processes share the cores, and
 # every hand-off between pools is a context switch. At one thread per pool
-# per two cores the broker's CPU per message fell by a third at 60 sagas/s
-# and the whole system's peak rose by about half on 2 cores (README,
-# Performance). PULSAR_CONF_OVERRIDES still wins.
+# per two cores, on 2 cores, the broker's CPU per saga at 60 sagas/s fell by
+# about a third (7.4 -> 4.9 ms) and the whole system's warm peak rose by
+# about a third (238 -> 323 sagas/s) (README, Performance).
+# PULSAR_CONF_OVERRIDES still wins.
 POOL_THREADS=$(($(nproc 2>/dev/null || echo 2) / 2))
 ((POOL_THREADS >= 1)) || POOL_THREADS=1
 
