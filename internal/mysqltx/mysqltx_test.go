@@ -56,6 +56,16 @@ func abrir(t *testing.T) (*sql.DB, *atomic.Int64) {
 	return db, n
 }
 
+// empezar opens a transaction with the default options.
+func empezar(t *testing.T, db *sql.DB) *sql.Tx {
+	t.Helper()
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 func filas(t *testing.T, db *sql.DB) int {
 	t.Helper()
 	var n int
@@ -69,10 +79,7 @@ func TestTransaccionSinViajesPropios(t *testing.T) {
 	db, n := abrir(t)
 	ctx := context.Background()
 	antes := n.Load()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := empezar(t, db)
 	res, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (?, ?), (?, ?)", 1, 10, 2, 20)
 	if err != nil {
 		t.Fatal(err)
@@ -108,10 +115,7 @@ func TestTransaccionSinViajesPropios(t *testing.T) {
 func TestRollbackDeshaceElPrimerEnunciado(t *testing.T) {
 	db, _ := abrir(t)
 	ctx := context.Background()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := empezar(t, db)
 	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)"); err != nil {
 		t.Fatal(err)
 	}
@@ -129,16 +133,13 @@ func TestFalloAntesDelCommitNoConfirmaNada(t *testing.T) {
 	if _, err := db.Exec("INSERT INTO t VALUES (5, 5)"); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := empezar(t, db)
 	if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)"); err != nil {
 		t.Fatal(err)
 	}
 	// The second statement fails on the duplicate key: the COMMIT after it
 	// must not run.
-	_, err = tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (2, 2); INSERT INTO t VALUES (5, 6)")
+	_, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (2, 2); INSERT INTO t VALUES (5, 6)")
 	if err == nil {
 		t.Fatal("duplicate key: no error")
 	}
@@ -152,13 +153,9 @@ func TestFalloAntesDelCommitNoConfirmaNada(t *testing.T) {
 
 func TestTransaccionVaciaNoEnviaNada(t *testing.T) {
 	db, n := abrir(t)
-	ctx := context.Background()
 	for _, fin := range []func(*sql.Tx) error{(*sql.Tx).Commit, (*sql.Tx).Rollback} {
 		antes := n.Load()
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tx := empezar(t, db)
 		if err := fin(tx); err != nil {
 			t.Fatal(err)
 		}
@@ -177,10 +174,7 @@ func TestPreparadaComoPrimerEnunciado(t *testing.T) {
 	}
 	defer st.Close()
 	for _, confirmar := range []bool{false, true} {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tx := empezar(t, db)
 		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, 1, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -233,10 +227,7 @@ func TestConOpcionesLaAbreElDriver(t *testing.T) {
 func TestEnunciadoTrasElCommitEsUnError(t *testing.T) {
 	db, _ := abrir(t)
 	ctx := context.Background()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := empezar(t, db)
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (1, 1)"); err != nil {
 		t.Fatal(err)
@@ -249,10 +240,7 @@ func TestEnunciadoTrasElCommitEsUnError(t *testing.T) {
 func TestConexionPerdidaEnLaTransaccion(t *testing.T) {
 	db, _ := abrir(t)
 	ctx := context.Background()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx := empezar(t, db)
 	var id int64
 	// The first statement, with the START TRANSACTION in front of it.
 	if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
@@ -276,10 +264,7 @@ func TestConexionPerdidaEnLaTransaccion(t *testing.T) {
 	tx.Rollback() // the connection is gone; its error does not matter
 
 	// The pool replaces the connection, and a new lazy transaction works.
-	tx, err = db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx = empezar(t, db)
 	if _, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO t VALUES (3, 3)"); err != nil {
 		t.Fatal(err)
 	}
