@@ -35,7 +35,7 @@ type claveCommit struct{}
 
 // ConCommit marks ctx so that the next ExecContext in a transaction commits
 // it in the same round trip; Tx.Commit then sends nothing. The result's
-// RowsAffected is the statement's (not the COMMIT's). Outside a wrapped
+// RowsAffected and LastInsertId are the statement's (not the COMMIT's). Outside a wrapped
 // MySQL transaction the mark does nothing, so callers can pass it on any
 // store.
 func ConCommit(ctx context.Context) context.Context {
@@ -259,8 +259,18 @@ func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
 	return driver.ErrSkip
 }
 
-// sinCommit reports the affected rows of the statement before the COMMIT.
+// sinCommit reports the affected rows and the insert id of the statement
+// before the COMMIT, not the COMMIT's (0).
 type sinCommit struct{ driver.Result }
+
+func (r sinCommit) LastInsertId() (int64, error) {
+	if m, ok := r.Result.(mysql.Result); ok {
+		if a := m.AllLastInsertIds(); len(a) >= 2 {
+			return a[len(a)-2], nil
+		}
+	}
+	return r.Result.LastInsertId()
+}
 
 func (r sinCommit) RowsAffected() (int64, error) {
 	if m, ok := r.Result.(mysql.Result); ok {

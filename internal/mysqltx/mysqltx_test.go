@@ -112,6 +112,25 @@ func TestTransaccionSinViajesPropios(t *testing.T) {
 	}
 }
 
+func TestIdInsertadoConElCommit(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	if _, err := db.Exec("CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL) AUTO_INCREMENT = 41"); err != nil {
+		t.Fatal(err)
+	}
+	tx := empezar(t, db)
+	res, err := tx.ExecContext(mysqltx.ConCommit(ctx), "INSERT INTO a (v) VALUES (?)", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := res.LastInsertId(); err != nil || id != 41 {
+		t.Fatalf("LastInsertId with the COMMIT = %d, %v; want the INSERT's 41", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRollbackDeshaceElPrimerEnunciado(t *testing.T) {
 	db, _ := abrir(t)
 	ctx := context.Background()
