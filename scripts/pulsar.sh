@@ -115,6 +115,13 @@ set_prop() {
 POOL_THREADS=$(($(nproc 2>/dev/null || echo 2) / 2))
 ((POOL_THREADS >= 1)) || POOL_THREADS=1
 
+# A subscription's cursor that has caught up waits this long before looking
+# for new entries (default 10 ms), so a message that arrives within 10 ms of
+# the previous dispatch waits for the next look. A saga is a chain of such
+# messages: at 0 a keyed produce -> consume round trip at concurrency 1 went
+# from 10.7 to 2.0 ms (README, Performance). PULSAR_CONF_OVERRIDES still wins.
+NEW_ENTRIES_CHECK_DELAY_MS=0
+
 write_conf() {
     mkdir -p "$(dirname "$CONF_FILE")"
     cp "$PULSAR_HOME_DIR/conf/standalone.conf" "$CONF_FILE.tmp"
@@ -139,6 +146,7 @@ write_conf() {
         "numReadWorkerThreads=$POOL_THREADS" \
         "numJournalCallbackThreads=$POOL_THREADS" \
         "numAddWorkerThreads=0" \
+        "managedLedgerNewEntriesCheckDelayInMillis=$NEW_ENTRIES_CHECK_DELAY_MS" \
         ${PULSAR_CONF_OVERRIDES:-}; do
         set_prop "$CONF_FILE.tmp" "${kv%%=*}" "${kv#*=}"
     done
