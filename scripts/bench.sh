@@ -12,8 +12,8 @@
 #   3. half:  N sagas at half that peak rate  -> p99 under load (3 runs, median)
 #   4. the same closed loop at a quarter and half the concurrency (one run
 #      each): the broker bound is measured with as many round trips in
-#      flight as sagas, so it grows with the concurrency while saga
-#      throughput saturates, and the ratio depends on the concurrency
+#      flight as sagas, so the ratio depends on the concurrency until the
+#      broker saturates
 # and prints the targets (throughput >= 0.5 of the lower bound; p99 at half
 # peak <= 3x idle p50). JSON results go to .run/bench/*.json.
 #
