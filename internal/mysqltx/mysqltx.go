@@ -35,9 +35,9 @@ type claveCommit struct{}
 
 // ConCommit marks ctx so that the next ExecContext in a transaction commits
 // it in the same round trip; Tx.Commit then sends nothing. The result's
-// RowsAffected and LastInsertId are the statement's (not the COMMIT's). Outside a wrapped
-// MySQL transaction the mark does nothing, so callers can pass it on any
-// store.
+// RowsAffected and LastInsertId are the statement's (not the COMMIT's).
+// Outside a wrapped MySQL transaction the mark does nothing, so callers can
+// pass it on any store.
 func ConCommit(ctx context.Context) context.Context {
 	return context.WithValue(ctx, claveCommit{}, true)
 }
@@ -264,19 +264,20 @@ func (s *stmt) CheckNamedValue(nv *driver.NamedValue) error {
 type sinCommit struct{ driver.Result }
 
 func (r sinCommit) LastInsertId() (int64, error) {
-	if m, ok := r.Result.(mysql.Result); ok {
-		if a := m.AllLastInsertIds(); len(a) >= 2 {
-			return a[len(a)-2], nil
-		}
-	}
-	return r.Result.LastInsertId()
+	return r.antesDelCommit(mysql.Result.AllLastInsertIds, r.Result.LastInsertId)
 }
 
 func (r sinCommit) RowsAffected() (int64, error) {
+	return r.antesDelCommit(mysql.Result.AllRowsAffected, r.Result.RowsAffected)
+}
+
+// antesDelCommit is the value todos gives the statement before the COMMIT,
+// or propio's when the result does not say per statement.
+func (r sinCommit) antesDelCommit(todos func(mysql.Result) []int64, propio func() (int64, error)) (int64, error) {
 	if m, ok := r.Result.(mysql.Result); ok {
-		if a := m.AllRowsAffected(); len(a) >= 2 {
+		if a := todos(m); len(a) >= 2 {
 			return a[len(a)-2], nil
 		}
 	}
-	return r.Result.RowsAffected()
+	return propio()
 }
