@@ -10,6 +10,11 @@
 // own code path. It prints saga throughput as a ratio of each bound:
 // sagas/s × messages per saga ÷ broker messages/s, and sagas/s × commits per
 // saga ÷ commits/s.
+//
+// On Linux it also accounts where the machine's CPU went during the load
+// (busy share of the cores; CPU ms and context switches per saga of the
+// coordinator, the participants, the broker, the database and itself), so a
+// latency figure says whether the machine was saturated when it was taken.
 package main
 
 import (
@@ -62,6 +67,7 @@ type opciones struct {
 	dsn          string
 	sqlite       string
 	cotas        bool
+	cpu          bool
 	salida       string
 	espera       time.Duration
 	token        string
@@ -84,6 +90,7 @@ type Resultado struct {
 	SinTerminar    int         `json:"sin_terminar"`
 	PrimerError    string      `json:"primer_error,omitempty"`
 	Cotas          *Cotas      `json:"cotas,omitempty"`
+	CPU            *CPU        `json:"cpu,omitempty"`
 	Maquina        string      `json:"maquina"`
 	Inicio         time.Time   `json:"inicio"`
 	// commits is the MySQL server's Com_commit delta over the load phase.
@@ -131,6 +138,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.dsn, "dsn", "sagas:sagas123@tcp(127.0.0.1:3306)/sagas", "MySQL DSN (DB bound, Com_commit per saga)")
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
 	fs.BoolVar(&o.cotas, "cotas", true, "measure the broker and DB bounds in the same run")
+	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
 	fs.DurationVar(&o.espera, "espera", 5*time.Minute, "give up waiting for outcomes after this")
 	fs.StringVar(&o.token, "token", os.Getenv("SAGAS_API_TOKEN"), "API bearer token")
@@ -167,9 +175,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("leer Com_commit: %w", err)
 		}
 	}
+	var cpu *medidorCPU
+	if o.cpu {
+		cpu = iniciarCPU(os.DirFS("/proc"))
+	}
 	res, err := cargar(ctx, o, client, topo)
 	if err != nil {
 		return err
+	}
+	if cpu != nil {
+		if res.CPU, err = cpu.fin(res.Completadas + res.Compensadas); err != nil {
+			fmt.Fprintf(stdout, "  (no CPU accounting: %v)\n", err)
+		}
 	}
 	if o.almacen == "mysql" {
 		despues, err := comCommit(ctx, o.dsn)
@@ -456,6 +473,9 @@ func imprimir(w io.Writer, r *Resultado) {
 	fmt.Fprintf(w, "  outcome         %d completadas, %d compensadas (%.1f%%), %d errores, %d sin terminar\n", r.Completadas, r.Compensadas, r.CompensadasPct, r.Errores, r.SinTerminar)
 	if r.PrimerError != "" {
 		fmt.Fprintf(w, "  first error     %s\n", r.PrimerError)
+	}
+	if r.CPU != nil {
+		imprimirCPU(w, r.CPU)
 	}
 	if c := r.Cotas; c != nil {
 		medido := "estimated from the design"

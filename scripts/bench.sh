@@ -15,7 +15,8 @@
 #      flight as sagas, so the ratio depends on the concurrency until the
 #      broker saturates
 # and prints the targets (throughput >= 0.5 of the lower bound; p99 at half
-# peak <= 3x idle p50). JSON results go to .run/bench/*.json.
+# peak <= 3x idle p50) and how busy the machine's cores were in each run.
+# JSON results go to .run/bench/*.json.
 #
 # Usage: scripts/bench.sh [-n SAGAS] [-c CONCURRENCY]   (defaults 2000, 64)
 set -euo pipefail
@@ -131,4 +132,8 @@ echo "=== campana on MariaDB, $(nproc) cores ==="
 printf 'peak throughput     %s sagas/s; ratio to the lower bound %s (target >= 0.5; median of 3)\n' "$pico" "$ratio"
 printf 'idle p50            %s ms (median of 3)\n' "$p50"
 printf 'p99 at half peak    %s ms = %.2fx idle p50 (target <= 3; median of 3)\n' "$p99" "$(awk -v a="$p99" -v b="$p50" 'BEGIN { print a / b }')"
+# Whether the machine was saturated when each figure was taken (the load
+# tool's /proc accounting; absent off Linux).
+cpu() { campo "$1" '"%.0f%% busy, %.1f ms CPU/saga" % (d["cpu"]["ocupada_pct"], d["cpu"]["ms_por_saga"]) if d.get("cpu") else "not measured"'; }
+printf 'machine CPU         idle %s; peak %s; half peak %s\n' "$(cpu "$OUT/reposo.json")" "$(cpu "$OUT/pico.json")" "$(cpu "$OUT/mitad.json")"
 echo "results: $OUT/reposo.json $OUT/pico.json $OUT/mitad.json"
