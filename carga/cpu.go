@@ -31,7 +31,6 @@ type CPU struct {
 	// included (the groups below and the rest).
 	MsPorSaga float64    `json:"ms_por_saga"`
 	Grupos    []GrupoCPU `json:"grupos"`
-	grupos    map[string]*GrupoCPU
 }
 
 // GrupoCPU is one group of processes: the coordinator replicas, the
@@ -213,7 +212,8 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 	if sagas <= 0 {
 		sagas = 1
 	}
-	c := &CPU{Nucleos: b.nucleos, grupos: map[string]*GrupoCPU{}}
+	c := &CPU{Nucleos: b.nucleos}
+	grupos := map[string]*GrupoCPU{}
 	if d := b.total - a.total; d > 0 {
 		c.OcupadaPct = 100 * (b.ocupada - a.ocupada) / d
 		c.RobadaPct = 100 * (b.robada - a.robada) / d
@@ -224,16 +224,16 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 		if !ok || pa.grupo != pb.grupo {
 			continue
 		}
-		g := c.grupos[pb.grupo]
+		g := grupos[pb.grupo]
 		if g == nil {
 			g = &GrupoCPU{Nombre: pb.grupo}
-			c.grupos[pb.grupo] = g
+			grupos[pb.grupo] = g
 		}
 		g.Procesos++
 		g.ms += 1000 * (pb.jiffies - pa.jiffies) / b.hz
 		g.cambios += pb.cambios - pa.cambios
 	}
-	for _, g := range c.grupos {
+	for _, g := range grupos {
 		g.MsPorSaga = g.ms / float64(sagas)
 		g.CambiosPorSaga = g.cambios / float64(sagas)
 		c.Grupos = append(c.Grupos, *g)
