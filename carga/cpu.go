@@ -46,9 +46,9 @@ type GrupoCPU struct {
 // participantesCPU are the participant binaries' names.
 var participantesCPU = []string{"influencer", "marca", "tracking", "afiliados", "comisiones", "notificaciones"}
 
-// grupoDe names the group of a process from its command name (comm) and
-// command line, or "" when it is not part of the system.
-func grupoDe(comm, cmdline string, propio bool) string {
+// grupoDe names the group of a process from its command name (comm) and,
+// for a JVM only, its command line; "" when it is not part of the system.
+func grupoDe(comm string, cmdline func() string, propio bool) string {
 	switch {
 	case propio:
 		return "carga"
@@ -58,7 +58,7 @@ func grupoDe(comm, cmdline string, propio bool) string {
 		return "participantes"
 	case comm == "mariadbd" || comm == "mysqld":
 		return "mariadb"
-	case comm == "java" && strings.Contains(cmdline, "pulsar"):
+	case comm == "java" && strings.Contains(cmdline(), "pulsar"):
 		return "pulsar"
 	}
 	return ""
@@ -66,7 +66,6 @@ func grupoDe(comm, cmdline string, propio bool) string {
 
 // muestraCPU is one reading of /proc.
 type muestraCPU struct {
-	hz       float64
 	nucleos  int
 	ocupada  float64 // jiffies of all cores
 	robada   float64
@@ -87,7 +86,7 @@ const hzUsuario = 100
 // leerCPU reads the machine's counters and those of the system's processes
 // from procfs (rooted at /proc). self is this process's pid.
 func leerCPU(procfs fs.FS, self int) (*muestraCPU, error) {
-	m := &muestraCPU{hz: hzUsuario, procesos: map[int]procesoCPU{}}
+	m := &muestraCPU{procesos: map[int]procesoCPU{}}
 	stat, err := fs.ReadFile(procfs, "stat")
 	if err != nil {
 		return nil, err
@@ -113,8 +112,11 @@ func leerCPU(procfs fs.FS, self int) (*muestraCPU, error) {
 		if err != nil {
 			continue
 		}
-		cmdline, _ := fs.ReadFile(procfs, path.Join(e.Name(), "cmdline"))
-		g := grupoDe(comm, string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})), pid == self)
+		cmdline := func() string {
+			b, _ := fs.ReadFile(procfs, path.Join(e.Name(), "cmdline"))
+			return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+		g := grupoDe(comm, cmdline, pid == self)
 		if g == "" {
 			continue
 		}
@@ -218,7 +220,7 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 		c.OcupadaPct = 100 * (b.ocupada - a.ocupada) / d
 		c.RobadaPct = 100 * (b.robada - a.robada) / d
 	}
-	c.MsPorSaga = 1000 * (b.ocupada - a.ocupada) / b.hz / float64(sagas)
+	c.MsPorSaga = 1000 * (b.ocupada - a.ocupada) / hzUsuario / float64(sagas)
 	for pid, pb := range b.procesos {
 		pa, ok := a.procesos[pid]
 		if !ok || pa.grupo != pb.grupo {
@@ -230,7 +232,7 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 			grupos[pb.grupo] = g
 		}
 		g.Procesos++
-		g.ms += 1000 * (pb.jiffies - pa.jiffies) / b.hz
+		g.ms += 1000 * (pb.jiffies - pa.jiffies) / hzUsuario
 		g.cambios += pb.cambios - pa.cambios
 	}
 	for _, g := range grupos {
