@@ -126,9 +126,11 @@ func (r *Relay) Correr(ctx context.Context) {
 		default:
 			pausa = r.espera
 		}
-		if err == nil && n > 0 {
-			continue // drain until empty before sleeping
-		}
+		// A short round found every row there was when it looked. Rows
+		// committed since then signalled aviso, so sleep instead of claiming
+		// again: a second, usually empty, claim is a locking read and a
+		// transaction per round. Rows nobody signals (another replica's, when
+		// it dies) wait for the poll.
 		select {
 		case <-ctx.Done():
 		case <-r.aviso:
