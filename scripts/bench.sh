@@ -146,9 +146,9 @@ for c in "${concurrencias[@]}"; do
 done
 printf '  %4s  %s  (median peak run)\n' "$C" "$(campo "$OUT/pico.json" '"%.1f %.0f %.2f" % (d["sagas_por_s"], d["cotas"]["broker_msgs_por_s"], d["cotas"]["ratio_cota_inferior"])')"
 # Whether the machine was saturated when each figure was taken (the load
-# tool's /proc accounting; absent off Linux).
-# Stolen time is CPU the hypervisor gave to other guests: a run with much of
-# it measured the neighbours, not this system.
+# tool's /proc accounting; absent off Linux), and how much of it the
+# hypervisor gave to other guests: a run with much stolen time measured the
+# neighbours, not this system.
 cpu() { campo "$1" '"%.0f%% busy (%.0f%% stolen), %.1f ms CPU/saga" % (d["cpu"]["ocupada_pct"], d["cpu"]["robada_pct"], d["cpu"]["ms_por_saga"]) if d.get("cpu") else "not measured"'; }
 echo "latency by load (share of the peak, sagas/s, p50 ms, p99 ms, p99 / idle p50, machine):"
 sostenible=""
