@@ -1,0 +1,308 @@
+// Package entorno is the one table of the environment variables the
+// binaries read (name, default, allowed values, meaning, which binaries read
+// it) and the reader that validates them, shared by the coordinator, the
+// participants, carga and caos. docs/configuration.md is generated from the
+// table (go generate ./internal/entorno).
+package entorno
+
+//go:generate go run ./gen -o ../../docs/configuration.md
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Binario is a set of the binaries that read a variable.
+type Binario uint8
+
+// The binaries.
+const (
+	Coordinador Binario = 1 << iota
+	Participantes
+	Carga
+	Caos
+)
+
+// Binarios lists each binary once, in the documentation's order.
+var Binarios = []Binario{Coordinador, Participantes, Carga, Caos}
+
+func (b Binario) String() string {
+	var nombres []string
+	for i, n := range []string{"coordinador", "participantes", "carga", "caos"} {
+		if b&(1<<i) != 0 {
+			nombres = append(nombres, n)
+		}
+	}
+	return strings.Join(nombres, ", ")
+}
+
+// Variable is one setting.
+type Variable struct {
+	Nombre string
+	// Defecto is the value used when the variable is unset or blank.
+	Defecto string
+	// DefectoTexto, when set, is how the documentation states a default the
+	// reading code derives (from another variable, the clock, the host).
+	DefectoTexto string
+	Valores      Valores
+	Descripcion  string
+	Binarios     Binario
+	// Alias are deprecated names still read when Nombre is unset.
+	Alias []string
+}
+
+// Variables is the table of every setting, in the documentation's order.
+var Variables = []Variable{
+	// The broker.
+	{Nombre: "SAGAS_PULSAR_URL", Defecto: "pulsar://127.0.0.1:6650", Valores: URL{"pulsar", "pulsar+ssl"},
+		Descripcion: "broker binary protocol URL", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_PULSAR_ADMIN_URL", Defecto: "http://127.0.0.1:8080", Valores: URL{"http", "https"},
+		Descripcion: "broker admin REST URL", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_PULSAR_TENANT", Defecto: "alpespartner", Valores: Nombre{},
+		Descripcion: "tenant of our topics", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_PULSAR_NAMESPACE", Defecto: "sagas", Valores: Nombre{},
+		Descripcion: "namespace of our topics", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_CONSUMER_WORKERS", Defecto: "2", Valores: Entero{1, 256}, Alias: []string{"SAGAS_TRABAJADORES"},
+		Descripcion: "workers that consume in parallel (the coordinator's replies, a participant's commands); each applies the messages queued for it in one transaction, per saga in order",
+		Binarios:    Coordinador | Participantes},
+
+	// The store.
+	{Nombre: "SAGAS_STORAGE_TYPE", Defecto: "sqlite", Valores: Opciones{"sqlite", "mysql"},
+		Descripcion: "sqlite (embedded; one coordinator replica) or mysql", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DATA_DIR", Defecto: ".run/data", Valores: Texto{},
+		Descripcion: "directory of the SQLite files (participante-<servicio>.db, coordinador.db)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_PATH", DefectoTexto: "$SAGAS_DATA_DIR/coordinador.db", Valores: Texto{},
+		Descripcion: "the coordinator's SQLite file", Binarios: Coordinador},
+	{Nombre: "SAGAS_DB_HOST", Defecto: "127.0.0.1", Valores: Texto{},
+		Descripcion: "MySQL host (compose: sagas-db)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_PORT", Defecto: "3306", Valores: Puerto{1},
+		Descripcion: "MySQL port", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_USER", Defecto: "sagas", Valores: Texto{},
+		Descripcion: "MySQL user", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_PASSWORD", Defecto: "sagas123", Valores: Texto{},
+		Descripcion: "MySQL password", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_NAME", Defecto: "sagas", Valores: Texto{},
+		Descripcion: "the coordinator's MySQL database", Binarios: Coordinador},
+	{Nombre: "SAGAS_DB_PREFIJO", Defecto: "participante_", Valores: Texto{},
+		Descripcion: "prefix of a participant's MySQL database (<prefix><servicio>, created if missing)", Binarios: Participantes},
+	{Nombre: "SAGAS_DB_MAX_CONNS", Defecto: "32", Valores: Entero{1, 1000},
+		Descripcion: "MySQL connection pool size", Binarios: Coordinador},
+
+	// HTTP and logs.
+	{Nombre: "SAGAS_API_HOST", Defecto: "0.0.0.0", Valores: Texto{},
+		Descripcion: "HTTP listen host", Binarios: Coordinador},
+	{Nombre: "SAGAS_API_PORT", Defecto: "8003", Valores: Puerto{0},
+		Descripcion: "HTTP port (API, /metrics, /healthz, /readyz)", Binarios: Coordinador},
+	{Nombre: "SAGAS_API_TOKEN", Valores: Texto{},
+		Descripcion: "if set, POSTs and saga reads need Authorization: Bearer <token> (carga: the default of -token)", Binarios: Coordinador | Carga},
+	{Nombre: "SAGAS_METRICS_ADDR", Defecto: "127.0.0.1:0", Valores: Direccion{},
+		Descripcion: "where a participant serves /metrics, /healthz and /efectos/{saga_id}", Binarios: Participantes},
+	{Nombre: "SAGAS_PPROF_ADDR", Valores: Direccion{},
+		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty", Binarios: Coordinador},
+	{Nombre: "SAGAS_LOG_LEVEL", Defecto: "info", Valores: Opciones{"debug", "info", "warn", "error"},
+		Descripcion: "log level", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_LOG_DIR", Defecto: "logs/sagas", Valores: Texto{},
+		Descripcion: "the seeds' per-saga log files; \"off\" disables them", Binarios: Coordinador},
+
+	// The coordinator's engine.
+	{Nombre: "SAGAS_REPLICA_ID", Defecto: "hostname", DefectoTexto: "coordinador-<hostname>", Valores: SinSeparadores{},
+		Descripcion: "stable replica id (producer names for broker de-duplication)", Binarios: Coordinador},
+	{Nombre: "SAGAS_TIMER_INTERVAL", Defecto: "250ms", Valores: Duracion{10 * time.Millisecond, time.Minute},
+		Descripcion: "how often deadlines are swept", Binarios: Coordinador},
+	{Nombre: "SAGAS_DEFINICIONES", Valores: Texto{},
+		Descripcion: "directory of saga definitions (*.json) that add to or replace the built-in ones", Binarios: Coordinador},
+	{Nombre: "SAGAS_PUENTE", Defecto: "on", Valores: Interruptor{},
+		Descripcion: "consume the legacy choreography topics", Binarios: Coordinador},
+	{Nombre: "SAGAS_LEGADO_TOPICO_CAMPANIA", Defecto: "persistent://public/default/eventos-campania", Valores: Topico{},
+		Descripcion: "legacy topic of EventoCampaniaCreada", Binarios: Coordinador},
+	{Nombre: "SAGAS_LEGADO_TOPICO_LANZAR", Defecto: "persistent://public/default/comando-lanzar-campania-completa", Valores: Topico{},
+		Descripcion: "legacy topic of ComandoLanzarCampaniaCompleta", Binarios: Coordinador},
+
+	// A participant's failure injection, off by default.
+	{Nombre: "SAGAS_FALLOS", Defecto: "no", Valores: Opciones{"no", "semillas"},
+		Descripcion: "semillas: fail commands at the seeds' failure rate of the service", Binarios: Participantes},
+	{Nombre: "SAGAS_TASA_FALLO", DefectoTexto: "SAGAS_FALLOS decides", Valores: Decimal{Min: 0, Max: 1, Ejemplo: "0.2 fails one command in five"},
+		Descripcion: "the failure rate, whatever SAGAS_FALLOS says", Binarios: Participantes},
+	{Nombre: "SAGAS_SEMILLA", DefectoTexto: "from the clock", Valores: Entero{},
+		Descripcion: "seed of the failure injection's RNG", Binarios: Participantes},
+	{Nombre: "SAGAS_LATENCIA", Defecto: "0s", Valores: Duracion{},
+		Descripcion: "delay added to every command", Binarios: Participantes},
+
+	// Tools.
+	{Nombre: "SAGAS_CACHE_DIR", DefectoTexto: "$HOME/.cache/alpespartner", Valores: Texto{},
+		Descripcion: "where scripts/ keep the Pulsar download; the only SAGAS_ variable caos passes to its isolated world", Binarios: Caos},
+}
+
+// Buscar returns the variable named nombre (or one of its aliases).
+func Buscar(nombre string) (Variable, bool) {
+	for _, v := range Variables {
+		if v.Nombre == nombre {
+			return v, true
+		}
+		for _, a := range v.Alias {
+			if a == nombre {
+				return v, true
+			}
+		}
+	}
+	return Variable{}, false
+}
+
+// De lists the variables binario reads, in the table's order.
+func De(binario Binario) []Variable {
+	var vs []Variable
+	for _, v := range Variables {
+		if v.Binarios&binario != 0 {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+// Comprobar checks valor against the allowed values of variable nombre; the
+// error names the variable and what it allows. It is for values that did
+// not come through a Lector (a configuration built in code).
+func Comprobar(nombre, valor string) error {
+	v, ok := Buscar(nombre)
+	if !ok {
+		return fmt.Errorf("%s: not in the configuration table", nombre)
+	}
+	if !v.Valores.valido(valor) {
+		return fmt.Errorf("%s=%q: %s", nombre, valor, v.Valores.Permitidos())
+	}
+	return nil
+}
+
+// Lector reads variables of the table from an environment, collecting every
+// problem; Err reports them all at once. The zero value is not usable: use
+// Leer.
+type Lector struct {
+	getenv func(string) string
+	errs   []error
+	avisos []string
+}
+
+// Leer returns a Lector of the environment getenv (os.Getenv in a binary).
+func Leer(getenv func(string) string) *Lector { return &Lector{getenv: getenv} }
+
+// Err is every problem found so far, joined, or nil.
+func (l *Lector) Err() error { return errors.Join(l.errs...) }
+
+// Problema records a problem found by the caller (a check that needs I/O or
+// spans variables), in the same "NAME=value: what it allows" form.
+func (l *Lector) Problema(nombre, valor, permitidos string) {
+	l.errs = append(l.errs, fmt.Errorf("%s=%q: %s", nombre, valor, permitidos))
+}
+
+// Avisos are the notices for the operator the reads produced (a deprecated
+// name in use), to be logged by the binary.
+func (l *Lector) Avisos() []string { return l.avisos }
+
+// crudo is the trimmed value of nombre, from its name, else from the first
+// alias that is set (with a notice), else its default; origen is the name it
+// came from. ok is false when the value does not belong to the table or
+// fails its check (the problem is recorded).
+func (l *Lector) crudo(nombre string) (valor, origen string, v Variable, ok bool) {
+	v, encontrada := Buscar(nombre)
+	if !encontrada || v.Nombre != nombre {
+		l.errs = append(l.errs, fmt.Errorf("%s: not in the configuration table (internal/entorno)", nombre))
+		return "", nombre, v, false
+	}
+	valor, origen = strings.TrimSpace(l.getenv(nombre)), nombre
+	for _, a := range v.Alias {
+		av := strings.TrimSpace(l.getenv(a))
+		if av == "" {
+			continue
+		}
+		if valor == "" {
+			valor, origen = av, a
+			l.avisos = append(l.avisos, fmt.Sprintf("%s is deprecated: use %s (same meaning)", a, nombre))
+		} else {
+			l.avisos = append(l.avisos, fmt.Sprintf("%s is deprecated and ignored: %s is set", a, nombre))
+		}
+	}
+	if valor == "" {
+		valor, origen = v.Defecto, nombre
+	}
+	if valor != "" && !v.Valores.valido(valor) {
+		l.Problema(origen, valor, v.Valores.Permitidos())
+		return valor, origen, v, false
+	}
+	return valor, origen, v, true
+}
+
+// Definida reports whether nombre (or an alias) is set to a non-blank value
+// in the environment, whatever its default.
+func (l *Lector) Definida(nombre string) bool {
+	v, _ := Buscar(nombre)
+	for _, n := range append([]string{nombre}, v.Alias...) {
+		if strings.TrimSpace(l.getenv(n)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Texto is the value of nombre, as set even when invalid ("" when unset
+// without a default). Words of an Opciones set come back in lower case.
+func (l *Lector) Texto(nombre string) string {
+	s, _, v, _ := l.crudo(nombre)
+	if _, opciones := v.Valores.(Opciones); opciones {
+		s = strings.ToLower(s)
+	}
+	return s
+}
+
+// Entero is the integer value of nombre; def when unset without a default
+// or invalid, so that a problem is reported once and not again downstream.
+func (l *Lector) Entero(nombre string, def int) int {
+	s, _, _, ok := l.crudo(nombre)
+	if !ok || s == "" {
+		return def
+	}
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// Entero64 is Entero for values beyond int's range (a seed).
+func (l *Lector) Entero64(nombre string, def int64) int64 {
+	s, _, _, ok := l.crudo(nombre)
+	if !ok || s == "" {
+		return def
+	}
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// Decimal is the number value of nombre; def when unset or invalid.
+func (l *Lector) Decimal(nombre string, def float64) float64 {
+	s, _, _, ok := l.crudo(nombre)
+	if !ok || s == "" {
+		return def
+	}
+	x, _ := strconv.ParseFloat(s, 64)
+	return x
+}
+
+// Duracion is the duration value of nombre; def when unset or invalid.
+func (l *Lector) Duracion(nombre string, def time.Duration) time.Duration {
+	s, _, _, ok := l.crudo(nombre)
+	if !ok || s == "" {
+		return def
+	}
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+// Interruptor is the on/off value of nombre; false when unset or invalid.
+func (l *Lector) Interruptor(nombre string) bool {
+	s, _, _, ok := l.crudo(nombre)
+	if !ok {
+		return false
+	}
+	on, _ := encendido(s)
+	return on
+}
