@@ -19,9 +19,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/inspector"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,9 +41,9 @@ const (
 	PlazoSaludPorDefecto = 2 * time.Second
 )
 
-// Iniciador starts sagas and retries stuck ones (*coordinador.Motor).
+// Iniciador starts sagas and retries stuck ones (*motor.Motor).
 type Iniciador interface {
-	Iniciar(ctx context.Context, sol coordinador.Solicitud) (id string, creada bool, err error)
+	Iniciar(ctx context.Context, sol motor.Solicitud) (id string, creada bool, err error)
 	Reintentar(ctx context.Context, sagaID string) error
 }
 
@@ -54,7 +54,7 @@ type Consultas interface {
 	Contar(ctx context.Context, f almacen.Filtro) (almacen.Resumen, error)
 }
 
-// Esperas lets a request wait for a saga to end (*coordinador.Avisos).
+// Esperas lets a request wait for a saga to end (*motor.Avisos).
 // Esperar registers a waiter whose channel is closed when the saga may have
 // become terminal; cancel removes the waiter and must always be called.
 type Esperas interface {

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/google/uuid"
@@ -873,15 +873,15 @@ func TestMetricasHTTPUsanLaPlantillaDeRuta(t *testing.T) {
 	}
 }
 
-type iniciadorQueEntraEnPanico struct{ *coordinador.Motor }
+type iniciadorQueEntraEnPanico struct{ *motor.Motor }
 
-func (iniciadorQueEntraEnPanico) Iniciar(context.Context, coordinador.Solicitud) (string, bool, error) {
+func (iniciadorQueEntraEnPanico) Iniciar(context.Context, motor.Solicitud) (string, bool, error) {
 	panic("roto")
 }
 
-type iniciadorCaido struct{ *coordinador.Motor }
+type iniciadorCaido struct{ *motor.Motor }
 
-func (iniciadorCaido) Iniciar(context.Context, coordinador.Solicitud) (string, bool, error) {
+func (iniciadorCaido) Iniciar(context.Context, motor.Solicitud) (string, bool, error) {
 	return "", false, errors.New("database is locked: secreto interno")
 }
 
@@ -924,7 +924,7 @@ func TestServidorHTTPEsperaMasQueLaEsperaMaxima(t *testing.T) {
 
 // Compile-time checks that the engine, the store and Avisos fit the API.
 var (
-	_ Iniciador = (*coordinador.Motor)(nil)
+	_ Iniciador = (*motor.Motor)(nil)
 	_ Consultas = (almacen.Store)(nil)
-	_ Esperas   = (*coordinador.Avisos)(nil)
+	_ Esperas   = (*motor.Avisos)(nil)
 )

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
@@ -32,8 +32,8 @@ type entorno struct {
 	t         *testing.T
 	e         *echo.Echo
 	store     *almacen.DB
-	motor     *coordinador.Motor
-	avisos    *coordinador.Avisos
+	motor     *motor.Motor
+	avisos    *motor.Avisos
 	iniciador *iniciadorProbado
 	registro  *prometheus.Registry
 	reloj     *reloj
@@ -63,12 +63,12 @@ func (r *reloj) avanzar(d time.Duration) {
 // iniciadorProbado is the engine, counting Iniciar calls and running
 // despues (if set) after each saga it starts.
 type iniciadorProbado struct {
-	*coordinador.Motor
+	*motor.Motor
 	llamadas atomic.Int32
 	despues  func(id string)
 }
 
-func (i *iniciadorProbado) Iniciar(ctx context.Context, sol coordinador.Solicitud) (string, bool, error) {
+func (i *iniciadorProbado) Iniciar(ctx context.Context, sol motor.Solicitud) (string, bool, error) {
 	i.llamadas.Add(1)
 	id, creada, err := i.Motor.Iniciar(ctx, sol)
 	if err == nil && creada && i.despues != nil {
@@ -111,11 +111,11 @@ func nuevoEntorno(t *testing.T, ajustar ...func(*Opciones)) *entorno {
 		t.Fatal(err)
 	}
 	en := &entorno{
-		t: t, store: store, avisos: coordinador.NuevosAvisos(), registro: prometheus.NewRegistry(),
+		t: t, store: store, avisos: motor.NuevosAvisos(), registro: prometheus.NewRegistry(),
 		reloj: &reloj{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}, logs: &bufferSeguro{},
 	}
 	logger := slog.New(slog.NewJSONHandler(en.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	en.motor = coordinador.NuevoMotor(coordinador.Opciones{
+	en.motor = motor.Nuevo(motor.Opciones{
 		Store: store, Catalogo: saga.CatalogoPorDefecto(), Topologia: eventos.TopologiaPorDefecto,
 		Comandos: comandos, Eventos: evs, Logger: slog.New(slog.DiscardHandler), Observador: en.avisos, Reloj: en.reloj.ahora,
 	})

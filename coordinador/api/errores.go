@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/labstack/echo/v4"
 )
@@ -99,7 +99,7 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
 	case errors.Is(err, saga.ErrNoReintentable):
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
-	case errors.Is(err, coordinador.ErrEntradaInvalida):
+	case errors.Is(err, motor.ErrEntradaInvalida):
 		return http.StatusBadRequest, CuerpoError{Error: err.Error()}
 	case errors.As(err, &he):
 		switch he.Code {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -69,7 +69,7 @@ func (s *servidor) iniciar(c echo.Context, ruta, tipo, campaniaID string, entrad
 	if err != nil {
 		return fmt.Errorf("codificar entrada de %s: %w", tipo, err)
 	}
-	sol := coordinador.Solicitud{Tipo: tipo, Datos: datos, SagaID: uuid.NewString(), CampaniaID: campaniaID}
+	sol := motor.Solicitud{Tipo: tipo, Datos: datos, SagaID: uuid.NewString(), CampaniaID: campaniaID}
 	if clave != "" {
 		sol.ClaveIdempotencia = ruta + " " + clave
 	}

@@ -53,7 +53,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
@@ -85,9 +85,9 @@ const (
 )
 
 // Iniciador starts a saga, or finds the one already started for the same
-// idempotency key or saga id (creada == false). *coordinador.Motor is one.
+// idempotency key or saga id (creada == false). *motor.Motor is one.
 type Iniciador interface {
-	Iniciar(ctx context.Context, sol coordinador.Solicitud) (id string, creada bool, err error)
+	Iniciar(ctx context.Context, sol motor.Solicitud) (id string, creada bool, err error)
 }
 
 // FuenteEsquemas returns a topic's schema at a version, as the broker's
@@ -222,7 +222,7 @@ func (p *Puente) Iniciar(ctx context.Context) error {
 	ctx, cancelar := context.WithCancel(ctx)
 	rutas := []struct {
 		topico   string
-		traducir func(registroAvro) (coordinador.Solicitud, error)
+		traducir func(registroAvro) (motor.Solicitud, error)
 	}{
 		{p.topicoCampania, solicitudCampana},
 		{p.topicoLanzar, solicitudLanzamiento},
@@ -270,7 +270,7 @@ func (p *Puente) Cerrar() {
 // manejador decodes a legacy message, builds its Solicitud and starts the
 // saga. Permanent failures (poison messages, inputs the engine refuses) are
 // dead-lettered by bus; any other failure is retried.
-func (p *Puente) manejador(topico string, traducir func(registroAvro) (coordinador.Solicitud, error)) bus.Manejador {
+func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Solicitud, error)) bus.Manejador {
 	corto := nombreCortoTopico(topico)
 	return func(ctx context.Context, msg pulsar.Message) error {
 		sol, err := p.solicitud(ctx, topico, msg, traducir)
@@ -278,7 +278,7 @@ func (p *Puente) manejador(topico string, traducir func(registroAvro) (coordinad
 		var creada bool
 		if err == nil {
 			id, creada, err = p.iniciador.Iniciar(ctx, sol)
-			if errors.Is(err, coordinador.ErrEntradaInvalida) {
+			if errors.Is(err, motor.ErrEntradaInvalida) {
 				err = bus.Permanente(err)
 			}
 		}
@@ -302,14 +302,14 @@ func (p *Puente) manejador(topico string, traducir func(registroAvro) (coordinad
 }
 
 func (p *Puente) solicitud(ctx context.Context, topico string, msg pulsar.Message,
-	traducir func(registroAvro) (coordinador.Solicitud, error)) (coordinador.Solicitud, error) {
+	traducir func(registroAvro) (motor.Solicitud, error)) (motor.Solicitud, error) {
 	r, err := p.decodificar(ctx, topico, msg)
 	if err != nil {
-		return coordinador.Solicitud{}, err
+		return motor.Solicitud{}, err
 	}
 	sol, err := traducir(r)
 	if err != nil {
-		return coordinador.Solicitud{}, bus.Permanente(err)
+		return motor.Solicitud{}, bus.Permanente(err)
 	}
 	return sol, nil
 }
@@ -554,21 +554,21 @@ func leerCampos(d registroAvro) (camposLegado, error) {
 }
 
 // solicitudCampana maps an EventoCampaniaCreada to a campana saga.
-func solicitudCampana(r registroAvro) (coordinador.Solicitud, error) {
+func solicitudCampana(r registroAvro) (motor.Solicitud, error) {
 	s, err := leerSobre(r)
 	if err != nil {
-		return coordinador.Solicitud{}, err
+		return motor.Solicitud{}, err
 	}
 	idCampania, err := s.datos.texto("id_campania")
 	if err != nil {
-		return coordinador.Solicitud{}, err
+		return motor.Solicitud{}, err
 	}
 	if idCampania == "" {
-		return coordinador.Solicitud{}, fmt.Errorf("%w: evento legado %s sin id_campania", eventos.ErrMalformado, s.id)
+		return motor.Solicitud{}, fmt.Errorf("%w: evento legado %s sin id_campania", eventos.ErrMalformado, s.id)
 	}
 	c, err := leerCampos(s.datos)
 	if err != nil {
-		return coordinador.Solicitud{}, fmt.Errorf("evento legado %s: %w", s.id, err)
+		return motor.Solicitud{}, fmt.Errorf("evento legado %s: %w", s.id, err)
 	}
 	datos, err := json.Marshal(eventos.EntradaCampana{
 		CampaniaID: idCampania, Nombre: c.nombre, Tipo: c.tipo, Presupuesto: c.presupuesto,
@@ -576,9 +576,9 @@ func solicitudCampana(r registroAvro) (coordinador.Solicitud, error) {
 		SegmentoAudiencia: c.segmento, Moneda: c.moneda, FechaInicio: c.inicio, FechaFin: c.fin,
 	})
 	if err != nil {
-		return coordinador.Solicitud{}, fmt.Errorf("evento legado %s: %w", s.id, err)
+		return motor.Solicitud{}, fmt.Errorf("evento legado %s: %w", s.id, err)
 	}
-	return coordinador.Solicitud{
+	return motor.Solicitud{
 		Tipo: saga.TipoCampana, Datos: datos, CampaniaID: idCampania,
 		ClaveIdempotencia: ClaveEventoCampania(s.id, idCampania),
 	}, nil
@@ -586,14 +586,14 @@ func solicitudCampana(r registroAvro) (coordinador.Solicitud, error) {
 
 // solicitudLanzamiento maps a ComandoLanzarCampaniaCompleta to a
 // lanzar-campania-completa saga named by the envelope id.
-func solicitudLanzamiento(r registroAvro) (coordinador.Solicitud, error) {
+func solicitudLanzamiento(r registroAvro) (motor.Solicitud, error) {
 	s, err := leerSobre(r)
 	if err != nil {
-		return coordinador.Solicitud{}, err
+		return motor.Solicitud{}, err
 	}
 	c, err := leerCampos(s.datos)
 	if err != nil {
-		return coordinador.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
+		return motor.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
 	}
 	campania := CampaniaDeLanzamiento(s.id)
 	entrada := eventos.EntradaLanzamiento{
@@ -611,9 +611,9 @@ func solicitudLanzamiento(r registroAvro) (coordinador.Solicitud, error) {
 	}
 	datos, err := json.Marshal(entrada)
 	if err != nil {
-		return coordinador.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
+		return motor.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
 	}
-	return coordinador.Solicitud{
+	return motor.Solicitud{
 		Tipo: saga.TipoLanzarCampaniaCompleta, Datos: datos, SagaID: s.id, CampaniaID: campania,
 		ClaveIdempotencia: ClaveLanzamiento(s.id),
 	}, nil

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/mensajeria/legado"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
@@ -40,14 +40,14 @@ const (
 // store: the same idempotency key or saga id returns the existing saga.
 type puenteIniciadorFalso struct {
 	mu       sync.Mutex
-	creadas  []coordinador.Solicitud
+	creadas  []motor.Solicitud
 	ids      []string
 	porClave map[string]string
 	llamadas int
 	err      error
 }
 
-func (f *puenteIniciadorFalso) Iniciar(_ context.Context, sol coordinador.Solicitud) (string, bool, error) {
+func (f *puenteIniciadorFalso) Iniciar(_ context.Context, sol motor.Solicitud) (string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.llamadas++
@@ -73,7 +73,7 @@ func (f *puenteIniciadorFalso) Iniciar(_ context.Context, sol coordinador.Solici
 	return id, true, nil
 }
 
-func (f *puenteIniciadorFalso) sagas() []coordinador.Solicitud {
+func (f *puenteIniciadorFalso) sagas() []motor.Solicitud {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.creadas)
@@ -295,7 +295,7 @@ func puenteFecha(ms int64) *time.Time {
 	return &t
 }
 
-func puenteEntradaCampana(t *testing.T, sol coordinador.Solicitud) eventos.EntradaCampana {
+func puenteEntradaCampana(t *testing.T, sol motor.Solicitud) eventos.EntradaCampana {
 	t.Helper()
 	var e eventos.EntradaCampana
 	if err := json.Unmarshal(sol.Datos, &e); err != nil {
@@ -304,7 +304,7 @@ func puenteEntradaCampana(t *testing.T, sol coordinador.Solicitud) eventos.Entra
 	return e
 }
 
-func puenteEntradaLanzamiento(t *testing.T, sol coordinador.Solicitud) eventos.EntradaLanzamiento {
+func puenteEntradaLanzamiento(t *testing.T, sol motor.Solicitud) eventos.EntradaLanzamiento {
 	t.Helper()
 	var e eventos.EntradaLanzamiento
 	if err := json.Unmarshal(sol.Datos, &e); err != nil {
@@ -485,7 +485,7 @@ func TestPuenteMandaADeadLetterLoQueNoPuedeConvertirEnSaga(t *testing.T) {
 		{nombre: "esquema no avro", carga: correcto, version: puenteVersion(0), fuente: &puenteFuenteFalsa{
 			versiones: map[int64]string{0: esquema}, tipo: "JSON"}, motivo: "no AVRO"},
 		{nombre: "el motor rechaza la entrada", carga: correcto, version: puenteVersion(0), ini: &puenteIniciadorFalso{
-			err: fmt.Errorf("%w: tipo desconocido", coordinador.ErrEntradaInvalida)}, motivo: "tipo desconocido"},
+			err: fmt.Errorf("%w: tipo desconocido", motor.ErrEntradaInvalida)}, motivo: "tipo desconocido"},
 	}
 	for _, c := range casos {
 		t.Run(c.nombre, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 )
 
-// Aplicador applies participants' replies (coordinador.Motor).
+// Aplicador applies participants' replies (*motor.Motor).
 type Aplicador interface {
 	AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) []error
 }

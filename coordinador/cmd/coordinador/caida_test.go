@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 )
 
@@ -67,7 +67,7 @@ func TestKill9DelCoordinadorNoPierdeNada(t *testing.T) {
 		const n = 400
 		for i := range n {
 			id := fmt.Sprintf("%05d-%s", i, aleatorio())
-			if _, _, err := m.Iniciar(context.Background(), coordinador.Solicitud{Tipo: saga.TipoCampana, SagaID: id, Datos: json.RawMessage(`{}`)}); err != nil {
+			if _, _, err := m.Iniciar(context.Background(), motor.Solicitud{Tipo: saga.TipoCampana, SagaID: id, Datos: json.RawMessage(`{}`)}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/mensajeria"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
@@ -257,22 +257,22 @@ func (p *participantes) recibido(clave string, intento int) int {
 
 // iniciar starts sagas through an engine on the test's own store connection,
 // as any replica would.
-func (e *entorno) motor() *coordinador.Motor {
+func (e *entorno) motor() *motor.Motor {
 	cc, _ := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
 	ec, _ := eventos.NuevoCodec[eventos.Evento](esquemas.MustAvro(esquemas.EventoSaga))
 	cat := saga.CatalogoPorDefecto()
 	if err := cat.CargarDirectorio(os.DirFS(e.vars["SAGAS_DEFINICIONES"])); err != nil {
 		e.t.Fatal(err)
 	}
-	return coordinador.NuevoMotor(coordinador.Opciones{
+	return motor.Nuevo(motor.Opciones{
 		Store: e.abrir(), Catalogo: cat, Topologia: e.topo, Comandos: cc, Eventos: ec,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 }
 
-func (e *entorno) iniciar(m *coordinador.Motor, tipo string, datos string) string {
+func (e *entorno) iniciar(m *motor.Motor, tipo string, datos string) string {
 	e.t.Helper()
-	id, creada, err := m.Iniciar(context.Background(), coordinador.Solicitud{Tipo: tipo, Datos: json.RawMessage(datos)})
+	id, creada, err := m.Iniciar(context.Background(), motor.Solicitud{Tipo: tipo, Datos: json.RawMessage(datos)})
 	if err != nil || !creada {
 		e.t.Fatalf("iniciar: %v (creada %v)", err, creada)
 	}
@@ -420,7 +420,7 @@ func TestDosReplicasMilSagas(t *testing.T) {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%08d-%s", i, aleatorio())
-		if _, _, err := m.Iniciar(context.Background(), coordinador.Solicitud{Tipo: saga.TipoCampana, SagaID: ids[i], Datos: json.RawMessage(`{}`)}); err != nil {
+		if _, _, err := m.Iniciar(context.Background(), motor.Solicitud{Tipo: saga.TipoCampana, SagaID: ids[i], Datos: json.RawMessage(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/alpespartner/sagas/coordinador/api"
 	"github.com/alpespartner/sagas/coordinador/bitacora"
 	"github.com/alpespartner/sagas/coordinador/mensajeria"
+	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
@@ -116,9 +117,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer bit.Close()
-	avisos := coordinador.NuevosAvisos()
-	observadores := coordinador.Observadores{coordinador.NuevasMetricas(reg, store), avisarRelay{relay}, avisos, bit}
-	motor := coordinador.NuevoMotor(coordinador.Opciones{
+	avisos := motor.NuevosAvisos()
+	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
+	engine := motor.Nuevo(motor.Opciones{
 		Store: store, Catalogo: catalogo, Topologia: topologia, Comandos: codecComando, Eventos: codecEvento,
 		Logger: logger, Observador: observadores,
 	})
@@ -128,12 +129,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer cancelBg()
 	var bucles sync.WaitGroup
 	bucles.Go(func() { relay.Correr(bg) })
-	bucles.Go(func() { mensajeria.Temporizador(bg, motor, cfg.Temporizador, logger) })
+	bucles.Go(func() { mensajeria.Temporizador(bg, engine, cfg.Temporizador, logger) })
 
 	respuestas, err := bus.ConsumirLotes(bg, client, bus.OpcionesConsumidor{
 		Topico: topologia.Respuestas(), Suscripcion: "coordinador", Tipo: pulsar.KeyShared,
 		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
-	}, mensajeria.ManejadorRespuestas(codecRespuesta, motor))
+	}, mensajeria.ManejadorRespuestas(codecRespuesta, engine))
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if cfg.Puente {
 		puente, err := mensajeria.NuevoPuente(mensajeria.OpcionesPuente{
-			Iniciador: motor, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
+			Iniciador: engine, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
 			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
 		})
 		if err != nil {
@@ -157,7 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	e, err := api.Nuevo(api.Opciones{
-		Iniciador: motor, Consultas: store, Esperas: avisos, Catalogo: catalogo,
+		Iniciador: engine, Consultas: store, Esperas: avisos, Catalogo: catalogo,
 		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, Logger: logger,
 	})
 	if err != nil {
@@ -257,8 +258,3 @@ func prepararTopologia(ctx context.Context, a *bus.Admin, t eventos.Topologia, s
 		time.Sleep(time.Second)
 	}
 }
-
-// avisarRelay wakes the relay after every committed transition.
-type avisarRelay struct{ r *mensajeria.Relay }
-
-func (a avisarRelay) Transicion(saga.Saga, saga.Saga, saga.Transicion) { a.r.Avisar() }

@@ -1,4 +1,4 @@
-package coordinador
+package motor
 
 import (
 	"fmt"

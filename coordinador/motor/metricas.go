@@ -1,4 +1,4 @@
-package coordinador
+package motor
 
 import (
 	"context"
@@ -23,9 +23,17 @@ type Metricas struct {
 	vencimientos   *prometheus.CounterVec
 }
 
+// Lecturas is what the metrics read from the store at scrape time; *almacen.DB
+// is one.
+type Lecturas interface {
+	Contar(ctx context.Context, f almacen.Filtro) (almacen.Resumen, error)
+	Outbox(ctx context.Context) (pendientes int, masAntiguo time.Time, err error)
+}
+
 // NuevasMetricas registers the engine metrics on reg, plus gauges of in-flight
-// sagas and outbox backlog read from the store at scrape time.
-func NuevasMetricas(reg prometheus.Registerer, store almacen.Store) *Metricas {
+// sagas and outbox backlog read from store at scrape time (none when store is
+// nil).
+func NuevasMetricas(reg prometheus.Registerer, store Lecturas) *Metricas {
 	m := &Metricas{
 		iniciadas: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_iniciadas_total", Help: "Sagas started, by tipo.",
@@ -98,7 +106,7 @@ func (m *Metricas) Transicion(antes, despues saga.Saga, t saga.Transicion) {
 
 // gaugesStore reads in-flight sagas and outbox backlog at scrape time.
 type gaugesStore struct {
-	store                  almacen.Store
+	store                  Lecturas
 	enCurso, backlog, edad *prometheus.Desc
 }
 
@@ -124,15 +132,5 @@ func (g *gaugesStore) Collect(ch chan<- prometheus.Metric) {
 			edad = time.Since(viejo).Seconds()
 		}
 		ch <- prometheus.MustNewConstMetric(g.edad, prometheus.GaugeValue, edad)
-	}
-}
-
-// Observadores fans a transition out to several observers.
-type Observadores []Observador
-
-// Transicion implements Observador.
-func (os Observadores) Transicion(antes, despues saga.Saga, t saga.Transicion) {
-	for _, o := range os {
-		o.Transicion(antes, despues, t)
 	}
 }

@@ -1,9 +1,11 @@
-// Package coordinador is the saga engine: it starts sagas, feeds replies and
+// Package motor is the saga engine: it starts sagas, feeds replies and
 // deadlines to the pure state machine (package saga) and persists every
 // transition with the messages it causes in one transaction (package
 // almacen's outbox). It does no broker or HTTP I/O itself: the relay and
-// consumers (package mensajeria) and the HTTP API (package api) call it.
-package coordinador
+// consumers (package mensajeria), the legacy bridge (package puente) and the
+// HTTP API (package api) call it, and observers (metrics, waiters, the relay's
+// wake-up) hear about each committed transition.
+package motor
 
 import (
 	"context"
@@ -14,27 +16,28 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/alpespartner/sagas/coordinador"
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/google/uuid"
 )
 
-// Servicio name of the coordinator in message envelopes.
-const Servicio = "coordinador"
-
 // ErrEntradaInvalida marks a saga input the engine refuses (bad JSON, unknown tipo).
 var ErrEntradaInvalida = errors.New("entrada de saga inválida")
 
-// Observador is told about transitions, for metrics, logs and waiters.
-// Calls happen after the transaction committed.
-type Observador interface {
-	Transicion(antes, despues saga.Saga, t saga.Transicion)
+// Almacen is what the engine needs from persistence; *almacen.DB is one
+// (see almacen.Store for the contract of each method).
+type Almacen interface {
+	CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []almacen.Mensaje) (id string, creada bool, err error)
+	Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (almacen.Cambio, error)) error
+	ActualizarLote(ctx context.Context, es []almacen.Entrada) []error
+	ProcesarVencidas(ctx context.Context, ahora time.Time, limite int, fn func(saga.Saga) (almacen.Cambio, error)) (int, error)
 }
 
 // Motor runs sagas. Safe for concurrent use.
 type Motor struct {
-	store      almacen.Store
+	store      Almacen
 	catalogo   saga.Catalogo
 	topologia  eventos.Topologia
 	comandos   *eventos.Codec[eventos.Comando]
@@ -44,9 +47,9 @@ type Motor struct {
 	ahora      func() time.Time
 }
 
-// Opciones configure NuevoMotor.
+// Opciones configure Nuevo.
 type Opciones struct {
-	Store      almacen.Store
+	Store      Almacen
 	Catalogo   saga.Catalogo
 	Topologia  eventos.Topologia
 	Comandos   *eventos.Codec[eventos.Comando]
@@ -56,8 +59,8 @@ type Opciones struct {
 	Reloj      func() time.Time // optional, default time.Now
 }
 
-// NuevoMotor builds a Motor.
-func NuevoMotor(o Opciones) *Motor {
+// Nuevo builds a Motor.
+func Nuevo(o Opciones) *Motor {
 	m := &Motor{
 		store: o.Store, catalogo: o.Catalogo, topologia: o.Topologia, comandos: o.Comandos, eventos: o.Eventos,
 		logger: o.Logger, observador: o.Observador, ahora: o.Reloj,
@@ -256,7 +259,7 @@ func (m *Motor) mensajes(t saga.Transicion, ahora time.Time) ([]almacen.Mensaje,
 	for _, c := range t.Comandos {
 		cmd := eventos.Comando{
 			ID: uuid.NewString(), Time: eventos.Millis(ahora), SpecVersion: eventos.SpecVersion,
-			Type: eventos.Tipo(c.Nombre), DataContentType: eventos.ContentTypeJSON, ServiceName: Servicio,
+			Type: eventos.Tipo(c.Nombre), DataContentType: eventos.ContentTypeJSON, ServiceName: coordinador.Servicio,
 			SagaID: c.SagaID, TipoSaga: c.Tipo, Paso: c.Paso, Accion: string(c.Accion), Intento: c.Intento,
 			ClaveIdempotencia: c.Clave, Datos: string(c.Datos),
 		}
@@ -298,7 +301,7 @@ func Resultado(s saga.Saga, ahora time.Time) eventos.Evento {
 	return eventos.Evento{
 		ID: s.ID + ":" + string(s.Estado) + ":" + strconv.FormatInt(s.Version+1, 10), Time: eventos.Millis(ahora),
 		SpecVersion: eventos.SpecVersion, Type: eventos.Tipo(nombre), DataContentType: eventos.ContentTypeJSON,
-		ServiceName: Servicio, SagaID: s.ID, TipoSaga: s.Tipo, Estado: string(s.Estado),
+		ServiceName: coordinador.Servicio, SagaID: s.ID, TipoSaga: s.Tipo, Estado: string(s.Estado),
 		CampaniaID: eventos.Opcional(s.CampaniaID), PasosEjecutados: s.PasosEjecutados(),
 		PasoFallido: eventos.Opcional(s.PasoFallido), Compensaciones: append([]string{}, s.Compensaciones...),
 		Error: eventos.Opcional(s.Error), DuracionMs: s.Fin.Sub(s.Inicio).Milliseconds(),

@@ -1,0 +1,27 @@
+package motor
+
+import "github.com/alpespartner/sagas/coordinador/saga"
+
+// Observador is told about transitions, for metrics, logs and waiters.
+// Calls happen after the transaction committed.
+type Observador interface {
+	Transicion(antes, despues saga.Saga, t saga.Transicion)
+}
+
+// Observadores fans a transition out to several observers, in order.
+type Observadores []Observador
+
+// Transicion implements Observador.
+func (os Observadores) Transicion(antes, despues saga.Saga, t saga.Transicion) {
+	for _, o := range os {
+		o.Transicion(antes, despues, t)
+	}
+}
+
+// Despertador is an Observador that calls itself after every committed
+// transition: it wakes the outbox relay (mensajeria.Relay.Avisar), whose rows
+// that transition just wrote.
+type Despertador func()
+
+// Transicion implements Observador.
+func (d Despertador) Transicion(saga.Saga, saga.Saga, saga.Transicion) { d() }
