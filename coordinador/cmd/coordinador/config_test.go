@@ -52,3 +52,29 @@ func TestCheckConfigNoArrancaNada(t *testing.T) {
 		t.Fatalf("check-config with a bad store: %v", err)
 	}
 }
+
+func TestConfigLeeTrabajadoresConSuNombreObsoleto(t *testing.T) {
+	for _, c := range []struct {
+		nombre string
+		env    map[string]string
+		want   int
+	}{
+		{"nombre", map[string]string{"SAGAS_CONSUMER_WORKERS": "8"}, 8},
+		{"alias obsoleto de los participantes", map[string]string{"SAGAS_TRABAJADORES": "16"}, 16},
+		{"el nombre gana al alias", map[string]string{"SAGAS_CONSUMER_WORKERS": "8", "SAGAS_TRABAJADORES": "16"}, 8},
+	} {
+		c.env["SAGAS_DB_PATH"] = t.TempDir() + "/c.db"
+		cfg, err := leerConfig(entornoDe(c.env))
+		if err != nil || cfg.Trabajadores != c.want {
+			t.Errorf("%s: %d, %v; want %d", c.nombre, cfg.Trabajadores, err, c.want)
+		}
+	}
+}
+
+func TestConfigSQLiteEnElDirectorioDeDatosSinRutaExplicita(t *testing.T) {
+	dir := t.TempDir()
+	c, err := leerConfig(entornoDe(map[string]string{"SAGAS_DATA_DIR": dir}))
+	if err != nil || c.SQLitePath != dir+"/coordinador.db" {
+		t.Fatalf("%q, %v", c.SQLitePath, err)
+	}
+}
