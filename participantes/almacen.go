@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "modernc.org/sqlite" // registers driver "sqlite"
 
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Lengths of the inbox key columns; longer values are refused as poison
@@ -80,59 +80,23 @@ type dialecto struct {
 var dialectoSQLite = dialecto{
 	nombre: AlmacenSQLite,
 	bloquearVarios: func(n int) string {
-		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + filas(n, "(?, ?, ?, ?)") +
+		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + sqldialecto.Filas(n, "(?, ?, ?, ?)") +
 			` ON CONFLICT (saga_id, paso) DO UPDATE SET ultimo_comando = excluded.ultimo_comando, actualizado_en = excluded.actualizado_en`
 	},
-	insertarIgnorando: "INSERT OR IGNORE INTO",
-	duplicado: func(err error) bool {
-		var e *sqlite.Error
-		if !errors.As(err, &e) {
-			return false
-		}
-		return e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
-	},
-	reintentable: func(err error) bool {
-		var e *sqlite.Error
-		if !errors.As(err, &e) {
-			return false
-		}
-		c := e.Code() & 0xff
-		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
-	},
+	insertarIgnorando: sqldialecto.InsertarIgnorandoSQLite,
+	duplicado:         sqldialecto.DuplicadoSQLite,
+	reintentable:      sqldialecto.ReintentableSQLite,
 }
-
-// MySQL error numbers.
-const (
-	erClaveDuplicada  = 1062
-	erEsperaDeBloqueo = 1205
-	erInterbloqueo    = 1213
-)
 
 var dialectoMySQL = dialecto{
 	nombre: AlmacenMySQL,
 	bloquearVarios: func(n int) string {
-		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + filas(n, "(?, ?, ?, ?)") +
+		return `INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ` + sqldialecto.Filas(n, "(?, ?, ?, ?)") +
 			` ON DUPLICATE KEY UPDATE ultimo_comando = VALUES(ultimo_comando), actualizado_en = VALUES(actualizado_en)`
 	},
-	insertarIgnorando: "INSERT IGNORE INTO",
-	duplicado:         func(err error) bool { return numeroMySQL(err) == erClaveDuplicada },
-	reintentable: func(err error) bool {
-		n := numeroMySQL(err)
-		return n == erInterbloqueo || n == erEsperaDeBloqueo
-	},
-}
-
-// filas repeats fila n times, comma-separated.
-func filas(n int, fila string) string {
-	return strings.TrimSuffix(strings.Repeat(fila+", ", n), ", ")
-}
-
-func numeroMySQL(err error) uint16 {
-	var e *mysql.MySQLError
-	if errors.As(err, &e) {
-		return e.Number
-	}
-	return 0
+	insertarIgnorando: sqldialecto.InsertarIgnorandoMySQL,
+	duplicado:         sqldialecto.DuplicadoMySQL,
+	reintentable:      sqldialecto.ReintentableMySQL,
 }
 
 // almacen is a service's own database.
@@ -235,7 +199,7 @@ func (a *almacen) migrar(ctx context.Context, s *Servicio) error {
 		}
 	}
 	for _, sem := range s.Semillas {
-		marcas := strings.TrimSuffix(strings.Repeat("?, ", len(sem.Columnas)), ", ")
+		marcas := sqldialecto.Marcadores(len(sem.Columnas))
 		q := fmt.Sprintf("%s %s (%s) VALUES (%s)", a.d.insertarIgnorando, sem.Tabla, strings.Join(sem.Columnas, ", "), marcas)
 		for _, fila := range sem.Filas {
 			if _, err := a.db.ExecContext(ctx, q, fila...); err != nil {
@@ -367,7 +331,7 @@ func (a *almacen) bloquearYLeer(ctx context.Context, tx Ejecutor, pasos []claveP
 	}
 	q := a.d.bloquearVarios(n)
 	sel := "SELECT " + columnasInbox + " FROM inbox WHERE saga_id IN (" +
-		strings.TrimSuffix(strings.Repeat("?, ", len(sagas)), ", ") + ")"
+		sqldialecto.Marcadores(len(sagas)) + ")"
 	var filas *sql.Rows
 	var err error
 	if a.d.nombre == AlmacenMySQL {

@@ -411,11 +411,3 @@ func (db *DB) lectura(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	defer tx.Rollback()
 	return fn(tx)
 }
-
-// marcadores returns n comma-separated placeholders.
-func marcadores(n int) string {
-	if n <= 0 {
-		return ""
-	}
-	return strings.Repeat("?, ", n-1) + "?"
-}

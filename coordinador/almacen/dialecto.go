@@ -1,14 +1,11 @@
 package almacen
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // dialecto holds the few differences between SQLite and MySQL/MariaDB. The
@@ -70,8 +67,8 @@ var dialectoSQLite = dialecto{
 	reclamar:          "",
 	upsertPaso:        " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
 	upsertSaga:        " ON CONFLICT (saga_id) DO UPDATE SET " + asignar(colsSaga[1:], "%c = excluded.%c"),
-	insertarIgnorando: "INSERT OR IGNORE INTO",
-	borrarMensajes:    func(n int) string { return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ")" },
+	insertarIgnorando: sqldialecto.InsertarIgnorandoSQLite,
+	borrarMensajes:    func(n int) string { return "DELETE FROM outbox WHERE id IN (" + sqldialecto.Marcadores(n) + ")" },
 	// GLOB is case-sensitive like MySQL's binary collation (LIKE is not in
 	// SQLite) and can use the primary key index.
 	prefijo: func(c string) string { return c + " GLOB ?" },
@@ -85,30 +82,9 @@ var dialectoSQLite = dialecto{
 		}
 		return normalizar(t).Format(formatoSQLite)
 	},
-	duplicado: func(err error) bool {
-		var e *sqlite.Error
-		if !errors.As(err, &e) {
-			return false
-		}
-		c := e.Code()
-		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	},
-	reintentable: func(err error) bool {
-		var e *sqlite.Error
-		if !errors.As(err, &e) {
-			return false
-		}
-		c := e.Code() & 0xff
-		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
-	},
+	duplicado:    sqldialecto.DuplicadoSQLite,
+	reintentable: sqldialecto.ReintentableSQLite,
 }
-
-// MySQL error numbers.
-const (
-	erClaveDuplicada  = 1062
-	erEsperaDeBloqueo = 1205
-	erInterbloqueo    = 1213
-)
 
 var dialectoMySQL = dialecto{
 	nombre:   "mysql",
@@ -118,13 +94,13 @@ var dialectoMySQL = dialecto{
 	upsertPaso:        " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
 	upsertSaga:        " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:], "%c = VALUES(%c)"),
 	bloquearLectura:   " FOR UPDATE",
-	insertarIgnorando: "INSERT IGNORE INTO",
+	insertarIgnorando: sqldialecto.InsertarIgnorandoMySQL,
 	// On a small outbox MariaDB plans "id IN (...)" as a full scan (index
 	// hints are ignored), and InnoDB's DELETE then waits on every row another
 	// drain holds: concurrent drains deadlock. ORDER BY id LIMIT makes it a
 	// range scan of the primary key that touches only the listed rows.
 	borrarMensajes: func(n int) string {
-		return "DELETE FROM outbox WHERE id IN (" + marcadores(n) + ") ORDER BY id LIMIT " + strconv.Itoa(n)
+		return "DELETE FROM outbox WHERE id IN (" + sqldialecto.Marcadores(n) + ") ORDER BY id LIMIT " + strconv.Itoa(n)
 	},
 	prefijo: func(c string) string { return c + " LIKE ? ESCAPE '!'" },
 	patron: func(p string) string {
@@ -138,17 +114,6 @@ var dialectoMySQL = dialecto{
 		// Truncate here: DATETIME(6) would round on MySQL.
 		return normalizar(t)
 	},
-	duplicado: func(err error) bool { return numeroMySQL(err) == erClaveDuplicada },
-	reintentable: func(err error) bool {
-		n := numeroMySQL(err)
-		return n == erInterbloqueo || n == erEsperaDeBloqueo
-	},
-}
-
-func numeroMySQL(err error) uint16 {
-	var e *mysql.MySQLError
-	if errors.As(err, &e) {
-		return e.Number
-	}
-	return 0
+	duplicado:    sqldialecto.DuplicadoMySQL,
+	reintentable: sqldialecto.ReintentableMySQL,
 }

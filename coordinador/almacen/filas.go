@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Column lists. The order of each list is the order of the matching values
@@ -61,14 +62,14 @@ var (
 	// insertSagas and filaSagaCreada make the INSERT of new sagas, one row
 	// per saga: the columns of colsSaga and the idempotency key.
 	insertSagas    = "INSERT INTO sagas (" + selectSaga + ", clave_idempotencia) VALUES "
-	filaSagaCreada = "(" + marcadores(len(colsSaga)+1) + ")"
+	filaSagaCreada = "(" + sqldialecto.Marcadores(len(colsSaga)+1) + ")"
 	updateSaga     = "UPDATE sagas SET " + asignaciones(colsSaga[1:]) + " WHERE saga_id = ? AND version = ?"
 	// updateSagaCorto leaves out what a transition does not change (tipo,
 	// definition version, campaign, user, input data, start): less to send
 	// and to compare. Its columns are colsSaga[colsMutables:].
 	updateSagaCorto = "UPDATE sagas SET " + asignaciones(colsSaga[colsMutables:]) + " WHERE saga_id = ? AND version = ?"
 	insertPasos     = "INSERT INTO pasos_saga (" + lista("", colsPasoEscritas) + ") VALUES "
-	filaPaso        = "(" + marcadores(len(colsPasoEscritas)) + ")"
+	filaPaso        = "(" + sqldialecto.Marcadores(len(colsPasoEscritas)) + ")"
 )
 
 func asignaciones(cols []string) string {

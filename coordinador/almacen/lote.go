@@ -10,6 +10,7 @@ import (
 
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Entrada is one input of ActualizarLote: what Actualizar takes.
@@ -83,7 +84,7 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	}
 	if n := len(inbox) / 2; n > 0 {
 		res, err := tx.ExecContext(ctx, db.d.insertarIgnorando+" inbox (clave, recibido) VALUES "+
-			strings.TrimSuffix(strings.Repeat("(?, ?), ", n), ", "), inbox...)
+			sqldialecto.Filas(n, "(?, ?)"), inbox...)
 		if err != nil {
 			return fmt.Errorf("inbox: %w", err)
 		}
@@ -108,7 +109,7 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	}
 	actual := map[string]*saga.Saga{}
 	if len(ids) > 0 {
-		rows, err := tx.QueryContext(ctx, selectSagaConPasos+" WHERE s.saga_id IN ("+marcadores(len(ids))+
+		rows, err := tx.QueryContext(ctx, selectSagaConPasos+" WHERE s.saga_id IN ("+sqldialecto.Marcadores(len(ids))+
 			") ORDER BY p.saga_id, p.orden"+db.d.bloquearLectura, ids...)
 		if err != nil {
 			return fmt.Errorf("leer sagas: %w", err)
@@ -188,7 +189,7 @@ func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actu
 	var q strings.Builder
 	q.WriteString("INSERT INTO sagas (" + selectSaga + ") VALUES ")
 	args := make([]any, 0, len(ids)*len(colsSaga))
-	fila := "(" + marcadores(len(colsSaga)) + ")"
+	fila := "(" + sqldialecto.Marcadores(len(colsSaga)) + ")"
 	for i, id := range ids {
 		if i > 0 {
 			q.WriteString(", ")

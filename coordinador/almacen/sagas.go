@@ -11,6 +11,7 @@ import (
 
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // maxIntentos bounds the retries of a transition that lost an optimistic
@@ -342,7 +343,7 @@ func (db *DB) reclamarVencidas(ctx context.Context, tx *sql.Tx, ahora time.Time,
 	args := append([]any{db.d.tiempo(ahora)}, estadosTerminales...)
 	args = append(args, limite)
 	rows, err := tx.QueryContext(ctx, "SELECT "+selectSaga+" FROM sagas WHERE plazo <= ? AND estado NOT IN ("+
-		marcadores(len(estadosTerminales))+") AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.clave = sagas.saga_id)"+
+		sqldialecto.Marcadores(len(estadosTerminales))+") AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.clave = sagas.saga_id)"+
 		" ORDER BY plazo LIMIT ?"+db.d.reclamar, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reclamar sagas vencidas: %w", err)
@@ -364,7 +365,7 @@ func (db *DB) cargarPasos(ctx context.Context, ex ejecutor, sagas []saga.Saga) e
 		ids[i] = sagas[i].ID
 	}
 	rows, err := ex.QueryContext(ctx, "SELECT "+selectPasos+" FROM pasos_saga WHERE saga_id IN ("+
-		marcadores(len(ids))+") ORDER BY saga_id, orden", ids...)
+		sqldialecto.Marcadores(len(ids))+") ORDER BY saga_id, orden", ids...)
 	if err != nil {
 		return fmt.Errorf("leer pasos: %w", err)
 	}
@@ -387,7 +388,7 @@ func (d *dialecto) donde(f Filtro) (string, []any) {
 	var conds []string
 	var args []any
 	if len(f.Estados) > 0 {
-		conds = append(conds, "estado IN ("+marcadores(len(f.Estados))+")")
+		conds = append(conds, "estado IN ("+sqldialecto.Marcadores(len(f.Estados))+")")
 		for _, e := range f.Estados {
 			args = append(args, string(e))
 		}
