@@ -207,7 +207,7 @@ func productorLegado(t *testing.T) string {
 		t.Skip("python3 with pulsar-client[avro] not installed")
 	}
 	_, archivo, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(archivo), "..", "coordinador", "mensajeria", "testdata", "productor_legado.py")
+	return filepath.Join(filepath.Dir(archivo), "..", "coordinador", "puente", "testdata", "productor_legado.py")
 }
 
 func TestPuenteLegadoConProductorPythonInicaUnaSagaPorMensaje(t *testing.T) {

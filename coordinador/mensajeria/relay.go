@@ -1,7 +1,7 @@
 // Package mensajeria is the coordinator's Pulsar adapter: the outbox relay,
-// the reply consumer, the deadline sweeper, the outcome listener and the
-// legacy-event bridge, plus the topology set-up (namespace, policies,
-// schemas) at start-up.
+// the reply consumer and the outcome listener, plus the topology set-up
+// (namespace, policies, schemas) at start-up. The legacy bridge is package
+// puente.
 package mensajeria
 
 import (

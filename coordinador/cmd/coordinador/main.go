@@ -25,6 +25,7 @@ import (
 	"github.com/alpespartner/sagas/coordinador/bitacora"
 	"github.com/alpespartner/sagas/coordinador/mensajeria"
 	"github.com/alpespartner/sagas/coordinador/motor"
+	"github.com/alpespartner/sagas/coordinador/puente"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
@@ -144,17 +145,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if cfg.Puente {
-		puente, err := mensajeria.NuevoPuente(mensajeria.OpcionesPuente{
+		bridge, err := puente.Nuevo(puente.Opciones{
 			Iniciador: engine, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
 			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
 		})
 		if err != nil {
 			return err
 		}
-		if err := puente.Iniciar(bg); err != nil {
+		if err := bridge.Iniciar(bg); err != nil {
 			return err
 		}
-		defer puente.Cerrar()
+		defer bridge.Cerrar()
 	}
 
 	e, err := api.Nuevo(api.Opciones{

@@ -1,7 +1,8 @@
-// Package mensajeria: its choreography bridge, Puente, lets the legacy Python
-// services keep publishing unchanged (the rules below).
+// Package puente is the choreography bridge: Puente lets the legacy Python
+// services keep publishing unchanged and turns their messages into sagas (the
+// rules below). Subpackage legado holds the legacy messages' Avro schemas.
 //
-// # The choreography bridge
+// # The rules
 //
 // Puente consumes the two legacy topics of public/default with a Shared
 // subscription ("coordinador-puente"; legacy messages carry no key) and
@@ -39,7 +40,7 @@
 // (eventos-campania) no campaign id is a poison message: it goes to the
 // topic's dead-letter topic (<topic>-DLQ) and the next message goes on.
 // Dates are epoch milliseconds.
-package mensajeria
+package puente
 
 import (
 	"bytes"
@@ -63,8 +64,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// SuscripcionPuente is the default subscription of the bridge on the legacy topics.
-const SuscripcionPuente = "coordinador-puente"
+// SuscripcionPorDefecto is the subscription of the bridge on the legacy topics.
+const SuscripcionPorDefecto = "coordinador-puente"
 
 // Results of a legacy message, the resultado label of sagas_puente_eventos_total.
 const (
@@ -97,9 +98,9 @@ type FuenteEsquemas interface {
 	EsquemaVersion(ctx context.Context, topico string, version int64) (tipo, texto string, err error)
 }
 
-// OpcionesPuente configure NuevoPuente. Iniciador, Cliente and Esquemas are
+// Opciones configure Nuevo. Iniciador, Cliente and Esquemas are
 // required; the rest have defaults.
-type OpcionesPuente struct {
+type Opciones struct {
 	Iniciador Iniciador
 	Cliente   pulsar.Client
 	Esquemas  FuenteEsquemas
@@ -113,7 +114,7 @@ type OpcionesPuente struct {
 	TopicoCampania string
 	// TopicoLanzar defaults to eventos.TopicoLegacyLanzarCompleta.
 	TopicoLanzar string
-	// Suscripcion defaults to SuscripcionPuente.
+	// Suscripcion defaults to SuscripcionPorDefecto.
 	Suscripcion string
 }
 
@@ -143,8 +144,8 @@ type versionEsquema struct {
 	version int64
 }
 
-// NuevoPuente builds a Puente; it does not connect until Iniciar.
-func NuevoPuente(o OpcionesPuente) (*Puente, error) {
+// Nuevo builds a Puente; it does not connect until Iniciar.
+func Nuevo(o Opciones) (*Puente, error) {
 	var faltan []error
 	if o.Iniciador == nil {
 		faltan = append(faltan, errors.New("falta Iniciador"))
@@ -174,7 +175,7 @@ func NuevoPuente(o OpcionesPuente) (*Puente, error) {
 		p.topicoLanzar = eventos.TopicoLegacyLanzarCompleta
 	}
 	if p.suscripcion == "" {
-		p.suscripcion = SuscripcionPuente
+		p.suscripcion = SuscripcionPorDefecto
 	}
 	reg := o.Registro
 	if reg == nil {

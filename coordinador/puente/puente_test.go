@@ -1,4 +1,4 @@
-package mensajeria
+package puente
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alpespartner/sagas/coordinador/mensajeria/legado"
 	"github.com/alpespartner/sagas/coordinador/motor"
+	"github.com/alpespartner/sagas/coordinador/puente/legado"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
@@ -256,7 +256,7 @@ func puenteRecortar(s avro.Schema, v any) any {
 func puenteNuevo(t *testing.T, ini Iniciador, fuente FuenteEsquemas) (*Puente, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	p, err := NuevoPuente(OpcionesPuente{
+	p, err := Nuevo(Opciones{
 		Iniciador: ini, Cliente: puenteClienteNulo{}, Esquemas: fuente, Registro: reg,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -554,7 +554,7 @@ func TestPuenteReintentaLosFallosPasajeros(t *testing.T) {
 }
 
 func TestPuenteNuevoExigeSusDependencias(t *testing.T) {
-	_, err := NuevoPuente(OpcionesPuente{})
+	_, err := Nuevo(Opciones{})
 	for _, falta := range []string{"Iniciador", "Cliente", "Esquemas"} {
 		if err == nil || !strings.Contains(err.Error(), falta) {
 			t.Errorf("error = %v, debe nombrar %s", err, falta)
@@ -562,7 +562,7 @@ func TestPuenteNuevoExigeSusDependencias(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	for range 2 {
-		if _, err := NuevoPuente(OpcionesPuente{
+		if _, err := Nuevo(Opciones{
 			Iniciador: &puenteIniciadorFalso{}, Cliente: puenteClienteNulo{}, Esquemas: &puenteFuenteFalsa{}, Registro: reg,
 		}); err != nil {
 			t.Fatalf("dos puentes sobre un registro: %v", err)
@@ -672,7 +672,7 @@ func puenteIntegracion(t *testing.T) *puenteEntorno {
 	e := &puenteEntorno{cliente: cliente, reg: prometheus.NewRegistry(), ini: &puenteIniciadorFalso{}, broker: broker}
 	e.fuente = &puenteFuenteContada{FuenteEsquemas: bus.NuevoAdmin(adminURL)}
 	e.campania, e.lanzar = puenteTopicos(t, adminURL)
-	e.puente, err = NuevoPuente(OpcionesPuente{
+	e.puente, err = Nuevo(Opciones{
 		Iniciador: e.ini, Cliente: cliente, Esquemas: e.fuente, Logger: logger,
 		Metricas: bus.NuevasMetricas(e.reg), Registro: e.reg, TopicoCampania: e.campania, TopicoLanzar: e.lanzar,
 	})
