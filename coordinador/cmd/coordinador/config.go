@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	// Named tabla: this package's tests declare entorno.
-	tabla "github.com/alpespartner/sagas/internal/entorno"
+	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -43,9 +42,9 @@ type config struct {
 }
 
 // leerConfig reads and validates the environment through the shared table
-// (internal/entorno, docs/configuration.md), reporting every problem at once.
+// (internal/configuracion, docs/configuration.md), reporting every problem at once.
 func leerConfig(getenv func(string) string) (config, error) {
-	l := tabla.Leer(getenv)
+	l := configuracion.Leer(getenv)
 	c := config{
 		Almacen: l.Texto("SAGAS_STORAGE_TYPE"), SQLitePath: l.Texto("SAGAS_DB_PATH"),
 		DBHost: l.Texto("SAGAS_DB_HOST"), DBPort: l.Entero("SAGAS_DB_PORT", 3306), DBName: l.Texto("SAGAS_DB_NAME"),
@@ -68,7 +67,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 			h = "coordinador"
 		}
 		c.Replica = "coordinador-" + h
-		if err := tabla.Comprobar("SAGAS_REPLICA_ID", c.Replica); err != nil {
+		if err := configuracion.Comprobar("SAGAS_REPLICA_ID", c.Replica); err != nil {
 			l.Problema("SAGAS_REPLICA_ID", c.Replica, "the host name makes an invalid replica id; set SAGAS_REPLICA_ID")
 		}
 	}

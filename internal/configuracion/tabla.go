@@ -1,9 +1,9 @@
-// Package entorno is the one table of the environment variables the
+// Package configuracion is the one table of the environment variables the
 // binaries read (name, default, allowed values, meaning, which binaries read
 // it) and the reader that validates them, shared by the coordinator, the
 // participants, carga and caos. docs/configuration.md is generated from the
-// table (go generate ./internal/entorno).
-package entorno
+// table (go generate ./internal/configuracion).
+package configuracion
 
 //go:generate go run ./gen -o ../../docs/configuration.md
 
@@ -208,7 +208,7 @@ func (l *Lector) Avisos() []string { return l.avisos }
 func (l *Lector) crudo(nombre string) (valor, origen string, v Variable, ok bool) {
 	v, encontrada := Buscar(nombre)
 	if !encontrada || v.Nombre != nombre {
-		l.errs = append(l.errs, fmt.Errorf("%s: not in the configuration table (internal/entorno)", nombre))
+		l.errs = append(l.errs, fmt.Errorf("%s: not in the configuration table (internal/configuracion)", nombre))
 		return "", nombre, v, false
 	}
 	valor, origen = strings.TrimSpace(l.getenv(nombre)), nombre

@@ -1,4 +1,4 @@
-package entorno
+package configuracion
 
 import (
 	"bytes"
@@ -9,13 +9,13 @@ import (
 )
 
 // ComandoDocumento is the command that regenerates docs/configuration.md.
-const ComandoDocumento = "go generate ./internal/entorno"
+const ComandoDocumento = "go generate ./internal/configuracion"
 
 // Documento is docs/configuration.md as the table generates it.
 func Documento() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Configuration\n\n")
-	fmt.Fprintf(&b, "<!-- Generated from the table in internal/entorno/entorno.go by `%s`. Do not edit: a test fails when this file and the table drift. -->\n\n", ComandoDocumento)
+	fmt.Fprintf(&b, "<!-- Generated from the table in internal/configuracion/tabla.go by `%s`. Do not edit: a test fails when this file and the table drift. -->\n\n", ComandoDocumento)
 	fmt.Fprintf(&b, "Every binary reads its environment once at start and reports every problem at once, each naming the variable and what it allows; a blank variable counts as unset. `coordinador -check-config` and a participant's `-check-config` validate and exit. `-h` lists a binary's flags and these variables.\n")
 	for _, bin := range Binarios {
 		fmt.Fprintf(&b, "\n## %s\n\n", bin)

@@ -1,4 +1,4 @@
-package entorno
+package configuracion
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package entorno
+package configuracion
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ func TestDocumentoDeConfiguracionAlDiaConLaTabla(t *testing.T) {
 		t.Fatalf("%v (run %s)", err, ComandoDocumento)
 	}
 	if !bytes.Equal(b, Documento()) {
-		t.Fatalf("%s differs from the table in internal/entorno: run %s and commit the result", ruta, ComandoDocumento)
+		t.Fatalf("%s differs from the table in internal/configuracion: run %s and commit the result", ruta, ComandoDocumento)
 	}
 }
 
