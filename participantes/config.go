@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/configuracion"
 )
 
 // Store types.
@@ -39,8 +38,8 @@ type Config struct {
 	Fallos        ConfigFallos
 	// NivelLog is SAGAS_LOG_LEVEL.
 	NivelLog slog.Level
-	// Trabajadores is SAGAS_TRABAJADORES: commands of different sagas
-	// processed in parallel.
+	// Trabajadores is SAGAS_CONSUMER_WORKERS (deprecated alias
+	// SAGAS_TRABAJADORES): commands of different sagas processed in parallel.
 	Trabajadores int
 }
 
@@ -88,141 +87,88 @@ const (
 	TrabajadoresPorDefecto   = 2
 )
 
-// nombreValido reports whether s is 1 to max characters among letters,
-// digits and the characters in extra.
-func nombreValido(s, extra string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r)) {
-			return false
-		}
-	}
-	return true
-}
-
-// LeerConfig reads the configuration of servicio from getenv and validates
-// it, reporting every problem at once; each message names the variable and
-// what it allows.
+// LeerConfig reads the configuration of servicio from getenv through the
+// shared table (internal/configuracion, docs/configuration.md) and validates it,
+// reporting every problem at once; each message names the variable and what
+// it allows. A deprecated variable name in use is logged as a warning.
 func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
-	var errs []error
-	env := func(nombre, defecto string) string {
-		if v := strings.TrimSpace(getenv(nombre)); v != "" {
-			return v
-		}
-		return defecto
-	}
-	problema := func(nombre, valor, formato string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s=%q: %s", nombre, valor, fmt.Sprintf(formato, args...)))
-	}
-
+	l := configuracion.Leer(getenv)
 	c := Config{
 		Servicio:       servicio,
-		PulsarURL:      env("SAGAS_PULSAR_URL", PulsarURLPorDefecto),
-		PulsarAdminURL: env("SAGAS_PULSAR_ADMIN_URL", PulsarAdminURLPorDefecto),
+		PulsarURL:      l.Texto("SAGAS_PULSAR_URL"),
+		PulsarAdminURL: l.Texto("SAGAS_PULSAR_ADMIN_URL"),
 		Topologia: eventos.Topologia{
-			Tenant:    env("SAGAS_PULSAR_TENANT", eventos.TopologiaPorDefecto.Tenant),
-			Namespace: env("SAGAS_PULSAR_NAMESPACE", eventos.TopologiaPorDefecto.Namespace),
+			Tenant:    l.Texto("SAGAS_PULSAR_TENANT"),
+			Namespace: l.Texto("SAGAS_PULSAR_NAMESPACE"),
 		},
-		Almacen:       env("SAGAS_STORAGE_TYPE", AlmacenSQLite),
-		RutaSQLite:    filepath.Join(env("SAGAS_DATA_DIR", DirDatosPorDefecto), "participante-"+servicio+".db"),
-		DireccionHTTP: env("SAGAS_METRICS_ADDR", DireccionHTTPPorDefecto),
+		Almacen:       l.Texto("SAGAS_STORAGE_TYPE"),
+		RutaSQLite:    filepath.Join(l.Texto("SAGAS_DATA_DIR"), "participante-"+servicio+".db"),
+		DireccionHTTP: l.Texto("SAGAS_METRICS_ADDR"),
 		MySQL: ConfigMySQL{
-			Host:      env("SAGAS_DB_HOST", "127.0.0.1"),
-			Usuario:   env("SAGAS_DB_USER", "sagas"),
-			Clave:     env("SAGAS_DB_PASSWORD", "sagas123"),
-			BaseDatos: env("SAGAS_DB_PREFIJO", "participante_") + servicio,
+			Host:      l.Texto("SAGAS_DB_HOST"),
+			Puerto:    l.Entero("SAGAS_DB_PORT", 3306),
+			Usuario:   l.Texto("SAGAS_DB_USER"),
+			Clave:     l.Texto("SAGAS_DB_PASSWORD"),
+			BaseDatos: l.Texto("SAGAS_DB_PREFIJO") + servicio,
 		},
-		Trabajadores: TrabajadoresPorDefecto,
+		Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", TrabajadoresPorDefecto),
+		Fallos: ConfigFallos{
+			Semillas: l.Texto("SAGAS_FALLOS") == "semillas",
+			Semilla:  uint64(l.Entero64("SAGAS_SEMILLA", time.Now().UnixNano())),
+			Latencia: l.Duracion("SAGAS_LATENCIA", 0),
+		},
 	}
-
-	// A value that does not parse is reported here and left at its default,
-	// so that Validar does not report it a second time.
-	c.MySQL.Puerto = 3306
-	if v := env("SAGAS_DB_PORT", ""); v != "" {
-		if p, err := strconv.Atoi(v); err != nil || p < 1 || p > 65535 {
-			problema("SAGAS_DB_PORT", v, "allowed values are TCP ports 1-65535")
-		} else {
-			c.MySQL.Puerto = p
-		}
-	}
-	if v := env("SAGAS_TRABAJADORES", ""); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 256 {
-			problema("SAGAS_TRABAJADORES", v, "allowed values are integers 1-256")
-		} else {
-			c.Trabajadores = n
-		}
-	}
-	switch v := env("SAGAS_FALLOS", "no"); v {
-	case "no":
-	case "semillas":
-		c.Fallos.Semillas = true
-	default:
-		problema("SAGAS_FALLOS", v, "allowed values are no, semillas")
-	}
-	if v := env("SAGAS_TASA_FALLO", ""); v != "" {
-		if t, err := strconv.ParseFloat(v, 64); err != nil || !(t >= 0 && t <= 1) {
-			problema("SAGAS_TASA_FALLO", v, "allowed values are numbers from 0 to 1 (0.2 fails one command in five)")
-		} else {
+	if l.Definida("SAGAS_TASA_FALLO") {
+		if t := l.Decimal("SAGAS_TASA_FALLO", -1); t >= 0 {
 			c.Fallos.Tasa = &t
 		}
 	}
-	if v := env("SAGAS_SEMILLA", ""); v != "" {
-		s, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			problema("SAGAS_SEMILLA", v, "allowed values are integers")
-		}
-		c.Fallos.Semilla = uint64(s)
-	} else {
-		c.Fallos.Semilla = uint64(time.Now().UnixNano())
-	}
-	if v := env("SAGAS_LATENCIA", ""); v != "" {
-		if d, err := time.ParseDuration(v); err != nil || d < 0 {
-			problema("SAGAS_LATENCIA", v, "allowed values are non-negative Go durations such as 20ms")
-		} else {
-			c.Fallos.Latencia = d
-		}
-	}
-	switch v := env("SAGAS_LOG_LEVEL", "info"); strings.ToLower(v) {
+	switch l.Texto("SAGAS_LOG_LEVEL") {
 	case "debug":
 		c.NivelLog = slog.LevelDebug
-	case "info":
-		c.NivelLog = slog.LevelInfo
 	case "warn":
 		c.NivelLog = slog.LevelWarn
 	case "error":
 		c.NivelLog = slog.LevelError
-	default:
-		problema("SAGAS_LOG_LEVEL", v, "allowed values are debug, info, warn, error")
+	default: // info, or an invalid value the reader has reported
+		c.NivelLog = slog.LevelInfo
 	}
-	if err := c.Validar(); err != nil {
-		errs = append(errs, err)
+	// The signature has no room for notices: they go to the default logger,
+	// before the service's own exists.
+	for _, a := range l.Avisos() {
+		slog.Warn(a)
 	}
-	return c, errors.Join(errs...)
+	return c, errors.Join(l.Err(), c.validarDerivados())
 }
 
-// Validar checks the values LeerConfig does not parse itself (tests build a
-// Config directly and call it too). Every problem is reported.
+// Validar checks every value of c against the table's allowed values and
+// the rules between them (tests build a Config directly and call it too).
+// Every problem is reported.
 func (c Config) Validar() error {
+	var errs []error
+	for _, v := range []struct{ nombre, valor string }{
+		{"SAGAS_PULSAR_URL", c.PulsarURL},
+		{"SAGAS_PULSAR_ADMIN_URL", c.PulsarAdminURL},
+		{"SAGAS_PULSAR_TENANT", c.Topologia.Tenant},
+		{"SAGAS_PULSAR_NAMESPACE", c.Topologia.Namespace},
+		{"SAGAS_STORAGE_TYPE", c.Almacen},
+		{"SAGAS_METRICS_ADDR", c.DireccionHTTP},
+		{"SAGAS_CONSUMER_WORKERS", strconv.Itoa(c.Trabajadores)},
+	} {
+		errs = append(errs, configuracion.Comprobar(v.nombre, v.valor))
+	}
+	return errors.Join(append(errs, c.validarDerivados())...)
+}
+
+// validarDerivados checks what the table cannot: the service's name and the
+// values derived from it, and what the chosen store needs.
+func (c Config) validarDerivados() error {
 	var errs []error
 	problema := func(nombre, valor, formato string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s=%q: %s", nombre, valor, fmt.Sprintf(formato, args...)))
 	}
-	if !nombreValido(c.Servicio, "_.-", 100) {
+	if !configuracion.NombreValido(c.Servicio, "_.-", 100) {
 		errs = append(errs, fmt.Errorf("servicio %q: allowed are letters, digits, _ . -", c.Servicio))
-	}
-	if u, err := url.Parse(c.PulsarURL); err != nil || (u.Scheme != "pulsar" && u.Scheme != "pulsar+ssl") || u.Host == "" {
-		problema("SAGAS_PULSAR_URL", c.PulsarURL, "allowed values are pulsar://host:port or pulsar+ssl://host:port")
-	}
-	if u, err := url.Parse(c.PulsarAdminURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		problema("SAGAS_PULSAR_ADMIN_URL", c.PulsarAdminURL, "allowed values are http://host:port or https://host:port")
-	}
-	if !nombreValido(c.Topologia.Tenant, "_.-", 100) {
-		problema("SAGAS_PULSAR_TENANT", c.Topologia.Tenant, "allowed are letters, digits, _ . -")
-	}
-	if !nombreValido(c.Topologia.Namespace, "_.-", 100) {
-		problema("SAGAS_PULSAR_NAMESPACE", c.Topologia.Namespace, "allowed are letters, digits, _ . -")
 	}
 	switch c.Almacen {
 	case AlmacenSQLite:
@@ -236,19 +182,9 @@ func (c Config) Validar() error {
 		if c.MySQL.Usuario == "" {
 			problema("SAGAS_DB_USER", c.MySQL.Usuario, "must not be empty with SAGAS_STORAGE_TYPE=mysql")
 		}
-		if !nombreValido(c.MySQL.BaseDatos, "_", 64) {
+		if !configuracion.NombreValido(c.MySQL.BaseDatos, "_", 64) {
 			errs = append(errs, fmt.Errorf("base de datos %q: allowed are 1-64 letters, digits and _", c.MySQL.BaseDatos))
 		}
-	default:
-		problema("SAGAS_STORAGE_TYPE", c.Almacen, "allowed values are sqlite, mysql")
-	}
-	if host, puerto, err := net.SplitHostPort(c.DireccionHTTP); err != nil {
-		problema("SAGAS_METRICS_ADDR", c.DireccionHTTP, "allowed values are host:port (port 0 picks a free one)")
-	} else if p, err := strconv.Atoi(puerto); err != nil || p < 0 || p > 65535 || (host != "" && strings.ContainsAny(host, "/ ")) {
-		problema("SAGAS_METRICS_ADDR", c.DireccionHTTP, "allowed values are host:port with a port 0-65535")
-	}
-	if c.Trabajadores < 1 {
-		problema("SAGAS_TRABAJADORES", strconv.Itoa(c.Trabajadores), "allowed values are integers 1-256")
 	}
 	return errors.Join(errs...)
 }

@@ -112,3 +112,43 @@ func TestTasaEfectivaSigueLaPrioridadDeLasVariables(t *testing.T) {
 		}
 	}
 }
+
+func TestLeerConfigTrabajadoresConElNombreComunYElObsoleto(t *testing.T) {
+	for _, c := range []struct {
+		nombre string
+		env    map[string]string
+		want   int
+	}{
+		{"nombre común con el coordinador", map[string]string{"SAGAS_CONSUMER_WORKERS": "8"}, 8},
+		{"nombre obsoleto", map[string]string{"SAGAS_TRABAJADORES": "16"}, 16},
+		{"el nombre común gana", map[string]string{"SAGAS_CONSUMER_WORKERS": "8", "SAGAS_TRABAJADORES": "16"}, 8},
+	} {
+		cfg, err := LeerConfig("marca", entorno(c.env))
+		if err != nil || cfg.Trabajadores != c.want {
+			t.Errorf("%s: %d, %v; want %d", c.nombre, cfg.Trabajadores, err, c.want)
+		}
+	}
+}
+
+func TestValidarUnaConfigConstruidaEnCodigoNombraCadaVariable(t *testing.T) {
+	c, err := LeerConfig("marca", entorno(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validar(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	c.PulsarURL, c.Topologia.Namespace, c.Almacen, c.DireccionHTTP, c.Trabajadores = "http://b:1", "a/b", "postgres", "9100", 0
+	err = c.Validar()
+	for _, want := range []string{
+		`SAGAS_PULSAR_URL="http://b:1": allowed values are pulsar://host:port`,
+		`SAGAS_PULSAR_NAMESPACE="a/b": allowed are letters, digits, _ . -`,
+		`SAGAS_STORAGE_TYPE="postgres": allowed values are sqlite, mysql`,
+		`SAGAS_METRICS_ADDR="9100": allowed values are host:port`,
+		`SAGAS_CONSUMER_WORKERS="0": allowed values are integers 1-256`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not report %q:\n%v", want, err)
+		}
+	}
+}
