@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -38,10 +40,10 @@ func medirCotas(ctx context.Context, o opciones, client pulsar.Client, topo even
 		c.CommitsPorSaga = (float64(r.Completadas)*(2*k+1) + float64(r.Compensadas)*(4*k+1)) / terminadas
 	}
 	var err error
-	if c.BrokerPipelineMsgsPorS, err = cotaBroker(ctx, client, topo); err != nil {
+	if c.BrokerPipelineMsgsPorS, err = cotaBroker(ctx, client, topo, o.admin); err != nil {
 		return nil, err
 	}
-	if c.BrokerMsgsPorS, err = cotaIdaYVuelta(ctx, client, topo, o.concurrencia); err != nil {
+	if c.BrokerMsgsPorS, err = cotaIdaYVuelta(ctx, client, topo, o.admin, o.concurrencia); err != nil {
 		return nil, err
 	}
 	switch o.almacen {
@@ -76,11 +78,34 @@ func aleatorio() string {
 	return hex.EncodeToString(b)
 }
 
+// borrarTopico deletes a topic a bound created, through the broker's admin
+// API, so that runs leave no topics behind; it only warns on failure, as the
+// measurement is already taken.
+func borrarTopico(ctx context.Context, admin, topico string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	ruta := strings.TrimRight(admin, "/") + "/admin/v2/persistent/" + strings.TrimPrefix(topico, "persistent://") + "?force=true"
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, ruta, nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
+				err = errors.New(resp.Status)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "carga: could not delete the bound's topic %s: %v\n", topico, err)
+	}
+}
+
 // cotaBroker measures keyed produce → Key_Shared consume round trips with the
 // producer and consumer settings the system uses.
-func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologia) (float64, error) {
+func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologia, admin string) (float64, error) {
 	const n, claves = 20000, 1000
 	topico := fmt.Sprintf("persistent://%s/cota-broker-%s", topo.NS(), aleatorio())
+	defer borrarTopico(ctx, admin, topico) // deferred first: runs after the closes
 	cons, err := client.Subscribe(pulsar.ConsumerOptions{
 		Topic: topico, SubscriptionName: "cota", Type: pulsar.KeyShared,
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, ReceiverQueueSize: 1000,
@@ -140,9 +165,10 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 // Key_Shared consumer has received it, then send the next (a participant
 // replies and waits for the ack; the coordinator answers a reply with the next
 // command). Messages per second of completed round trips.
-func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topologia, concurrencia int) (float64, error) {
+func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topologia, admin string, concurrencia int) (float64, error) {
 	const duracion = 5 * time.Second
 	topico := fmt.Sprintf("persistent://%s/cota-ida-vuelta-%s", topo.NS(), aleatorio())
+	defer borrarTopico(ctx, admin, topico) // deferred first: runs after the closes
 	cons, err := client.Subscribe(pulsar.ConsumerOptions{
 		Topic: topico, SubscriptionName: "cota", Type: pulsar.KeyShared,
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, ReceiverQueueSize: 1000,

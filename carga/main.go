@@ -11,6 +11,10 @@
 // sagas/s × messages per saga ÷ broker messages/s, and sagas/s × commits per
 // saga ÷ commits/s.
 //
+// While it waits it prints a progress line to stderr every second (sent,
+// finished, in flight, rate); the topics the bounds create are deleted at the
+// end. -h lists the flags and the environment it reads; -version the build.
+//
 // On Linux it also accounts where the machine's CPU went during the load
 // (busy share of the cores; CPU ms and context switches per saga of the
 // coordinator, the participants, the broker, the database and itself), so a
@@ -41,13 +45,15 @@ import (
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/configuracion"
+	"github.com/alpespartner/sagas/internal/version"
 	"github.com/apache/pulsar-client-go/pulsar"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Stdout); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "carga:", err)
 		os.Exit(1)
 	}
@@ -71,6 +77,7 @@ type opciones struct {
 	salida       string
 	espera       time.Duration
 	token        string
+	progreso     time.Duration
 }
 
 // Resultado is what one run prints and writes as JSON.
@@ -121,9 +128,18 @@ type Cotas struct {
 	RatioCotaInferior      float64 `json:"ratio_cota_inferior"`
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+// run is the whole run. The result goes to stdout; progress and warnings to
+// stderr; -h and -version print to stdout and return nil.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var o opciones
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nStarts sagas through the coordinator's API, waits for their outcomes and prints throughput, latency and the machine's bounds.\n\nFlags:\n", args[0])
+		fs.PrintDefaults()
+		configuracion.Ayuda(fs.Output(), configuracion.Carga)
+	}
+	env := configuracion.Leer(getenv)
 	fs.StringVar(&o.api, "api", "http://127.0.0.1:8003", "coordinator API base URL")
 	fs.StringVar(&o.flujo, "flujo", "campana", "campana or lanzar-campania-completa")
 	fs.IntVar(&o.n, "n", 500, "number of sagas")
@@ -141,11 +157,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
 	fs.DurationVar(&o.espera, "espera", 5*time.Minute, "give up waiting for outcomes after this")
-	fs.StringVar(&o.token, "token", os.Getenv("SAGAS_API_TOKEN"), "API bearer token")
+	fs.StringVar(&o.token, "token", env.Texto("SAGAS_API_TOKEN"), "API bearer token (default $SAGAS_API_TOKEN)")
+	fs.DurationVar(&o.progreso, "progreso", time.Second, "print a progress line to stderr this often (0: never)")
+	verVersion := fs.Bool("version", false, "print the version and exit")
+	if ayuda(args[1:]) {
+		fs.SetOutput(stdout)
+	}
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
-	var errs []error
+	if *verVersion {
+		fmt.Fprintln(stdout, "carga", version.Cadena())
+		return nil
+	}
+	errs := []error{env.Err()}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
 	if o.flujo != "campana" && o.flujo != "lanzar-campania-completa" {
 		errs = append(errs, fmt.Errorf("-flujo=%q: allowed values are campana, lanzar-campania-completa", o.flujo))
 	}
@@ -154,6 +185,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if o.almacen != "" && o.almacen != "mysql" && o.almacen != "sqlite" {
 		errs = append(errs, fmt.Errorf("-almacen=%q: allowed values are mysql, sqlite or empty", o.almacen))
+	}
+	if o.progreso < 0 {
+		errs = append(errs, fmt.Errorf("-progreso=%v: must be >= 0", o.progreso))
 	}
 	if o.almacen == "sqlite" && o.sqlite == "" {
 		errs = append(errs, errors.New("-almacen=sqlite needs -sqlite <scratch file>"))
@@ -179,7 +213,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if o.cpu {
 		cpu = iniciarCPU(os.DirFS("/proc"))
 	}
-	res, err := cargar(ctx, o, client, topo)
+	res, err := cargar(ctx, o, client, topo, stderr)
 	if err != nil {
 		return err
 	}
@@ -196,6 +230,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		res.commits = despues - antes
 	}
 	if o.cotas {
+		fmt.Fprintln(stderr, "carga: measuring the broker and database bounds (10-20 s; -cotas=false skips them)")
 		c, err := medirCotas(ctx, o, client, topo, res)
 		if err != nil {
 			return fmt.Errorf("medir cotas: %w", err)
@@ -251,7 +286,69 @@ func (s *seguimiento) aviso(id string) <-chan struct{} {
 	return c
 }
 
-func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.Topologia) (*Resultado, error) {
+// ayuda reports whether the command line asks for help, which then goes to
+// stdout (asked for) rather than stderr (a mistake).
+func ayuda(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "--h":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
+
+// progreso are the counts of a progress line.
+type progreso struct {
+	enviadas, terminadas, errores int
+}
+
+// contar is the progress so far: POSTs accepted, outcomes seen of them, and
+// POSTs that failed.
+func (s *seguimiento) contar() progreso {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := progreso{enviadas: len(s.enviado)}
+	for id := range s.enviado {
+		if _, ok := s.terminado[id]; ok {
+			p.terminadas++
+		}
+	}
+	return p
+}
+
+// informarProgreso writes a progress line every cada until ctx ends: sagas
+// sent, finished, in flight, and the finishing rate over the last interval.
+func informarProgreso(ctx context.Context, w io.Writer, cada time.Duration, total int, contar func() progreso) {
+	if cada <= 0 {
+		return
+	}
+	inicio := time.Now()
+	t := time.NewTicker(cada)
+	defer t.Stop()
+	var antes progreso
+	prev := inicio
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ahora := <-t.C:
+			p := contar()
+			tasa := float64(p.terminadas-antes.terminadas) / ahora.Sub(prev).Seconds()
+			fmt.Fprintln(w, lineaProgreso(ahora.Sub(inicio), total, p, tasa))
+			antes, prev = p, ahora
+		}
+	}
+}
+
+func lineaProgreso(transcurrido time.Duration, total int, p progreso, tasa float64) string {
+	return fmt.Sprintf("carga %5.0fs  sent %d/%d  finished %d  in flight %d  errors %d  %.1f sagas/s",
+		transcurrido.Seconds(), p.enviadas, total, p.terminadas, p.enviadas-p.terminadas, p.errores, tasa)
+}
+
+func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.Topologia, progresoW io.Writer) (*Resultado, error) {
 	codec, err := eventos.NuevoCodec[eventos.Evento](esquemas.MustAvro(esquemas.EventoSaga))
 	if err != nil {
 		return nil, err
@@ -321,6 +418,17 @@ func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.
 	}
 
 	inicio := time.Now()
+	pctx, pararProgreso := context.WithCancel(ctx)
+	progresoHecho := make(chan struct{})
+	go func() {
+		defer close(progresoHecho)
+		informarProgreso(pctx, progresoW, o.progreso, o.n, func() progreso {
+			p := seg.contar()
+			p.errores = int(errores.Load())
+			return p
+		})
+	}()
+	defer func() { pararProgreso(); <-progresoHecho }()
 	sem := make(chan struct{}, o.concurrencia)
 	var wg sync.WaitGroup
 	modo := "concurrencia"
