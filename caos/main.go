@@ -41,6 +41,7 @@
 //
 //	go run ./caos              2,000 sagas, full plan (or scripts/caos.sh)
 //	go run ./caos -corto       ~200 sagas, one fault of each kind, faster plan
+//	go run ./caos -h           its flags and the environment it reads
 package main
 
 import (
@@ -56,6 +57,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/alpespartner/sagas/internal/configuracion"
+	"github.com/alpespartner/sagas/internal/version"
 )
 
 func main() {
@@ -92,11 +96,36 @@ type config struct {
 	Namespace        string
 	PaqueteCoord     string // package of the coordinator's main
 	ReiniciarCaidos  bool
+	Version          bool // -version: print it and exit
 }
 
-func leerConfig(args []string) (config, error) {
+// pideAyuda reports whether the command line asks for help, which then goes
+// to stdout (asked for) rather than stderr (a mistake).
+func pideAyuda(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "--h":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
+
+// leerConfig reads the command line; -h writes the flags and the environment
+// caos reads to ayuda and returns flag.ErrHelp.
+func leerConfig(args []string, ayuda io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	if pideAyuda(args[1:]) {
+		fs.SetOutput(ayuda)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nRuns the saga system in an isolated world under a fault plan and checks the stores for violations.\n\nFlags:\n", args[0])
+		fs.PrintDefaults()
+		configuracion.Ayuda(fs.Output(), configuracion.Caos)
+	}
 	fs.IntVar(&c.N, "n", 2000, "number of sagas (default 200 with -corto)")
 	fs.BoolVar(&c.Corto, "corto", false, "short mode: ~200 sagas, one fault of each kind, faster plan")
 	fs.Float64Var(&c.Tasa, "tasa", 0, "POST rate in sagas/s (0: spread the sagas over the fault plan)")
@@ -114,8 +143,12 @@ func leerConfig(args []string) (config, error) {
 	fs.StringVar(&c.Namespace, "namespace", "", "Pulsar namespace (default caos-<unix time>, unique per run)")
 	fs.StringVar(&c.PaqueteCoord, "paquete-coordinador", "./coordinador/cmd/coordinador", "package of the coordinator's main")
 	fs.BoolVar(&c.ReiniciarCaidos, "reiniciar-caidos", true, "restart a process that exits outside the plan (the exit is still a violation)")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
+	}
+	if c.Version {
+		return c, nil
 	}
 	var errs []error
 	if fs.NArg() > 0 {
@@ -199,12 +232,16 @@ func raizRepositorio() (string, error) {
 
 // run is the whole run: set up, load with faults, check, tear down.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
-	cfg, err := leerConfig(args)
+	cfg, err := leerConfig(args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if cfg.Version {
+		fmt.Fprintln(stdout, "caos", version.Cadena())
+		return nil
 	}
 	b := nuevaBitacora(stdout)
 	m := nuevoMundo(cfg, b)
