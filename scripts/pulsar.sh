@@ -12,6 +12,7 @@
 #                              run bin/pulsar-admin|pulsar-client|pulsar-perf against it
 #
 # Env: PULSAR_PORT (6650), PULSAR_HTTP_PORT (8080), PULSAR_START_TIMEOUT (180 s),
+#      PULSAR_HEARTBEAT (5 s between progress lines while downloading/starting),
 #      PULSAR_MEM (-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g), PULSAR_GC,
 #      PULSAR_CONF_OVERRIDES ("key=value ..." extra standalone.conf settings).
 # Each broker port gets its own directory $STATE_DIR/pulsar-$PULSAR_PORT, so a
@@ -39,6 +40,51 @@ PID_FILE="$INSTANCE_DIR/pulsar.pid"
 LOG_FILE="$INSTANCE_DIR/pulsar.log"
 DATA_DIR="$INSTANCE_DIR/data"
 
+# --- progress ----------------------------------------------------------------
+# Every HEARTBEAT seconds (PULSAR_HEARTBEAT, default 5) a long wait says it is
+# alive. heartbeat_start CMD... runs CMD (which prints one line of status)
+# that often in the background until heartbeat_stop, or until this script
+# exits ($$ is this script's pid, also inside the subshell).
+HEARTBEAT=${PULSAR_HEARTBEAT:-5}
+HEARTBEAT_PID=
+heartbeat_start() {
+    # The sleep holds no descriptor of ours and dies with the loop, so that a
+    # caller reading this script's output is not kept waiting for it.
+    (
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        while kill -0 $$ 2>/dev/null; do
+            sleep "$HEARTBEAT" </dev/null >/dev/null 2>&1 &
+            nap=$!
+            wait "$nap" || true
+            kill -0 $$ 2>/dev/null && { "$@" || true; }
+        done
+    ) >&2 &
+    HEARTBEAT_PID=$!
+}
+heartbeat_stop() {
+    [[ -n $HEARTBEAT_PID ]] || return 0
+    kill "$HEARTBEAT_PID" 2>/dev/null || true
+    wait "$HEARTBEAT_PID" 2>/dev/null || true
+    HEARTBEAT_PID=
+}
+
+# The Maven artifact's directory in the local repository, where the download
+# grows (MAVEN_REPO when ~/.m2/repository is not where mvn keeps it).
+M2_ARTIFACT_DIR="${MAVEN_REPO:-$HOME/.m2/repository}/org/apache/pulsar/pulsar-server-distribution/${PULSAR_VERSION}"
+PULSAR_TARBALL_MB=245
+# download_progress T0: one line with the MB fetched so far and the time spent.
+download_progress() {
+    local mb=0
+    [[ -d $M2_ARTIFACT_DIR ]] && mb=$(du -sm "$M2_ARTIFACT_DIR" 2>/dev/null | cut -f1)
+    log "downloading: ${mb} of about ${PULSAR_TARBALL_MB} MB ($((mb * 100 / PULSAR_TARBALL_MB))%), $(elapsed_since "$1")s"
+}
+# start_progress T0: elapsed time and the broker log's last line.
+start_progress() {
+    local last=""
+    [[ -s $LOG_FILE ]] && last=$(tail -n 1 "$LOG_FILE" | cut -c1-160)
+    log "starting, $(elapsed_since "$1")s: ${last:-(no log line yet)}"
+}
+
 # --- fetch -------------------------------------------------------------------
 fetch() {
     if [[ -x $PULSAR_HOME_DIR/bin/pulsar && -f $PULSAR_HOME_DIR/.unpacked ]]; then
@@ -59,12 +105,16 @@ fetch() {
         t0=$(now_s)
         tmp=$(mktemp -d "$PULSAR_CACHE/.download.XXXXXX")
         log "downloading Pulsar $PULSAR_VERSION distribution with Maven (about 245 MB)"
-        # Maven's output is only shown when it fails.
+        # Maven's output is only shown when it fails; the heartbeat shows
+        # the download growing in the local repository meanwhile.
+        heartbeat_start download_progress "$t0"
         if ! mvn -B -q dependency:copy -Dartifact="$PULSAR_ARTIFACT" -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+            heartbeat_stop
             cat "$tmp.log" >&2
             rm -rf "$tmp" "$tmp.log"
             die "mvn dependency:copy of $PULSAR_ARTIFACT failed"
         fi
+        heartbeat_stop
         rm -f "$tmp.log"
         mv "$tmp/$(basename "$PULSAR_TARBALL")" "$PULSAR_TARBALL"
         rm -rf "$tmp"
@@ -264,7 +314,9 @@ start() {
     fi
     local t0 rc=0
     t0=$(now_s)
+    heartbeat_start start_progress "$t0"
     wait_until "$PULSAR_START_TIMEOUT" "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT" probe || rc=$?
+    heartbeat_stop
     if [[ $rc -ne 0 ]]; then
         tail_log "$LOG_FILE" 60 "Pulsar log $LOG_FILE"
         [[ -s $INSTANCE_DIR/readiness.log ]] && tail_log "$INSTANCE_DIR/readiness.log" 15 "readiness probe output"
