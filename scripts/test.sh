@@ -122,9 +122,12 @@ export SAGAS_TEST_MYSQL_DSN="sagas:sagas123@tcp(127.0.0.1:$TEST_DB_PORT)/sagas?p
 
 TEST_ARGS=("$@")
 [[ ${#TEST_ARGS[@]} -gt 0 ]] || TEST_ARGS=(./...)
-log "go test -race -count=1 -timeout 30m ${TEST_ARGS[*]}"
+# gotestsum (a go.mod tool) runs go test and prints one line per test as it
+# ends, so a long run shows progress; failures are repeated at the end.
+log "go test -race -count=1 -timeout 30m ${TEST_ARGS[*]} (through gotestsum)"
 T_GO=$(now_s)
-go test -race -count=1 -timeout 30m "${TEST_ARGS[@]}" || FAILED+=("go test")
+go tool gotestsum --format testname --format-hide-empty-pkg -- \
+    -race -count=1 -timeout 30m "${TEST_ARGS[@]}" || FAILED+=("go test")
 log "go test took $(elapsed_since "$T_GO")s"
 
 if [[ -f $COMPOSE_FILE ]]; then
