@@ -34,7 +34,7 @@ import (
 // worst a consumer sees a message twice, which every consumer de-duplicates
 // (inbox); a command is never lost.
 type Relay struct {
-	store    almacen.Store
+	store    Outbox
 	client   pulsar.Client
 	replica  string
 	esquemas func(topico string) string
@@ -55,9 +55,16 @@ type Relay struct {
 	fallos     prometheus.Counter
 }
 
+// Outbox is what the relay needs from the store: claiming rows and deleting
+// the ones the broker acknowledged. *almacen.DB is one (see
+// almacen.Store.DrenarOutbox for the contract).
+type Outbox interface {
+	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error)
+}
+
 // OpcionesRelay configure NuevoRelay.
 type OpcionesRelay struct {
-	Store   almacen.Store
+	Store   Outbox
 	Client  pulsar.Client
 	Replica string // stable replica id: producer names derive from it
 	// Esquema returns the Avro schema text registered for a topic.
@@ -111,9 +118,11 @@ func (r *Relay) Avisar() {
 	}
 }
 
-// Correr drains the outbox until ctx ends. It never returns early on errors:
-// a broker or database outage is logged and retried with backoff.
-func (r *Relay) Correr(ctx context.Context) {
+// Correr drains the outbox until ctx ends, then flushes and closes its
+// producers. It never returns early on errors: a broker or database outage is
+// logged and retried with backoff.
+func (r *Relay) Correr(ctx context.Context) error {
+	defer r.cerrarProductores()
 	pausa := r.espera
 	for ctx.Err() == nil {
 		n, err := r.store.DrenarOutbox(ctx, r.lote, r.publicar)
@@ -137,6 +146,7 @@ func (r *Relay) Correr(ctx context.Context) {
 		case <-time.After(pausa):
 		}
 	}
+	return nil
 }
 
 func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) {
@@ -260,8 +270,8 @@ func (r *Relay) reservar(topico string, id int64) bool {
 	return true
 }
 
-// Cerrar flushes and closes the producers.
-func (r *Relay) Cerrar() {
+// cerrarProductores flushes and closes the producers.
+func (r *Relay) cerrarProductores() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range []map[string]pulsar.Producer{r.productores, r.rescate} {

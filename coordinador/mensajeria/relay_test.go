@@ -15,9 +15,8 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 )
 
-// outboxFalso is a Store whose outbox is a slice; only DrenarOutbox is used.
+// outboxFalso is an Outbox held in a slice.
 type outboxFalso struct {
-	almacen.Store
 	filas []almacen.Mensaje
 }
 
@@ -69,7 +68,7 @@ func TestRelayNoPierdeFilasQueElBrokerCreeDuplicadas(t *testing.T) {
 		store.filas = append(store.filas, almacen.Mensaje{ID: i, Topico: topico, Clave: "s", Carga: []byte(fmt.Sprint("fila-", i))})
 	}
 	r := NuevoRelay(OpcionesRelay{Store: store, Client: client, Replica: "r1", Esquema: func(string) string { return "" }})
-	defer r.Cerrar()
+	defer r.cerrarProductores()
 	n, err := store.DrenarOutbox(context.Background(), 100, r.publicar)
 	if err != nil || n != 5 || len(store.filas) != 0 {
 		t.Fatalf("drained %d (err %v), %d rows left", n, err, len(store.filas))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/eventos"
@@ -16,6 +14,38 @@ import (
 // Aplicador applies participants' replies (*motor.Motor).
 type Aplicador interface {
 	AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) []error
+}
+
+// Respuestas consumes respuestas-saga with a Key_Shared subscription, so
+// replicas split sagas between them, and hands each batch to
+// ManejadorRespuestas.
+type Respuestas struct {
+	cliente  pulsar.Client
+	opciones bus.OpcionesConsumidor
+	manejar  bus.ManejadorLote
+	listo    chan struct{}
+}
+
+// NuevasRespuestas builds the reply consumer; o names the topic, the
+// subscription and its type. Correr runs it.
+func NuevasRespuestas(c pulsar.Client, o bus.OpcionesConsumidor, codec *eventos.Codec[eventos.Respuesta], motor Aplicador) *Respuestas {
+	return &Respuestas{cliente: c, opciones: o, manejar: ManejadorRespuestas(codec, motor), listo: make(chan struct{})}
+}
+
+// Listo is closed once the subscription exists.
+func (r *Respuestas) Listo() <-chan struct{} { return r.listo }
+
+// Correr subscribes and consumes until ctx ends, then lets the batches in
+// hand finish and closes the subscription.
+func (r *Respuestas) Correr(ctx context.Context) error {
+	k, err := bus.ConsumirLotes(ctx, r.cliente, r.opciones, r.manejar)
+	if err != nil {
+		return err
+	}
+	close(r.listo)
+	<-ctx.Done()
+	k.Cerrar()
+	return nil
 }
 
 // ManejadorRespuestas decodes a batch of replies from respuestas-saga and
@@ -54,84 +84,4 @@ func ManejadorRespuestas(codec *eventos.Codec[eventos.Respuesta], motor Aplicado
 		}
 		return errs
 	}
-}
-
-// Vencedor processes due deadlines (VencerPlazos).
-type Vencedor interface {
-	VencerPlazos(ctx context.Context, limite int) (int, error)
-}
-
-// Temporizador sweeps the database for sagas whose deadline passed. Deadlines
-// live in the database, so any replica takes over a crashed one's timers.
-func Temporizador(ctx context.Context, v Vencedor, cada time.Duration, logger *slog.Logger) {
-	const lote = 200
-	t := time.NewTicker(cada)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for ctx.Err() == nil {
-			n, err := v.VencerPlazos(ctx, lote)
-			if err != nil {
-				if ctx.Err() == nil {
-					logger.Warn("vencer plazos", "err", err)
-				}
-				break
-			}
-			if n < lote {
-				break
-			}
-		}
-	}
-}
-
-// Oyente reads saga outcomes from eventos-saga, so a replica that holds an
-// HTTP request waiting for a saga learns when another replica ended it.
-type Oyente struct {
-	reader pulsar.Reader
-	codec  *eventos.Codec[eventos.Evento]
-	avisar func(sagaID string)
-	logger *slog.Logger
-	hecho  chan struct{}
-}
-
-// Escuchar starts a non-durable reader at the end of the topic.
-func Escuchar(ctx context.Context, c pulsar.Client, topico string, codec *eventos.Codec[eventos.Evento], avisar func(string), logger *slog.Logger) (*Oyente, error) {
-	r, err := c.CreateReader(pulsar.ReaderOptions{Topic: topico, StartMessageID: pulsar.LatestMessageID()})
-	if err != nil {
-		return nil, fmt.Errorf("lector de %s: %w", topico, err)
-	}
-	o := &Oyente{reader: r, codec: codec, avisar: avisar, logger: logger, hecho: make(chan struct{})}
-	go o.correr(ctx)
-	return o, nil
-}
-
-func (o *Oyente) correr(ctx context.Context) {
-	defer close(o.hecho)
-	for {
-		msg, err := o.reader.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			o.logger.Warn("leer eventos-saga", "err", err)
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		ev, err := o.codec.Decodificar(msg.Payload())
-		if err != nil {
-			o.logger.Warn("evento de saga ilegible", "err", err)
-			continue
-		}
-		o.avisar(ev.SagaID)
-	}
-}
-
-// Cerrar waits for the reader loop (cancel its context first) and closes it.
-func (o *Oyente) Cerrar() {
-	<-o.hecho
-	o.reader.Close()
 }

@@ -119,7 +119,7 @@ type Opciones struct {
 }
 
 // Puente turns legacy choreography messages into sagas (see the package
-// documentation for the rules). Start it with Iniciar, stop it with Cerrar.
+// documentation for the rules). Correr runs it.
 type Puente struct {
 	iniciador      Iniciador
 	cliente        pulsar.Client
@@ -134,9 +134,7 @@ type Puente struct {
 	muEsquemas sync.Mutex
 	esquemas   map[versionEsquema]*avro.RecordSchema
 
-	mu           sync.Mutex
-	cancelar     context.CancelFunc
-	consumidores []*bus.Consumidor
+	listo chan struct{}
 }
 
 type versionEsquema struct {
@@ -144,7 +142,7 @@ type versionEsquema struct {
 	version int64
 }
 
-// Nuevo builds a Puente; it does not connect until Iniciar.
+// Nuevo builds a Puente; it does not connect until Correr.
 func Nuevo(o Opciones) (*Puente, error) {
 	var faltan []error
 	if o.Iniciador == nil {
@@ -162,7 +160,7 @@ func Nuevo(o Opciones) (*Puente, error) {
 	p := &Puente{
 		iniciador: o.Iniciador, cliente: o.Cliente, fuente: o.Esquemas, logger: o.Logger, metricas: o.Metricas,
 		topicoCampania: o.TopicoCampania, topicoLanzar: o.TopicoLanzar, suscripcion: o.Suscripcion,
-		esquemas: map[versionEsquema]*avro.RecordSchema{},
+		esquemas: map[versionEsquema]*avro.RecordSchema{}, listo: make(chan struct{}),
 	}
 	if p.logger == nil {
 		p.logger = slog.Default()
@@ -212,15 +210,22 @@ func contadorPuente(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	return c, nil
 }
 
-// Iniciar subscribes to both legacy topics and starts consuming. The
-// consumers stop when ctx is cancelled or Cerrar is called.
-func (p *Puente) Iniciar(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cancelar != nil {
-		return errors.New("puente legado: ya iniciado")
-	}
+// Listo is closed once both subscriptions exist.
+func (p *Puente) Listo() <-chan struct{} { return p.listo }
+
+// Correr subscribes to both legacy topics and consumes until ctx ends, then
+// lets the message in hand finish and closes the subscriptions. A Puente
+// runs once.
+func (p *Puente) Correr(ctx context.Context) error {
 	ctx, cancelar := context.WithCancel(ctx)
+	defer cancelar()
+	var consumidores []*bus.Consumidor
+	defer func() {
+		cancelar() // bus.Consumidor.Cerrar needs its context ended first
+		for _, c := range consumidores {
+			c.Cerrar()
+		}
+	}()
 	rutas := []struct {
 		topico   string
 		traducir func(registroAvro) (motor.Solicitud, error)
@@ -237,35 +242,15 @@ func (p *Puente) Iniciar(ctx context.Context) error {
 			Logger:       p.logger, Metricas: p.metricas,
 		}, p.manejador(r.topico, r.traducir))
 		if err != nil {
-			cancelar()
-			for _, c := range p.consumidores {
-				c.Cerrar()
-			}
-			p.consumidores = nil
 			return fmt.Errorf("iniciar puente legado: %w", err)
 		}
-		p.consumidores = append(p.consumidores, k)
+		consumidores = append(consumidores, k)
 	}
-	p.cancelar = cancelar
 	p.logger.Info("puente legado iniciado", "topico_campania", p.topicoCampania, "topico_lanzar", p.topicoLanzar,
 		"suscripcion", p.suscripcion)
+	close(p.listo)
+	<-ctx.Done()
 	return nil
-}
-
-// Cerrar stops intake, lets the message in hand finish and closes the
-// subscriptions. It is safe to call more than once.
-func (p *Puente) Cerrar() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cancelar == nil {
-		return
-	}
-	p.cancelar()
-	for _, c := range p.consumidores {
-		c.Cerrar()
-	}
-	p.consumidores = nil
-	p.cancelar = nil
 }
 
 // manejador decodes a legacy message, builds its Solicitud and starts the

@@ -679,10 +679,21 @@ func puenteIntegracion(t *testing.T) *puenteEntorno {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.puente.Iniciar(context.Background()); err != nil {
+	ctx, cancelar := context.WithCancel(context.Background())
+	fin := make(chan error, 1)
+	go func() { fin <- e.puente.Correr(ctx) }()
+	select {
+	case <-e.puente.Listo():
+	case err := <-fin:
+		cancelar()
 		t.Fatal(err)
 	}
-	t.Cleanup(e.puente.Cerrar)
+	t.Cleanup(func() {
+		cancelar()
+		if err := <-fin; err != nil {
+			t.Errorf("Correr: %v", err)
+		}
+	})
 	return e
 }
 

@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -30,6 +28,7 @@ import (
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,8 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
-	// Start-up order: database, broker topology, producers/consumers, HTTP.
-	// Shut-down runs the deferred calls in reverse.
+	// Resources are opened here and released by the deferred calls after
+	// every component has stopped: the database last.
 	store, err := abrirAlmacen(ctx, cfg)
 	if err != nil {
 		return err
@@ -107,110 +106,91 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metricasBus := bus.NuevasMetricas(reg)
-
-	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
-		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topologia).De,
-		Logger: logger, Registro: reg,
-	})
-	defer relay.Cerrar()
 	bit, err := bitacora.Abrir(bitacora.Opciones{Dir: cfg.LogDir, Desactivada: cfg.LogDir == "", Registro: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer bit.Close()
+
+	// Components: built here, started by the group below.
+	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
+		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topologia).De,
+		Logger: logger, Registro: reg,
+	})
 	avisos := motor.NuevosAvisos()
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
-	engine := motor.Nuevo(motor.Opciones{
+	sagas := motor.Nuevo(motor.Opciones{
 		Store: store, Catalogo: catalogo, Topologia: topologia, Comandos: codecComando, Eventos: codecEvento,
 		Logger: logger, Observador: observadores,
 	})
-
-	// Background loops share one context, cancelled first on shutdown.
-	bg, cancelBg := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBg()
-	var bucles sync.WaitGroup
-	bucles.Go(func() { relay.Correr(bg) })
-	bucles.Go(func() { mensajeria.Temporizador(bg, engine, cfg.Temporizador, logger) })
-
-	respuestas, err := bus.ConsumirLotes(bg, client, bus.OpcionesConsumidor{
+	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
 		Topico: topologia.Respuestas(), Suscripcion: "coordinador", Tipo: pulsar.KeyShared,
 		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
-	}, mensajeria.ManejadorRespuestas(codecRespuesta, engine))
-	if err != nil {
-		return err
-	}
-
-	oyente, err := mensajeria.Escuchar(bg, client, topologia.Eventos(), codecEvento, avisos.Avisar, logger)
-	if err != nil {
-		return err
-	}
-	if cfg.Puente {
-		bridge, err := puente.Nuevo(puente.Opciones{
-			Iniciador: engine, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
-			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
-		})
-		if err != nil {
-			return err
-		}
-		if err := bridge.Iniciar(bg); err != nil {
-			return err
-		}
-		defer bridge.Cerrar()
-	}
-
+	}, codecRespuesta, sagas)
 	e, err := api.Nuevo(api.Opciones{
-		Iniciador: engine, Consultas: store, Esperas: avisos, Catalogo: catalogo,
+		Iniciador: sagas, Consultas: store, Esperas: avisos, Catalogo: catalogo,
 		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
-	srv := api.ServidorHTTP(cfg.APIAddr, e)
-	if cfg.PprofAddr != "" {
-		// Profiling on its own listener, never on the API's.
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		perfil := &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := perfil.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Warn("pprof", "err", err)
-			}
-		}()
-		defer perfil.Close()
-	}
-	ln, err := net.Listen("tcp", cfg.APIAddr)
-	if err != nil {
-		return fmt.Errorf("escuchar en %s: %w", cfg.APIAddr, err)
-	}
-	errHTTP := make(chan error, 1)
-	go func() { errHTTP <- srv.Serve(ln) }()
-	logger.Info("coordinador listo", "api", "http://"+ln.Addr().String(), "almacen", cfg.Almacen, "pulsar", cfg.PulsarURL)
-	if listo != nil {
-		listo <- ln.Addr().String()
-	}
+	web := ciclo.NuevoServidorHTTP(api.ServidorHTTP(cfg.APIAddr, e), 15*time.Second, logger)
 
-	select {
-	case <-ctx.Done():
-	case err = <-errHTTP:
+	// Start-up runs down this list, each component ready before the next
+	// starts; shut-down runs up it: intake first (HTTP, consumers), then the
+	// sweeper, then the relay drains and flushes its producers. The client,
+	// the log files and the database close after the group returns.
+	partes := []ciclo.Parte{
+		{Nombre: "relay", Componente: relay},
+		{Nombre: "temporizador", Componente: motor.NuevoTemporizador(sagas, cfg.Temporizador, logger)},
+		{Nombre: "respuestas", Componente: respuestas},
+		{Nombre: "oyente", Componente: mensajeria.NuevoOyente(client, topologia.Eventos(), codecEvento, avisos.Avisar, logger)},
 	}
-	logger.Info("apagando")
-	// Stop intake first (HTTP, consumers), then drain, then close producers and DB.
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		logger.Warn("apagar HTTP", "err", serr)
+	if cfg.Puente {
+		p, err := puente.Nuevo(puente.Opciones{
+			Iniciador: sagas, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
+			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
+		})
+		if err != nil {
+			return err
+		}
+		partes = append(partes, ciclo.Parte{Nombre: "puente", Componente: p})
 	}
-	cancelBg()
-	respuestas.Cerrar()
-	oyente.Cerrar()
-	bucles.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	if cfg.PprofAddr != "" {
+		partes = append(partes, ciclo.Parte{Nombre: "pprof", Componente: perfilador(cfg.PprofAddr, logger)})
 	}
-	return err
+	partes = append(partes, ciclo.Parte{Nombre: "http", Componente: web})
+
+	grupo := ciclo.Grupo{
+		Partes: partes,
+		Plazo:  30 * time.Second,
+		Listo: func() {
+			logger.Info("coordinador listo", "api", "http://"+web.Direccion(), "almacen", cfg.Almacen, "pulsar", cfg.PulsarURL)
+			if listo != nil {
+				listo <- web.Direccion()
+			}
+		},
+		Apagando: func(motivo error) { logger.Info("apagando", "motivo", motivo) },
+	}
+	return grupo.Correr(ctx)
+}
+
+// perfilador serves net/http/pprof on its own listener, never on the API's.
+// Its failures are logged and never stop the coordinator.
+func perfilador(direccion string, logger *slog.Logger) ciclo.Componente {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := ciclo.NuevoServidorHTTP(&http.Server{Addr: direccion, Handler: mux, ReadHeaderTimeout: 10 * time.Second}, time.Second, logger)
+	return ciclo.Func(func(ctx context.Context) error {
+		if err := srv.Correr(ctx); err != nil {
+			logger.Warn("pprof", "err", err)
+		}
+		<-ctx.Done()
+		return nil
+	})
 }
 
 func abrirAlmacen(ctx context.Context, cfg config) (*almacen.DB, error) {
