@@ -29,6 +29,7 @@ import (
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/ciclo"
+	"github.com/alpespartner/sagas/internal/version"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -47,9 +48,22 @@ func main() {
 // receives the HTTP address once everything is up (tests use it).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, listo chan<- string) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nRuns the saga coordinator. Its configuration comes from SAGAS_* environment\nvariables (see docs/configuration.md).\n\nFlags:\n", fs.Name())
+		fs.PrintDefaults()
+	}
 	check := fs.Bool("check-config", false, "validate the configuration from the environment and exit")
+	verVersion := fs.Bool("version", false, "print the build's version and exit")
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
+	}
+	if *verVersion {
+		fmt.Fprintln(stdout, version.Cadena())
+		return nil
 	}
 	cfg, err := leerConfig(getenv)
 	if err != nil {
