@@ -1,0 +1,193 @@
+package almacen_test
+
+import (
+	"errors"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/integracion"
+	"github.com/alpespartner/sagas/participantes/almacen"
+	"github.com/alpespartner/sagas/participantes/bandeja"
+	"github.com/alpespartner/sagas/participantes/internal/prueba"
+	"github.com/alpespartner/sagas/participantes/servicio"
+)
+
+// abrir opens a fresh store of the test service on tipo.
+func abrir(t *testing.T, tipo string) *almacen.Almacen {
+	t.Helper()
+	o := almacen.Opciones{Tipo: tipo, Conexiones: 4, Reloj: func() time.Time { return time.UnixMilli(1_800_000_000_000) }}
+	switch tipo {
+	case almacen.SQLite:
+		o.RutaSQLite = filepath.Join(t.TempDir(), "p.db")
+	case almacen.MySQL:
+		cfg := integracion.BaseMySQL(t, "pa_")
+		host, puerto, err := net.SplitHostPort(cfg.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.MySQL = almacen.ServidorMySQL{Host: host, Usuario: cfg.User, Clave: cfg.Passwd, BaseDatos: cfg.DBName}
+		o.MySQL.Puerto, _ = strconv.Atoi(puerto)
+	}
+	s := prueba.Servicio()
+	a, err := almacen.Abrir(t.Context(), o, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func enCadaAlmacen(t *testing.T, prueba func(t *testing.T, a *almacen.Almacen)) {
+	for _, tipo := range []string{almacen.SQLite, almacen.MySQL} {
+		t.Run(tipo, func(t *testing.T) { prueba(t, abrir(t, tipo)) })
+	}
+}
+
+// orden is a command of the test service for step paso1 of saga.
+type orden struct {
+	saga, accion string
+	entrada      string // the saga input, JSON
+	fallo        string // injected failure
+}
+
+func comando(o orden) almacen.Comando {
+	s := prueba.Servicio()
+	nombre := "Hacer"
+	if o.accion == eventos.Compensar {
+		nombre = "Deshacer"
+	}
+	entrada := o.entrada
+	if entrada == "" {
+		entrada = "{}"
+	}
+	cmd := &eventos.Comando{
+		ID: "m", Type: eventos.Tipo(nombre), SagaID: o.saga, Paso: "paso1", Accion: o.accion, Intento: 1,
+		ClaveIdempotencia: o.saga + ":paso1:" + o.accion,
+	}
+	return almacen.Comando{
+		Operacion: &s.Operaciones[0],
+		Peticion:  servicio.Peticion{Comando: cmd, SagaID: o.saga, Paso: "paso1", Entrada: []byte(entrada)},
+		Fallo:     o.fallo,
+	}
+}
+
+func activos(t *testing.T, a *almacen.Almacen, saga string) int {
+	t.Helper()
+	efs, err := a.Efectos(t.Context(), saga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servicio.Activos(efs)
+}
+
+func TestAplicarUnoAUno(t *testing.T) {
+	hacer := orden{saga: "s1", accion: eventos.Ejecutar}
+	deshacer := orden{saga: "s1", accion: eventos.Compensar}
+	rechazar := orden{saga: "s1", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}
+	for _, c := range []struct {
+		nombre  string
+		ordenes []orden
+		casos   string
+		activos int
+	}{
+		{"una acción deja su efecto y su reentrega no lo repite",
+			[]orden{hacer, hacer}, "accion_hecha reenvio", 1},
+		{"una acción que rechaza no deja lo que escribió y su fallo queda registrado",
+			[]orden{rechazar, rechazar, deshacer}, "accion_rechazada reenvio compensacion_sin_efecto", 0},
+		{"una compensación antes de su acción bloquea la acción tardía",
+			[]orden{deshacer, hacer, hacer}, "compensacion_anticipada accion_tardia reenvio", 0},
+		{"una compensación que falla no se registra y su reintento deshace",
+			[]orden{hacer, {saga: "s1", accion: eventos.Compensar, fallo: "x"}, deshacer, deshacer}, "accion_hecha compensacion_inyectada compensacion_hecha reenvio", 0},
+		{"un fallo inyectado en la acción no deja efecto",
+			[]orden{{saga: "s1", accion: eventos.Ejecutar, fallo: "x"}, hacer}, "accion_inyectada reenvio", 0},
+	} {
+		t.Run(c.nombre, func(t *testing.T) {
+			enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+				var casos []string
+				for _, o := range c.ordenes {
+					d, err := a.Aplicar(t.Context(), comando(o))
+					if err != nil {
+						t.Fatal(err)
+					}
+					casos = append(casos, d.Caso.String())
+				}
+				if got := strings.Join(casos, " "); got != c.casos {
+					t.Errorf("casos %q, want %q", got, c.casos)
+				}
+				if n := activos(t, a, "s1"); n != c.activos {
+					t.Errorf("%d efectos activos, want %d", n, c.activos)
+				}
+			})
+		})
+	}
+}
+
+func TestErrorTecnicoNoDejaNadaYSeDevuelve(t *testing.T) {
+	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+		romper := orden{saga: "s1", accion: eventos.Ejecutar, entrada: `{"romper":true}`}
+		if _, err := a.Aplicar(t.Context(), comando(romper)); err == nil || !strings.Contains(err.Error(), "Hacer: fallo técnico simulado") {
+			t.Fatalf("err = %v", err)
+		}
+		d, err := a.Aplicar(t.Context(), comando(orden{saga: "s1", accion: eventos.Ejecutar}))
+		if err != nil || d.Caso != bandeja.AccionHecha || activos(t, a, "s1") != 1 {
+			t.Fatalf("the retry after a technical error: %+v %v", d, err)
+		}
+	})
+}
+
+func TestLoteConFalloDeNegocioNoDejaNadaYUnoAUnoSiSale(t *testing.T) {
+	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+		lote := []almacen.Comando{
+			comando(orden{saga: "a", accion: eventos.Ejecutar}),
+			comando(orden{saga: "b", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}),
+		}
+		if _, err := a.AplicarLote(t.Context(), lote); !errors.Is(err, almacen.ErrNegocioEnLote) {
+			t.Fatalf("err = %v, want ErrNegocioEnLote", err)
+		}
+		if activos(t, a, "a") != 0 {
+			t.Fatal("the aborted batch left an effect")
+		}
+		var casos []string
+		for _, c := range lote {
+			d, err := a.Aplicar(t.Context(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			casos = append(casos, d.Caso.String())
+		}
+		if got := strings.Join(casos, " "); got != "accion_hecha accion_rechazada" || activos(t, a, "a") != 1 || activos(t, a, "b") != 0 {
+			t.Fatalf("one by one: %s", got)
+		}
+	})
+}
+
+func TestLoteVeLoQueRegistraronLosComandosAnterioresDelPaso(t *testing.T) {
+	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+		ds, err := a.AplicarLote(t.Context(), []almacen.Comando{
+			comando(orden{saga: "s1", accion: eventos.Ejecutar}),
+			comando(orden{saga: "s1", accion: eventos.Ejecutar}),
+			comando(orden{saga: "s1", accion: eventos.Compensar}),
+			comando(orden{saga: "s2", accion: eventos.Compensar}),
+			comando(orden{saga: "s2", accion: eventos.Ejecutar}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var casos []string
+		for _, d := range ds {
+			casos = append(casos, d.Caso.String())
+		}
+		want := "accion_hecha reenvio compensacion_hecha compensacion_anticipada accion_tardia"
+		if got := strings.Join(casos, " "); got != want {
+			t.Fatalf("casos %q, want %q", got, want)
+		}
+		if activos(t, a, "s1") != 0 || activos(t, a, "s2") != 0 {
+			t.Fatal("effects left in force")
+		}
+	})
+}

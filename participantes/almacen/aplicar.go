@@ -1,0 +1,239 @@
+package almacen
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/participantes/bandeja"
+	"github.com/alpespartner/sagas/participantes/servicio"
+)
+
+// intentosTransaccion bounds the runs of one command's transaction when the
+// database asks for another (deadlock, busy).
+const intentosTransaccion = 5
+
+// Comando is a decoded, valid command to apply.
+type Comando struct {
+	Operacion *servicio.Operacion
+	// Peticion is what the operation's functions get; Peticion.Comando is
+	// the command itself. The store sets Ahora.
+	Peticion servicio.Peticion
+	// ErrDatos is the error decoding the command's data, if any.
+	ErrDatos error
+	// Fallo is the reason of an injected failure; empty when none.
+	Fallo string
+}
+
+func (c *Comando) entrada(previos map[string]bandeja.Registro, ahora time.Time) bandeja.Entrada {
+	cmd := c.Peticion.Comando
+	return bandeja.Entrada{
+		SagaID: cmd.SagaID, Paso: cmd.Paso, Accion: cmd.Accion, Comando: cmd.Nombre(), Clave: cmd.ClaveIdempotencia,
+		Previos: previos, ErrDatos: c.ErrDatos, Fallo: c.Fallo, Ahora: ahora,
+	}
+}
+
+func (c *Comando) paso() clavePaso {
+	cmd := c.Peticion.Comando
+	return clavePaso{cmd.SagaID, cmd.Paso, cmd.Nombre()}
+}
+
+// ErrNegocioEnLote aborts a batch in which an action or compensation failed
+// for a business reason: without a savepoint per command its partial writes
+// cannot be undone alone, so the batch must run again one command at a time.
+var ErrNegocioEnLote = errors.New("fallo de negocio dentro de un lote")
+
+// Aplicar decides one command in its own transaction: it locks the step,
+// reads its inbox rows, applies the bandeja decision (the effect, if any,
+// behind a savepoint so that a business failure leaves none) and records the
+// reply. It runs the transaction again when the database asks for it, and
+// resolves a race with another instance by returning the reply that instance
+// recorded. A decision that records nothing (a redelivery, a failed
+// compensation) is rolled back.
+func (a *Almacen) Aplicar(ctx context.Context, c Comando) (bandeja.Decision, error) {
+	for intento := 1; ; intento++ {
+		d, err := a.aplicarUno(ctx, &c)
+		switch {
+		case err == nil:
+			return d, nil
+		case errors.Is(err, errYaRegistrado):
+			return a.registradaPorOtra(ctx, &c, err)
+		case a.d.reintentable(err) && intento < intentosTransaccion:
+			select {
+			case <-time.After(time.Duration(intento*intento) * 10 * time.Millisecond):
+			case <-ctx.Done():
+				return bandeja.Decision{}, errors.Join(err, ctx.Err())
+			}
+		default:
+			return bandeja.Decision{}, err
+		}
+	}
+}
+
+func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision, error) {
+	var d bandeja.Decision
+	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
+		t := transaccion{tx: tx, ahora: a.reloj(), efecto: efectoAislado}
+		inbox, err := a.bloquearYLeer(ctx, tx, []clavePaso{c.paso()}, t.ahora)
+		if err != nil {
+			return false, err
+		}
+		cmd := c.Peticion.Comando
+		if d, err = t.decidir(ctx, c, inbox[pasoDe(cmd.SagaID, cmd.Paso)]); err != nil || !d.Registrar {
+			return false, err
+		}
+		// The last statement: it commits too (MySQL, mysqltx).
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), tx, []registroDePaso{{cmd.SagaID, cmd.Paso, d.Registro}}, t.ahora)
+	})
+	return d, err
+}
+
+// registradaPorOtra answers a command that another instance recorded first
+// with that instance's reply.
+func (a *Almacen) registradaPorOtra(ctx context.Context, c *Comando, causa error) (bandeja.Decision, error) {
+	cmd := c.Peticion.Comando
+	regs, err := leerInbox(ctx, a.db, cmd.SagaID, cmd.Paso)
+	if err != nil {
+		return bandeja.Decision{}, errors.Join(causa, err)
+	}
+	if d := bandeja.Decidir(c.entrada(regs, a.reloj())); d.Caso == bandeja.Reenvio {
+		return d, nil
+	}
+	return bandeja.Decision{}, causa
+}
+
+// AplicarLote decides cs in order in one transaction (one commit for all)
+// with a fixed number of statements besides the effects: one multi-row
+// upsert of the steps' lock rows (sorted, so instances lock in the same
+// order), one read of their inbox rows, one multi-row insert of the new
+// inbox rows. Commands of the same step see the earlier ones' rows. Any
+// error, a business failure included (ErrNegocioEnLote), rolls all of them
+// back: the caller then applies them one by one with Aplicar.
+func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Decision, error) {
+	ds := make([]bandeja.Decision, len(cs))
+	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
+		t := transaccion{tx: tx, ahora: a.reloj(), efecto: efectoEnLote}
+		pasos := make([]clavePaso, len(cs))
+		for j := range cs {
+			pasos[j] = cs[j].paso()
+		}
+		inbox, err := a.bloquearYLeer(ctx, tx, pasos, t.ahora)
+		if err != nil {
+			return false, err
+		}
+		var nuevos []registroDePaso
+		for j := range cs {
+			cmd := cs[j].Peticion.Comando
+			k := pasoDe(cmd.SagaID, cmd.Paso)
+			if ds[j], err = t.decidir(ctx, &cs[j], inbox[k]); err != nil {
+				return false, err
+			}
+			if !ds[j].Registrar {
+				continue
+			}
+			if inbox[k] == nil {
+				inbox[k] = map[string]bandeja.Registro{}
+			}
+			inbox[k][ds[j].Registro.Accion] = ds[j].Registro
+			nuevos = append(nuevos, registroDePaso{cmd.SagaID, cmd.Paso, ds[j].Registro})
+		}
+		if len(nuevos) == 0 {
+			return false, nil
+		}
+		// The last statement: it commits too (MySQL, mysqltx).
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), tx, nuevos, t.ahora)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// transaccion is a write transaction deciding commands at one time.
+type transaccion struct {
+	tx    *sql.Tx
+	ahora time.Time
+	// efecto runs the service function a decision asks for.
+	efecto func(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)
+}
+
+// decidir decides c given its step's inbox rows and, when the decision asks
+// for it, runs the effect and concludes.
+func (t transaccion) decidir(ctx context.Context, c *Comando, previos map[string]bandeja.Registro) (bandeja.Decision, error) {
+	d := bandeja.Decidir(c.entrada(previos, t.ahora))
+	if d.Efecto == bandeja.SinEfecto {
+		return d, nil
+	}
+	p := c.Peticion
+	p.Ahora = t.ahora
+	r, err := t.efecto(ctx, t.tx, c, d.Efecto, p)
+	if err != nil {
+		return bandeja.Decision{}, err
+	}
+	return bandeja.Concluir(d, r), nil
+}
+
+// efectoAislado runs the effect of a lone command. An action runs behind a
+// savepoint: whatever it wrote before refusing is undone, so its failure is
+// recorded without effect. (A refused compensation records nothing, and its
+// whole transaction is rolled back.)
+func efectoAislado(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+	if ef == bandeja.EfectoAccion {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT efecto"); err != nil {
+			return bandeja.Efectuado{}, fmt.Errorf("savepoint: %w", err)
+		}
+	}
+	r, err := correr(ctx, tx, c, ef, p)
+	if err == nil && r.Rechazado && ef == bandeja.EfectoAccion {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT efecto"); err != nil {
+			return bandeja.Efectuado{}, fmt.Errorf("rollback to savepoint: %w", err)
+		}
+	}
+	return r, err
+}
+
+// efectoEnLote runs the effect of a command in a batch, without a savepoint:
+// a business failure aborts the batch with ErrNegocioEnLote.
+func efectoEnLote(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+	r, err := correr(ctx, tx, c, ef, p)
+	if err == nil && r.Rechazado {
+		return bandeja.Efectuado{}, ErrNegocioEnLote
+	}
+	return r, err
+}
+
+// correr runs the operation's action or compensation. A business failure
+// (servicio.Rechazar) is an outcome; any other error is returned.
+func correr(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+	manejar, nombre := c.Operacion.Ejecutar, c.Operacion.Comando
+	if ef == bandeja.EfectoCompensacion {
+		manejar, nombre = c.Operacion.Compensar, c.Operacion.Compensacion
+	}
+	salida, err := manejar(ctx, tx, p)
+	if neg, ok := servicio.ComoNegocio(err); ok {
+		return bandeja.Efectuado{Rechazado: true, Motivo: neg.Motivo}, nil
+	}
+	if err != nil {
+		return bandeja.Efectuado{}, fmt.Errorf("%s: %w", nombre, err)
+	}
+	datos, err := marshalDatos(salida)
+	if err != nil {
+		return bandeja.Efectuado{}, fmt.Errorf("%s: %w", nombre, err)
+	}
+	return bandeja.Efectuado{Datos: datos}, nil
+}
+
+func marshalDatos(v any) (string, error) {
+	if v == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("datos de la respuesta: %w", err)
+	}
+	return string(b), nil
+}

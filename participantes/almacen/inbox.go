@@ -1,0 +1,160 @@
+package almacen
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alpespartner/sagas/internal/sqldialecto"
+	"github.com/alpespartner/sagas/participantes/bandeja"
+	"github.com/alpespartner/sagas/participantes/servicio"
+)
+
+// columnasInbox are the inbox columns registrosDeInbox scans.
+const columnasInbox = "saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms"
+
+// leerInbox returns the inbox rows of one saga step by accion.
+func leerInbox(ctx context.Context, q servicio.Ejecutor, sagaID, paso string) (map[string]bandeja.Registro, error) {
+	filas, err := q.QueryContext(ctx, "SELECT "+columnasInbox+" FROM inbox WHERE saga_id = ? AND paso = ?", sagaID, paso)
+	if err != nil {
+		return nil, fmt.Errorf("leer inbox de %s/%s: %w", sagaID, paso, err)
+	}
+	regs, err := registrosDeInbox(filas)
+	if err != nil {
+		return nil, fmt.Errorf("leer inbox de %s/%s: %w", sagaID, paso, err)
+	}
+	if r := regs[pasoDe(sagaID, paso)]; r != nil {
+		return r, nil
+	}
+	return map[string]bandeja.Registro{}, nil
+}
+
+// registrosDeInbox reads rows of columnasInbox by step (pasoDe), then by
+// accion, and closes filas.
+func registrosDeInbox(filas *sql.Rows) (map[string]map[string]bandeja.Registro, error) {
+	defer filas.Close()
+	out := map[string]map[string]bandeja.Registro{}
+	for filas.Next() {
+		var r bandeja.Registro
+		var sagaID, paso string
+		var exito int
+		var msg sql.NullString
+		if err := filas.Scan(&sagaID, &paso, &r.Accion, &r.Comando, &r.Clave, &r.Resultado, &exito, &msg, &r.Datos, &r.RespondidoMs); err != nil {
+			return nil, err
+		}
+		r.Exito, r.Error = exito == 1, msg.String
+		k := pasoDe(sagaID, paso)
+		if out[k] == nil {
+			out[k] = map[string]bandeja.Registro{}
+		}
+		out[k][r.Accion] = r
+	}
+	return out, filas.Err()
+}
+
+// errYaRegistrado: another instance recorded the same (saga_id, paso,
+// accion) between our read and our insert.
+var errYaRegistrado = errors.New("inbox: comando ya registrado por otra instancia")
+
+// clavePaso names a step to lock and the command that locks it.
+type clavePaso struct{ sagaID, paso, comando string }
+
+// pasoDe is the map key of a step.
+func pasoDe(sagaID, paso string) string { return sagaID + "\x00" + paso }
+
+// bloquearYLeer upserts the lock rows of pasos in one statement, in sorted
+// order, and reads their inbox rows in one query: by step (pasoDe), then by
+// accion. On MySQL both go in one round trip.
+func (a *Almacen) bloquearYLeer(ctx context.Context, tx servicio.Ejecutor, pasos []clavePaso, ahora time.Time) (map[string]map[string]bandeja.Registro, error) {
+	orden := slices.Clone(pasos)
+	slices.SortFunc(orden, func(x, y clavePaso) int {
+		return cmp.Or(cmp.Compare(x.sagaID, y.sagaID), cmp.Compare(x.paso, y.paso))
+	})
+	// One row per step: the last command named wins, as it would one by one.
+	var args []any
+	var sagas []any
+	n := 0
+	for i, k := range orden {
+		if i+1 < len(orden) && orden[i+1].sagaID == k.sagaID && orden[i+1].paso == k.paso {
+			continue
+		}
+		if n == 0 || sagas[len(sagas)-1] != k.sagaID {
+			sagas = append(sagas, k.sagaID)
+		}
+		args = append(args, k.sagaID, k.paso, k.comando, servicio.Momento(ahora))
+		n++
+	}
+	q := a.d.bloquearVarios(n)
+	sel := "SELECT " + columnasInbox + " FROM inbox WHERE saga_id IN (" +
+		sqldialecto.Marcadores(len(sagas)) + ")"
+	var filas *sql.Rows
+	var err error
+	if a.d.nombre == MySQL {
+		// One round trip (multiStatements): the driver skips the upsert's
+		// empty result and returns the query's rows; a failed upsert stops
+		// the query and is its error.
+		filas, err = tx.QueryContext(ctx, q+";\n"+sel, append(args, sagas...)...)
+	} else if _, err = tx.ExecContext(ctx, q, args...); err == nil {
+		filas, err = tx.QueryContext(ctx, sel, sagas...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bloquear %d pasos y leer el inbox de %d sagas: %w", n, len(sagas), err)
+	}
+	// Rows of the sagas' other steps are read too (the index is by saga
+	// first); they are dropped here.
+	todos, err := registrosDeInbox(filas)
+	if err != nil {
+		return nil, fmt.Errorf("leer inbox de %d sagas: %w", len(sagas), err)
+	}
+	out := map[string]map[string]bandeja.Registro{}
+	for _, k := range pasos {
+		clave := pasoDe(k.sagaID, k.paso)
+		if r := todos[clave]; r != nil {
+			out[clave] = r
+		}
+	}
+	return out, nil
+}
+
+// registroDePaso is an inbox row to insert.
+type registroDePaso struct {
+	sagaID, paso string
+	r            bandeja.Registro
+}
+
+// registrarVarios inserts inbox rows in one statement; errYaRegistrado if
+// another instance recorded one of them meanwhile.
+func (a *Almacen) registrarVarios(ctx context.Context, tx servicio.Ejecutor, rs []registroDePaso, ahora time.Time) error {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO inbox (saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms, procesado_en) VALUES `)
+	args := make([]any, 0, 11*len(rs))
+	for i, x := range rs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		var msg any
+		if x.r.Error != "" {
+			msg = x.r.Error
+		}
+		exito := 0
+		if x.r.Exito {
+			exito = 1
+		}
+		args = append(args, x.sagaID, x.paso, x.r.Accion, x.r.Comando, x.r.Clave, x.r.Resultado, exito, msg, x.r.Datos, x.r.RespondidoMs, servicio.Momento(ahora))
+	}
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	switch {
+	case err == nil:
+		return nil
+	case a.d.duplicado(err):
+		return fmt.Errorf("%w: %d filas", errYaRegistrado, len(rs))
+	default:
+		return fmt.Errorf("registrar %d filas en inbox: %w", len(rs), err)
+	}
+}
