@@ -19,8 +19,9 @@ const plazoApagado = 15 * time.Second
 
 // Ejecutar is the whole life of a participant process: it reads and
 // validates the configuration (with -check-config it stops there), opens
-// the store, serves HTTP, connects to the broker and consumes until ctx ends,
-// then shuts down in reverse order: consumer, producer, HTTP, store, client.
+// the store, serves HTTP, connects to the broker and consumes until ctx ends
+// (or the HTTP server or the consumer fails), then shuts down in reverse
+// order within a deadline: consumer (and its producer), client, HTTP, store.
 // Logs (JSON) and the -check-config report go to salida.
 func Ejecutar(ctx context.Context, args []string, getenv func(string) string, salida io.Writer, s Servicio) error {
 	nombre := s.Nombre
@@ -43,7 +44,7 @@ func Ejecutar(ctx context.Context, args []string, getenv func(string) string, sa
 	if flags.NArg() > 0 {
 		return fmt.Errorf("argumentos inesperados: %q", flags.Args())
 	}
-	if err := s.validar(); err != nil {
+	if err := s.Validar(); err != nil {
 		return fmt.Errorf("declaración del servicio no válida:\n%w", err)
 	}
 	cfg, err := LeerConfig(s.Nombre, getenv)
@@ -61,34 +62,46 @@ func Ejecutar(ctx context.Context, args []string, getenv func(string) string, sa
 	if err != nil {
 		return err
 	}
-	apagar := func(pasos ...func(context.Context) error) error {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), plazoApagado)
-		defer cancel()
-		var errs []error
-		for _, paso := range pasos {
-			errs = append(errs, paso(actx))
-		}
-		return errors.Join(errs...)
-	}
+	var a apagado
+	a.despues(func(context.Context) error { return p.Close() })
 
 	ln, err := net.Listen("tcp", cfg.DireccionHTTP)
 	if err != nil {
-		return errors.Join(fmt.Errorf("SAGAS_METRICS_ADDR=%q: %w", cfg.DireccionHTTP, err), apagar(p.Cerrar))
+		return errors.Join(fmt.Errorf("SAGAS_METRICS_ADDR=%q: %w", cfg.DireccionHTTP, err), a.apagar(ctx))
 	}
 	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errHTTP := make(chan error, 1)
 	go func() { errHTTP <- srv.Serve(ln) }()
+	a.despues(srv.Shutdown)
 	logger.Info("http escuchando", "direccion", ln.Addr().String(),
 		"rutas", []string{"/metrics", "/healthz", "/efectos/{saga_id}"})
 
 	cliente, err := bus.Conectar(cfg.PulsarURL, logger)
 	if err != nil {
-		return errors.Join(err, apagar(srv.Shutdown, p.Cerrar))
+		return errors.Join(err, a.apagar(ctx))
 	}
-	defer cliente.Close()
-	if err := p.Iniciar(ctx, cliente); err != nil {
-		return errors.Join(err, apagar(srv.Shutdown, p.Cerrar))
+	a.despues(func(context.Context) error { cliente.Close(); return nil })
+	consumidor, err := p.Consumidor(cliente)
+	if err != nil {
+		return errors.Join(err, a.apagar(ctx))
 	}
+	cctx, detener := context.WithCancel(ctx)
+	defer detener()
+	var errConsumidor error
+	consumido := make(chan struct{})
+	go func() {
+		errConsumidor = consumidor.Correr(cctx)
+		close(consumido)
+	}()
+	a.despues(func(actx context.Context) error {
+		detener()
+		select {
+		case <-consumido:
+			return errConsumidor
+		case <-actx.Done():
+			return fmt.Errorf("detener consumidor de %s: %w", s.Nombre, actx.Err())
+		}
+	})
 
 	var causa error
 	select {
@@ -97,9 +110,31 @@ func Ejecutar(ctx context.Context, args []string, getenv func(string) string, sa
 	case err := <-errHTTP:
 		causa = fmt.Errorf("servidor http: %w", err)
 		logger.Error("servidor http terminó; apagando", "err", err)
+	case <-consumido:
+		// Its error is returned by its shutdown step.
+		logger.Error("consumidor terminó; apagando", "err", errConsumidor)
 	}
 	inicio := time.Now()
-	err = apagar(p.Detener, srv.Shutdown, p.Cerrar)
+	err = a.apagar(ctx)
 	logger.Info("apagado", "duracion_ms", time.Since(inicio).Milliseconds(), "err", err)
 	return errors.Join(causa, err)
+}
+
+// apagado holds the shutdown steps of what was started, to run in reverse
+// order.
+type apagado struct{ pasos []func(context.Context) error }
+
+// despues adds the step that undoes what was just started.
+func (a *apagado) despues(paso func(context.Context) error) { a.pasos = append(a.pasos, paso) }
+
+// apagar runs the steps, newest first, all within plazoApagado even after
+// ctx ended.
+func (a *apagado) apagar(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), plazoApagado)
+	defer cancel()
+	var errs []error
+	for i := len(a.pasos) - 1; i >= 0; i-- {
+		errs = append(errs, a.pasos[i](actx))
+	}
+	return errors.Join(errs...)
 }

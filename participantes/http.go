@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/alpespartner/sagas/participantes/servicio"
 )
 
 // RespuestaEfectos is the body of GET /efectos/{saga_id}.
@@ -25,7 +27,7 @@ func (p *Participante) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := p.almacen.db.PingContext(ctx); err != nil {
+		if err := p.almacen.Ping(ctx); err != nil {
 			http.Error(w, "almacén no disponible: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -44,11 +46,7 @@ func (p *Participante) Handler() http.Handler {
 		if cuerpo.Efectos == nil {
 			cuerpo.Efectos = []Efecto{}
 		}
-		for _, e := range efs {
-			if e.Activo {
-				cuerpo.Activos++
-			}
-		}
+		cuerpo.Activos = servicio.Activos(efs)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(cuerpo)
 	})

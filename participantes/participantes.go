@@ -51,260 +51,161 @@ package participantes
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"log/slog"
 	"time"
 
-	"github.com/alpespartner/sagas/eventos"
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/participantes/almacen"
+	"github.com/alpespartner/sagas/participantes/bandeja"
+	"github.com/alpespartner/sagas/participantes/fallos"
+	"github.com/alpespartner/sagas/participantes/mensajeria"
+	"github.com/alpespartner/sagas/participantes/servicio"
 )
 
-// Servicio declares one participant: its name, its domain tables, the
-// commands it serves and the effects it can list.
-type Servicio struct {
-	// Nombre is the service name: commands arrive on comandos-<Nombre>.
-	Nombre string
-	// Esquema holds the CREATE TABLE IF NOT EXISTS statements of the domain
-	// tables. They must run unchanged on SQLite and on MySQL/MariaDB: use
-	// VARCHAR, INT, BIGINT, DOUBLE and TEXT columns and PRIMARY KEY clauses.
-	Esquema []string
-	// Semillas are rows inserted at migration when missing (registries).
-	Semillas []Semilla
-	// Operaciones are the commands served, each with its compensation.
-	Operaciones []Operacion
-	// Efectos are the tables that hold the effects of the operations, listed
-	// by Participante.Efectos and GET /efectos/{saga_id}.
-	Efectos []TablaEfectos
-	// FalloSemilla is the failure the seeds injected in this service, used
-	// when SAGAS_FALLOS=semillas.
-	FalloSemilla FalloSemilla
-}
+// The declaration of a service lives in package servicio, so that the
+// runtime's store and adapter can use it without importing this package;
+// services use it through these names.
+type (
+	// Servicio declares one participant: its name, its domain tables, the
+	// commands it serves and the effects it can list.
+	Servicio = servicio.Servicio
+	// Operacion is one command a service serves and the command that undoes it.
+	Operacion = servicio.Operacion
+	// Manejador runs one command inside the local transaction.
+	Manejador = servicio.Manejador
+	// Ejecutor runs SQL; *sql.Tx and *sql.DB implement it.
+	Ejecutor = servicio.Ejecutor
+	// Peticion is what a Manejador gets to know about its command.
+	Peticion = servicio.Peticion
+	// ErrorNegocio is a business failure of an action (see Rechazar).
+	ErrorNegocio = servicio.ErrorNegocio
+	// Semilla is a set of rows a migration inserts when they are missing.
+	Semilla = servicio.Semilla
+	// TablaEfectos describes a domain table of effects.
+	TablaEfectos = servicio.TablaEfectos
+	// Efecto is one row of a table of effects.
+	Efecto = servicio.Efecto
+	// FalloSemilla is a failure rate and message copied from the seeds.
+	FalloSemilla = servicio.FalloSemilla
+)
 
-// Operacion is one command a service serves and the command that undoes it.
-// Both functions run inside the local transaction that also records the
-// inbox entry, so the effect and the record of having done it commit together.
-type Operacion struct {
-	Comando      string // e.g. NotificarMarca
-	Compensacion string // e.g. CompensarNotificacionMarca
-	// Ejecutar applies the effect. It returns the reply data (marshalled to
-	// JSON) or an error: an error from Rechazar is a business failure, replied
-	// and recorded as final; any other error rolls back and the command is
-	// redelivered.
-	Ejecutar Manejador
-	// Compensar undoes the effect of Ejecutar for p.SagaID and p.Paso, keeping
-	// the rows and changing their state. It must succeed when there is
-	// nothing left to undo.
-	Compensar Manejador
-}
-
-// Manejador runs one command inside the local transaction tx.
-type Manejador func(ctx context.Context, tx Ejecutor, p Peticion) (any, error)
-
-// Ejecutor runs SQL; *sql.Tx and *sql.DB implement it. Statements use ?
-// placeholders, which both SQLite and MySQL accept.
-type Ejecutor interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// Peticion is what a Manejador gets to know about its command.
-type Peticion struct {
-	Comando *eventos.Comando
-	SagaID  string
-	Paso    string
-	// Entrada is the saga input (eventos.EntradaCampana or
-	// eventos.EntradaLanzamiento, by Comando.TipoSaga).
-	Entrada json.RawMessage
-	// Previos holds the reply data of the earlier steps, by step name.
-	Previos map[string]json.RawMessage
-	// Ahora is the time of processing, the same for every row it writes.
-	Ahora time.Time
-}
-
-// LeerEntrada decodes the saga input into v. A malformed input is a business
-// failure: the command can never succeed.
-func (p Peticion) LeerEntrada(v any) error {
-	if len(p.Entrada) == 0 {
-		return Rechazar("el comando no trae entrada de la saga")
-	}
-	if err := json.Unmarshal(p.Entrada, v); err != nil {
-		return Rechazar(fmt.Sprintf("entrada de la saga no válida: %v", err))
-	}
-	return nil
-}
-
-// LeerPrevio decodes the output of an earlier step into v and reports
-// whether that step left one.
-func (p Peticion) LeerPrevio(paso string, v any) (bool, error) {
-	raw, ok := p.Previos[paso]
-	if !ok || len(raw) == 0 {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, Rechazar(fmt.Sprintf("salida del paso %s no válida: %v", paso, err))
-	}
-	return true, nil
-}
-
-// BuscarPrevio decodes into v the field campo of the first earlier step
-// output (in step-name order) that has it, and reports whether one had it.
-// A service finds what another left (e.g. afiliados_reservados) without
-// knowing the name the saga definition gave that step.
-func (p Peticion) BuscarPrevio(campo string, v any) (bool, error) {
-	pasos := make([]string, 0, len(p.Previos))
-	for paso := range p.Previos {
-		pasos = append(pasos, paso)
-	}
-	slices.Sort(pasos)
-	for _, paso := range pasos {
-		var campos map[string]json.RawMessage
-		if json.Unmarshal(p.Previos[paso], &campos) != nil {
-			continue
-		}
-		if raw, ok := campos[campo]; ok {
-			if err := json.Unmarshal(raw, v); err != nil {
-				return false, Rechazar(fmt.Sprintf("campo %s de la salida del paso %s no válido: %v", campo, paso, err))
-			}
-			return true, nil
-		}
-	}
-	return false, nil
-}
+// Results counted by sagas_participante_comandos_total.
+const (
+	ResultadoExito     = bandeja.ResultadoExito     // replied exito=true
+	ResultadoFallo     = bandeja.ResultadoFallo     // replied exito=false (business or injected failure)
+	ResultadoDuplicado = bandeja.ResultadoDuplicado // a redelivery: the stored reply was sent again
+	ResultadoRechazado = bandeja.ResultadoRechazado // an action that came after its compensation
+)
 
 // Momento formats t as stored in the domain and inbox tables: UTC with
 // millisecond precision, a fixed width so that the text sorts as time does.
-func Momento(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-// ErrorNegocio is a business failure of an action: the participant refuses
-// the command for good. It is replied with exito=false and recorded as final.
-type ErrorNegocio struct{ Motivo string }
-
-func (e *ErrorNegocio) Error() string { return e.Motivo }
+func Momento(t time.Time) string { return servicio.Momento(t) }
 
 // Rechazar returns a business failure with the reason sent in the reply.
-func Rechazar(motivo string) error { return &ErrorNegocio{Motivo: motivo} }
-
-func esNegocio(err error) (*ErrorNegocio, bool) {
-	var e *ErrorNegocio
-	return e, errors.As(err, &e)
-}
-
-// Semilla is a set of rows a migration inserts when they are missing.
-type Semilla struct {
-	Tabla    string
-	Columnas []string
-	Filas    [][]any
-}
-
-// TablaEfectos describes a domain table of effects. By convention such a
-// table has the columns saga_id, paso, estado, detalle (JSON text) and
-// actualizado_en, plus Clave, which tells the effects of one step apart.
-type TablaEfectos struct {
-	Tabla string
-	Clave string
-	// Activos are the states in which a row is an effect in force (for
-	// example ENVIADA); any other state means it was undone.
-	Activos []string
-}
-
-// Efecto is one row of a table of effects.
-type Efecto struct {
-	Tabla         string          `json:"tabla"`
-	Paso          string          `json:"paso"`
-	Clave         string          `json:"clave"`
-	Estado        string          `json:"estado"`
-	Activo        bool            `json:"activo"`
-	Detalle       json.RawMessage `json:"detalle,omitempty"`
-	ActualizadoEn string          `json:"actualizado_en"`
-}
-
-// FalloSemilla is a failure rate and message copied from the seeds.
-type FalloSemilla struct {
-	Tasa    float64
-	Mensaje string
-}
+func Rechazar(motivo string) error { return servicio.Rechazar(motivo) }
 
 // CambiarEstado moves the rows of one saga step in tabla from estado desde to
-// hasta and returns how many changed. Compensations use it: rows stay, their
-// state says they were undone. tabla is a constant of the caller, never input.
+// hasta and returns how many changed. tabla is a constant of the caller,
+// never input.
 func CambiarEstado(ctx context.Context, tx Ejecutor, tabla string, p Peticion, desde, hasta string) (int64, error) {
-	res, err := tx.ExecContext(ctx,
-		"UPDATE "+tabla+" SET estado = ?, actualizado_en = ? WHERE saga_id = ? AND paso = ? AND estado = ?",
-		hasta, Momento(p.Ahora), p.SagaID, p.Paso, desde)
-	if err != nil {
-		return 0, fmt.Errorf("%s de %s a %s (saga %s, paso %s): %w", tabla, desde, hasta, p.SagaID, p.Paso, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("%s: filas cambiadas: %w", tabla, err)
-	}
-	return n, nil
+	return servicio.CambiarEstado(ctx, tx, tabla, p, desde, hasta)
 }
 
 // Deshacer is the usual compensation: it moves the step's effect rows in
 // tabla from desde to hasta and reports how many, under the key salida.
 func Deshacer(tabla, desde, hasta, salida string) Manejador {
-	return func(ctx context.Context, tx Ejecutor, p Peticion) (any, error) {
-		n, err := CambiarEstado(ctx, tx, tabla, p, desde, hasta)
-		return map[string]any{salida: n}, err
-	}
+	return servicio.Deshacer(tabla, desde, hasta, salida)
 }
 
 // Detalle marshals v for a detalle column.
-func Detalle(v any) (string, error) {
-	b, err := json.Marshal(v)
+func Detalle(v any) (string, error) { return servicio.Detalle(v) }
+
+// Participante is one service's runtime resources: its store, its metrics
+// registry and its failure injector. Build it with Nuevo, serve its Handler,
+// run its Consumidor, and Close it last.
+type Participante struct {
+	cfg         Config
+	servicio    Servicio
+	logger      *slog.Logger
+	registro    *prometheus.Registry
+	metricas    *mensajeria.Metricas
+	metricasBus *bus.Metricas
+	almacen     *almacen.Almacen
+	inyector    *fallos.Inyector
+}
+
+// Nuevo validates the declaration, opens the service's store and migrates
+// it. Its metrics go to a registry of its own (Registro).
+func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*Participante, error) {
+	if err := errors.Join(s.Validar(), cfg.Validar()); err != nil {
+		return nil, err
+	}
+	if cfg.Servicio != s.Nombre {
+		return nil, fmt.Errorf("la configuración es de %q y el servicio es %q", cfg.Servicio, s.Nombre)
+	}
+	a, err := almacen.Abrir(ctx, almacen.Opciones{
+		Tipo:       cfg.Almacen,
+		RutaSQLite: cfg.RutaSQLite,
+		MySQL:      almacen.ServidorMySQL(cfg.MySQL),
+		Conexiones: cfg.Trabajadores + 4,
+	}, &s)
 	if err != nil {
-		return "", fmt.Errorf("detalle: %w", err)
+		return nil, err
 	}
-	return string(b), nil
+	logger.Info("almacén abierto", "almacen", a.Tipo(), "donde", a.Donde(), "semilla", cfg.Fallos.Semilla)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Participante{
+		cfg: cfg, servicio: s, logger: logger, registro: reg,
+		metricas: mensajeria.NuevasMetricas(reg, &s), metricasBus: bus.NuevasMetricas(reg),
+		almacen: a, inyector: inyectorDe(s, cfg.Fallos),
+	}, nil
 }
 
-// validar reports every problem of the declaration at once.
-func (s *Servicio) validar() error {
-	var errs []error
-	if s.Nombre == "" {
-		errs = append(errs, errors.New("servicio sin nombre"))
-	}
-	if len(s.Operaciones) == 0 {
-		errs = append(errs, fmt.Errorf("servicio %s sin operaciones", s.Nombre))
-	}
-	vistos := map[string]bool{}
-	for i, op := range s.Operaciones {
-		if op.Comando == "" || op.Compensacion == "" || op.Ejecutar == nil || op.Compensar == nil {
-			errs = append(errs, fmt.Errorf("servicio %s: operación %d necesita comando, compensación y sus dos funciones", s.Nombre, i))
-		}
-		for _, n := range []string{op.Comando, op.Compensacion} {
-			if vistos[n] {
-				errs = append(errs, fmt.Errorf("servicio %s: comando %q repetido", s.Nombre, n))
-			}
-			vistos[n] = true
-		}
-	}
-	for _, t := range s.Efectos {
-		if t.Tabla == "" || t.Clave == "" || len(t.Activos) == 0 {
-			errs = append(errs, fmt.Errorf("servicio %s: tabla de efectos %q necesita tabla, clave y estados activos", s.Nombre, t.Tabla))
-		}
-	}
-	if s.FalloSemilla.Tasa < 0 || s.FalloSemilla.Tasa > 1 {
-		errs = append(errs, fmt.Errorf("servicio %s: tasa de fallo de las semillas %v fuera de [0,1]", s.Nombre, s.FalloSemilla.Tasa))
-	}
-	return errors.Join(errs...)
+// inyectorDe is the failure injector of s as configured: off unless
+// SAGAS_FALLOS or SAGAS_TASA_FALLO turn it on.
+func inyectorDe(s Servicio, cfg ConfigFallos) *fallos.Inyector {
+	return fallos.NuevoInyector(s.Nombre, cfg.TasaEfectiva(s.FalloSemilla.Tasa), s.FalloSemilla.Mensaje, cfg.Semilla)
 }
 
-// operacion finds the operation of a command name and whether the name is
-// its compensation.
-func (s *Servicio) operacion(nombre string) (*Operacion, string, bool) {
-	for i := range s.Operaciones {
-		op := &s.Operaciones[i]
-		switch nombre {
-		case op.Comando:
-			return op, eventos.Ejecutar, true
-		case op.Compensacion:
-			return op, eventos.Compensar, true
-		}
-	}
-	return nil, "", false
+// Consumidor builds the component that consumes the service's commands
+// through cliente; run it with its Correr.
+func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor, error) {
+	return mensajeria.Nuevo(cliente, p.almacen, p.servicio, mensajeria.Opciones{
+		Topologia:    p.cfg.Topologia,
+		AdminURL:     p.cfg.PulsarAdminURL,
+		Trabajadores: p.cfg.Trabajadores,
+		Latencia:     p.cfg.Fallos.Latencia,
+		Inyector:     p.inyector,
+		Metricas:     p.metricas,
+		MetricasBus:  p.metricasBus,
+		Logger:       p.logger,
+	})
 }
+
+// Registro is the participant's metrics registry, served on /metrics.
+func (p *Participante) Registro() *prometheus.Registry { return p.registro }
+
+// Efectos lists the service's effects for a saga, active or undone.
+func (p *Participante) Efectos(ctx context.Context, sagaID string) ([]Efecto, error) {
+	return p.almacen.Efectos(ctx, sagaID)
+}
+
+// EfectosActivos counts the service's effects in force for a saga: zero
+// after every step of the saga was compensated (or never ran).
+func (p *Participante) EfectosActivos(ctx context.Context, sagaID string) (int, error) {
+	efs, err := p.Efectos(ctx, sagaID)
+	if err != nil {
+		return 0, err
+	}
+	return servicio.Activos(efs), nil
+}
+
+// Close closes the store. Run it after the consumer has stopped.
+func (p *Participante) Close() error { return p.almacen.Close() }

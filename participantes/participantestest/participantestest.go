@@ -215,8 +215,9 @@ func abrir(c participantes.Config) (*sql.DB, error) {
 	return sql.OpenDB(con), nil
 }
 
-// Arrancar builds and starts a participant of s with c; it is closed when
-// the test ends.
+// Arrancar builds a participant of s with c and runs its consumer until the
+// test ends; it returns once the consumer is subscribed. The consumer is
+// stopped and the store closed at the end of the test.
 func (e *Entorno) Arrancar(t *testing.T, c participantes.Config, s participantes.Servicio) *participantes.Participante {
 	t.Helper()
 	logger := Logger(t).With("servicio", s.Nombre)
@@ -224,14 +225,32 @@ func (e *Entorno) Arrancar(t *testing.T, c participantes.Config, s participantes
 	if err != nil {
 		t.Fatalf("nuevo participante %s: %v", s.Nombre, err)
 	}
+	consumidor, err := p.Consumidor(e.Cliente)
+	if err != nil {
+		p.Close()
+		t.Fatalf("consumidor de %s: %v", s.Nombre, err)
+	}
+	ctx, detener := context.WithCancel(context.WithoutCancel(t.Context()))
+	fin := make(chan error, 1)
+	go func() { fin <- consumidor.Correr(ctx) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := p.Cerrar(ctx); err != nil {
-			t.Errorf("cerrar participante %s: %v", s.Nombre, err)
+		detener()
+		select {
+		case err := <-fin:
+			if err != nil {
+				t.Errorf("detener participante %s: %v", s.Nombre, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("el participante %s no se detuvo en 20s", s.Nombre)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("cerrar almacén de %s: %v", s.Nombre, err)
 		}
 	})
-	if err := p.Iniciar(t.Context(), e.Cliente); err != nil {
+	select {
+	case <-consumidor.Listo():
+	case err := <-fin:
+		fin <- nil // reported here; the cleanup still closes the store
 		t.Fatalf("iniciar participante %s: %v", s.Nombre, err)
 	}
 	return p
