@@ -17,8 +17,8 @@ import (
 
 // Listing limits: the store's own default and ceiling.
 const (
-	limitePorDefecto = 100
-	limiteMaximo     = 1000
+	limitePorDefecto = almacen.LimitePorDefecto
+	limiteMaximo     = almacen.LimiteMaximo
 )
 
 // listar is GET /api/v1/sagas?estado=&tipo=&campania_id=&q=&desde=&hasta=&limite=.

@@ -69,7 +69,8 @@ func (s *servidor) iniciar(c echo.Context, ruta, tipo, campaniaID string, entrad
 	if err != nil {
 		return fmt.Errorf("codificar entrada de %s: %w", tipo, err)
 	}
-	sol := motor.Solicitud{Tipo: tipo, Datos: datos, SagaID: uuid.NewString(), CampaniaID: campaniaID}
+	// The engine names the saga; a repeated Idempotency-Key returns the first one's id.
+	sol := motor.Solicitud{Tipo: tipo, Datos: datos, CampaniaID: campaniaID}
 	if clave != "" {
 		sol.ClaveIdempotencia = ruta + " " + clave
 	}

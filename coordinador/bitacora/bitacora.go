@@ -62,7 +62,7 @@ type Bitacora struct {
 	fin       chan struct{}
 	hecho     chan struct{}
 	cerrada   atomic.Bool
-	cerrar    sync.Once
+	cierre    sync.Once
 	errCierre error
 
 	descartadas atomic.Uint64
@@ -167,7 +167,7 @@ func (b *Bitacora) Descartadas() uint64 { return b.descartadas.Load() }
 // Close it after the engine stopped: a transition racing with Close may be
 // lost. Later calls return the first result.
 func (b *Bitacora) Close() error {
-	b.cerrar.Do(func() {
+	b.cierre.Do(func() {
 		if b.cola == nil {
 			return
 		}

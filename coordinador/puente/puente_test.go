@@ -662,7 +662,7 @@ func puenteIntegracion(t *testing.T) *puenteEntorno {
 	t.Helper()
 	broker, adminURL := integracion.PulsarURL(t), integracion.PulsarAdminURL(t)
 	w := &puenteLogTest{t: t}
-	t.Cleanup(w.cerrar) // registered first, so it runs last
+	t.Cleanup(w.callar) // registered first, so it runs last
 	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cliente, err := bus.Conectar(broker, logger)
 	if err != nil {
@@ -714,7 +714,7 @@ func (w *puenteLogTest) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (w *puenteLogTest) cerrar() {
+func (w *puenteLogTest) callar() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.cerrado = true
