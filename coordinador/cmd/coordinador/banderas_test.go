@@ -14,9 +14,9 @@ func TestBanderasQueRespondenYTerminan(t *testing.T) {
 		error    bool
 		contiene []string
 	}{
-		{"-h lista las banderas y termina sin error", []string{"-h"}, false, []string{"Usage:", "-check-config", "-version", "SAGAS_"}},
+		{"-h lista las banderas y termina sin error", []string{"-h"}, false, []string{"Usage:", "-check-config", "-version", "Environment", "SAGAS_STORAGE_TYPE"}},
 		{"-help es lo mismo que -h", []string{"-help"}, false, []string{"-check-config"}},
-		{"-version dice el módulo y la versión de Go", []string{"-version"}, false, []string{"github.com/alpespartner/sagas", "go1."}},
+		{"-version dice el módulo y la versión de Go", []string{"-version"}, false, []string{"coordinador github.com/alpespartner/sagas", "go1."}},
 		{"una bandera desconocida es un error", []string{"-no-existe"}, true, []string{"-check-config"}},
 	}
 	for _, c := range casos {

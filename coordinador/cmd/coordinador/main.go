@@ -29,6 +29,7 @@ import (
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/ciclo"
+	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/version"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,8 +51,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nRuns the saga coordinator. Its configuration comes from SAGAS_* environment\nvariables (see docs/configuration.md).\n\nFlags:\n", fs.Name())
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nRuns the saga coordinator, configured by the environment below.\n\nFlags:\n", fs.Name())
 		fs.PrintDefaults()
+		configuracion.Ayuda(fs.Output(), configuracion.Coordinador)
 	}
 	check := fs.Bool("check-config", false, "validate the configuration from the environment and exit")
 	verVersion := fs.Bool("version", false, "print the build's version and exit")
@@ -62,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if *verVersion {
-		fmt.Fprintln(stdout, version.Cadena())
+		fmt.Fprintln(stdout, "coordinador", version.Cadena())
 		return nil
 	}
 	cfg, err := leerConfig(getenv)
