@@ -347,7 +347,7 @@ func (b *buffer) String() string {
 	return b.b.String()
 }
 
-func TestEjecutarArrancaDesdeElEntornoYSeApagaConElContexto(t *testing.T) {
+func TestCorrerArrancaDesdeElEntornoYSeApagaConElContexto(t *testing.T) {
 	e := pt.Nuevo(t)
 	respuestas := e.EscucharRespuestas(t)
 	env := map[string]string{
@@ -360,7 +360,7 @@ func TestEjecutarArrancaDesdeElEntornoYSeApagaConElContexto(t *testing.T) {
 	var salida buffer
 	fin := make(chan error, 1)
 	go func() {
-		fin <- participantes.Ejecutar(ctx, []string{"prueba"}, func(k string) string { return env[k] }, &salida, participantes.ServicioPrueba())
+		fin <- participantes.Correr(ctx, []string{"prueba"}, func(k string) string { return env[k] }, &salida, participantes.ServicioPrueba())
 	}()
 
 	var direccion string
@@ -398,10 +398,10 @@ func TestEjecutarArrancaDesdeElEntornoYSeApagaConElContexto(t *testing.T) {
 	select {
 	case err := <-fin:
 		if err != nil {
-			t.Fatalf("Ejecutar: %v\n%s", err, salida.String())
+			t.Fatalf("Correr: %v\n%s", err, salida.String())
 		}
 	case <-time.After(plazo):
-		t.Fatal("Ejecutar did not return after the context ended")
+		t.Fatal("Correr did not return after the context ended")
 	}
 	for _, want := range []string{`"msg":"participante iniciado"`, `"msg":"comando procesado"`, `"saga_id":"` + saga + `"`, `"paso":"paso1"`, `"servicio":"prueba"`, `"msg":"apagado"`} {
 		if !strings.Contains(salida.String(), want) {
@@ -410,13 +410,13 @@ func TestEjecutarArrancaDesdeElEntornoYSeApagaConElContexto(t *testing.T) {
 	}
 }
 
-func TestEjecutarConCheckConfigValidaYTermina(t *testing.T) {
+func TestCorrerConCheckConfigValidaYTermina(t *testing.T) {
 	var salida bytes.Buffer
-	err := participantes.Ejecutar(t.Context(), []string{"prueba", "-check-config"}, func(string) string { return "" }, &salida, participantes.ServicioPrueba())
+	err := participantes.Correr(t.Context(), []string{"prueba", "-check-config"}, func(string) string { return "" }, &salida, participantes.ServicioPrueba())
 	if err != nil || !strings.Contains(salida.String(), "configuración válida") {
 		t.Fatalf("%v: %s", err, salida.String())
 	}
-	err = participantes.Ejecutar(t.Context(), []string{"prueba", "-check-config"}, func(k string) string {
+	err = participantes.Correr(t.Context(), []string{"prueba", "-check-config"}, func(k string) string {
 		return map[string]string{"SAGAS_STORAGE_TYPE": "postgres", "SAGAS_DB_PORT": "0"}[k]
 	}, &salida, participantes.ServicioPrueba())
 	if err == nil || !strings.Contains(err.Error(), `SAGAS_STORAGE_TYPE="postgres": allowed values are sqlite, mysql`) || !strings.Contains(err.Error(), `SAGAS_DB_PORT="0"`) {

@@ -1,6 +1,6 @@
 // Package participantes is the runtime shared by the saga participants: each
 // service (influencer, marca, tracking, afiliados, comisiones, notificaciones)
-// is its own process that declares a Servicio and hands it to Ejecutar.
+// is its own process that declares a Servicio and hands it to Correr.
 //
 // Per command the runtime consumes comandos-<servicio> (Key_Shared by
 // saga_id), decodes and validates it (a poison message is dead-lettered),
@@ -16,7 +16,12 @@
 // tables (portable SQL), its seed rows, its operations (command, its
 // compensation, and a function for each that runs inside the local
 // transaction) and its tables of effects. The command binaries under
-// participantes/<servicio> are one call to Ejecutar each.
+// participantes/<servicio> are one call to Correr each.
+//
+// The runtime has the coordinator's shape: package bandeja holds the inbox
+// rules as a pure decision, almacen the SQL store that applies it, mensajeria
+// the Pulsar adapter, fallos the failure injection, and servicio the
+// declaration types this package re-exports. This package wires them.
 //
 // Configuration (environment, validated at start with every problem reported
 // at once; -check-config validates and exits):

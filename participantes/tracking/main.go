@@ -27,5 +27,5 @@ func main() {
 
 // run is the whole program, with its inputs passed in so tests can call it.
 func run(ctx context.Context, args []string, getenv func(string) string) error {
-	return participantes.Ejecutar(ctx, args, getenv, os.Stdout, servicio())
+	return participantes.Correr(ctx, args, getenv, os.Stdout, servicio())
 }

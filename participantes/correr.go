@@ -17,13 +17,13 @@ import (
 // plazoApagado bounds the graceful shutdown.
 const plazoApagado = 15 * time.Second
 
-// Ejecutar is the whole life of a participant process: it reads and
+// Correr is the whole life of a participant process: it reads and
 // validates the configuration (with -check-config it stops there), opens
 // the store, serves HTTP, connects to the broker and consumes until ctx ends
 // (or the HTTP server or the consumer fails), then shuts down in reverse
 // order within a deadline: consumer (and its producer), client, HTTP, store.
 // Logs (JSON) and the -check-config report go to salida.
-func Ejecutar(ctx context.Context, args []string, getenv func(string) string, salida io.Writer, s Servicio) error {
+func Correr(ctx context.Context, args []string, getenv func(string) string, salida io.Writer, s Servicio) error {
 	nombre := s.Nombre
 	if len(args) > 0 {
 		nombre = args[0]
