@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
@@ -52,11 +53,14 @@ type Opciones struct {
 	// in parallel.
 	Trabajadores int
 	// Latencia is a delay added to every command (once per batch).
-	Latencia    time.Duration
-	Inyector    *fallos.Inyector
+	Latencia time.Duration
+	// Inyector decides injected failures (nil: none).
+	Inyector *fallos.Inyector
+	// Metricas and MetricasBus are where the command path counts (nil: a
+	// registry nobody serves).
 	Metricas    *Metricas
 	MetricasBus *bus.Metricas
-	Logger      *slog.Logger
+	Logger      *slog.Logger // nil: slog.Default()
 }
 
 // Consumidor runs a service's command path. Build it with Nuevo and run it
@@ -82,6 +86,16 @@ func Nuevo(cliente pulsar.Client, alm Almacen, s servicio.Servicio, o Opciones) 
 	respuestas, err := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
 	if err != nil {
 		return nil, err
+	}
+	if o.Inyector == nil {
+		o.Inyector = fallos.NuevoInyector(s.Nombre, 0, "", 0)
+	}
+	if o.Metricas == nil || o.MetricasBus == nil {
+		reg := prometheus.NewRegistry()
+		o.Metricas, o.MetricasBus = NuevasMetricas(reg, &s), bus.NuevasMetricas(reg)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return &Consumidor{
 		o: o, servicio: s, cliente: cliente, almacen: alm,
