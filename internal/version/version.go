@@ -1,5 +1,5 @@
-// Package version says which build of a binary is running, from the
-// information the Go toolchain embeds (module version, VCS revision).
+// Package version says which build of the module is running, for -version
+// flags and the build_info metric.
 package version
 
 import (
@@ -7,45 +7,38 @@ import (
 	"strings"
 )
 
-// Cadena describes the running binary's build in one line: its main module's
-// path and version, then the VCS revision and time when the build recorded
-// them ("+cambios" when the tree had uncommitted changes) and the Go version.
+// Cadena is the build's version: the module version (or "devel"), then the
+// VCS revision and "+dirty" when the tree had uncommitted changes, e.g.
+// "devel 1b250b5c2f1e+dirty". It reads the build info the go command embeds.
 func Cadena() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "(sin información de compilación)"
+		return "unknown"
 	}
-	return describir(info)
+	return cadenaDe(info)
 }
 
-func describir(info *debug.BuildInfo) string {
-	partes := []string{info.Main.Path}
-	if info.Main.Version != "" {
-		partes = append(partes, info.Main.Version)
+func cadenaDe(info *debug.BuildInfo) string {
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
 	}
-	var rev, cuando string
-	cambios := false
+	var revision string
+	var modificado bool
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			cuando = s.Value
+			revision = s.Value
 		case "vcs.modified":
-			cambios = s.Value == "true"
+			modificado = s.Value == "true"
 		}
 	}
-	if rev != "" {
-		if cambios {
-			rev += "+cambios"
-		}
-		partes = append(partes, "revisión "+rev)
+	if revision == "" || strings.Contains(v, revision[:min(12, len(revision))]) {
+		return v
 	}
-	if cuando != "" {
-		partes = append(partes, cuando)
+	v += " " + revision[:min(12, len(revision))]
+	if modificado {
+		v += "+dirty"
 	}
-	if info.GoVersion != "" {
-		partes = append(partes, info.GoVersion)
-	}
-	return strings.Join(partes, " ")
+	return v
 }

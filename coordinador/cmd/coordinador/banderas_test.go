@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/alpespartner/sagas/internal/version"
 )
 
 func TestBanderasQueRespondenYTerminan(t *testing.T) {
@@ -16,7 +18,7 @@ func TestBanderasQueRespondenYTerminan(t *testing.T) {
 	}{
 		{"-h lista las banderas y termina sin error", []string{"-h"}, false, []string{"Usage:", "-check-config", "-version", "Environment", "SAGAS_STORAGE_TYPE"}},
 		{"-help es lo mismo que -h", []string{"-help"}, false, []string{"-check-config"}},
-		{"-version dice el módulo y la versión de Go", []string{"-version"}, false, []string{"coordinador github.com/alpespartner/sagas", "go1."}},
+		{"-version nombra el binario y su versión", []string{"-version"}, false, []string{"coordinador " + version.Cadena() + "\n"}},
 		{"una bandera desconocida es un error", []string{"-no-existe"}, true, []string{"-check-config"}},
 	}
 	for _, c := range casos {
