@@ -27,3 +27,9 @@ clean:
 	-for d in .run/pulsar-*; do [ -d "$$d" ] && PULSAR_PORT=$${d##*-} scripts/pulsar.sh stop; done
 	-for d in .run/mariadb-*; do [ -d "$$d" ] && SAGAS_DB_PORT=$${d##*-} scripts/mariadb.sh stop; done
 	rm -rf .run
+
+cluster-start:
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
