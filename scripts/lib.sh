@@ -151,3 +151,53 @@ need_cmd() {
     apt_install "${2:-$1}"
     command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing ${2:-$1}"
 }
+
+# --- throwaway TLS material (openssl) ----------------------------------------
+# Local test PKI for the secured modes of pulsar.sh and mariadb.sh: made once,
+# reused, keys mode 600. Keys are PKCS#8 PEM ("BEGIN PRIVATE KEY"), which the
+# Java (Pulsar), Go and MariaDB TLS stacks all read.
+
+# tls_ca DIR NAME: makes DIR/ca.key and DIR/ca.pem (a self-signed CA called
+# NAME, valid 10 years) unless ca.pem already exists.
+tls_ca() {
+    local dir=$1 name=$2
+    [[ -s $dir/ca.pem && -s $dir/ca.key ]] && return 0
+    need_cmd openssl
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    (
+        umask 077
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/ca.key" 2>/dev/null
+        openssl req -x509 -new -key "$dir/ca.key" -sha256 -days 3650 -subj "/CN=$name" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -out "$dir/ca.pem"
+    ) || die "openssl could not make the CA in $dir"
+    chmod 644 "$dir/ca.pem"
+}
+
+# tls_cert DIR BASE CN server|client: makes DIR/BASE.key and DIR/BASE.pem, a
+# certificate for CN signed by DIR's CA (valid 2 years), unless it exists. A
+# server certificate names 127.0.0.1 and localhost (SAN); a client
+# certificate's CN is the role it authenticates as.
+tls_cert() {
+    local dir=$1 base=$2 cn=$3 kind=$4 ext
+    [[ -s $dir/$base.pem && -s $dir/$base.key ]] && return 0
+    case $kind in
+    server) ext="subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth
+keyUsage=critical,digitalSignature,keyEncipherment" ;;
+    client) ext="extendedKeyUsage=clientAuth
+keyUsage=critical,digitalSignature,keyEncipherment" ;;
+    *) die "tls_cert: kind must be server or client, not $kind" ;;
+    esac
+    (
+        umask 077
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/$base.key" 2>/dev/null
+        openssl req -new -key "$dir/$base.key" -subj "/CN=$cn" -out "$dir/$base.csr"
+        openssl x509 -req -in "$dir/$base.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+            -CAcreateserial -CAserial "$dir/ca.srl" -sha256 -days 730 \
+            -extfile <(printf '%s\n' "$ext") -out "$dir/$base.pem" 2>/dev/null
+    ) || die "openssl could not make the certificate $dir/$base.pem"
+    rm -f "$dir/$base.csr"
+    chmod 644 "$dir/$base.pem"
+}

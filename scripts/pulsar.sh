@@ -10,13 +10,39 @@
 #   scripts/pulsar.sh clean    stop it and remove its data
 #   scripts/pulsar.sh admin|client|perf ARGS
 #                              run bin/pulsar-admin|pulsar-client|pulsar-perf against it
+#   scripts/pulsar.sh settings (secured mode only) print the client settings
 #
 # Env: PULSAR_PORT (6650), PULSAR_HTTP_PORT (8080), PULSAR_START_TIMEOUT (180 s),
 #      PULSAR_HEARTBEAT (5 s between progress lines while downloading/starting),
 #      PULSAR_MEM (-Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g), PULSAR_GC,
-#      PULSAR_CONF_OVERRIDES ("key=value ..." extra standalone.conf settings).
+#      PULSAR_CONF_OVERRIDES ("key=value ..." extra standalone.conf settings),
+#      PULSAR_CLIENT_CONF (a client.conf for admin|client|perf instead of the
+#      generated one); secured mode: PULSAR_SEGURO, PULSAR_TLS_PORT (6671),
+#      PULSAR_HTTPS_PORT (8471), PULSAR_ROLES, PULSAR_ROLE, PULSAR_AUTH (below).
 # Each broker port gets its own directory $STATE_DIR/pulsar-$PULSAR_PORT, so a
 # test broker (6651/8081) and a run broker (6650/8080) can run side by side.
+#
+# Secured mode, for trying production settings (every command above, with the
+# same variables, acts on the secured broker):
+#   PULSAR_SEGURO=1 scripts/pulsar.sh start      TLS + token/mTLS auth + authorization
+#   PULSAR_SEGURO=1 scripts/pulsar.sh settings   print the settings clients need
+#   PULSAR_SEGURO=1 scripts/pulsar-admin tenants list           as super-user admin
+#   PULSAR_SEGURO=1 PULSAR_ROLE=marca [PULSAR_AUTH=tls] scripts/pulsar.sh client ...
+# The plaintext ports are off: only pulsar+ssl://127.0.0.1:$PULSAR_TLS_PORT
+# (6671) and https://127.0.0.1:$PULSAR_HTTPS_PORT (8471) listen. Clients
+# authenticate with a JWT (AuthenticationProviderToken) or a client
+# certificate whose CN is the role (AuthenticationProviderTls); authorization
+# is on; `admin` is the super-user for provisioning (and `broker` for the
+# broker's own client). Roles: admin and $PULSAR_ROLES (coordinador, the six
+# participants, carga, caos). State in $STATE_DIR/pulsar-seguro-$PULSAR_TLS_PORT;
+# its seguridad/ directory (mode 700), made once and reused, holds a throwaway
+# CA (ca.pem), the server certificate (server.pem/.key, SAN 127.0.0.1 and
+# localhost), the token signing key (token-secret.key), and per role
+# <role>.token and <role>.pem/<role>.key (client certificate, CN = role); keys
+# and tokens are mode 600. client.conf there is the admin's (token)
+# configuration for bin/pulsar-admin and bin/pulsar-client. PULSAR_ROLE
+# (admin) and PULSAR_AUTH (token or tls) choose whom admin|client|perf act as;
+# PULSAR_CLIENT_CONF, when set, is used as is in either mode.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,8 +59,26 @@ PULSAR_PORT=${PULSAR_PORT:-6650}
 PULSAR_HTTP_PORT=${PULSAR_HTTP_PORT:-8080}
 PULSAR_START_TIMEOUT=${PULSAR_START_TIMEOUT:-180}
 ADMIN_URL="http://127.0.0.1:${PULSAR_HTTP_PORT}"
-
+SERVICE_URL="pulsar://127.0.0.1:${PULSAR_PORT}"
+PORTS="$PULSAR_PORT/$PULSAR_HTTP_PORT"
 INSTANCE_DIR="$STATE_DIR/pulsar-${PULSAR_PORT}"
+
+SEGURO=${PULSAR_SEGURO:-0}
+[[ $SEGURO == 0 || $SEGURO == 1 ]] || { echo "PULSAR_SEGURO must be 0 or 1, not '$SEGURO'" >&2; exit 2; }
+# Every role that gets a token and a client certificate, besides admin.
+PULSAR_ROLES=${PULSAR_ROLES:-coordinador influencer marca tracking afiliados comisiones notificaciones carga caos}
+if [[ $SEGURO == 1 ]]; then
+    PULSAR_TLS_PORT=${PULSAR_TLS_PORT:-6671}
+    PULSAR_HTTPS_PORT=${PULSAR_HTTPS_PORT:-8471}
+    ADMIN_URL="https://127.0.0.1:${PULSAR_HTTPS_PORT}"
+    SERVICE_URL="pulsar+ssl://127.0.0.1:${PULSAR_TLS_PORT}"
+    PORTS="$PULSAR_TLS_PORT/$PULSAR_HTTPS_PORT (TLS)"
+    INSTANCE_DIR="$STATE_DIR/pulsar-seguro-${PULSAR_TLS_PORT}"
+fi
+SEG_DIR="$INSTANCE_DIR/seguridad"
+# The binary protocol port the readiness probe waits for.
+PROBE_PORT=$PULSAR_PORT
+[[ $SEGURO == 0 ]] || PROBE_PORT=$PULSAR_TLS_PORT
 CONF_FILE="$INSTANCE_DIR/conf/standalone.conf"
 PID_FILE="$INSTANCE_DIR/pulsar.pid"
 LOG_FILE="$INSTANCE_DIR/pulsar.log"
@@ -197,10 +241,135 @@ write_conf() {
         "numJournalCallbackThreads=$POOL_THREADS" \
         "numAddWorkerThreads=0" \
         "managedLedgerNewEntriesCheckDelayInMillis=$NEW_ENTRIES_CHECK_DELAY_MS" \
+        "${SECURE_CONF[@]}" \
         ${PULSAR_CONF_OVERRIDES:-}; do
         set_prop "$CONF_FILE.tmp" "${kv%%=*}" "${kv#*=}"
     done
     mv "$CONF_FILE.tmp" "$CONF_FILE"
+}
+
+# --- secured mode ------------------------------------------------------------
+# Settings written only when PULSAR_SEGURO=1 (before PULSAR_CONF_OVERRIDES).
+SECURE_CONF=()
+if [[ $SEGURO == 1 ]]; then
+    SECURE_CONF=(
+        # No plaintext listener: an empty port is "off" for the broker.
+        "brokerServicePort=" "webServicePort="
+        "brokerServicePortTls=$PULSAR_TLS_PORT" "webServicePortTls=$PULSAR_HTTPS_PORT"
+        "tlsCertificateFilePath=$SEG_DIR/server.pem" "tlsKeyFilePath=$SEG_DIR/server.key"
+        "tlsTrustCertsFilePath=$SEG_DIR/ca.pem"
+        "tlsAllowInsecureConnection=false"
+        # Token clients present no certificate; mTLS clients do.
+        "tlsRequireTrustedClientCertOnConnect=false"
+        "authenticationEnabled=true"
+        "authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls"
+        "tokenSecretKey=file://$SEG_DIR/token-secret.key"
+        "authorizationEnabled=true"
+        "superUserRoles=admin,broker"
+        # The broker's own clients (system topics, lookups, standalone's set-up)
+        # reach it through the TLS ports only, as role broker.
+        "brokerClientTlsEnabled=true"
+        "brokerClientTrustCertsFilePath=$SEG_DIR/ca.pem"
+        "brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationToken"
+        "brokerClientAuthenticationParameters=file://$SEG_DIR/broker.token"
+    )
+fi
+
+# pulsar_tool TOOL ARGS...: runs bin/TOOL with the small CLI JVM.
+pulsar_tool() { (cli_env && exec "$PULSAR_HOME_DIR/bin/$1" "${@:2}"); }
+
+# make_security: the CA, certificates, signing key and tokens of the secured
+# broker, each made once (kept across restarts; `clean` removes them).
+make_security() {
+    need_cmd openssl
+    mkdir -p "$SEG_DIR"
+    chmod 700 "$SEG_DIR"
+    tls_ca "$SEG_DIR" "alpespartner local test CA (pulsar)"
+    tls_cert "$SEG_DIR" server 127.0.0.1 server
+    local role made=0
+    for role in admin $PULSAR_ROLES; do
+        [[ -s $SEG_DIR/$role.pem ]] || made=$((made + 1))
+        tls_cert "$SEG_DIR" "$role" "$role" client
+    done
+    ((made == 0)) || log "made client certificates for $made roles in $SEG_DIR"
+    if [[ ! -s $SEG_DIR/token-secret.key ]]; then
+        log "making the token signing key (bin/pulsar tokens create-secret-key)"
+        (umask 077 && pulsar_tool pulsar tokens create-secret-key --output "$SEG_DIR/token-secret.key.tmp") >/dev/null ||
+            die "bin/pulsar tokens create-secret-key failed"
+        mv "$SEG_DIR/token-secret.key.tmp" "$SEG_DIR/token-secret.key"
+        # Tokens signed by a previous key are worthless now.
+        rm -f "$SEG_DIR"/*.token
+    fi
+    for role in broker admin $PULSAR_ROLES; do
+        [[ -s $SEG_DIR/$role.token ]] && continue
+        log "making the token of role $role (bin/pulsar tokens create --subject $role)"
+        (umask 077 && pulsar_tool pulsar tokens create --secret-key "file://$SEG_DIR/token-secret.key" \
+            --subject "$role" >"$SEG_DIR/$role.token.tmp") || die "bin/pulsar tokens create for $role failed"
+        mv "$SEG_DIR/$role.token.tmp" "$SEG_DIR/$role.token"
+    done
+    chmod 600 "$SEG_DIR"/*.key "$SEG_DIR"/*.token
+    secure_client_conf admin token >/dev/null
+}
+
+# secure_client_conf ROLE token|tls: writes a client.conf for the secured
+# broker acting as ROLE (the admin's token one is seguridad/client.conf) and
+# prints its path.
+secure_client_conf() {
+    local role=$1 auth=$2 file plugin params
+    case $auth in
+    token)
+        plugin=org.apache.pulsar.client.impl.auth.AuthenticationToken
+        params="file://$SEG_DIR/$role.token"
+        [[ -s $SEG_DIR/$role.token ]] || die "no token for role $role in $SEG_DIR (start the secured broker first)"
+        ;;
+    tls)
+        plugin=org.apache.pulsar.client.impl.auth.AuthenticationTls
+        params="tlsCertFile:$SEG_DIR/$role.pem,tlsKeyFile:$SEG_DIR/$role.key"
+        [[ -s $SEG_DIR/$role.pem ]] || die "no client certificate for role $role in $SEG_DIR"
+        ;;
+    *) die "PULSAR_AUTH must be token or tls, not $auth" ;;
+    esac
+    if [[ $role == admin && $auth == token ]]; then file="$SEG_DIR/client.conf"; else file="$SEG_DIR/client-$role-$auth.conf"; fi
+    cp "$PULSAR_HOME_DIR/conf/client.conf" "$file.$$"
+    local kv
+    for kv in "webServiceUrl=$ADMIN_URL" "brokerServiceUrl=$SERVICE_URL" \
+        "authPlugin=$plugin" "authParams=$params" \
+        "tlsTrustCertsFilePath=$SEG_DIR/ca.pem" "tlsAllowInsecureConnection=false" \
+        "tlsEnableHostnameVerification=true"; do
+        set_prop "$file.$$" "${kv%%=*}" "${kv#*=}"
+    done
+    mv "$file.$$" "$file"
+    echo "$file"
+}
+
+# settings: what a client of the secured broker needs, one line each.
+settings() {
+    [[ -s $SEG_DIR/admin.token ]] || die "no secured broker state in $SEG_DIR (PULSAR_SEGURO=1 scripts/pulsar.sh start)"
+    cat <<EOF
+Secured broker settings (PULSAR_SEGURO=1, state $INSTANCE_DIR):
+  service URL        $SERVICE_URL
+  admin URL          $ADMIN_URL
+  trust store (CA)   $SEG_DIR/ca.pem
+  hostname check     on (server certificate SAN: IP 127.0.0.1, DNS localhost)
+  super-user role    admin (provisioning); broker (the broker's own client)
+  admin client.conf  $SEG_DIR/client.conf   (PULSAR_CLIENT_CONF=... bin/pulsar-admin|pulsar-client)
+  per role: token file / client certificate / client key (CN = role)
+EOF
+    local role
+    for role in admin $PULSAR_ROLES; do
+        printf '  %-15s %s  %s  %s\n' "$role" "$SEG_DIR/$role.token" "$SEG_DIR/$role.pem" "$SEG_DIR/$role.key"
+    done
+}
+
+# curl_admin ARGS...: curl against the admin API; in secured mode with the CA
+# and the admin's token (passed on stdin, never on a command line).
+curl_admin() {
+    if [[ $SEGURO == 1 ]]; then
+        printf 'header = "Authorization: Bearer %s"\n' "$(cat "$SEG_DIR/admin.token")" |
+            curl --cacert "$SEG_DIR/ca.pem" -K - "$@"
+    else
+        curl "$@"
+    fi
 }
 
 # --- health ------------------------------------------------------------------
@@ -209,21 +378,23 @@ running() { pidfile_alive "$PID_FILE" "$DATA_DIR/metadata"; }
 
 # cluster_ready: the admin API answers and lists the standalone cluster.
 cluster_ready() {
-    curl -sf --max-time 5 "$ADMIN_URL/admin/v2/clusters" 2>/dev/null | grep -q '"standalone"'
+    curl_admin -sf --max-time 5 "$ADMIN_URL/admin/v2/clusters" 2>/dev/null | grep -q '"standalone"'
 }
 
 # produce_ready: a topic can be created and one message produced through the
 # binary protocol port with the distribution's own client (a real round trip
 # through broker and bookie). The probe topic is then deleted again.
 produce_ready() {
-    port_open "$PULSAR_PORT" || return 1
+    port_open "$PROBE_PORT" || return 1
     local topic="persistent://public/default/sagas-readiness-probe"
+    # In secured mode as the admin (token), through TLS.
+    if [[ $SEGURO == 1 ]]; then export PULSAR_CLIENT_CONF="$SEG_DIR/client.conf"; fi
     if ! (cli_env && exec timeout 60 "$PULSAR_HOME_DIR/bin/pulsar-client" \
-        --url "pulsar://127.0.0.1:$PULSAR_PORT" produce "$topic" -m ready -n 1 \
+        --url "$SERVICE_URL" produce "$topic" -m ready -n 1 \
         >"$INSTANCE_DIR/readiness.log" 2>&1); then
         return 1
     fi
-    curl -s -o /dev/null --max-time 10 -X DELETE \
+    curl_admin -s -o /dev/null --max-time 10 -X DELETE \
         "$ADMIN_URL/admin/v2/persistent/public/default/sagas-readiness-probe?force=true" || true
 }
 
@@ -245,6 +416,10 @@ cli_env() {
 # client_conf: writes a client.conf pointing at this broker (or at
 # PULSAR_ADMIN_URL / PULSAR_SERVICE_URL when set) and prints its path.
 client_conf() {
+    if [[ $SEGURO == 1 ]]; then
+        secure_client_conf "${PULSAR_ROLE:-admin}" "${PULSAR_AUTH:-token}"
+        return
+    fi
     local web=${PULSAR_ADMIN_URL:-$ADMIN_URL} svc=${PULSAR_SERVICE_URL:-pulsar://127.0.0.1:$PULSAR_PORT}
     local file="$STATE_DIR/cli/client-${PULSAR_PORT}-${PULSAR_HTTP_PORT}.conf"
     mkdir -p "$(dirname "$file")"
@@ -262,7 +437,8 @@ run_tool() {
     shift
     fetch
     local conf
-    conf=$(client_conf)
+    # A client.conf of the caller's (e.g. another role's) wins.
+    conf=${PULSAR_CLIENT_CONF:-$(client_conf)}
     cli_env
     if [[ $tool == pulsar-perf ]]; then
         # Load generation wants the optimising JIT and a bit more memory.
@@ -282,25 +458,28 @@ start() {
     fetch
     if running; then
         if cluster_ready; then
-            log "already running and healthy on $PULSAR_PORT/$PULSAR_HTTP_PORT (pid $(pid_from_file "$PID_FILE"))"
+            log "already running and healthy on $PORTS (pid $(pid_from_file "$PID_FILE"))"
             return 0
         fi
         log "process $(pid_from_file "$PID_FILE") exists but does not answer yet; waiting"
     else
         local p
-        for p in "$PULSAR_PORT" "$PULSAR_HTTP_PORT"; do
+        local listen=("$PULSAR_PORT" "$PULSAR_HTTP_PORT")
+        [[ $SEGURO == 0 ]] || listen=("$PULSAR_TLS_PORT" "$PULSAR_HTTPS_PORT")
+        for p in "${listen[@]}"; do
             port_open "$p" && die "port $p is already in use by another process"
         done
+        [[ $SEGURO == 0 ]] || make_security
         write_conf
         mkdir -p "$DATA_DIR" "$INSTANCE_DIR/logs"
         : >"$LOG_FILE"
         rm -f "$INSTANCE_DIR/readiness.log"
-        log "starting standalone broker: pulsar://127.0.0.1:$PULSAR_PORT $ADMIN_URL (state $INSTANCE_DIR)"
+        log "starting standalone broker: $SERVICE_URL $ADMIN_URL (state $INSTANCE_DIR)"
         # The RocksDB metadata store (the 4.x default) runs in-process: no
         # ZooKeeper port. Its bookie then picks a free port itself (kept in its
         # cookie, bound to 0.0.0.0) and ignores --bookkeeper-port; the derived
         # port below only matters if metadataStoreUrl pointed at ZooKeeper.
-        local bk_port=$((3181 + (PULSAR_PORT - 6650) * 10))
+        local bk_port=$((3181 + (PROBE_PORT - 6650) * 10))
         ((bk_port > 1024 && bk_port < 60000)) || bk_port=3181
         PULSAR_STANDALONE_CONF="$CONF_FILE" \
             PULSAR_LOG_DIR="$INSTANCE_DIR/logs" \
@@ -315,7 +494,7 @@ start() {
     local t0 rc=0
     t0=$(now_s)
     heartbeat_start start_progress "$t0"
-    wait_until "$PULSAR_START_TIMEOUT" "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT" probe || rc=$?
+    wait_until "$PULSAR_START_TIMEOUT" "Pulsar on $PORTS" probe || rc=$?
     heartbeat_stop
     if [[ $rc -ne 0 ]]; then
         tail_log "$LOG_FILE" 60 "Pulsar log $LOG_FILE"
@@ -323,22 +502,23 @@ start() {
         stop_pidfile "$PID_FILE" "Pulsar" 30 "$DATA_DIR/metadata" || true
         die "Pulsar did not become ready (see $LOG_FILE)"
     fi
-    log "ready in $(elapsed_since "$t0")s: pulsar://127.0.0.1:$PULSAR_PORT $ADMIN_URL (pid $(pid_from_file "$PID_FILE"), log $LOG_FILE)"
+    log "ready in $(elapsed_since "$t0")s: $SERVICE_URL $ADMIN_URL (pid $(pid_from_file "$PID_FILE"), log $LOG_FILE)"
+    [[ $SEGURO == 0 ]] || settings
 }
 
 stop() {
-    stop_pidfile "$PID_FILE" "Pulsar on port $PULSAR_PORT" "${PULSAR_STOP_TIMEOUT:-60}" "$DATA_DIR/metadata"
+    stop_pidfile "$PID_FILE" "Pulsar on port $PROBE_PORT" "${PULSAR_STOP_TIMEOUT:-60}" "$DATA_DIR/metadata"
 }
 
 status() {
     if ! running; then
-        echo "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT: not running"
+        echo "Pulsar on $PORTS: not running"
         return 1
     fi
     if cluster_ready; then
-        echo "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT: running and answering (pid $(pid_from_file "$PID_FILE"))"
+        echo "Pulsar on $PORTS: running and answering (pid $(pid_from_file "$PID_FILE"))"
     else
-        echo "Pulsar on $PULSAR_PORT/$PULSAR_HTTP_PORT: process $(pid_from_file "$PID_FILE") runs but the admin API does not answer"
+        echo "Pulsar on $PORTS: process $(pid_from_file "$PID_FILE") runs but the admin API does not answer"
         return 1
     fi
 }
@@ -365,8 +545,9 @@ clean) clean ;;
 admin) shift && run_tool pulsar-admin "$@" ;;
 client) shift && run_tool pulsar-client "$@" ;;
 perf) shift && run_tool pulsar-perf "$@" ;;
+settings) [[ $SEGURO == 1 ]] || die "settings: only for the secured broker (PULSAR_SEGURO=1)"; settings ;;
 *)
-    echo "usage: $0 {fetch|home|start|stop|status|logs|clean|admin ARGS|client ARGS|perf ARGS}" >&2
+    echo "usage: $0 {fetch|home|start|stop|status|logs|clean|admin ARGS|client ARGS|perf ARGS|settings}" >&2
     exit 2
     ;;
 esac
