@@ -76,7 +76,7 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	logger.Info("http escuchando", "direccion", ln.Addr().String(),
 		"rutas", []string{"/metrics", "/healthz", "/efectos/{saga_id}"})
 
-	cliente, err := bus.Conectar(cfg.PulsarURL, logger)
+	cliente, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(p.Registro()))
 	if err != nil {
 		return errors.Join(err, a.apagar(ctx))
 	}

@@ -66,6 +66,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/version"
 	"github.com/alpespartner/sagas/participantes/almacen"
 	"github.com/alpespartner/sagas/participantes/bandeja"
 	"github.com/alpespartner/sagas/participantes/fallos"
@@ -165,7 +166,7 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	}
 	logger.Info("almacén abierto", "almacen", a.Tipo(), "donde", a.Donde(), "semilla", cfg.Fallos.Semilla)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica())
 	return &Participante{
 		cfg: cfg, servicio: s, logger: logger, registro: reg,
 		metricas: mensajeria.NuevasMetricas(reg, &s), metricasBus: bus.NuevasMetricas(reg),
@@ -194,7 +195,9 @@ func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor
 	})
 }
 
-// Registro is the participant's metrics registry, served on /metrics.
+// Registro is the participant's metrics registry, served on /metrics:
+// sagas_build_info, the command path's metrics, and those of the Pulsar
+// client Correr opens.
 func (p *Participante) Registro() *prometheus.Registry { return p.registro }
 
 // Efectos lists the service's effects for a saga, active or undone.

@@ -14,6 +14,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,19 +24,61 @@ import (
 )
 
 // Conectar opens a Pulsar client. The client's own logs go to logger at
-// warning level and above.
-func Conectar(url string, logger *slog.Logger) (pulsar.Client, error) {
+// warning level and above; its pulsar_client_* metrics go where the options
+// say (ConMetricas), by default to a registry of its own that nobody serves.
+func Conectar(url string, logger *slog.Logger, opciones ...OpcionConexion) (pulsar.Client, error) {
 	h := logger.Handler()
-	c, err := pulsar.NewClient(pulsar.ClientOptions{
+	o := pulsar.ClientOptions{
 		URL:               url,
 		ConnectionTimeout: 10 * time.Second,
 		OperationTimeout:  30 * time.Second,
 		Logger:            pulsarlog.NewLoggerWithSlog(slog.New(nivelMinimo{h, slog.LevelWarn})),
-	})
+		// Not the client's default, prometheus.DefaultRegisterer: no global state.
+		MetricsRegisterer: prometheus.NewRegistry(),
+	}
+	for _, opcion := range opciones {
+		opcion(&o)
+	}
+	c, err := pulsar.NewClient(o)
 	if err != nil {
 		return nil, fmt.Errorf("conectar a pulsar %s: %w", url, err)
 	}
 	return c, nil
+}
+
+// OpcionConexion configures the client Conectar opens.
+type OpcionConexion func(*pulsar.ClientOptions)
+
+// ConMetricas registers the client's pulsar_client_* metrics on reg,
+// labelled by topic: the full name, as the broker's pulsar_* metrics and
+// this package's metrics label it (NombreTopico).
+func ConMetricas(reg prometheus.Registerer) OpcionConexion {
+	return func(o *pulsar.ClientOptions) {
+		o.MetricsRegisterer = reg
+		o.MetricsCardinality = pulsar.MetricsCardinalityTopic
+	}
+}
+
+// NombreTopico is a topic's name as the broker labels it in its metrics, and
+// as the topic label of this package's metrics and of the client's: the full
+// name persistent://tenant/namespace/topic, with Pulsar's defaults filled in
+// (public/default for a bare name) and without a partition suffix.
+func NombreTopico(topico string) string {
+	completo := topico
+	if !strings.Contains(topico, "://") {
+		switch strings.Count(topico, "/") {
+		case 0:
+			completo = "persistent://public/default/" + topico
+		case 2:
+			completo = "persistent://" + topico
+		}
+	}
+	if i := strings.LastIndex(completo, "-partition-"); i >= 0 {
+		if _, err := strconv.Atoi(completo[i+len("-partition-"):]); err == nil {
+			completo = completo[:i]
+		}
+	}
+	return completo
 }
 
 type nivelMinimo struct {

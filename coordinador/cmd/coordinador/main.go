@@ -100,7 +100,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := prepararTopologia(ctx, admin, topologia, mensajeria.Servicios(catalogo), logger); err != nil {
 		return err
 	}
-	client, err := bus.Conectar(cfg.PulsarURL, logger)
+	// One registry for the process, the Pulsar client's metrics included,
+	// served on the API's /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica())
+	client, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(reg))
 	if err != nil {
 		return err
 	}
@@ -119,8 +123,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metricasBus := bus.NuevasMetricas(reg)
 	bit, err := bitacora.Abrir(bitacora.Opciones{Dir: cfg.LogDir, Desactivada: cfg.LogDir == "", Registro: reg, Logger: logger})
 	if err != nil {
