@@ -317,7 +317,7 @@ func TestHTTPSirveEfectosMetricasYSalud(t *testing.T) {
 	codigo, cuerpo = get("/metrics")
 	for _, m := range []string{
 		`sagas_participante_comandos_total{accion="EJECUTAR",comando="Hacer",resultado="exito",servicio="prueba"} 1`,
-		`sagas_participante_duracion_segundos_count{accion="EJECUTAR",servicio="prueba"} 1`,
+		`sagas_participante_duracion_seconds_count{accion="EJECUTAR",servicio="prueba"} 1`,
 		`sagas_mensajes_consumidos_total`, `go_goroutines`,
 	} {
 		if codigo != 200 || !strings.Contains(cuerpo, m) {

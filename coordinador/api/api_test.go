@@ -841,7 +841,7 @@ func TestMetricasHTTPUsanLaPlantillaDeRuta(t *testing.T) {
 	series := map[string]float64{}
 	duraciones := 0
 	for _, f := range familias {
-		if f.GetName() == "sagas_http_duracion_segundos" {
+		if f.GetName() == "sagas_http_duracion_seconds" {
 			duraciones = len(f.GetMetric())
 		}
 		if f.GetName() != "sagas_http_peticiones_total" {
@@ -852,7 +852,7 @@ func TestMetricasHTTPUsanLaPlantillaDeRuta(t *testing.T) {
 			for _, p := range m.GetLabel() {
 				l[p.GetName()] = p.GetValue()
 			}
-			series[l["ruta"]+" "+l["metodo"]+" "+l["codigo"]] = m.GetCounter().GetValue()
+			series[l["route"]+" "+l["method"]+" "+l["code"]] = m.GetCounter().GetValue()
 		}
 	}
 	want := map[string]float64{
@@ -868,7 +868,7 @@ func TestMetricasHTTPUsanLaPlantillaDeRuta(t *testing.T) {
 		t.Fatalf("%d duration series, want 4 (route × method)", duraciones)
 	}
 	r := en.hacer(http.MethodGet, "/metrics", "")
-	if r.codigo != http.StatusOK || !strings.Contains(string(r.cuerpo), `sagas_http_peticiones_total{codigo="202",metodo="POST",ruta="/campana-saga"} 1`) {
+	if r.codigo != http.StatusOK || !strings.Contains(string(r.cuerpo), `sagas_http_peticiones_total{code="202",method="POST",route="/campana-saga"} 1`) {
 		t.Fatalf("/metrics: %d %s", r.codigo, r.cuerpo)
 	}
 }

@@ -26,13 +26,13 @@ func nuevasMetricas(r prometheus.Registerer) (*metricas, error) {
 		peticiones: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_http_peticiones_total",
 			Help: "HTTP requests answered, by route template, method and status code.",
-		}, []string{"ruta", "metodo", "codigo"}),
+		}, []string{"route", "method", "code"}),
 		duracion: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sagas_http_duracion_segundos",
+			Name: "sagas_http_duracion_seconds",
 			Help: "HTTP request duration by route template and method (POSTs with ?esperar= last until the saga ends).",
 			// Up to EsperaMaxima: a POST may wait for its saga.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
-		}, []string{"ruta", "metodo"}),
+		}, []string{"route", "method"}),
 	}
 	for _, c := range []prometheus.Collector{m.peticiones, m.duracion} {
 		if err := r.Register(c); err != nil {

@@ -88,7 +88,7 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 			Name: "sagas_outbox_rescatados_total", Help: "Outbox messages published again without a sequence id: the broker called them duplicates, or their id was not above what the named producer had sent.",
 		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "sagas_outbox_lag_segundos", Help: "Time from the outbox insert to the broker's acknowledgement.",
+			Name: "sagas_outbox_lag_seconds", Help: "Time from the outbox insert to the broker's acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
 		fallos: prometheus.NewCounter(prometheus.CounterOpts{

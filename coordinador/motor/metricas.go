@@ -42,11 +42,11 @@ func NuevasMetricas(reg prometheus.Registerer, store Lecturas) *Metricas {
 			Name: "sagas_terminadas_total", Help: "Sagas that reached a terminal state, by tipo and estado.",
 		}, []string{"tipo", "estado"}),
 		duracion: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sagas_duracion_segundos", Help: "End-to-end saga duration, by tipo and final estado.",
+			Name: "sagas_duracion_seconds", Help: "End-to-end saga duration, by tipo and final estado.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 15),
 		}, []string{"tipo", "estado"}),
 		duracionPaso: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sagas_paso_duracion_segundos", Help: "Step duration from first command to reply, by tipo, servicio, paso and accion.",
+			Name: "sagas_paso_duracion_seconds", Help: "Step duration from first command to reply, by tipo, servicio, paso and accion.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"tipo", "servicio", "paso", "accion"}),
 		compensaciones: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -64,7 +64,7 @@ func NuevasMetricas(reg prometheus.Registerer, store Lecturas) *Metricas {
 		reg.MustRegister(&gaugesStore{store: store,
 			enCurso: prometheus.NewDesc("sagas_en_curso", "Sagas not in a terminal state, by estado.", []string{"estado"}, nil),
 			backlog: prometheus.NewDesc("sagas_outbox_pendientes", "Outbox rows not yet acknowledged by the broker.", nil, nil),
-			edad:    prometheus.NewDesc("sagas_outbox_antiguedad_segundos", "Age of the oldest unsent outbox row (0 when empty).", nil, nil),
+			edad:    prometheus.NewDesc("sagas_outbox_antiguedad_seconds", "Age of the oldest unsent outbox row (0 when empty).", nil, nil),
 		})
 	}
 	return m

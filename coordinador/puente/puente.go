@@ -107,7 +107,7 @@ type Opciones struct {
 	Logger    *slog.Logger // default slog.Default()
 	// Metricas of the consumer loops; default: unregistered.
 	Metricas *bus.Metricas
-	// Registro gets the counter sagas_puente_eventos_total{topico,resultado};
+	// Registro gets the counter sagas_puente_eventos_total{topic,resultado};
 	// default: a private registry. Several bridges may share one.
 	Registro prometheus.Registerer
 	// TopicoCampania defaults to eventos.TopicoLegacyCampania.
@@ -185,7 +185,7 @@ func Nuevo(o Opciones) (*Puente, error) {
 	}
 	for _, t := range []string{p.topicoCampania, p.topicoLanzar} {
 		for _, r := range []string{ResultadoIniciada, ResultadoDuplicado, ResultadoDeadLetter} {
-			p.resultados.WithLabelValues(nombreCortoTopico(t), r) // export zeros
+			p.resultados.WithLabelValues(bus.NombreTopico(t), r) // export zeros
 		}
 	}
 	return p, nil
@@ -196,8 +196,8 @@ func Nuevo(o Opciones) (*Puente, error) {
 func contadorPuente(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sagas_puente_eventos_total",
-		Help: "Legacy messages handled by the choreography bridge, by topic and result (iniciada, duplicado, dead_letter).",
-	}, []string{"topico", "resultado"})
+		Help: "Legacy messages handled by the choreography bridge, by topic (full name) and result (iniciada, duplicado, dead_letter).",
+	}, []string{"topic", "resultado"})
 	if err := reg.Register(c); err != nil {
 		var ya prometheus.AlreadyRegisteredError
 		if errors.As(err, &ya) {
@@ -257,7 +257,7 @@ func (p *Puente) Correr(ctx context.Context) error {
 // saga. Permanent failures (poison messages, inputs the engine refuses) are
 // dead-lettered by bus; any other failure is retried.
 func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Solicitud, error)) bus.Manejador {
-	corto := nombreCortoTopico(topico)
+	corto, etiqueta := nombreCortoTopico(topico), bus.NombreTopico(topico)
 	return func(ctx context.Context, msg pulsar.Message) error {
 		sol, err := p.solicitud(ctx, topico, msg, traducir)
 		var id string
@@ -270,16 +270,16 @@ func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Sol
 		}
 		switch {
 		case errors.Is(err, bus.ErrPermanente):
-			p.resultados.WithLabelValues(corto, ResultadoDeadLetter).Inc()
+			p.resultados.WithLabelValues(etiqueta, ResultadoDeadLetter).Inc()
 			return fmt.Errorf("puente legado %s: %w", corto, err)
 		case err != nil:
 			return fmt.Errorf("puente legado %s: %w", corto, err)
 		case creada:
-			p.resultados.WithLabelValues(corto, ResultadoIniciada).Inc()
+			p.resultados.WithLabelValues(etiqueta, ResultadoIniciada).Inc()
 			p.logger.Info("mensaje legado: saga iniciada", "saga_id", id, "tipo", sol.Tipo, "topico", corto,
 				"clave_idempotencia", sol.ClaveIdempotencia, "campania_id", sol.CampaniaID)
 		default:
-			p.resultados.WithLabelValues(corto, ResultadoDuplicado).Inc()
+			p.resultados.WithLabelValues(etiqueta, ResultadoDuplicado).Inc()
 			p.logger.Info("mensaje legado repetido: la saga ya existía", "saga_id", id, "tipo", sol.Tipo, "topico", corto,
 				"clave_idempotencia", sol.ClaveIdempotencia, "reentregas", msg.RedeliveryCount())
 		}

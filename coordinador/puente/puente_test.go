@@ -272,7 +272,7 @@ func puenteCuenta(t *testing.T, reg *prometheus.Registry, topico, resultado stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	corto := nombreCortoTopico(topico)
+	etiqueta := bus.NombreTopico(topico)
 	for _, f := range familias {
 		if f.GetName() != "sagas_puente_eventos_total" {
 			continue
@@ -282,7 +282,7 @@ func puenteCuenta(t *testing.T, reg *prometheus.Registry, topico, resultado stri
 			for _, l := range m.GetLabel() {
 				etiquetas[l.GetName()] = l.GetValue()
 			}
-			if etiquetas["topico"] == corto && etiquetas["resultado"] == resultado {
+			if etiquetas["topic"] == etiqueta && etiquetas["resultado"] == resultado {
 				return m.GetCounter().GetValue()
 			}
 		}
@@ -425,7 +425,7 @@ func TestPuenteMismoMensajeUnaSagaYMismoIdConOtraCampaniaOtraSaga(t *testing.T) 
 		{p.topicoCampania, ResultadoDeadLetter, 0},
 	} {
 		if n := puenteCuenta(t, reg, c.topico, c.resultado); n != c.n {
-			t.Errorf("sagas_puente_eventos_total{%s,%s} = %v, se espera %v", nombreCortoTopico(c.topico), c.resultado, n, c.n)
+			t.Errorf("sagas_puente_eventos_total{%s,%s} = %v, se espera %v", bus.NombreTopico(c.topico), c.resultado, n, c.n)
 		}
 	}
 	if n := fuente.pedidos[0] + fuente.pedidos[1]; n != 2 {

@@ -154,13 +154,14 @@ type Manejador func(ctx context.Context, msg pulsar.Message) error
 type ManejadorLote func(ctx context.Context, msgs []pulsar.Message) []error
 
 // Metricas of a consumer; construct with NuevasMetricas and share between
-// consumers of one process.
+// consumers of one process. Every series has a topic label, the full topic
+// name (NombreTopico), so it joins with the broker's pulsar_* metrics.
 type Metricas struct {
-	procesados    *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	redeliveries  *prometheus.CounterVec
-	duracion      *prometheus.HistogramVec
-	reintentables *prometheus.CounterVec
+	procesados   *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	redeliveries *prometheus.CounterVec
+	mensaje      *prometheus.HistogramVec
+	lote         *prometheus.HistogramVec
 }
 
 // NuevasMetricas registers the consumer metrics on reg.
@@ -168,19 +169,26 @@ func NuevasMetricas(reg prometheus.Registerer) *Metricas {
 	m := &Metricas{
 		procesados: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_mensajes_consumidos_total", Help: "Messages consumed, by topic and result (ok, reintento, dead_letter).",
-		}, []string{"topico", "resultado"}),
+		}, []string{"topic", "resultado"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_dead_letters_total", Help: "Poison messages sent to a dead-letter topic, by source topic.",
-		}, []string{"topico"}),
+		}, []string{"topic"}),
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_mensajes_reentregados_total", Help: "Messages received with a redelivery count above zero, by topic.",
-		}, []string{"topico"}),
-		duracion: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sagas_mensaje_procesamiento_segundos", Help: "Time to handle one consumed message, by topic.",
+		}, []string{"topic"}),
+		mensaje: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sagas_mensaje_procesamiento_seconds",
+			Help: "Per message, by topic: time from the consumer loop receiving it to its ack, nack or dead letter " +
+				"(waiting behind its key, its batch's handler call, the resolution).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}, []string{"topico"}),
+		}, []string{"topic"}),
+		lote: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sagas_lote_procesamiento_seconds",
+			Help:    "Per handler call, by topic: time the handler took for one batch of consumed messages (one message for Consumir).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"topic"}),
 	}
-	reg.MustRegister(m.procesados, m.deadLetters, m.redeliveries, m.duracion)
+	reg.MustRegister(m.procesados, m.deadLetters, m.redeliveries, m.mensaje, m.lote)
 	return m
 }
 
@@ -189,13 +197,19 @@ type Consumidor struct {
 	consumer pulsar.Consumer
 	dlq      pulsar.Producer
 	topico   string
-	corto    string
+	etiqueta string // NombreTopico(topico), the metrics' topic label
 	manejar  ManejadorLote
 	lote     int
 	logger   *slog.Logger
 	m        *Metricas
-	colas    []chan pulsar.Message
+	colas    []chan recibido
 	wg       sync.WaitGroup
+}
+
+// recibido is a message and when the loop received it.
+type recibido struct {
+	msg    pulsar.Message
+	cuando time.Time
 }
 
 // OpcionesConsumidor configure Consumir.
@@ -262,11 +276,11 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		return nil, err
 	}
 	k := &Consumidor{
-		consumer: consumer, dlq: dlq, topico: o.Topico, corto: nombreCorto(o.Topico), manejar: manejar, lote: o.Lote,
+		consumer: consumer, dlq: dlq, topico: o.Topico, etiqueta: NombreTopico(o.Topico), manejar: manejar, lote: o.Lote,
 		logger: o.Logger.With("topico", o.Topico, "suscripcion", o.Suscripcion), m: o.Metricas,
 	}
 	for range o.Trabajadores {
-		q := make(chan pulsar.Message, 64)
+		q := make(chan recibido, 64)
 		k.colas = append(k.colas, q)
 		k.wg.Add(1)
 		go k.trabajar(ctx, q)
@@ -274,15 +288,6 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 	k.wg.Add(1)
 	go k.recibir(ctx)
 	return k, nil
-}
-
-func nombreCorto(topico string) string {
-	for i := len(topico) - 1; i >= 0; i-- {
-		if topico[i] == '/' {
-			return topico[i+1:]
-		}
-	}
-	return topico
 }
 
 // recibir dispatches messages to workers by key, so one key (one saga) is
@@ -307,26 +312,26 @@ func (k *Consumidor) recibir(ctx context.Context) {
 		h := fnv.New32a()
 		h.Write([]byte(msg.Key()))
 		select {
-		case k.colas[int(h.Sum32()%uint32(len(k.colas)))] <- msg:
+		case k.colas[int(h.Sum32()%uint32(len(k.colas)))] <- recibido{msg, time.Now()}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (k *Consumidor) trabajar(ctx context.Context, q <-chan pulsar.Message) {
+func (k *Consumidor) trabajar(ctx context.Context, q <-chan recibido) {
 	defer k.wg.Done()
-	lote := make([]pulsar.Message, 0, k.lote)
-	for msg := range q {
-		lote = append(lote[:0], msg)
+	lote := make([]recibido, 0, k.lote)
+	for r := range q {
+		lote = append(lote[:0], r)
 	llenar:
 		for len(lote) < k.lote {
 			select {
-			case m, ok := <-q:
+			case r, ok := <-q:
 				if !ok {
 					break llenar
 				}
-				lote = append(lote, m)
+				lote = append(lote, r)
 			default:
 				break llenar
 			}
@@ -335,24 +340,26 @@ func (k *Consumidor) trabajar(ctx context.Context, q <-chan pulsar.Message) {
 	}
 }
 
-func (k *Consumidor) procesar(ctx context.Context, lote []pulsar.Message) {
-	for _, msg := range lote {
-		if msg.RedeliveryCount() > 0 {
-			k.m.redeliveries.WithLabelValues(k.corto).Inc()
+func (k *Consumidor) procesar(ctx context.Context, lote []recibido) {
+	msgs := make([]pulsar.Message, len(lote))
+	for i, r := range lote {
+		msgs[i] = r.msg
+		if r.msg.RedeliveryCount() > 0 {
+			k.m.redeliveries.WithLabelValues(k.etiqueta).Inc()
 		}
 	}
 	inicio := time.Now()
-	errs := k.manejar(ctx, lote)
-	d := time.Since(inicio).Seconds()
-	for i, msg := range lote {
-		k.m.duracion.WithLabelValues(k.corto).Observe(d)
+	errs := k.manejar(ctx, msgs)
+	k.m.lote.WithLabelValues(k.etiqueta).Observe(time.Since(inicio).Seconds())
+	for i, r := range lote {
 		var err error
 		if i < len(errs) {
 			err = errs[i]
 		} else {
 			err = fmt.Errorf("el manejador devolvió %d resultados para %d mensajes", len(errs), len(lote))
 		}
-		k.resolver(ctx, msg, err)
+		k.resolver(ctx, r.msg, err)
+		k.m.mensaje.WithLabelValues(k.etiqueta).Observe(time.Since(r.cuando).Seconds())
 	}
 }
 
@@ -361,7 +368,7 @@ func (k *Consumidor) resolver(ctx context.Context, msg pulsar.Message, err error
 	switch {
 	case err == nil:
 		k.ack(msg)
-		k.m.procesados.WithLabelValues(k.corto, "ok").Inc()
+		k.m.procesados.WithLabelValues(k.etiqueta, "ok").Inc()
 	case errors.Is(err, ErrPermanente):
 		k.logger.Warn("mensaje no procesable: a dead letter", "err", err, "clave", msg.Key(), "id", msg.ID().String())
 		if derr := k.aDeadLetter(ctx, msg, err); derr != nil {
@@ -370,14 +377,14 @@ func (k *Consumidor) resolver(ctx context.Context, msg pulsar.Message, err error
 			return
 		}
 		k.ack(msg)
-		k.m.deadLetters.WithLabelValues(k.corto).Inc()
-		k.m.procesados.WithLabelValues(k.corto, "dead_letter").Inc()
+		k.m.deadLetters.WithLabelValues(k.etiqueta).Inc()
+		k.m.procesados.WithLabelValues(k.etiqueta, "dead_letter").Inc()
 	default:
 		if ctx.Err() == nil {
 			k.logger.Warn("mensaje no procesado; se reintentará", "err", err, "clave", msg.Key(), "reentregas", msg.RedeliveryCount())
 		}
 		k.consumer.Nack(msg)
-		k.m.procesados.WithLabelValues(k.corto, "reintento").Inc()
+		k.m.procesados.WithLabelValues(k.etiqueta, "reintento").Inc()
 	}
 }
 

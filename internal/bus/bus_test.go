@@ -1,15 +1,24 @@
 package bus_test
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/integracion"
 )
 
 func TestNombreTopicoEsElQueEtiquetaElBroker(t *testing.T) {
@@ -25,6 +34,84 @@ func TestNombreTopicoEsElQueEtiquetaElBroker(t *testing.T) {
 			t.Errorf("%s: NombreTopico(%q) = %q, want %q", c.nombre, c.topico, got, c.want)
 		}
 	}
+}
+
+// TestConsumidorMideCadaMensajeYCadaLlamadaPorTopico consumes five messages
+// and a poison one through one worker, so the handler gets them in one or
+// more batches: the per-message histogram counts every message, the batch
+// histogram every handler call, and every series (the client's
+// pulsar_client_* included) carries the full topic name.
+func TestConsumidorMideCadaMensajeYCadaLlamadaPorTopico(t *testing.T) {
+	url, adminURL := integracion.PulsarURL(t), integracion.PulsarAdminURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := "bus" + aleatorio()
+	if err := bus.NuevoAdmin(adminURL).PrepararNamespace(ctx, "alpespartner", ns); err != nil {
+		t.Fatal(err)
+	}
+	topico := "persistent://alpespartner/" + ns + "/metricas"
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewPedanticRegistry()
+	cliente, err := bus.Conectar(url, logger, bus.ConMetricas(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cliente.Close()
+
+	productor, err := bus.NuevoProductor(cliente, topico, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cuerpo := range []string{"1", "2", "3", "veneno", "4", "5"} {
+		if _, err := productor.Send(ctx, &pulsar.ProducerMessage{Key: "saga-1", Payload: []byte(cuerpo)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	productor.Close()
+
+	var llamadas, mensajes atomic.Int64
+	cctx, detener := context.WithCancel(ctx)
+	k, err := bus.ConsumirLotes(cctx, cliente, bus.OpcionesConsumidor{
+		Topico: topico, Suscripcion: "prueba", Trabajadores: 1, Logger: logger, Metricas: bus.NuevasMetricas(reg),
+	}, func(_ context.Context, msgs []pulsar.Message) []error {
+		time.Sleep(5 * time.Millisecond) // let the queue fill: batches of several
+		errs := make([]error, len(msgs))
+		for i, m := range msgs {
+			if string(m.Payload()) == "veneno" {
+				errs[i] = bus.Permanente(errors.New("veneno"))
+			}
+		}
+		llamadas.Add(1)
+		mensajes.Add(int64(len(msgs)))
+		return errs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mensajes.Load() < 6 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	detener()
+	k.Cerrar()
+
+	etiqueta := map[string]string{"topic": topico}
+	for _, c := range []struct {
+		metrica   string
+		etiquetas map[string]string
+		want      float64
+	}{
+		{"sagas_mensajes_consumidos_total", map[string]string{"topic": topico, "resultado": "ok"}, 5},
+		{"sagas_mensajes_consumidos_total", map[string]string{"topic": topico, "resultado": "dead_letter"}, 1},
+		{"sagas_dead_letters_total", etiqueta, 1},
+		{"sagas_mensaje_procesamiento_seconds", etiqueta, 6},
+		{"sagas_lote_procesamiento_seconds", etiqueta, float64(llamadas.Load())},
+		{"pulsar_client_messages_received", etiqueta, 6},
+	} {
+		if got := valor(t, reg, c.metrica, c.etiquetas); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.metrica, c.etiquetas, got, c.want)
+		}
+	}
+	t.Logf("6 mensajes en %d llamadas al manejador", llamadas.Load())
 }
 
 func TestConectarRegistraLasMetricasDelClienteSoloDondeSeLePide(t *testing.T) {
@@ -68,6 +155,44 @@ func TestConectarRegistraLasMetricasDelClienteSoloDondeSeLePide(t *testing.T) {
 	}
 }
 
+// valor is the counter's value, or the histogram's sample count, summed over
+// the series of metrica whose labels include etiquetas.
+func valor(t *testing.T, g prometheus.Gatherer, metrica string, etiquetas map[string]string) float64 {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, f := range fams {
+		if f.GetName() != metrica {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if !incluye(m, etiquetas) {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				total += m.GetCounter().GetValue()
+			case m.Histogram != nil:
+				total += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return total
+}
+
+func incluye(m *dto.Metric, etiquetas map[string]string) bool {
+	n := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := etiquetas[l.GetName()]; ok && v == l.GetValue() {
+			n++
+		}
+	}
+	return n == len(etiquetas)
+}
+
 func nombres(t *testing.T, g prometheus.Gatherer) []string {
 	t.Helper()
 	fams, err := g.Gather()
@@ -79,4 +204,10 @@ func nombres(t *testing.T, g prometheus.Gatherer) []string {
 		out = append(out, f.GetName())
 	}
 	return out
+}
+
+func aleatorio() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -151,7 +151,7 @@ func media(t *testing.T, p *participantes.Participante) time.Duration {
 	var suma float64
 	var n uint64
 	for _, f := range familias {
-		if f.GetName() == "sagas_participante_duracion_segundos" {
+		if f.GetName() == "sagas_participante_duracion_seconds" {
 			for _, m := range f.GetMetric() {
 				suma, n = suma+m.GetHistogram().GetSampleSum(), n+m.GetHistogram().GetSampleCount()
 			}

@@ -31,7 +31,7 @@ func NuevasMetricas(reg prometheus.Registerer, s *servicio.Servicio) *Metricas {
 			Help: "Commands processed by a participant, by service, command, action and result (exito, fallo, duplicado, rechazado).",
 		}, []string{"servicio", "comando", "accion", "resultado"}),
 		duracion: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sagas_participante_duracion_segundos",
+			Name:    "sagas_participante_duracion_seconds",
 			Help:    "Time from decoding a command to the broker's acknowledgement of its reply, by service and action.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"servicio", "accion"}),
