@@ -64,6 +64,8 @@ type variable struct {
 	Datasource *fuente         `json:"datasource"`
 	Query      json.RawMessage `json:"query"` // a string or {"query": "..."}
 	AllValue   string          `json:"allValue"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
 }
 
 // consulta returns the variable's query text.
@@ -153,7 +155,8 @@ var (
 	reIntervalo = regexp.MustCompile(`\$\{?__(rate_interval|interval|range)\}?`)
 	reVariable  = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]`)
 	reMetrica   = regexp.MustCompile(`\b(?:sagas|pulsar)_[a-zA-Z0-9_]+`)
-	reEtiquetas = regexp.MustCompile(`label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*(\w+)\s*\)`)
+	reEtiquetas = regexp.MustCompile(`label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s*,\s*(\w+)\s*\)`)
+	reSelector  = regexp.MustCompile(`\b((?:sagas|pulsar)_[a-zA-Z0-9_]+)(\{[^}]*\})?`)
 )
 
 // sustituir replaces Grafana's interval variables by 1m and each template
@@ -212,6 +215,55 @@ var panelesRequeridos = []struct{ que, patron string }{
 	{"backlog del broker unido a nuestros consumidores por topic", `pulsar_msg_backlog\{[^}]*\}\) and on \(topic\) sum by \(topic\) \(sagas_mensajes_consumidos_total`},
 }
 
+// fuenteVariable is how panels, queries and query variables name their
+// datasource: the dashboard's datasource variable.
+const fuenteVariable = "${datasource}"
+
+// filtroJob is the job filter each metric's selectors must carry: ours and
+// the Pulsar client's come from our processes ($job), the broker's from its
+// own job ($job_pulsar).
+func filtroJob(metrica string) string {
+	if strings.HasPrefix(metrica, "sagas_") || strings.HasPrefix(metrica, "pulsar_client_") {
+		return `job=~"$job"`
+	}
+	return `job=~"$job_pulsar"`
+}
+
+// sinJob lists the selectors of expr that lack their job filter.
+func sinJob(expr string) []string {
+	var falta []string
+	for _, m := range reSelector.FindAllStringSubmatch(expr, -1) {
+		if !strings.Contains(m[2], filtroJob(m[1])) {
+			falta = append(falta, m[0])
+		}
+	}
+	return falta
+}
+
+// comprobarVariables checks the variables that let the dashboard import into
+// an existing Grafana: $datasource (any Prometheus), and $job and
+// $job_pulsar (several values, All included) that scope every query.
+func comprobarVariables(t *testing.T, tb tablero) {
+	t.Helper()
+	porNombre := map[string]variable{}
+	for _, v := range tb.Templating.List {
+		porNombre[v.Name] = v
+	}
+	if v, ok := porNombre["datasource"]; !ok || v.Type != "datasource" || v.consulta() != "prometheus" {
+		t.Errorf("falta la variable datasource de tipo datasource y consulta prometheus (%+v)", v)
+	}
+	for nombre, metrica := range map[string]string{"job": "sagas_build_info", "job_pulsar": "pulsar_version_info"} {
+		v, ok := porNombre[nombre]
+		if !ok {
+			t.Errorf("falta la variable %s", nombre)
+			continue
+		}
+		if want := "label_values(" + metrica + ", job)"; v.Type != "query" || v.consulta() != want || !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
+			t.Errorf("variable %s: %+v, se espera de tipo query, %s, multi e includeAll con allValue .*", nombre, v, want)
+		}
+	}
+}
+
 // tiposDePanel are Grafana's built-in panels: no external plugin needed.
 var tiposDePanel = []string{"row", "timeseries", "stat", "gauge", "bargauge", "table", "text", "heatmap", "barchart", "piechart", "state-timeline"}
 
@@ -224,17 +276,19 @@ func TestTableroTieneLosPanelesRequeridos(t *testing.T) {
 		t.Errorf("schemaVersion %d: se espera ~39 (Grafana 10/11)", tb.SchemaVersion)
 	}
 
-	// The datasource is the provisioned one, named by uid.
+	// The datasource is a variable, so the dashboard imports into any
+	// Grafana; in compose it resolves to the provisioned default datasource.
 	prov, err := os.ReadFile(rutaDatasource)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^\s*uid:\s*(\S+)\s*$`).FindSubmatch(prov)
-	if m == nil {
-		t.Fatalf("%s no declara el uid del datasource", rutaDatasource)
+	for _, re := range []string{`(?m)^\s*type:\s*prometheus\s*$`, `(?m)^\s*isDefault:\s*true\s*$`} {
+		if !regexp.MustCompile(re).Match(prov) {
+			t.Errorf("%s: falta %s: la variable $datasource del tablero toma el datasource por defecto", rutaDatasource, re)
+		}
 	}
-	uid := string(m[1])
-	mismaFuente := func(f *fuente) bool { return f != nil && f.Type == "prometheus" && f.UID == uid }
+	mismaFuente := func(f *fuente) bool { return f != nil && f.Type == "prometheus" && f.UID == fuenteVariable }
+	comprobarVariables(t, tb)
 
 	ids := map[int]string{}
 	for _, p := range tb.todos() {
@@ -255,11 +309,11 @@ func TestTableroTieneLosPanelesRequeridos(t *testing.T) {
 			t.Errorf("panel %d: necesita título y al menos una consulta", p.ID)
 		}
 		if !mismaFuente(p.Datasource) {
-			t.Errorf("panel %q: datasource %+v, se espera {prometheus %s} (provisionado)", p.Title, p.Datasource, uid)
+			t.Errorf("panel %q: datasource %+v, se espera {prometheus %s}", p.Title, p.Datasource, fuenteVariable)
 		}
 		for _, o := range p.Targets {
 			if !mismaFuente(o.Datasource) || strings.TrimSpace(o.Expr) == "" || o.RefID == "" {
-				t.Errorf("panel %q, consulta %q: necesita refId, expr y el datasource %s", p.Title, o.RefID, uid)
+				t.Errorf("panel %q, consulta %q: necesita refId, expr y el datasource %s", p.Title, o.RefID, fuenteVariable)
 			}
 		}
 	}
@@ -268,12 +322,23 @@ func TestTableroTieneLosPanelesRequeridos(t *testing.T) {
 	for _, v := range tb.Templating.List {
 		definidas[v.Name] = ".*"
 		if v.Type == "query" && !mismaFuente(v.Datasource) {
-			t.Errorf("variable %s: datasource %+v, se espera %s", v.Name, v.Datasource, uid)
+			t.Errorf("variable %s: datasource %+v, se espera %s", v.Name, v.Datasource, fuenteVariable)
 		}
 	}
 	for _, c := range tb.consultas() {
 		if _, desconocidas := sustituir(c.expr, definidas); len(desconocidas) > 0 {
 			t.Errorf("%s usa variables no definidas en templating: %v", c, desconocidas)
+		}
+		if falta := sinJob(c.expr); len(falta) > 0 {
+			t.Errorf("%s: selectores sin el filtro de su job: %v\n  expr: %s", c, falta, c.expr)
+		}
+	}
+	for _, v := range tb.Templating.List {
+		if v.Name == "job" || v.Name == "job_pulsar" {
+			continue
+		}
+		if falta := sinJob(v.consulta()); len(falta) > 0 {
+			t.Errorf("variable %s: selectores sin el filtro de su job: %v", v.Name, falta)
 		}
 	}
 
@@ -456,7 +521,8 @@ func TestCadaConsultaDelTableroDevuelveDatos(t *testing.T) {
 		if m == nil {
 			continue
 		}
-		vals, err := p.valoresEtiqueta(m[2], m[1])
+		selector, _ := sustituir(m[1], valores)
+		vals, err := p.valoresEtiqueta(m[2], selector)
 		if err != nil || len(vals) == 0 {
 			t.Errorf("variable %s: %s no devuelve valores (%v)%s", v.Name, v.consulta(), err, p.faltantes(m[1]))
 		}
