@@ -6,19 +6,47 @@
 #   scripts/mariadb.sh stop      shut it down (mysqladmin, then TERM/KILL)
 #   scripts/mariadb.sh status    exit 0 if it answers
 #   scripts/mariadb.sh clean     stop it and remove its data
+#   scripts/mariadb.sh settings  (TLS mode only) print the client settings
 #
-# Env: SAGAS_DB_PORT (3306), MARIADB_START_TIMEOUT (60 s).
+# Env: SAGAS_DB_PORT (3306; 3320 with MARIADB_TLS=1), MARIADB_START_TIMEOUT
+#      (60 s), MARIADB_TLS (0; 1 = the TLS mode below).
 # State: $STATE_DIR/mariadb-$SAGAS_DB_PORT/{data,my.cnf,mysqld.sock,mariadb.pid,error.log}
 # Database `sagas`, user sagas/sagas123 (@'%', @localhost, @127.0.0.1) with ALL
 # on *.*, because tests and participants create databases of their own.
+#
+# TLS mode with least-privilege users, for trying production settings (every
+# command above, with the same variables, acts on this instance):
+#   MARIADB_TLS=1 scripts/mariadb.sh start      (port 3320 unless SAGAS_DB_PORT)
+#   MARIADB_TLS=1 scripts/mariadb.sh settings   print the settings clients need
+# State in $STATE_DIR/mariadb-tls-$SAGAS_DB_PORT; its seguridad/ directory
+# (mode 700), made once and reused, holds a throwaway CA (ca.pem), the server
+# certificate (server.pem/.key, SAN 127.0.0.1 and localhost) and the users'
+# passwords (<user>.password, mode 600). The server runs with ssl_cert,
+# ssl_key, ssl_ca and require_secure_transport=ON, so TCP clients must use TLS
+# (root still logs in over the unix socket); MariaDB 10.11 refuses a plaintext
+# login as "Access denied" (1045), without naming TLS. There is no
+# sagas/sagas123 user; instead, both @'%' with REQUIRE SSL:
+#   sagas_migracion  ALL (DDL and data, no GRANT) on `sagas` and `participante_%`
+#   sagas_app        SELECT, INSERT, UPDATE, DELETE on the same databases
+# (MARIADB_TLS, not SAGAS_DB_TLS: that name is the processes' own setting.)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_TAG=mariadb
 
+TLS=${MARIADB_TLS:-0}
+[[ $TLS == 0 || $TLS == 1 ]] || { echo "MARIADB_TLS must be 0 or 1, not '$TLS'" >&2; exit 2; }
 DB_PORT=${SAGAS_DB_PORT:-3306}
 MARIADB_START_TIMEOUT=${MARIADB_START_TIMEOUT:-60}
 INSTANCE_DIR="$STATE_DIR/mariadb-${DB_PORT}"
+if [[ $TLS == 1 ]]; then
+    DB_PORT=${SAGAS_DB_PORT:-3320}
+    INSTANCE_DIR="$STATE_DIR/mariadb-tls-${DB_PORT}"
+fi
+SEG_DIR="$INSTANCE_DIR/seguridad"
+# The TLS mode's users: migrations (DDL) and the runtime (data only).
+DB_USER_MIGRACION=sagas_migracion
+DB_USER_APP=sagas_app
 DATA_DIR="$INSTANCE_DIR/data"
 CNF="$INSTANCE_DIR/my.cnf"
 SOCK="$INSTANCE_DIR/mysqld.sock"
@@ -74,7 +102,67 @@ max_connections        = 500
 innodb_buffer_pool_size = 256M
 innodb_log_file_size   = 64M
 innodb_flush_log_at_trx_commit = 1
+$(tls_cnf)
 $(printf '%b' "${MARIADB_CNF_EXTRA:-}")
+EOF
+}
+
+# tls_cnf: the server's TLS settings in TLS mode (nothing otherwise).
+tls_cnf() {
+    [[ $TLS == 1 ]] || return 0
+    cat <<EOF
+ssl_cert               = $SEG_DIR/server.pem
+ssl_key                = $SEG_DIR/server.key
+ssl_ca                 = $SEG_DIR/ca.pem
+tls_version            = TLSv1.2,TLSv1.3
+require_secure_transport = ON
+EOF
+}
+
+# make_security: CA, server certificate and the users' passwords, made once.
+make_security() {
+    tls_ca "$SEG_DIR" "alpespartner local test CA (mariadb)"
+    tls_cert "$SEG_DIR" server 127.0.0.1 server
+    local u
+    for u in "$DB_USER_MIGRACION" "$DB_USER_APP"; do
+        [[ -s $SEG_DIR/$u.password ]] && continue
+        # Hex, no newline: safe inside SQL quotes and DSNs, and read as is.
+        (umask 077 && openssl rand -hex 16 | tr -d "\n" >"$SEG_DIR/$u.password") || die "cannot write $SEG_DIR/$u.password"
+    done
+    chmod 600 "$SEG_DIR"/*.key "$SEG_DIR"/*.password
+}
+
+# create_tls_users: the migration and runtime users (passwords from their
+# files), both required to use TLS, and no other application user.
+create_tls_users() {
+    local mig app
+    mig=$(cat "$SEG_DIR/$DB_USER_MIGRACION.password")
+    app=$(cat "$SEG_DIR/$DB_USER_APP.password")
+    sql_root <<EOF
+CREATE DATABASE IF NOT EXISTS sagas CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE USER IF NOT EXISTS '$DB_USER_MIGRACION'@'%' IDENTIFIED BY '$mig' REQUIRE SSL;
+ALTER USER '$DB_USER_MIGRACION'@'%' IDENTIFIED BY '$mig' REQUIRE SSL;
+CREATE USER IF NOT EXISTS '$DB_USER_APP'@'%' IDENTIFIED BY '$app' REQUIRE SSL;
+ALTER USER '$DB_USER_APP'@'%' IDENTIFIED BY '$app' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON sagas.* TO '$DB_USER_MIGRACION'@'%';
+GRANT ALL PRIVILEGES ON \`participante\\_%\`.* TO '$DB_USER_MIGRACION'@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE ON sagas.* TO '$DB_USER_APP'@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE ON \`participante\\_%\`.* TO '$DB_USER_APP'@'%';
+FLUSH PRIVILEGES;
+EOF
+}
+
+# settings: what a client of the TLS instance needs.
+settings() {
+    [[ -s $SEG_DIR/$DB_USER_APP.password ]] || die "no TLS instance state in $SEG_DIR (MARIADB_TLS=1 scripts/mariadb.sh start)"
+    cat <<EOF
+MariaDB TLS settings (MARIADB_TLS=1, state $INSTANCE_DIR):
+  host:port          127.0.0.1:$DB_PORT (TLS required: require_secure_transport=ON, users REQUIRE SSL)
+  CA file            $SEG_DIR/ca.pem (server certificate SAN: IP 127.0.0.1, DNS localhost)
+  database           sagas (and participante_* databases)
+  migration user     $DB_USER_MIGRACION, password file $SEG_DIR/$DB_USER_MIGRACION.password (DDL + data)
+  runtime user       $DB_USER_APP, password file $SEG_DIR/$DB_USER_APP.password (SELECT, INSERT, UPDATE, DELETE)
+  try it             MYSQL_PWD=\$(cat $SEG_DIR/$DB_USER_APP.password) mariadb --ssl --ssl-ca=$SEG_DIR/ca.pem --ssl-verify-server-cert -h 127.0.0.1 -P $DB_PORT -u $DB_USER_APP sagas
 EOF
 }
 
@@ -92,6 +180,10 @@ init_datadir() {
 }
 
 create_user() {
+    if [[ $TLS == 1 ]]; then
+        create_tls_users
+        return
+    fi
     sql_root <<'EOF'
 CREATE DATABASE IF NOT EXISTS sagas CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS 'sagas'@'%' IDENTIFIED BY 'sagas123';
@@ -121,6 +213,7 @@ start() {
         log "process $(pid_from_file "$PID_FILE") exists but does not answer yet; waiting"
     else
         port_open "$DB_PORT" && die "port $DB_PORT is already in use by another process"
+        [[ $TLS == 0 ]] || make_security
         write_cnf
         init_datadir
         : >"$ERR_LOG"
@@ -134,6 +227,11 @@ start() {
         die "MariaDB did not become ready (see $ERR_LOG)"
     fi
     create_user
+    if [[ $TLS == 1 ]]; then
+        log "ready in $(elapsed_since "$t0")s: 127.0.0.1:$DB_PORT, TLS required (pid $(pid_from_file "$PID_FILE"))"
+        settings
+        return 0
+    fi
     log "ready in $(elapsed_since "$t0")s: sagas:sagas123@tcp(127.0.0.1:$DB_PORT)/sagas (pid $(pid_from_file "$PID_FILE"))"
 }
 
@@ -175,8 +273,9 @@ start) start ;;
 stop) stop ;;
 status) status ;;
 clean) clean ;;
+settings) [[ $TLS == 1 ]] || die "settings: only for the TLS instance (MARIADB_TLS=1)"; settings ;;
 *)
-    echo "usage: $0 {install|start|stop|status|clean}" >&2
+    echo "usage: $0 {install|start|stop|status|clean|settings}" >&2
     exit 2
     ;;
 esac
