@@ -528,6 +528,8 @@ func TestCadaConsultaDelTableroDevuelveDatos(t *testing.T) {
 		}
 	}
 	p.comprobarAlertas(t)
+	comprobarMetricasDeProcesos(t, metricasDe, topo.NS())
+	p.comprobarUnionPorTopic(t, topo.NS())
 	t.Logf("%d consultas del tablero evaluadas; total %s", len(consultas), time.Since(inicio).Round(time.Millisecond))
 }
 
