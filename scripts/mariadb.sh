@@ -102,14 +102,12 @@ max_connections        = 500
 innodb_buffer_pool_size = 256M
 innodb_log_file_size   = 64M
 innodb_flush_log_at_trx_commit = 1
-$(tls_cnf)
-$(printf '%b' "${MARIADB_CNF_EXTRA:-}")
+$([[ $TLS == 0 ]] || tls_cnf; printf '%b' "${MARIADB_CNF_EXTRA:-}")
 EOF
 }
 
-# tls_cnf: the server's TLS settings in TLS mode (nothing otherwise).
+# tls_cnf: the server's TLS settings (TLS mode).
 tls_cnf() {
-    [[ $TLS == 1 ]] || return 0
     cat <<EOF
 ssl_cert               = $SEG_DIR/server.pem
 ssl_key                = $SEG_DIR/server.key
