@@ -204,7 +204,7 @@ set_prop() {
 # every hand-off between pools is a context switch. At one thread per pool
 # per two cores, on 2 cores, the broker's CPU per saga at 60 sagas/s fell by
 # about a third (7.4 -> 4.9 ms) and the whole system's warm peak rose by
-# about a third (238 -> 323 sagas/s) (README, Performance).
+# about a third (238 -> 323 sagas/s) (docs/performance.md).
 # PULSAR_CONF_OVERRIDES still wins.
 POOL_THREADS=$(($(nproc 2>/dev/null || echo 2) / 2))
 ((POOL_THREADS >= 1)) || POOL_THREADS=1
@@ -213,7 +213,7 @@ POOL_THREADS=$(($(nproc 2>/dev/null || echo 2) / 2))
 # for new entries (default 10 ms), so a message that arrives within 10 ms of
 # the previous dispatch waits for the next look. A saga is a chain of such
 # messages: at 0 a keyed produce -> consume round trip at concurrency 1 went
-# from 10.7 to 2.0 ms (README, Performance). PULSAR_CONF_OVERRIDES still wins.
+# from 10.7 to 2.0 ms (docs/performance.md). PULSAR_CONF_OVERRIDES still wins.
 NEW_ENTRIES_CHECK_DELAY_MS=0
 
 write_conf() {

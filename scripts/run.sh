@@ -130,7 +130,7 @@ fi
 # database. Each is mostly waiting on I/O; with one P per process a goroutine
 # woken by the network runs on the thread that woke it instead of waking a
 # second OS thread, which on 2 cores cut the Go processes' CPU per saga by
-# about a fifth (README, Performance). Set GOMAXPROCS to override.
+# about a fifth (docs/performance.md). Set GOMAXPROCS to override.
 export GOMAXPROCS=${GOMAXPROCS:-1}
 
 for n in "${SERVICES[@]}"; do

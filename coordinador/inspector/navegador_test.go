@@ -209,7 +209,7 @@ func evaluar[T any](p *pagina, js string, opts ...chromedp.EvaluateOption) T {
 }
 
 // captura saves what the viewport shows, or the whole page: under docs/ when
-// SAGAS_CAPTURAS=1 (to refresh the README's pictures), else in a temp dir, so
+// SAGAS_CAPTURAS=1 (to refresh the pictures in docs/operations.md), else in a temp dir, so
 // a test run leaves the work tree clean.
 func (p *pagina) captura(archivo string, entera bool) {
 	p.t.Helper()
