@@ -15,7 +15,7 @@
 #                                         bin/pulsar-admin|pulsar-client|pulsar-perf against it
 #   scripts/cluster.sh urls               print the service and admin URLs
 #
-# Clients use the multi-host URLs pulsar://127.0.0.1:6660,127.0.0.1:6661 and
+# Clients use the multi-host URLs pulsar://127.0.0.1:6680,127.0.0.1:6681 and
 # http://127.0.0.1:8090,127.0.0.1:8091. scripts/pulsar-admin reaches the
 # cluster with PULSAR_ADMIN_URL=http://127.0.0.1:8090 (or use `admin` here).
 #
@@ -23,7 +23,7 @@
 #   CLUSTER_NAME [sagas-cluster]
 #   CLUSTER_ZK_PORT [2181]  CLUSTER_ZK_STATS_PORT [8100]
 #   CLUSTER_BOOKIE_PORTS ["3181 3182 3183"]  CLUSTER_BOOKIE_STATS_PORTS ["8101 8102 8103"]
-#   CLUSTER_BROKER_PORTS ["6660 6661"]  CLUSTER_BROKER_HTTP_PORTS ["8090 8091"]
+#   CLUSTER_BROKER_PORTS ["6680 6681"]  CLUSTER_BROKER_HTTP_PORTS ["8090 8091"]
 #   CLUSTER_ZK_MEM [-Xms128m -Xmx256m]
 #   CLUSTER_BOOKIE_MEM [-Xms256m -Xmx256m -XX:MaxDirectMemorySize=256m]
 #   CLUSTER_BROKER_MEM [-Xms512m -Xmx512m -XX:MaxDirectMemorySize=512m]
@@ -48,7 +48,7 @@ ZK_PORT=${CLUSTER_ZK_PORT:-2181}
 ZK_STATS_PORT=${CLUSTER_ZK_STATS_PORT:-8100}
 read -r -a BOOKIE_PORTS <<<"${CLUSTER_BOOKIE_PORTS:-3181 3182 3183}"
 read -r -a BOOKIE_STATS_PORTS <<<"${CLUSTER_BOOKIE_STATS_PORTS:-8101 8102 8103}"
-read -r -a BROKER_PORTS <<<"${CLUSTER_BROKER_PORTS:-6660 6661}"
+read -r -a BROKER_PORTS <<<"${CLUSTER_BROKER_PORTS:-6680 6681}"
 read -r -a BROKER_HTTP_PORTS <<<"${CLUSTER_BROKER_HTTP_PORTS:-8090 8091}"
 ((${#BOOKIE_PORTS[@]} == 3 && ${#BOOKIE_STATS_PORTS[@]} == 3)) || die "CLUSTER_BOOKIE_PORTS and CLUSTER_BOOKIE_STATS_PORTS need three ports each"
 ((${#BROKER_PORTS[@]} == 2 && ${#BROKER_HTTP_PORTS[@]} == 2)) || die "CLUSTER_BROKER_PORTS and CLUSTER_BROKER_HTTP_PORTS need two ports each"
