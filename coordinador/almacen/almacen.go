@@ -15,6 +15,7 @@ package almacen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
@@ -30,7 +31,36 @@ var (
 	// ErrConflicto: the saga changed between read and write more often than
 	// the retry budget allows.
 	ErrConflicto = errors.New("conflicto de versión")
+	// ErrClaveReutilizada: the idempotency key already created a saga for a
+	// request with another fingerprint (ClaveReutilizadaError says which).
+	ErrClaveReutilizada = errors.New("clave de idempotencia ya usada con otra solicitud")
 )
+
+// Idempotencia de-duplicates the creation of a saga. Clave (optional) names
+// the request: a second creation with the same Clave creates nothing.
+// Huella (optional, at most 64 characters, e.g. a hex SHA-256) fingerprints
+// the request's content: when both creations carry one and they differ, the
+// second is refused with ErrClaveReutilizada instead of answering the first
+// saga. A saga stored without a Huella (rows older than migration 0003)
+// matches any Huella, as before.
+type Idempotencia struct {
+	Clave  string
+	Huella string
+}
+
+// ClaveReutilizadaError is ErrClaveReutilizada with the key and the saga it
+// created.
+type ClaveReutilizadaError struct {
+	Clave  string
+	SagaID string
+}
+
+func (e *ClaveReutilizadaError) Error() string {
+	return fmt.Sprintf("clave de idempotencia %q ya creó la saga %s con otra solicitud", e.Clave, e.SagaID)
+}
+
+// Unwrap makes errors.Is(err, ErrClaveReutilizada) hold.
+func (e *ClaveReutilizadaError) Unwrap() error { return ErrClaveReutilizada }
 
 // Mensaje is an outbox row: a message to publish after the transaction that
 // caused it commits. The relay uses ID as the broker sequence id.
@@ -85,11 +115,14 @@ type Resumen map[saga.Estado]int
 // fake.
 type Store interface {
 	// CrearSaga inserts a new saga with its steps and its first messages in
-	// one transaction. When claveIdempotencia is not empty and a saga was
-	// already created with it, nothing is written and the existing saga's id
-	// is returned with creada == false (and no error). The same holds when a
-	// saga with s.ID already exists (a legacy command that names its saga id).
-	CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (id string, creada bool, err error)
+	// one transaction. When idem.Clave is not empty and a saga was already
+	// created with it, nothing is written and the existing saga's id is
+	// returned with creada == false (and no error), unless both creations
+	// carry a Huella and they differ: then the error is a
+	// *ClaveReutilizadaError (ErrClaveReutilizada) naming that saga. When a
+	// saga with s.ID already exists (a legacy command that names its saga
+	// id) and the key is not taken, its id is returned with creada == false.
+	CrearSaga(ctx context.Context, s saga.Saga, idem Idempotencia, msgs []Mensaje) (id string, creada bool, err error)
 
 	// Actualizar runs one transition in one transaction: it records dedup in
 	// the inbox (if not empty; ErrDuplicado if present, fn not called), reads

@@ -79,6 +79,8 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"ColumnasDeLasFilas", probarColumnasDeLasFilas},
 		{"CrearSagaIdempotentePorClaveYPorID", probarCrearSagaIdempotente},
 		{"CrearSagaConcurrenteConLaMismaClaveCreaUna", probarCrearSagaConcurrente},
+		{"CrearSagaConLaMismaClaveYOtraHuellaSeRechaza", probarCrearSagaHuella},
+		{"CrearSagaConcurrenteConLaMismaClaveYHuellasDistintas", probarCrearSagaHuellaConcurrente},
 		{"ActualizarDescartaDuplicadosSinLlamarFn", probarActualizarDuplicado},
 		{"GuardarFalseSoloEscribeInbox", probarGuardarFalse},
 		{"ErrorDeFnDeshaceTodoInclusoInbox", probarErrorDeFn},
@@ -183,7 +185,7 @@ func sagaMinima(id string, inicio time.Time) saga.Saga {
 
 func crear(t *testing.T, db *almacen.DB, s saga.Saga, clave string, msgs ...almacen.Mensaje) {
 	t.Helper()
-	id, creada, err := db.CrearSaga(t.Context(), s, clave, msgs)
+	id, creada, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{Clave: clave}, msgs)
 	if err != nil || !creada || id != s.ID {
 		t.Fatalf("CrearSaga(%s) = %q, %v, %v", s.ID, id, creada, err)
 	}
@@ -337,7 +339,7 @@ func probarCrearSagaIdempotente(t *testing.T, c almacen.Config) {
 	crear(t, db, sagaMinima("s1", t0), "clave-A", mensaje("s1", "A"))
 
 	// Same idempotency key, another id: nothing written, the first id back.
-	id, creada, err := db.CrearSaga(ctx, sagaMinima("s2", t0), "clave-A", []almacen.Mensaje{mensaje("s2", "B")})
+	id, creada, err := db.CrearSaga(ctx, sagaMinima("s2", t0), almacen.Idempotencia{Clave: "clave-A"}, []almacen.Mensaje{mensaje("s2", "B")})
 	if err != nil || creada || id != "s1" {
 		t.Fatalf("misma clave: %q, %v, %v; quiero s1, false, nil", id, creada, err)
 	}
@@ -348,7 +350,7 @@ func probarCrearSagaIdempotente(t *testing.T, c almacen.Config) {
 	for _, clave := range []string{"", "clave-B"} {
 		otra := sagaMinima("s1", t0.Add(time.Hour))
 		otra.Tipo = "otro"
-		id, creada, err = db.CrearSaga(ctx, otra, clave, []almacen.Mensaje{mensaje("s1", "C")})
+		id, creada, err = db.CrearSaga(ctx, otra, almacen.Idempotencia{Clave: clave}, []almacen.Mensaje{mensaje("s1", "C")})
 		if err != nil || creada || id != "s1" {
 			t.Fatalf("mismo id, clave %q: %q, %v, %v; quiero s1, false, nil", clave, id, creada, err)
 		}
@@ -361,6 +363,93 @@ func probarCrearSagaIdempotente(t *testing.T, c almacen.Config) {
 	crear(t, db, sagaMinima("s3", t0), "clave-B")
 }
 
+func probarCrearSagaHuella(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	if _, _, err := db.CrearSaga(ctx, sagaMinima("s1", t0), almacen.Idempotencia{Clave: "k", Huella: "h1"},
+		[]almacen.Mensaje{mensaje("s1", "A")}); err != nil {
+		t.Fatal(err)
+	}
+	// A saga stored without a fingerprint (a row older than the column).
+	crear(t, db, sagaMinima("vieja", t0), "sin-huella")
+
+	casos := []struct {
+		nombre string
+		idem   almacen.Idempotencia
+		quiero string // saga id answered; "" when refused
+	}{
+		{"misma huella devuelve la primera saga", almacen.Idempotencia{Clave: "k", Huella: "h1"}, "s1"},
+		{"sin huella devuelve la primera saga", almacen.Idempotencia{Clave: "k"}, "s1"},
+		{"otra huella se rechaza", almacen.Idempotencia{Clave: "k", Huella: "h2"}, ""},
+		{"fila sin huella acepta cualquier huella", almacen.Idempotencia{Clave: "sin-huella", Huella: "h3"}, "vieja"},
+	}
+	for i, cs := range casos {
+		t.Run(cs.nombre, func(t *testing.T) {
+			nueva := fmt.Sprintf("n%d", i)
+			id, creada, err := db.CrearSaga(ctx, sagaMinima(nueva, t0), cs.idem, []almacen.Mensaje{mensaje(nueva, "B")})
+			if cs.quiero == "" {
+				var r *almacen.ClaveReutilizadaError
+				if !errors.As(err, &r) || !errors.Is(err, almacen.ErrClaveReutilizada) || r.SagaID != "s1" || r.Clave != "k" || creada {
+					t.Fatalf("= %q, %v, %v; quiero ClaveReutilizadaError{k, s1}", id, creada, err)
+				}
+			} else if err != nil || creada || id != cs.quiero {
+				t.Fatalf("= %q, %v, %v; quiero %s, false, nil", id, creada, err, cs.quiero)
+			}
+			if _, err := db.Saga(ctx, nueva); !errors.Is(err, almacen.ErrNoEncontrada) {
+				t.Fatalf("%s no debía crearse: %v", nueva, err)
+			}
+		})
+	}
+	if n := pendientes(t, db); n != 1 {
+		t.Fatalf("outbox con %d mensajes, quiero 1 (solo el de la creación de s1)", n)
+	}
+}
+
+// probarCrearSagaHuellaConcurrente races creations with one key and two
+// fingerprints (through the group commit): one saga is created, the same
+// fingerprint gets it back, the other is refused naming it.
+func probarCrearSagaHuellaConcurrente(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	const n = 12
+	ids := make([]string, n)
+	creadas := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idem := almacen.Idempotencia{Clave: "misma", Huella: []string{"a", "b"}[i%2]}
+			ids[i], creadas[i], errs[i] = db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("s%d", i), t0), idem, nil)
+		}()
+	}
+	wg.Wait()
+	ganadora := -1
+	for i := range n {
+		if creadas[i] {
+			if ganadora >= 0 {
+				t.Fatalf("creadas s%d y s%d con la misma clave", ganadora, i)
+			}
+			ganadora = i
+		}
+	}
+	if ganadora < 0 {
+		t.Fatalf("ninguna creada: %v", errs)
+	}
+	quiero := fmt.Sprintf("s%d", ganadora)
+	for i := range n {
+		var r *almacen.ClaveReutilizadaError
+		switch {
+		case i%2 == ganadora%2:
+			if errs[i] != nil || ids[i] != quiero {
+				t.Errorf("s%d (misma huella): %q, %v; quiero %s", i, ids[i], errs[i], quiero)
+			}
+		case !errors.As(errs[i], &r) || r.SagaID != quiero:
+			t.Errorf("s%d (otra huella): %q, %v; quiero ClaveReutilizadaError de %s", i, ids[i], errs[i], quiero)
+		}
+	}
+}
+
 func probarCrearSagaConcurrente(t *testing.T, c almacen.Config) {
 	db := abrir(t, c)
 	const n = 8
@@ -370,7 +459,7 @@ func probarCrearSagaConcurrente(t *testing.T, c almacen.Config) {
 	for i := range n {
 		wg.Go(func() {
 			var err error
-			ids[i], creadas[i], err = db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("s%d", i), t0), "misma", []almacen.Mensaje{mensaje("x", "y")})
+			ids[i], creadas[i], err = db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("s%d", i), t0), almacen.Idempotencia{Clave: "misma"}, []almacen.Mensaje{mensaje("x", "y")})
 			if err != nil {
 				t.Errorf("CrearSaga %d: %v", i, err)
 			}
@@ -669,7 +758,7 @@ func probarPoolLleno(t *testing.T, c almacen.Config) {
 				msgs = append(msgs, mensaje(fmt.Sprintf("p%d", i), "x"))
 			}
 			id := fmt.Sprintf("p%d", i)
-			if _, _, err := db.CrearSaga(ctx, sagaMinima(id, t0), "", msgs); err != nil {
+			if _, _, err := db.CrearSaga(ctx, sagaMinima(id, t0), almacen.Idempotencia{}, msgs); err != nil {
 				t.Errorf("CrearSaga %s: %v", id, err)
 				return
 			}
@@ -700,7 +789,7 @@ func probarCrearEnGrupo(t *testing.T, c almacen.Config) {
 		wg.Go(func() {
 			// Every fourth call repeats the key of the call before it.
 			clave := fmt.Sprintf("k%d", i-i%4/3)
-			id, creada, err := db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("g%d", i), t0), clave,
+			id, creada, err := db.CrearSaga(t.Context(), sagaMinima(fmt.Sprintf("g%d", i), t0), almacen.Idempotencia{Clave: clave},
 				[]almacen.Mensaje{mensaje(fmt.Sprintf("g%d", i), "a"), mensaje(fmt.Sprintf("g%d", i), "b")})
 			if err != nil {
 				t.Errorf("CrearSaga g%d: %v", i, err)
@@ -1505,12 +1594,15 @@ func TestClavesDemasiadoLargas(t *testing.T) {
 	if err := db.RegistrarInbox(t.Context(), larga); err == nil {
 		t.Fatal("clave de 256 caracteres aceptada")
 	}
-	if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), larga, nil); err == nil {
+	if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), almacen.Idempotencia{Clave: larga}, nil); err == nil {
 		t.Fatal("clave de idempotencia de 256 caracteres aceptada")
+	}
+	if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), almacen.Idempotencia{Clave: "k", Huella: strings.Repeat("a", 65)}, nil); err == nil {
+		t.Fatal("huella de 65 caracteres aceptada")
 	}
 	s := sagaMinima("s1", t0)
 	s.Datos = json.RawMessage(`{"a":`)
-	if _, _, err := db.CrearSaga(t.Context(), s, "", nil); err == nil {
+	if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, nil); err == nil {
 		t.Fatal("datos que no son JSON aceptados")
 	}
 }
@@ -1544,7 +1636,7 @@ func BenchmarkTransicion(b *testing.B) {
 				s := sagaMinima(id, time.Now())
 				s.Datos = json.RawMessage(`{"nombre":"Verano","presupuesto":1000,"marca":{"id_marca":"m1"}}`)
 				s.Pasos = append(s.Pasos, saga.EstadoDePaso{Nombre: "tracking", Servicio: "tracking", Estado: saga.PasoPendiente})
-				if _, _, err := db.CrearSaga(context.Background(), s, "", nil); err != nil {
+				if _, _, err := db.CrearSaga(context.Background(), s, almacen.Idempotencia{}, nil); err != nil {
 					b.Fatal(err)
 				}
 				return id

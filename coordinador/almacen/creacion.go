@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/internal/mysqltx"
@@ -32,7 +33,7 @@ type grupoCreacion struct {
 // outcome.
 type creacion struct {
 	s      saga.Saga
-	clave  string
+	idem   Idempotencia
 	msgs   []Mensaje
 	id     string
 	creada bool
@@ -47,14 +48,17 @@ type creacion struct {
 // When ctx ends first, CrearSaga returns its error, and the saga may still be
 // created (as when a commit succeeds and its reply is lost); a retry with
 // the same idempotency key finds it.
-func (db *DB) CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []Mensaje) (string, bool, error) {
+func (db *DB) CrearSaga(ctx context.Context, s saga.Saga, idem Idempotencia, msgs []Mensaje) (string, bool, error) {
 	if err := validarSaga(&s, nil); err != nil {
 		return "", false, fmt.Errorf("crear saga: %w", err)
 	}
-	if err := validarClave("clave de idempotencia", claveIdempotencia); err != nil {
+	if err := validarClave("clave de idempotencia", idem.Clave); err != nil {
 		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
 	}
-	c := &creacion{s: s, clave: claveIdempotencia, msgs: msgs, hecho: make(chan struct{})}
+	if utf8.RuneCountInString(idem.Huella) > maxHuella {
+		return "", false, fmt.Errorf("crear saga %s: huella de idempotencia de más de %d caracteres", s.ID, maxHuella)
+	}
+	c := &creacion{s: s, idem: idem, msgs: msgs, hecho: make(chan struct{})}
 	g := &db.creaciones
 	g.mu.Lock()
 	g.cola = append(g.cola, c)
@@ -151,7 +155,7 @@ func (db *DB) sentenciasCreacion(lote []*creacion) ([]sentencia, error) {
 			sagas.WriteString(", ")
 		}
 		sagas.WriteString(filaSagaCreada)
-		argsSagas = append(append(argsSagas, v...), nuloSiVacio(c.clave))
+		argsSagas = append(append(argsSagas, v...), nuloSiVacio(c.idem.Clave), nuloSiVacio(c.idem.Huella))
 		for j := range c.s.Pasos {
 			if nPasos > 0 {
 				pasos.WriteString(", ")

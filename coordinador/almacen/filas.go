@@ -60,9 +60,10 @@ var (
 		" FROM sagas s JOIN pasos_saga p ON p.saga_id = s.saga_id"
 	consultaSagaConPasos = selectSagaConPasos + " WHERE s.saga_id = ? ORDER BY p.orden"
 	// insertSagas and filaSagaCreada make the INSERT of new sagas, one row
-	// per saga: the columns of colsSaga and the idempotency key.
-	insertSagas    = "INSERT INTO sagas (" + selectSaga + ", clave_idempotencia) VALUES "
-	filaSagaCreada = "(" + sqldialecto.Marcadores(len(colsSaga)+1) + ")"
+	// per saga: the columns of colsSaga, the idempotency key and the
+	// request's fingerprint.
+	insertSagas    = "INSERT INTO sagas (" + selectSaga + ", clave_idempotencia, huella_idempotencia) VALUES "
+	filaSagaCreada = "(" + sqldialecto.Marcadores(len(colsSaga)+2) + ")"
 	updateSaga     = "UPDATE sagas SET " + asignaciones(colsSaga[1:]) + " WHERE saga_id = ? AND version = ?"
 	// updateSagaCorto leaves out what a transition does not change (tipo,
 	// definition version, campaign, user, input data, start): less to send
@@ -270,8 +271,9 @@ func pasoIgual(a, b *saga.EstadoDePaso) bool {
 // Column limits of the MySQL schema, checked for both stores so that they
 // behave alike.
 const (
-	maxID    = 191
-	maxClave = 255
+	maxID     = 191
+	maxClave  = 255
+	maxHuella = 64
 )
 
 // validarClave checks an inbox or idempotency key.

@@ -38,7 +38,7 @@ var estadosTerminales = func() []any {
 // crearSaga is CrearSaga alone in its transaction, for a creation CrearSaga
 // already validated.
 func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) {
-	s, claveIdempotencia := &c.s, c.clave
+	s := &c.s
 	// One round trip on MySQL; a taken id or key fails the first statement,
 	// and nothing after it runs.
 	ss, err := db.sentenciasCreacion([]*creacion{c})
@@ -69,7 +69,7 @@ func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) 
 		// The key or the id is taken: find which saga holds it. The row
 		// that clashed may belong to a transaction that then rolled back;
 		// if nothing is found, try the insert again.
-		id, err := db.sagaExistente(ctx, s.ID, claveIdempotencia)
+		id, err := db.sagaExistente(ctx, s.ID, c.idem)
 		if err != nil {
 			return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
 		}
@@ -82,13 +82,19 @@ func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) 
 	}
 }
 
-// sagaExistente returns the id of the saga created with clave, else id if
-// that saga exists, else "".
-func (db *DB) sagaExistente(ctx context.Context, id, clave string) (string, error) {
+// sagaExistente returns the id of the saga created with idem.Clave (a
+// *ClaveReutilizadaError when both fingerprints are set and differ), else id
+// if that saga exists, else "".
+func (db *DB) sagaExistente(ctx context.Context, id string, idem Idempotencia) (string, error) {
 	var existente string
-	if clave != "" {
-		err := db.sql.QueryRowContext(ctx, "SELECT saga_id FROM sagas WHERE clave_idempotencia = ?", clave).Scan(&existente)
+	if idem.Clave != "" {
+		var huella string
+		err := db.sql.QueryRowContext(ctx, "SELECT saga_id, COALESCE(huella_idempotencia, '') FROM sagas WHERE clave_idempotencia = ?",
+			idem.Clave).Scan(&existente, &huella)
 		if err == nil {
+			if huella != "" && idem.Huella != "" && huella != idem.Huella {
+				return "", &ClaveReutilizadaError{Clave: idem.Clave, SagaID: existente}
+			}
 			return existente, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {

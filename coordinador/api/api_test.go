@@ -238,6 +238,72 @@ func TestIdempotencyKeyDevuelveLaMismaSaga(t *testing.T) {
 	}
 }
 
+// reformateado is body with other whitespace and field order (sorted keys,
+// indented): the same request.
+func reformateado(t *testing.T, body string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(m, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "\n " + string(b) + "\n"
+}
+
+func TestIdempotencyKeyConOtroCuerpoEs422YConElMismoDevuelveLaSaga(t *testing.T) {
+	flujos := []struct {
+		nombre, ruta, cuerpo string
+		// mismo spells the same request differently (beyond whitespace).
+		mismo, otro string
+	}{
+		{"campana", "/campana-saga", cuerpoSemillas,
+			`{"presupuesto": 5e4, "nombre": " Campaña Demo "}`, `{"presupuesto": 50001}`},
+		{"lanzamiento", "/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento,
+			`{"fecha_fin": "2025-04-01T04:59:59Z"}`, `{"canales_notificacion": ["email"]}`},
+	}
+	for _, f := range flujos {
+		t.Run(f.nombre, func(t *testing.T) {
+			en := nuevoEntorno(t)
+			a := en.hacer(http.MethodPost, f.ruta, f.cuerpo, "Idempotency-Key", "k-1")
+			if a.codigo != http.StatusAccepted {
+				t.Fatalf("first: %d %s", a.codigo, a.cuerpo)
+			}
+			id := a.json(t)["id_saga"].(string)
+			for nombre, cuerpo := range map[string]string{
+				"the same body":                    f.cuerpo,
+				"other whitespace and field order": reformateado(t, f.cuerpo),
+				"the same values spelt otherwise":  reformateado(t, con(t, f.cuerpo, f.mismo)),
+			} {
+				r := en.hacer(http.MethodPost, f.ruta, cuerpo, "Idempotency-Key", "k-1")
+				if r.codigo != http.StatusAccepted || r.json(t)["id_saga"] != id {
+					t.Fatalf("%s: %d %s, want 202 with saga %s", nombre, r.codigo, r.cuerpo, id)
+				}
+			}
+			r := en.hacer(http.MethodPost, f.ruta, con(t, f.cuerpo, f.otro), "Idempotency-Key", "k-1")
+			quiero := `Idempotency-Key "k-1" ya se usó con otra solicitud (saga ` + id + `)`
+			if r.codigo != http.StatusUnprocessableEntity || r.json(t)["error"] != quiero {
+				t.Fatalf("another body: %d %s, want 422 %q", r.codigo, r.cuerpo, quiero)
+			}
+			if ct := r.cabecera.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("422 as %q", ct)
+			}
+			// Waiting does not change the answer; another key is another saga.
+			if r := en.hacer(http.MethodPost, f.ruta+"?esperar=10ms", con(t, f.cuerpo, f.otro), "Idempotency-Key", "k-1"); r.codigo != http.StatusUnprocessableEntity {
+				t.Fatalf("another body with esperar: %d %s", r.codigo, r.cuerpo)
+			}
+			if n := en.sagas(); n != 1 {
+				t.Fatalf("%d sagas, want 1", n)
+			}
+			if r := en.hacer(http.MethodPost, f.ruta, con(t, f.cuerpo, f.otro), "Idempotency-Key", "k-2"); r.codigo != http.StatusAccepted {
+				t.Fatalf("another key: %d %s", r.codigo, r.cuerpo)
+			}
+		})
+	}
+}
+
 func TestLanzarCampaniaCompletaCorreLosCuatroPasos(t *testing.T) {
 	en := nuevoEntorno(t)
 	var wg sync.WaitGroup

@@ -90,11 +90,15 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 	var es *errorSolicitud
 	var demasiado *http.MaxBytesError
 	var he *echo.HTTPError
+	var reutilizada *almacen.ClaveReutilizadaError
 	switch {
 	case errors.As(err, &es):
 		return es.codigo, CuerpoError{Error: es.mensaje, Campos: es.campos}
 	case errors.As(err, &demasiado):
 		return http.StatusRequestEntityTooLarge, CuerpoError{Error: fmt.Sprintf("el cuerpo supera el límite de %d bytes", limite)}
+	case errors.As(err, &reutilizada):
+		return http.StatusUnprocessableEntity, CuerpoError{Error: fmt.Sprintf("%s %q ya se usó con otra solicitud (saga %s)",
+			cabeceraIdempotente, claveDeCabecera(reutilizada.Clave), reutilizada.SagaID)}
 	case errors.Is(err, almacen.ErrNoEncontrada):
 		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
 	case errors.Is(err, saga.ErrNoReintentable):

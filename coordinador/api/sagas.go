@@ -40,7 +40,9 @@ func (s *servidor) iniciarCampana(c echo.Context) error {
 	if campaniaID == "" {
 		campaniaID = uuid.NewString()
 	}
-	return s.iniciar(c, rutaCampana, saga.TipoCampana, campaniaID, sol.entrada(campaniaID), clave, esperar)
+	// The fingerprint is of the request as sent: the campaign id generated
+	// above would make every retry look different.
+	return s.iniciar(c, rutaCampana, saga.TipoCampana, campaniaID, sol.entrada(campaniaID), sol.entrada(sol.CampaniaID), clave, esperar)
 }
 
 // iniciarLanzamiento is POST /api/v1/comandos/lanzar-campania-completa.
@@ -59,20 +61,25 @@ func (s *servidor) iniciarLanzamiento(c echo.Context) error {
 	if campaniaID == "" {
 		campaniaID = uuid.NewString()
 	}
-	return s.iniciar(c, rutaLanzamiento, saga.TipoLanzarCampaniaCompleta, campaniaID, sol.entrada(campaniaID), clave, esperar)
+	return s.iniciar(c, rutaLanzamiento, saga.TipoLanzarCampaniaCompleta, campaniaID, sol.entrada(campaniaID), sol.entrada(sol.CampaniaID), clave, esperar)
 }
 
 // iniciar starts (or, for a repeated Idempotency-Key, finds) the saga and
-// answers its state: 202 at once, or after waiting for its end.
-func (s *servidor) iniciar(c echo.Context, ruta, tipo, campaniaID string, entrada any, clave string, esperar time.Duration) error {
+// answers its state: 202 at once, or after waiting for its end. solicitud is
+// the validated request, fingerprinted with the key.
+func (s *servidor) iniciar(c echo.Context, ruta, tipo, campaniaID string, entrada, solicitud any, clave string, esperar time.Duration) error {
 	datos, err := json.Marshal(entrada)
 	if err != nil {
 		return fmt.Errorf("codificar entrada de %s: %w", tipo, err)
 	}
-	// The engine names the saga; a repeated Idempotency-Key returns the first one's id.
+	// The engine names the saga; a repeated Idempotency-Key returns the
+	// first one's id, or 422 when the request differs.
 	sol := motor.Solicitud{Tipo: tipo, Datos: datos, CampaniaID: campaniaID}
 	if clave != "" {
-		sol.ClaveIdempotencia = ruta + " " + clave
+		sol.ClaveIdempotencia = claveIdempotencia(ruta, clave)
+		if sol.HuellaSolicitud, err = huellaSolicitud(tipo, solicitud); err != nil {
+			return err
+		}
 	}
 	ctx := c.Request().Context()
 	id, creada, err := s.iniciador.Iniciar(ctx, sol)
@@ -103,6 +110,35 @@ func (s *servidor) iniciar(c echo.Context, ruta, tipo, campaniaID string, entrad
 		return fmt.Errorf("leer saga %s: %w", id, err)
 	}
 	return c.JSON(http.StatusAccepted, estadoDe(sg))
+}
+
+// claveIdempotencia is the store's key for an Idempotency-Key on a route: the
+// same header on the two flows names two sagas. claveDeCabecera undoes it.
+func claveIdempotencia(ruta, clave string) string { return ruta + " " + clave }
+
+// claveDeCabecera is the Idempotency-Key inside a key of claveIdempotencia
+// (neither routes nor header values contain spaces).
+func claveDeCabecera(clave string) string {
+	if _, cabecera, ok := strings.Cut(clave, " "); ok {
+		return cabecera
+	}
+	return clave
+}
+
+// huellaSolicitud fingerprints a validated request for its Idempotency-Key:
+// the SHA-256 of the flow and the request's canonical JSON (the Go value
+// the API decoded, re-encoded), so whitespace, field order, number spelling
+// or a date's time zone do not make another request.
+func huellaSolicitud(tipo string, solicitud any) (string, error) {
+	b, err := json.Marshal(solicitud)
+	if err != nil {
+		return "", fmt.Errorf("huella de la solicitud de %s: %w", tipo, err)
+	}
+	h := sha256.New()
+	h.Write([]byte(tipo))
+	h.Write([]byte{0})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // esperarFin waits up to max for saga id to be terminal and returns its

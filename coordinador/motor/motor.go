@@ -29,7 +29,7 @@ var ErrEntradaInvalida = errors.New("entrada de saga inválida")
 // Almacen is what the engine needs from persistence; *almacen.DB is one
 // (see almacen.Store for the contract of each method).
 type Almacen interface {
-	CrearSaga(ctx context.Context, s saga.Saga, claveIdempotencia string, msgs []almacen.Mensaje) (id string, creada bool, err error)
+	CrearSaga(ctx context.Context, s saga.Saga, idem almacen.Idempotencia, msgs []almacen.Mensaje) (id string, creada bool, err error)
 	Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (almacen.Cambio, error)) error
 	ActualizarLote(ctx context.Context, es []almacen.Entrada) []error
 	ProcesarVencidas(ctx context.Context, ahora time.Time, limite int, fn func(saga.Saga) (almacen.Cambio, error)) (int, error)
@@ -82,12 +82,17 @@ type Solicitud struct {
 	SagaID string
 	// ClaveIdempotencia is optional: the same key returns the same saga.
 	ClaveIdempotencia string
-	CampaniaID        string
-	UsuarioID         string
+	// HuellaSolicitud is optional: the fingerprint of the request under
+	// ClaveIdempotencia (at most 64 characters). The same key with another
+	// fingerprint fails with almacen.ErrClaveReutilizada.
+	HuellaSolicitud string
+	CampaniaID      string
+	UsuarioID       string
 }
 
 // Iniciar starts a saga, or returns the existing one for a repeated
-// idempotency key or saga id (creada == false).
+// idempotency key or saga id (creada == false). A repeated key with another
+// fingerprint is a *almacen.ClaveReutilizadaError.
 func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada bool, err error) {
 	def, err := m.catalogo.Buscar(sol.Tipo)
 	if err != nil {
@@ -106,7 +111,7 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 	if err != nil {
 		return "", false, err
 	}
-	id, creada, err = m.store.CrearSaga(ctx, t.Saga, sol.ClaveIdempotencia, msgs)
+	id, creada, err = m.store.CrearSaga(ctx, t.Saga, almacen.Idempotencia{Clave: sol.ClaveIdempotencia, Huella: sol.HuellaSolicitud}, msgs)
 	if err != nil {
 		return "", false, fmt.Errorf("guardar saga %s: %w", sol.SagaID, err)
 	}
