@@ -168,10 +168,11 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 		{"/campana-saga", cuerpoSemillas},
 		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento},
 	} {
-		hacer(http.MethodPost, post.ruta+"?esperar=5s", post.cuerpo)                 // 200
-		hacer(http.MethodPost, post.ruta, post.cuerpo, "Idempotency-Key", post.ruta) // 202
-		hacer(http.MethodPost, post.ruta, `{"extra":1}`)                             // 400
-		hacer(http.MethodPost, post.ruta, post.cuerpo, "Authorization", "")          // 401
+		hacer(http.MethodPost, post.ruta+"?esperar=5s", post.cuerpo)                                              // 200
+		hacer(http.MethodPost, post.ruta, post.cuerpo, "Idempotency-Key", post.ruta)                              // 202
+		hacer(http.MethodPost, post.ruta, con(t, post.cuerpo, `{"nombre":"otra"}`), "Idempotency-Key", post.ruta) // 422
+		hacer(http.MethodPost, post.ruta, `{"extra":1}`)                                                          // 400
+		hacer(http.MethodPost, post.ruta, post.cuerpo, "Authorization", "")                                       // 401
 		hacer(http.MethodPost, post.ruta, strings.Repeat(" ", LimiteCuerpoPorDefecto+1))
 		hacer(http.MethodPost, post.ruta, post.cuerpo, "Content-Type", "text/plain") // 415
 	}
