@@ -44,7 +44,7 @@ func (r *Respuestas) Correr(ctx context.Context) error {
 	}
 	close(r.listo)
 	<-ctx.Done()
-	k.Cerrar()
+	k.Close()
 	return nil
 }
 

@@ -221,9 +221,9 @@ func (p *Puente) Correr(ctx context.Context) error {
 	defer cancelar()
 	var consumidores []*bus.Consumidor
 	defer func() {
-		cancelar() // bus.Consumidor.Cerrar needs its context ended first
+		cancelar() // bus.Consumidor.Close needs its context ended first
 		for _, c := range consumidores {
-			c.Cerrar()
+			c.Close()
 		}
 	}()
 	rutas := []struct {

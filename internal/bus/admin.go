@@ -17,15 +17,33 @@ import (
 type Admin struct {
 	URL  string // e.g. http://127.0.0.1:8080
 	HTTP *http.Client
+	// seguridad names the trust store in TLS errors.
+	seguridad Seguridad
 }
 
-// NuevoAdmin returns an Admin with a bounded HTTP client.
+// NuevoAdmin returns an Admin of an open broker with a bounded HTTP client.
 func NuevoAdmin(url string) *Admin {
 	return &Admin{URL: strings.TrimRight(url, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
 
+// NuevoAdminSeguro returns an Admin that sends s's credentials with every
+// request (a token file is re-read, an OAuth2 token refreshed, per request)
+// and verifies an https broker against s's trust store. It fails when the
+// credentials cannot be loaded.
+func NuevoAdminSeguro(url string, s Seguridad) (*Admin, error) {
+	t, err := s.transporte()
+	if err != nil {
+		return nil, fmt.Errorf("admin de pulsar %s: %w", url, err)
+	}
+	a := NuevoAdmin(url)
+	a.HTTP.Transport = t
+	a.seguridad = s
+	return a, nil
+}
+
 // ErrRechazado is returned when the broker refuses a request (4xx), e.g. an
-// incompatible schema.
+// incompatible schema. A 401 is also ErrAutenticacion, a 403 also
+// ErrAutorizacion.
 var ErrRechazado = errors.New("rechazado por el broker")
 
 func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok ...int) ([]byte, error) {
@@ -44,7 +62,7 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", metodo, ruta, err)
+		return nil, fmt.Errorf("%s %s: %w", metodo, ruta, causaTLS(err, a.seguridad))
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -56,8 +74,17 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 			return b, nil
 		}
 	}
-	err = fmt.Errorf("%s %s: %s: %s", metodo, ruta, resp.Status, strings.TrimSpace(string(b)))
-	if resp.StatusCode/100 == 4 {
+	detalle := ": " + strings.TrimSpace(string(b))
+	if strings.HasPrefix(strings.TrimSpace(string(b)), "<") || len(b) == 0 {
+		detalle = "" // Jetty's HTML page says no more than the status
+	}
+	err = fmt.Errorf("%s %s: %s%s", metodo, ruta, resp.Status, detalle)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		err = fmt.Errorf("%w (SAGAS_PULSAR_AUTH=%s): %w: %w", ErrAutenticacion, a.seguridad.metodo(), ErrRechazado, err)
+	case resp.StatusCode == http.StatusForbidden:
+		err = fmt.Errorf("%w: %w: %w", ErrAutorizacion, ErrRechazado, err)
+	case resp.StatusCode/100 == 4:
 		err = fmt.Errorf("%w: %w", ErrRechazado, err)
 	}
 	return nil, err
@@ -181,6 +208,32 @@ func (a *Admin) ActivarDeduplicacion(ctx context.Context, topico string) error {
 	}
 	if _, err := a.hacer(ctx, http.MethodPost, "/admin/v2/persistent/"+ruta+"/deduplicationEnabled", true); err != nil {
 		return fmt.Errorf("de-duplicación de %s: %w", topico, err)
+	}
+	return nil
+}
+
+// ConcederPermiso grants rol the actions (produce, consume) on one topic
+// persistent://tenant/namespace/name.
+func (a *Admin) ConcederPermiso(ctx context.Context, topico, rol string, acciones ...string) error {
+	ruta, ok := strings.CutPrefix(topico, "persistent://")
+	if !ok || strings.Count(ruta, "/") != 2 {
+		return fmt.Errorf("tópico %q: se espera persistent://tenant/namespace/nombre", topico)
+	}
+	if _, err := a.hacer(ctx, http.MethodPost, "/admin/v2/persistent/"+ruta+"/permissions/"+rol, acciones); err != nil {
+		return fmt.Errorf("conceder %v sobre %s a %s: %w", acciones, topico, rol, err)
+	}
+	return nil
+}
+
+// CrearTopico creates the non-partitioned topic persistent://tenant/namespace/name
+// if it does not exist.
+func (a *Admin) CrearTopico(ctx context.Context, topico string) error {
+	ruta, ok := strings.CutPrefix(topico, "persistent://")
+	if !ok || strings.Count(ruta, "/") != 2 {
+		return fmt.Errorf("tópico %q: se espera persistent://tenant/namespace/nombre", topico)
+	}
+	if _, err := a.hacer(ctx, http.MethodPut, "/admin/v2/persistent/"+ruta, nil, http.StatusConflict); err != nil {
+		return fmt.Errorf("crear tópico %s: %w", topico, err)
 	}
 	return nil
 }

@@ -37,7 +37,9 @@ func Conectar(url string, logger *slog.Logger, opciones ...OpcionConexion) (puls
 		MetricsRegisterer: prometheus.NewRegistry(),
 	}
 	for _, opcion := range opciones {
-		opcion(&o)
+		if err := opcion(&o); err != nil {
+			return nil, fmt.Errorf("conectar a pulsar %s: %w", url, err)
+		}
 	}
 	c, err := pulsar.NewClient(o)
 	if err != nil {
@@ -47,15 +49,16 @@ func Conectar(url string, logger *slog.Logger, opciones ...OpcionConexion) (puls
 }
 
 // OpcionConexion configures the client Conectar opens.
-type OpcionConexion func(*pulsar.ClientOptions)
+type OpcionConexion func(*pulsar.ClientOptions) error
 
 // ConMetricas registers the client's pulsar_client_* metrics on reg,
 // labelled by topic: the full name, as the broker's pulsar_* metrics and
 // this package's metrics label it (NombreTopico).
 func ConMetricas(reg prometheus.Registerer) OpcionConexion {
-	return func(o *pulsar.ClientOptions) {
+	return func(o *pulsar.ClientOptions) error {
 		o.MetricsRegisterer = reg
 		o.MetricsCardinality = pulsar.MetricsCardinalityTopic
+		return nil
 	}
 }
 
@@ -129,7 +132,7 @@ func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar
 	}
 	p, err := c.CreateProducer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("productor de %s: %w", topico, err)
+		return nil, fmt.Errorf("productor de %s: %w", topico, conCausa(err))
 	}
 	return p, nil
 }
@@ -228,7 +231,7 @@ type OpcionesConsumidor struct {
 	Metricas *Metricas
 }
 
-// Consumir subscribes and starts the loop; Cerrar stops it. The dead-letter
+// Consumir subscribes and starts the loop; Close stops it. The dead-letter
 // topic is eventos.DLQ(topico) = topico + "-DLQ".
 func Consumir(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, manejar Manejador) (*Consumidor, error) {
 	o.Lote = 1
@@ -268,7 +271,7 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		ReceiverQueueSize:           1000,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, err)
+		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, conCausa(err))
 	}
 	dlq, err := NuevoProductor(c, o.Topico+"-DLQ", "", "")
 	if err != nil {
@@ -412,11 +415,12 @@ func (k *Consumidor) aDeadLetter(ctx context.Context, msg pulsar.Message, motivo
 	return err
 }
 
-// Cerrar stops receiving, lets the workers finish the messages they hold
-// (the context passed to Consumir must be cancelled first or together), and
-// closes the subscription.
-func (k *Consumidor) Cerrar() {
+// Close waits for the loop to stop receiving and for the workers to finish
+// the messages they hold (the context passed to Consumir must be cancelled
+// first or together), then closes the subscription. It always returns nil.
+func (k *Consumidor) Close() error {
 	k.wg.Wait()
 	k.dlq.Close()
 	k.consumer.Close()
+	return nil
 }

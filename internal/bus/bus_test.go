@@ -92,7 +92,7 @@ func TestConsumidorMideCadaMensajeYCadaLlamadaPorTopico(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	detener()
-	k.Cerrar()
+	k.Close()
 
 	etiqueta := map[string]string{"topic": topico}
 	for _, c := range []struct {

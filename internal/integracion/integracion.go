@@ -77,3 +77,23 @@ func BaseMySQL(t testing.TB, prefijo string) *mysql.Config {
 
 // Required reports whether integration tests must run (under make test).
 func Required() bool { return os.Getenv("SAGAS_TEST_REQUIRED") == "1" }
+
+// BrokerSeguro is the secured broker scripts/test.sh starts (scripts/pulsar.sh
+// with PULSAR_SEGURO=1): TLS only, token and mTLS authentication,
+// authorization on.
+type BrokerSeguro struct {
+	URL      string // SAGAS_TEST_PULSAR_SEGURO_URL, e.g. pulsar+ssl://127.0.0.1:6671
+	AdminURL string // SAGAS_TEST_PULSAR_SEGURO_ADMIN_URL, e.g. https://127.0.0.1:8471
+	// Dir is SAGAS_TEST_PULSAR_SEGURO_DIR, the broker's seguridad/ directory:
+	// ca.pem, token-secret.key and, per role, <role>.token, <role>.pem, <role>.key.
+	Dir string
+}
+
+// PulsarSeguro returns the secured broker's addresses and credentials.
+func PulsarSeguro(t testing.TB) BrokerSeguro {
+	return BrokerSeguro{
+		URL:      need(t, "SAGAS_TEST_PULSAR_SEGURO_URL"),
+		AdminURL: need(t, "SAGAS_TEST_PULSAR_SEGURO_ADMIN_URL"),
+		Dir:      need(t, "SAGAS_TEST_PULSAR_SEGURO_DIR"),
+	}
+}

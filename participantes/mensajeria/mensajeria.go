@@ -151,7 +151,7 @@ func (c *Consumidor) detener(consumidor *bus.Consumidor) error {
 	defer cancel()
 	hecho := make(chan struct{})
 	go func() {
-		consumidor.Cerrar()
+		consumidor.Close()
 		close(hecho)
 	}()
 	var errs []error

@@ -242,7 +242,7 @@ func (e *entorno) participantes(servicios []string, c conducta) *participantes {
 	e.t.Cleanup(func() {
 		cancel()
 		for _, k := range consumidores {
-			k.Cerrar()
+			k.Close()
 		}
 		prod.Close()
 	})
