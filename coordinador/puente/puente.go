@@ -1,45 +1,3 @@
-// Package puente is the choreography bridge: Puente lets the legacy Python
-// services keep publishing unchanged and turns their messages into sagas (the
-// rules below). Subpackage legado holds the legacy messages' Avro schemas.
-//
-// # The rules
-//
-// Puente consumes the two legacy topics of public/default with a Shared
-// subscription ("coordinador-puente"; legacy messages carry no key) and
-// starts one saga per distinct legacy message:
-//
-//   - eventos-campania (record EventoCampaniaCreada, payload
-//     CampaniaCreadaPayload) starts a "campana" saga with campania_id =
-//     id_campania. Its idempotency key is
-//     "legado:eventos-campania:<id>:<id_campania>": the envelope id together
-//     with the campaign id, because legacy producers reuse envelope ids (a
-//     default computed once at import), so the envelope id alone would merge
-//     different campaigns into one saga.
-//   - comando-lanzar-campania-completa (record ComandoLanzarCampaniaCompleta,
-//     payload LanzarCampaniaCompletaPayload) starts a
-//     "lanzar-campania-completa" saga whose saga id is the envelope id (the
-//     BFF has already handed it to its caller); its idempotency key is
-//     "legado:lanzar:<id>". The command names no campaign, so the campaign id
-//     is derived from the envelope id (a name-based UUID, the same for every
-//     copy), and the inputs the legacy command lacks get defaults: a 10 %
-//     commission (comision {tipo: porcentaje, valor: 10}), affiliates chosen
-//     by the command's segmento_audiencia with no other criteria, and
-//     notification by email.
-//
-// A redelivered or re-published message therefore maps to the same saga: the
-// store answers "already there" (creada == false), the bridge counts it as a
-// duplicate and acks it. Only after Iniciar returned (the saga and its first
-// command are committed) is a message acked, so together this is exactly one
-// saga per distinct legacy message, even with several coordinator replicas on
-// the shared subscription.
-//
-// Messages are decoded with their writer schema, fetched from the broker's
-// schema registry by the message's schema version (cached per version), and
-// read by field name, so producers with another field order or extra fields
-// work. A message that cannot be decoded, has no envelope id, no payload or
-// (eventos-campania) no campaign id is a poison message: it goes to the
-// topic's dead-letter topic (<topic>-DLQ) and the next message goes on.
-// Dates are epoch milliseconds.
 package puente
 
 import (
@@ -54,12 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/apache/pulsar-client-go/pulsar"
-	"github.com/google/uuid"
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -264,7 +222,9 @@ func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Sol
 		var creada bool
 		if err == nil {
 			id, creada, err = p.iniciador.Iniciar(ctx, sol)
-			if errors.Is(err, motor.ErrEntradaInvalida) {
+			// A launch id reused for another command cannot name a second
+			// saga: refused, never merged (see claves.go).
+			if errors.Is(err, motor.ErrEntradaInvalida) || errors.Is(err, almacen.ErrClaveReutilizada) {
 				err = bus.Permanente(err)
 			}
 		}
@@ -599,26 +559,14 @@ func solicitudLanzamiento(r registroAvro) (motor.Solicitud, error) {
 	if err != nil {
 		return motor.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
 	}
+	huella, err := huellaLanzamiento(c)
+	if err != nil {
+		return motor.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
+	}
 	return motor.Solicitud{
 		Tipo: saga.TipoLanzarCampaniaCompleta, Datos: datos, SagaID: s.id, CampaniaID: campania,
-		ClaveIdempotencia: ClaveLanzamiento(s.id),
+		ClaveIdempotencia: ClaveLanzamiento(s.id), HuellaSolicitud: huella,
 	}, nil
-}
-
-// ClaveEventoCampania is the idempotency key of a legacy EventoCampaniaCreada:
-// its envelope id together with its campaign id.
-func ClaveEventoCampania(id, idCampania string) string {
-	return "legado:eventos-campania:" + id + ":" + idCampania
-}
-
-// ClaveLanzamiento is the idempotency key of a legacy
-// ComandoLanzarCampaniaCompleta, whose envelope id is also its saga id.
-func ClaveLanzamiento(id string) string { return "legado:lanzar:" + id }
-
-// CampaniaDeLanzamiento is the campaign id of the saga started by a legacy
-// launch command: a UUID v5 of the envelope id, the same for every copy.
-func CampaniaDeLanzamiento(id string) string {
-	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(espacioCampaniaLegado+id)).String()
 }
 
 func nombreCortoTopico(topico string) string {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/puente/legado"
 	"github.com/alpespartner/sagas/coordinador/saga"
@@ -37,12 +38,14 @@ const (
 )
 
 // puenteIniciadorFalso records the sagas it starts and de-duplicates like the
-// store: the same idempotency key or saga id returns the existing saga.
+// store: the same idempotency key or saga id returns the existing saga, and
+// the same key with another fingerprint is refused.
 type puenteIniciadorFalso struct {
 	mu       sync.Mutex
 	creadas  []motor.Solicitud
 	ids      []string
 	porClave map[string]string
+	huellas  map[string]string
 	llamadas int
 	err      error
 }
@@ -55,6 +58,9 @@ func (f *puenteIniciadorFalso) Iniciar(_ context.Context, sol motor.Solicitud) (
 		return "", false, f.err
 	}
 	if id, ok := f.porClave[sol.ClaveIdempotencia]; ok && sol.ClaveIdempotencia != "" {
+		if h := f.huellas[sol.ClaveIdempotencia]; h != "" && sol.HuellaSolicitud != "" && h != sol.HuellaSolicitud {
+			return "", false, &almacen.ClaveReutilizadaError{Clave: sol.ClaveIdempotencia, SagaID: id}
+		}
 		return id, false, nil
 	}
 	if sol.SagaID != "" && slices.Contains(f.ids, sol.SagaID) {
@@ -68,6 +74,10 @@ func (f *puenteIniciadorFalso) Iniciar(_ context.Context, sol motor.Solicitud) (
 		f.porClave = map[string]string{}
 	}
 	f.porClave[sol.ClaveIdempotencia] = id
+	if f.huellas == nil {
+		f.huellas = map[string]string{}
+	}
+	f.huellas[sol.ClaveIdempotencia] = sol.HuellaSolicitud
 	f.creadas = append(f.creadas, sol)
 	f.ids = append(f.ids, id)
 	return id, true, nil
