@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 )
 
@@ -25,6 +26,9 @@ type Config struct {
 	Servicio       string
 	PulsarURL      string // SAGAS_PULSAR_URL
 	PulsarAdminURL string // SAGAS_PULSAR_ADMIN_URL
+	// Seguridad is SAGAS_PULSAR_AUTH and its family: credentials and TLS
+	// trust for the broker and its admin API.
+	Seguridad bus.Seguridad
 	// Topologia is SAGAS_PULSAR_TENANT / SAGAS_PULSAR_NAMESPACE.
 	Topologia eventos.Topologia
 	// Almacen is SAGAS_STORAGE_TYPE: sqlite or mysql.
@@ -118,6 +122,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 			Latencia: l.Duracion("SAGAS_LATENCIA", 0),
 		},
 	}
+	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	if l.Definida("SAGAS_TASA_FALLO") {
 		if t := l.Decimal("SAGAS_TASA_FALLO", -1); t >= 0 {
 			c.Fallos.Tasa = &t
@@ -157,6 +162,7 @@ func (c Config) Validar() error {
 	} {
 		errs = append(errs, configuracion.Comprobar(v.nombre, v.valor))
 	}
+	errs = append(errs, c.Seguridad.Validar(c.PulsarURL, c.PulsarAdminURL))
 	return errors.Join(append(errs, c.validarDerivados())...)
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alpespartner/sagas/internal/bus"
 )
 
 func entorno(vars map[string]string) func(string) string {
@@ -23,6 +25,7 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 		MySQL:        ConfigMySQL{Host: "127.0.0.1", Puerto: 3306, Usuario: "sagas", Clave: "sagas123", BaseDatos: "participante_marca"},
 		NivelLog:     slog.LevelInfo,
 		Trabajadores: TrabajadoresPorDefecto,
+		Seguridad:    bus.Seguridad{Auth: bus.AuthNinguna},
 	}
 	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
 	want.Fallos.Semilla = c.Fallos.Semilla // from the clock

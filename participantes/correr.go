@@ -17,6 +17,9 @@ import (
 // plazoApagado bounds the graceful shutdown.
 const plazoApagado = 15 * time.Second
 
+// plazoComprobacion bounds the first connection check (bus.ComprobarConexion).
+const plazoComprobacion = 10 * time.Second
+
 // Correr is the whole life of a participant process: it reads and
 // validates the configuration (with -check-config it stops there), opens
 // the store, serves HTTP, connects to the broker and consumes until ctx ends
@@ -76,14 +79,21 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	logger.Info("http escuchando", "direccion", ln.Addr().String(),
 		"rutas", []string{"/metrics", "/healthz", "/efectos/{saga_id}"})
 
-	cliente, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(p.Registro()))
+	// Refused credentials or an untrusted certificate end the start-up with
+	// their cause; an unreachable broker is retried by the steps below.
+	if err := bus.ComprobarConexion(ctx, cfg.PulsarURL, cfg.Seguridad, plazoComprobacion); errors.Is(err, bus.ErrTLS) || errors.Is(err, bus.ErrAutenticacion) {
+		return errors.Join(err, a.apagar(ctx))
+	} else if err != nil {
+		logger.Warn("comprobar conexión con pulsar; se reintentará", "err", err)
+	}
+	cliente, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(p.Registro()), bus.ConSeguridad(cfg.Seguridad))
 	if err != nil {
 		return errors.Join(err, a.apagar(ctx))
 	}
 	a.despues(func(context.Context) error { cliente.Close(); return nil })
 	consumidor, err := p.Consumidor(cliente)
 	if err != nil {
-		return errors.Join(err, a.apagar(ctx))
+		return errors.Join(bus.ConRol(err, cfg.Seguridad), a.apagar(ctx))
 	}
 	cctx, detener := context.WithCancel(ctx)
 	defer detener()

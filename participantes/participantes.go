@@ -186,6 +186,7 @@ func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor
 	return mensajeria.Nuevo(cliente, p.almacen, p.servicio, mensajeria.Opciones{
 		Topologia:    p.cfg.Topologia,
 		AdminURL:     p.cfg.PulsarAdminURL,
+		Seguridad:    p.cfg.Seguridad,
 		Trabajadores: p.cfg.Trabajadores,
 		Latencia:     p.cfg.Fallos.Latencia,
 		Inyector:     p.inyector,

@@ -49,6 +49,8 @@ type Opciones struct {
 	// prepared at start (idempotent, so a participant can start before the
 	// coordinator).
 	AdminURL string
+	// Seguridad is how to authenticate to the admin API and trust its certificate.
+	Seguridad bus.Seguridad
 	// Trabajadores is the number of commands of different sagas processed
 	// in parallel.
 	Trabajadores int
@@ -171,7 +173,10 @@ func (c *Consumidor) detener(consumidor *bus.Consumidor) error {
 // coming up.
 func (c *Consumidor) prepararNamespace(ctx context.Context) error {
 	t := c.o.Topologia
-	admin := bus.NuevoAdmin(c.o.AdminURL)
+	admin, err := bus.NuevoAdminSeguro(c.o.AdminURL, c.o.Seguridad)
+	if err != nil {
+		return err
+	}
 	limite := time.Now().Add(plazoPreparacion)
 	for espera := 500 * time.Millisecond; ; espera = min(2*espera, 5*time.Second) {
 		err := admin.PrepararNamespace(ctx, t.Tenant, t.Namespace)

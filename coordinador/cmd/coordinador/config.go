@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/go-sql-driver/mysql"
 )
@@ -25,6 +26,7 @@ type config struct {
 	DBMaxConns     int
 	PulsarURL      string
 	PulsarAdminURL string
+	Seguridad      bus.Seguridad // SAGAS_PULSAR_AUTH and its family
 	Tenant         string
 	Namespace      string
 	APIAddr        string
@@ -57,6 +59,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		LegadoCampania: l.Texto("SAGAS_LEGADO_TOPICO_CAMPANIA"), LegadoLanzar: l.Texto("SAGAS_LEGADO_TOPICO_LANZAR"),
 		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
+	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(l.Texto("SAGAS_DATA_DIR"), "coordinador.db")

@@ -93,8 +93,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer store.Close()
 
 	topologia := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
-	admin := bus.NuevoAdmin(cfg.PulsarAdminURL)
+	admin, err := bus.NuevoAdminSeguro(cfg.PulsarAdminURL, cfg.Seguridad)
+	if err != nil {
+		return err
+	}
 	if err := esperarBroker(ctx, admin, logger); err != nil {
+		return err
+	}
+	// The Go client reports refused credentials and untrusted certificates
+	// only as timeouts: check first, to name the cause.
+	if err := bus.ComprobarConexion(ctx, cfg.PulsarURL, cfg.Seguridad, 10*time.Second); err != nil {
 		return err
 	}
 	if err := prepararTopologia(ctx, admin, topologia, mensajeria.Servicios(catalogo), logger); err != nil {
@@ -104,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// served on the API's /metrics.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica())
-	client, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(reg))
+	client, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(reg), bus.ConSeguridad(cfg.Seguridad))
 	if err != nil {
 		return err
 	}
@@ -236,7 +244,9 @@ func esperarBroker(ctx context.Context, a *bus.Admin, logger *slog.Logger) error
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(limite) || ctx.Err() != nil {
+		// Refused credentials or an untrusted certificate do not heal by waiting.
+		definitivo := errors.Is(err, bus.ErrTLS) || errors.Is(err, bus.ErrRechazado)
+		if definitivo || time.Now().After(limite) || ctx.Err() != nil {
 			return fmt.Errorf("broker no disponible: %w", err)
 		}
 		logger.Info("esperando al broker", "err", err)
