@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` (and CI) runs: installs what is missing, starts a fresh TEST
-# Pulsar broker (6651/8081) and a fresh TEST MariaDB (3307), runs go vet and
+# Pulsar broker (6651/8081), a fresh secured one (TLS, token and mTLS
+# authentication, authorization: 6671/8471) and a fresh TEST MariaDB (3307), runs go vet and
 # go test against them, validates the compose file, stops everything it started.
 #
 #   scripts/test.sh                        all packages
@@ -15,6 +16,8 @@ cd "$SAGAS_ROOT"
 TEST_PULSAR_PORT=6651
 TEST_PULSAR_HTTP_PORT=8081
 TEST_DB_PORT=3307
+TEST_PULSAR_TLS_PORT=6671
+TEST_PULSAR_HTTPS_PORT=8471
 COMPOSE_FILE=docker-compose-alpespartner.yml
 
 # --- prerequisites: one function each, installing only what is missing ------
@@ -51,10 +54,16 @@ ensure_chromium() { need_cmd chromium chromium; }
 
 # --- services ----------------------------------------------------------------
 PULSAR_ENV=(env PULSAR_PORT="$TEST_PULSAR_PORT" PULSAR_HTTP_PORT="$TEST_PULSAR_HTTP_PORT")
+# The broker re-checks credentials every 5 s (default 60), so the token
+# rotation test sees an expired token challenged within seconds.
+PULSAR_SEGURO_ENV=(env PULSAR_SEGURO=1 PULSAR_TLS_PORT="$TEST_PULSAR_TLS_PORT" PULSAR_HTTPS_PORT="$TEST_PULSAR_HTTPS_PORT"
+    PULSAR_CONF_OVERRIDES="authenticationRefreshCheckSeconds=5")
 DB_ENV=(env SAGAS_DB_PORT="$TEST_DB_PORT")
 STARTED_PULSAR=0
+STARTED_PULSAR_SEGURO=0
 STARTED_DB=0
 PULSAR_JOB=
+PULSAR_SEGURO_JOB=
 
 cleanup() {
     local rc=$?
@@ -64,7 +73,12 @@ cleanup() {
         kill "$PULSAR_JOB" 2>/dev/null
         wait "$PULSAR_JOB" 2>/dev/null
     fi
+    if [[ -n $PULSAR_SEGURO_JOB ]] && kill -0 "$PULSAR_SEGURO_JOB" 2>/dev/null; then
+        kill "$PULSAR_SEGURO_JOB" 2>/dev/null
+        wait "$PULSAR_SEGURO_JOB" 2>/dev/null
+    fi
     [[ $STARTED_PULSAR -eq 1 ]] && "${PULSAR_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" stop
+    [[ $STARTED_PULSAR_SEGURO -eq 1 ]] && "${PULSAR_SEGURO_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" stop
     [[ $STARTED_DB -eq 1 ]] && "${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" stop
     if [[ $rc -eq 0 ]]; then
         log "PASSED in $(elapsed_since "$T_START")s"
@@ -97,6 +111,10 @@ go mod download
 STARTED_PULSAR=1
 "${PULSAR_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" start &
 PULSAR_JOB=$!
+"${PULSAR_SEGURO_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" clean
+STARTED_PULSAR_SEGURO=1
+"${PULSAR_SEGURO_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" start >/dev/null &
+PULSAR_SEGURO_JOB=$!
 STARTED_DB=1
 "${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" start
 
@@ -114,10 +132,16 @@ go vet "${VET_PKGS[@]}" || FAILED+=("go vet")
 log "waiting for the test broker"
 wait "$PULSAR_JOB" || die "test broker did not start"
 PULSAR_JOB=
+log "waiting for the secured test broker"
+wait "$PULSAR_SEGURO_JOB" || die "secured test broker did not start"
+PULSAR_SEGURO_JOB=
 
 export SAGAS_TEST_REQUIRED=1
 export SAGAS_TEST_PULSAR_URL="pulsar://127.0.0.1:$TEST_PULSAR_PORT"
 export SAGAS_TEST_PULSAR_ADMIN_URL="http://127.0.0.1:$TEST_PULSAR_HTTP_PORT"
+export SAGAS_TEST_PULSAR_SEGURO_URL="pulsar+ssl://127.0.0.1:$TEST_PULSAR_TLS_PORT"
+export SAGAS_TEST_PULSAR_SEGURO_ADMIN_URL="https://127.0.0.1:$TEST_PULSAR_HTTPS_PORT"
+export SAGAS_TEST_PULSAR_SEGURO_DIR="$STATE_DIR/pulsar-seguro-$TEST_PULSAR_TLS_PORT/seguridad"
 export SAGAS_TEST_MYSQL_DSN="sagas:sagas123@tcp(127.0.0.1:$TEST_DB_PORT)/sagas?parseTime=true&multiStatements=true"
 
 TEST_ARGS=("$@")

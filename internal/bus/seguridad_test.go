@@ -269,3 +269,57 @@ func TestRolSinPermisoSobreElTopicoDeOtroServicioEsRechazadoPorAutorizacion(t *t
 		t.Errorf("ActivarDeduplicacion como marca = %v, want ErrAutorizacion", err)
 	}
 }
+
+// The broker re-checks a connection's credentials every
+// authenticationRefreshCheckSeconds (scripts/test.sh sets 5 s for the secured
+// broker) and, once the token has expired, challenges the client, which
+// answers with the token file's current content.
+func TestArchivoDeTokenReemplazadoSeUsaSinReiniciar(t *testing.T) {
+	s := nuevoSeguro(t)
+	dir := t.TempDir()
+	vence := time.Now().Add(6 * time.Second)
+	rotado, fijo := filepath.Join(dir, "rotado.token"), filepath.Join(dir, "fijo.token")
+	escribir(t, rotado, s.token(t, "admin", vence))
+	escribir(t, fijo, s.token(t, "admin", vence))
+	conArchivo := func(ruta string) bus.Seguridad {
+		seg := s.comoToken("admin")
+		seg.TokenFile = ruta
+		return seg
+	}
+	enviar := func(p pulsar.Producer) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		defer cancel()
+		_, err := p.Send(ctx, &pulsar.ProducerMessage{Payload: []byte("x")})
+		return err
+	}
+	productores := map[string]pulsar.Producer{}
+	for nombre, ruta := range map[string]string{"rotado": rotado, "fijo": fijo} {
+		p, err := bus.NuevoProductor(conectar(t, s.URL, conArchivo(ruta)), s.topico("rotacion-"+nombre), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		if err := enviar(p); err != nil {
+			t.Fatalf("%s: primer envío: %v", nombre, err)
+		}
+		productores[nombre] = p
+	}
+	escribir(t, rotado, s.token(t, "admin", time.Time{}))
+	admin, err := bus.NuevoAdminSeguro(s.AdminURL, conArchivo(rotado))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(vence) + 12*time.Second)
+	if err := admin.Vivo(context.Background()); err != nil {
+		t.Errorf("admin con el archivo reemplazado: %v", err)
+	}
+	if err := enviar(productores["rotado"]); err != nil {
+		t.Errorf("con el archivo reemplazado, tras vencer el primer token: %v", err)
+	}
+	// The control: the same client without a new token is cut off.
+	if err := enviar(productores["fijo"]); err == nil {
+		t.Errorf("con el token vencido y sin reemplazo, el envío funcionó: the broker did not re-check")
+	} else {
+		t.Logf("sin reemplazo: %v", err)
+	}
+}
