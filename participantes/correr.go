@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/configuracion"
+	"github.com/alpespartner/sagas/internal/version"
 )
 
 // plazoApagado bounds the graceful shutdown.
@@ -33,7 +35,13 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	}
 	flags := flag.NewFlagSet(nombre, flag.ContinueOnError)
 	flags.SetOutput(salida)
+	flags.Usage = func() {
+		fmt.Fprintf(flags.Output(), "Usage: %s [flags]\n\nRuns the saga participant %s, configured by the environment below.\n\nFlags:\n", flags.Name(), s.Nombre)
+		flags.PrintDefaults()
+		configuracion.Ayuda(flags.Output(), configuracion.Participantes)
+	}
 	soloConfig := flags.Bool("check-config", false, "validate the configuration from the environment and exit")
+	verVersion := flags.Bool("version", false, "print the build's version and exit")
 	var resto []string
 	if len(args) > 1 {
 		resto = args[1:]
@@ -46,6 +54,10 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("argumentos inesperados: %q", flags.Args())
+	}
+	if *verVersion {
+		fmt.Fprintln(salida, s.Nombre, version.Cadena())
+		return nil
 	}
 	if err := s.Validar(); err != nil {
 		return fmt.Errorf("declaración del servicio no válida:\n%w", err)
