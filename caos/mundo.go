@@ -165,7 +165,7 @@ func (m *mundo) Preparar(ctx context.Context) error {
 	// bus.Admin.PrepararNamespace does not take for "already exists" and
 	// the coordinator does not retry. Then the other replica and the
 	// participants together.
-	if err := m.Iniciar(ctx, m.coordinadores[0]); err != nil {
+	if err := m.arrancar(ctx, m.coordinadores[0]); err != nil {
 		return err
 	}
 	resto := append(append([]*proceso{}, m.coordinadores[1:]...), m.procesosParticipantes()...)
@@ -175,7 +175,7 @@ func (m *mundo) Preparar(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = m.Iniciar(ctx, p)
+			errs[i] = m.arrancar(ctx, p)
 		}()
 	}
 	wg.Wait()
@@ -337,7 +337,7 @@ type proceso struct {
 	hecho    chan struct{}
 	esperado bool // its exit was asked for (kill -9, stop)
 	// arriba is set once it was ready: an exit before that is a failed
-	// start, reported by Iniciar, not a crash.
+	// start, reported by arrancar, not a crash.
 	arriba bool
 }
 
@@ -377,8 +377,8 @@ func (p *proceso) Pid() int {
 	return p.cmd.Process.Pid
 }
 
-// Iniciar starts p and waits until it is ready.
-func (m *mundo) Iniciar(ctx context.Context, p *proceso) error {
+// arrancar starts p and waits until it is ready.
+func (m *mundo) arrancar(ctx context.Context, p *proceso) error {
 	m.mu.Lock()
 	if m.apagando {
 		m.mu.Unlock()
@@ -521,7 +521,7 @@ func (m *mundo) caido(p *proceso, estado *os.ProcessState, err error) {
 				return
 			case <-time.After(2 * time.Second):
 			}
-			if err := m.Iniciar(m.vida, p); err != nil {
+			if err := m.arrancar(m.vida, p); err != nil {
 				m.b.Printf("reiniciar %s tras su caída (intento %d): %v", p.nombre, intento, primeraLinea(err.Error()))
 				continue
 			}

@@ -59,7 +59,7 @@ func planDeFallas(nombre string, m *mundo) []falla {
 	}
 	reiniciar := func(p *proceso) func(context.Context) (string, error) {
 		return func(ctx context.Context) (string, error) {
-			err := m.Iniciar(ctx, p)
+			err := m.arrancar(ctx, p)
 			return fmt.Sprintf("%s reiniciado y listo (pid %d)", p.nombre, p.Pid()), err
 		}
 	}
