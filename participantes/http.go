@@ -28,7 +28,9 @@ func (p *Participante) Handler() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := p.almacen.Ping(ctx); err != nil {
-			http.Error(w, "almacén no disponible: "+err.Error(), http.StatusServiceUnavailable)
+			// The detail goes to the log only: /healthz may be reachable by anyone.
+			p.logger.Error("healthz: almacén no disponible", "err", err)
+			http.Error(w, "no disponible", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
