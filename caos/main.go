@@ -99,26 +99,12 @@ type config struct {
 	Version          bool // -version: print it and exit
 }
 
-// pideAyuda reports whether the command line asks for help, which then goes
-// to stdout (asked for) rather than stderr (a mistake).
-func pideAyuda(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "-h", "-help", "--help", "--h":
-			return true
-		case "--":
-			return false
-		}
-	}
-	return false
-}
-
 // leerConfig reads the command line; -h writes the flags and the environment
 // caos reads to ayuda and returns flag.ErrHelp.
 func leerConfig(args []string, ayuda io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	if pideAyuda(args[1:]) {
+	if configuracion.PideAyuda(args[1:]) {
 		fs.SetOutput(ayuda)
 	}
 	fs.Usage = func() {

@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.token, "token", env.Texto("SAGAS_API_TOKEN"), "API bearer token (default $SAGAS_API_TOKEN)")
 	fs.DurationVar(&o.progreso, "progreso", time.Second, "print a progress line to stderr this often (0: never)")
 	verVersion := fs.Bool("version", false, "print the version and exit")
-	if ayuda(args[1:]) {
+	if configuracion.PideAyuda(args[1:]) {
 		fs.SetOutput(stdout)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -284,20 +284,6 @@ func (s *seguimiento) aviso(id string) <-chan struct{} {
 	}
 	s.avisos[id] = c
 	return c
-}
-
-// ayuda reports whether the command line asks for help, which then goes to
-// stdout (asked for) rather than stderr (a mistake).
-func ayuda(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "-h", "-help", "--help", "--h":
-			return true
-		case "--":
-			return false
-		}
-	}
-	return false
 }
 
 // progreso are the counts of a progress line.

@@ -83,3 +83,18 @@ func Ayuda(w io.Writer, binario Binario) {
 	}
 	tw.Flush()
 }
+
+// PideAyuda reports whether the command line args (without the program name)
+// ask for help, which then goes to stdout (asked for) rather than stderr (a
+// mistake). Arguments after "--" do not count.
+func PideAyuda(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "--h":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
