@@ -159,12 +159,12 @@ func (m *mundo) Preparar(ctx context.Context) error {
 		p.puertos = []int{m.cfg.PuertoMetricas + i}
 		m.participantes[s.Servicio] = p
 	}
-	// One coordinator first, alone: it creates the tenant, namespace,
-	// topics and schemas. Two creating the tenant at once can get a 500
-	// from the broker (a lost race inside Pulsar), which
-	// bus.Admin.PrepararNamespace does not take for "already exists" and
-	// the coordinator does not retry. Then the other replica and the
-	// participants together.
+	// The operator's provisioning step first (database schema, topics,
+	// schemas, permissions), as `make run` does; then every process, the
+	// coordinators first.
+	if err := m.preparar(ctx); err != nil {
+		return err
+	}
 	if err := m.arrancar(ctx, m.coordinadores[0]); err != nil {
 		return err
 	}
@@ -231,6 +231,17 @@ func (m *mundo) entornoComun() []string {
 		"SAGAS_DB_PASSWORD="+claveDB,
 		"SAGAS_LOG_LEVEL=info",
 	)
+}
+
+// preparar runs `coordinador -preparar` with the coordinators' environment.
+func (m *mundo) preparar(ctx context.Context) error {
+	m.b.Printf("preparando: coordinador -preparar")
+	cmd := exec.CommandContext(ctx, filepath.Join(m.dirBin, "coordinador"), "-preparar")
+	cmd.Env = append(m.entornoComun(), "SAGAS_DB_NAME="+baseCoord, "SAGAS_LOG_DIR=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("coordinador -preparar: %w\n%s", err, out)
+	}
+	return nil
 }
 
 func (m *mundo) adminURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.cfg.PuertoPulsarHTTP) }

@@ -104,7 +104,7 @@ func TestBorrarTopicoDeLaCotaNoDejaNada(t *testing.T) {
 	admin := integracion.PulsarAdminURL(t)
 	ns := fmt.Sprintf("carga-%d", time.Now().UnixNano())
 	ctx := context.Background()
-	if err := bus.NuevoAdmin(admin).PrepararNamespace(ctx, "public", ns); err != nil {
+	if err := bus.NuevoAdmin(admin).PrepararNamespace(ctx, "public", ns, bus.PoliticasPorDefecto); err != nil {
 		t.Fatal(err)
 	}
 	topico := "persistent://public/" + ns + "/cota-prueba"

@@ -74,56 +74,69 @@ func enAmbosAlmacenes(t *testing.T, f func(t *testing.T, s *sistema.Sistema)) {
 	}
 }
 
+// TestAmbosFlujosEnElBrokerSeguro runs both flows, completing and
+// compensating, on the secured broker as production runs them: TLS, token
+// authentication and authorization, topics never created on use; one
+// provisioning run as role admin, then every process with its own role.
+func TestAmbosFlujosEnElBrokerSeguro(t *testing.T) {
+	s := sistema.Arrancar(t, sistema.Opciones{Seguro: true})
+	ambosFlujos(t, s)
+}
+
 func TestAmbosFlujosCompletanYCompensanSinDejarEfectos(t *testing.T) {
-	enAmbosAlmacenes(t, func(t *testing.T, s *sistema.Sistema) {
-		ctx := context.Background()
-		flujos := []struct {
-			ruta   string
-			cuerpo func(extra string) string
-			pasos  []string
-			// which participants hold an effect of each step
-			servicios []string
-		}{
-			{"/campana-saga", func(e string) string { return fmt.Sprintf(cuerpoCampana, e) },
-				[]string{"influencer", "marca", "tracking"}, []string{"influencer", "marca", "tracking"}},
-			{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento,
-				[]string{"solicitar_afiliados_elegibles", "configurar_comisiones_campania", "inicializar_tracking_conversiones", "preparar_notificaciones_campania"},
-				[]string{"afiliados", "comisiones", "tracking", "notificaciones"}},
+	enAmbosAlmacenes(t, ambosFlujos)
+}
+
+// ambosFlujos runs each flow once to completion and once failing at each
+// step, checking the compensations and the participants' effects.
+func ambosFlujos(t *testing.T, s *sistema.Sistema) {
+	ctx := context.Background()
+	flujos := []struct {
+		ruta   string
+		cuerpo func(extra string) string
+		pasos  []string
+		// which participants hold an effect of each step
+		servicios []string
+	}{
+		{"/campana-saga", func(e string) string { return fmt.Sprintf(cuerpoCampana, e) },
+			[]string{"influencer", "marca", "tracking"}, []string{"influencer", "marca", "tracking"}},
+		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento,
+			[]string{"solicitar_afiliados_elegibles", "configurar_comisiones_campania", "inicializar_tracking_conversiones", "preparar_notificaciones_campania"},
+			[]string{"afiliados", "comisiones", "tracking", "notificaciones"}},
+	}
+	for _, f := range flujos {
+		inicio := time.Now()
+		code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(""))
+		t.Logf("%s: %v", f.ruta, time.Since(inicio))
+		if err != nil || code != 200 {
+			t.Fatalf("%s: %d %v %s", f.ruta, code, err, b)
 		}
-		for _, f := range flujos {
-			inicio := time.Now()
-			code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(""))
-			t.Logf("%s: %v", f.ruta, time.Since(inicio))
+		r := decodificar(t, b)
+		if r.Estado != "COMPLETADA" || !slices.Equal(r.PasosEjecutados, f.pasos) || r.TiempoTotal == "" {
+			t.Fatalf("%s happy path: %s", f.ruta, b)
+		}
+		activos := efectosActivos(t, s, r.ID)
+		for _, svc := range f.servicios {
+			if activos[svc] == 0 {
+				t.Fatalf("%s: completed saga %s has no effect in %s (%v)", f.ruta, r.ID, svc, activos)
+			}
+		}
+		for i, paso := range f.pasos {
+			code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(`,"simular_fallo":"`+paso+`"`))
 			if err != nil || code != 200 {
-				t.Fatalf("%s: %d %v %s", f.ruta, code, err, b)
+				t.Fatalf("%s failing at %s: %d %v %s", f.ruta, paso, code, err, b)
 			}
 			r := decodificar(t, b)
-			if r.Estado != "COMPLETADA" || !slices.Equal(r.PasosEjecutados, f.pasos) || r.TiempoTotal == "" {
-				t.Fatalf("%s happy path: %s", f.ruta, b)
+			want := slices.Clone(f.pasos[:i+1])
+			slices.Reverse(want)
+			if r.Estado != "COMPENSADA" || r.PasoFallido != paso || !slices.Equal(r.Compensaciones, want) || r.Error == "" {
+				t.Fatalf("%s failing at %s: want compensaciones %v: %s", f.ruta, paso, want, b)
 			}
-			activos := efectosActivos(t, s, r.ID)
-			for _, svc := range f.servicios {
-				if activos[svc] == 0 {
-					t.Fatalf("%s: completed saga %s has no effect in %s (%v)", f.ruta, r.ID, svc, activos)
-				}
-			}
-			for i, paso := range f.pasos {
-				code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(`,"simular_fallo":"`+paso+`"`))
-				if err != nil || code != 200 {
-					t.Fatalf("%s failing at %s: %d %v %s", f.ruta, paso, code, err, b)
-				}
-				r := decodificar(t, b)
-				want := slices.Clone(f.pasos[:i+1])
-				slices.Reverse(want)
-				if r.Estado != "COMPENSADA" || r.PasoFallido != paso || !slices.Equal(r.Compensaciones, want) || r.Error == "" {
-					t.Fatalf("%s failing at %s: want compensaciones %v: %s", f.ruta, paso, want, b)
-				}
-				if activos := efectosActivos(t, s, r.ID); len(activos) != 0 {
-					t.Fatalf("%s failing at %s: effects left %v", f.ruta, paso, activos)
-				}
+			if activos := efectosActivos(t, s, r.ID); len(activos) != 0 {
+				t.Fatalf("%s failing at %s: effects left %v", f.ruta, paso, activos)
 			}
 		}
-	})
+	}
 }
 
 func TestIdempotencyKeyDevuelveLaMismaSaga(t *testing.T) {

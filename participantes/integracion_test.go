@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/topologia"
 	"github.com/alpespartner/sagas/participantes"
 	pt "github.com/alpespartner/sagas/participantes/participantestest"
 )
@@ -349,6 +351,7 @@ func (b *buffer) String() string {
 
 func TestCorrerArrancaDesdeElEntornoYSeApagaConElContexto(t *testing.T) {
 	e := pt.Nuevo(t)
+	e.Preparar(t, "prueba")
 	respuestas := e.EscucharRespuestas(t)
 	env := map[string]string{
 		"SAGAS_PULSAR_URL": e.PulsarURL, "SAGAS_PULSAR_ADMIN_URL": e.AdminURL,
@@ -421,5 +424,30 @@ func TestCorrerConCheckConfigValidaYTermina(t *testing.T) {
 	}, &salida, participantes.ServicioPrueba())
 	if err == nil || !strings.Contains(err.Error(), `SAGAS_STORAGE_TYPE="postgres": allowed values are sqlite, mysql`) || !strings.Contains(err.Error(), `SAGAS_DB_PORT="0"`) {
 		t.Fatalf("want both problems reported: %v", err)
+	}
+}
+
+func TestCorrerSinTopologiaPreparadaFallaNombrandoLoQueFalta(t *testing.T) {
+	e := pt.Nuevo(t) // namespace only: no topics, schemas or grants
+	env := map[string]string{
+		"SAGAS_PULSAR_URL": e.PulsarURL, "SAGAS_PULSAR_ADMIN_URL": e.AdminURL,
+		"SAGAS_PULSAR_TENANT": e.Topologia.Tenant, "SAGAS_PULSAR_NAMESPACE": e.Topologia.Namespace,
+		"SAGAS_DATA_DIR": t.TempDir(), "SAGAS_METRICS_ADDR": "127.0.0.1:0",
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), plazo)
+	defer cancel()
+	var salida buffer
+	err := participantes.Correr(ctx, []string{"prueba"}, func(k string) string { return env[k] }, &salida, participantes.ServicioPrueba())
+	if !errors.Is(err, topologia.ErrNoPreparado) {
+		t.Fatalf("Correr = %v, se esperaba topologia.ErrNoPreparado", err)
+	}
+	t.Logf("error, as the operator reads it:\n%v", err)
+	for _, falta := range []string{e.Topologia.Comandos("prueba"), e.Topologia.Respuestas(), "coordinador -preparar"} {
+		if !strings.Contains(err.Error(), falta) {
+			t.Errorf("el error no nombra %q:\n%v", falta, err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Correr esperó hasta el plazo en vez de fallar en seguida")
 	}
 }

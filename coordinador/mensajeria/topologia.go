@@ -1,14 +1,11 @@
 package mensajeria
 
 import (
-	"context"
-	"fmt"
 	"slices"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
-	"github.com/alpespartner/sagas/internal/bus"
 )
 
 // Esquemas maps each of our topics to its Avro schema.
@@ -44,24 +41,4 @@ func Servicios(c saga.Catalogo) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// Preparar creates the namespace with its policies (de-duplication,
-// retention, BACKWARD_TRANSITIVE schema compatibility) and registers every
-// topic's schema. Idempotent; several replicas may run it at once.
-func Preparar(ctx context.Context, a *bus.Admin, t eventos.Topologia, servicios []string) error {
-	if err := a.PrepararNamespace(ctx, t.Tenant, t.Namespace); err != nil {
-		return err
-	}
-	e := NuevosEsquemas(t)
-	topicos := []string{t.Respuestas(), t.Eventos()}
-	for _, s := range servicios {
-		topicos = append(topicos, t.Comandos(s))
-	}
-	for _, topico := range topicos {
-		if err := a.RegistrarEsquema(ctx, topico, e.De(topico)); err != nil {
-			return fmt.Errorf("preparar topología: %w", err)
-		}
-	}
-	return nil
 }

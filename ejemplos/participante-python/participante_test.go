@@ -26,6 +26,7 @@ import (
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/integracion"
+	"github.com/alpespartner/sagas/internal/topologia"
 )
 
 const servicio = "marca"
@@ -275,18 +276,11 @@ func necesitaPython(t *testing.T) {
 // and schemas, and deletes it when the test ends.
 func prepararNamespace(ctx context.Context, t *testing.T, adminURL string, topo eventos.Topologia) {
 	t.Helper()
-	admin := bus.NuevoAdmin(adminURL)
-	if err := admin.PrepararNamespace(ctx, topo.Tenant, topo.Namespace); err != nil {
-		t.Fatal(err)
-	}
+	// The operator's provisioning step, as coordinador -preparar runs it.
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: []string{servicio}})
 	t.Cleanup(func() { borrarNamespace(t, adminURL, topo) })
-	for topico, esquema := range map[string]string{
-		topo.Comandos(servicio): esquemas.ComandoSaga,
-		topo.Respuestas():       esquemas.RespuestaSaga,
-	} {
-		if err := admin.RegistrarEsquema(ctx, topico, esquemas.MustAvro(esquema)); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := topologia.Preparar(ctx, bus.NuevoAdmin(adminURL), plan, bus.PoliticasPorDefecto, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

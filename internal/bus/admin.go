@@ -80,6 +80,9 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 	}
 	err = fmt.Errorf("%s %s: %s%s", metodo, ruta, resp.Status, detalle)
 	switch {
+	case resp.StatusCode == http.StatusUnauthorized && denegado(b):
+		// Pulsar answers some authorization refusals with 401.
+		err = fmt.Errorf("%w: %w: %w", ErrAutorizacion, ErrRechazado, err)
 	case resp.StatusCode == http.StatusUnauthorized:
 		err = fmt.Errorf("%w (SAGAS_PULSAR_AUTH=%s): %w: %w", ErrAutenticacion, a.seguridad.metodo(), ErrRechazado, err)
 	case resp.StatusCode == http.StatusForbidden:
@@ -88,6 +91,13 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 		err = fmt.Errorf("%w: %w", ErrRechazado, err)
 	}
 	return nil, err
+}
+
+// denegado reports whether a 401's body is an authorization refusal (the
+// role is known but lacks a permission) rather than failed authentication.
+func denegado(cuerpo []byte) bool {
+	m := string(cuerpo)
+	return strings.Contains(m, "Unauthorized to validate") || strings.Contains(m, "Don't have permission")
 }
 
 // Clusters lists the broker's clusters (standalone answers ["standalone"]).
@@ -100,19 +110,38 @@ func (a *Admin) Clusters(ctx context.Context) ([]string, error) {
 	return cs, json.Unmarshal(b, &cs)
 }
 
-// PrepararNamespace creates tenant and namespace if missing and sets the
-// policies the design relies on: broker de-duplication, retention, and the
-// schema compatibility strategy (BACKWARD_TRANSITIVE: a new schema must read
-// every older one). 409 (already exists) counts as success, and so does any
-// failure after which the tenant or namespace exists: Pulsar 4.0 answers 500
-// (BadVersionException) when replicas create the same tenant at once.
-func (a *Admin) PrepararNamespace(ctx context.Context, tenant, namespace string) error {
-	cs, err := a.Clusters(ctx)
-	if err != nil {
-		return err
-	}
-	crear := func(ruta string, cuerpo any) error {
-		_, err := a.hacer(ctx, http.MethodPut, ruta, cuerpo, http.StatusConflict)
+// Politicas are the namespace policies an operator chooses; the design's
+// own (broker de-duplication, BACKWARD_TRANSITIVE schema compatibility) are
+// not choices and always set.
+type Politicas struct {
+	// Retencion keeps acknowledged messages this long (minute resolution;
+	// negative = forever), for inspection and replays.
+	Retencion time.Duration
+	// RetencionMB bounds the retained size per topic (-1 = no bound).
+	RetencionMB int64
+}
+
+// PoliticasPorDefecto keep acknowledged messages one day, up to 1 GiB per topic.
+var PoliticasPorDefecto = Politicas{Retencion: 24 * time.Hour, RetencionMB: 1024}
+
+// PrepararNamespace creates tenant and namespace when missing and sets their
+// policies: de-duplication, retention (pol) and the schema compatibility
+// strategy (BACKWARD_TRANSITIVE: a new schema must read every older one).
+// It is the operator's provisioning step and needs a role that administers
+// the tenant (creating a tenant needs a super-user). Several callers may run
+// it at once: Pulsar 4.0 answers 500 (BadVersionException) to one of two
+// concurrent creations, so a failed creation after which the resource
+// exists counts as success.
+func (a *Admin) PrepararNamespace(ctx context.Context, tenant, namespace string, pol Politicas) error {
+	crear := func(ruta string, cuerpo func() (any, error)) error {
+		if _, err := a.hacer(ctx, http.MethodGet, ruta, nil); err == nil {
+			return nil
+		}
+		c, err := cuerpo()
+		if err != nil {
+			return err
+		}
+		_, err = a.hacer(ctx, http.MethodPut, ruta, c, http.StatusConflict)
 		if err == nil {
 			return nil
 		}
@@ -121,27 +150,34 @@ func (a *Admin) PrepararNamespace(ctx context.Context, tenant, namespace string)
 		}
 		return err
 	}
-	if err := crear("/admin/v2/tenants/"+tenant, map[string]any{"allowedClusters": cs, "adminRoles": []string{}}); err != nil {
+	tenantNuevo := func() (any, error) {
+		cs, err := a.Clusters(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"allowedClusters": cs, "adminRoles": []string{}}, nil
+	}
+	if err := crear("/admin/v2/tenants/"+tenant, tenantNuevo); err != nil {
 		return fmt.Errorf("crear tenant %s: %w", tenant, err)
 	}
 	ns := "/admin/v2/namespaces/" + tenant + "/" + namespace
-	if err := crear(ns, map[string]any{}); err != nil {
+	if err := crear(ns, func() (any, error) { return map[string]any{}, nil }); err != nil {
 		return fmt.Errorf("crear namespace %s/%s: %w", tenant, namespace, err)
 	}
+	minutos := int64(-1)
+	if pol.Retencion >= 0 {
+		minutos = int64(pol.Retencion / time.Minute)
+	}
 	pasos := []struct {
-		ruta  string
-		valor any
+		metodo, ruta string
+		valor        any
 	}{
-		{"/deduplication", true},
-		{"/retention", map[string]any{"retentionTimeInMinutes": 24 * 60, "retentionSizeInMB": 1024}},
-		{"/schemaCompatibilityStrategy", "BACKWARD_TRANSITIVE"},
+		{http.MethodPost, "/deduplication", true},
+		{http.MethodPost, "/retention", map[string]any{"retentionTimeInMinutes": minutos, "retentionSizeInMB": pol.RetencionMB}},
+		{http.MethodPut, "/schemaCompatibilityStrategy", "BACKWARD_TRANSITIVE"},
 	}
 	for _, p := range pasos {
-		metodo := http.MethodPost
-		if p.ruta == "/schemaCompatibilityStrategy" {
-			metodo = http.MethodPut
-		}
-		if _, err := a.hacer(ctx, metodo, ns+p.ruta, p.valor); err != nil {
+		if _, err := a.hacer(ctx, p.metodo, ns+p.ruta, p.valor); err != nil {
 			return fmt.Errorf("política %s de %s/%s: %w", p.ruta, tenant, namespace, err)
 		}
 	}
@@ -183,6 +219,48 @@ func (a *Admin) Esquema(ctx context.Context, topico string) (texto string, versi
 		return "", 0, err
 	}
 	return r.Data, r.Version, nil
+}
+
+// VersionEsquema returns the version under which the topic's registry holds
+// the Avro schema esquemaAvro, or -1 when it holds no such schema (or the
+// topic has none). Any role that may produce or consume on the topic may ask.
+func (a *Admin) VersionEsquema(ctx context.Context, topico, esquemaAvro string) (int64, error) {
+	ruta, err := rutaSchema(topico)
+	if err != nil {
+		return 0, err
+	}
+	b, err := a.hacer(ctx, http.MethodPost, strings.TrimSuffix(ruta, "/schema")+"/version", map[string]any{
+		"type": "AVRO", "schema": esquemaAvro, "properties": map[string]string{},
+	}, http.StatusNotFound)
+	if err != nil {
+		return 0, fmt.Errorf("versión del esquema de %s: %w", topico, err)
+	}
+	var r struct {
+		Version *int64 `json:"version"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.Version == nil {
+		return -1, nil // 404: no schema at all
+	}
+	return *r.Version, nil
+}
+
+// Suscripciones lists the topic's subscriptions. Any role that may consume
+// from the topic may ask, so it doubles as a check of that permission; a
+// missing topic is ErrTopicoInexistente.
+func (a *Admin) Suscripciones(ctx context.Context, topico string) ([]string, error) {
+	ruta, ok := strings.CutPrefix(topico, "persistent://")
+	if !ok || strings.Count(ruta, "/") != 2 {
+		return nil, fmt.Errorf("tópico %q: se espera persistent://tenant/namespace/nombre", topico)
+	}
+	b, err := a.hacer(ctx, http.MethodGet, "/admin/v2/persistent/"+ruta+"/subscriptions", nil, http.StatusNotFound)
+	if err != nil {
+		return nil, fmt.Errorf("suscripciones de %s: %w", topico, err)
+	}
+	var subs []string
+	if json.Unmarshal(b, &subs) != nil {
+		return nil, fmt.Errorf("%s: %w", topico, ErrTopicoInexistente) // the 404's {"reason": ...}
+	}
+	return subs, nil
 }
 
 // Vivo reports whether the broker answers its admin API.

@@ -132,7 +132,7 @@ func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar
 	}
 	p, err := c.CreateProducer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("productor de %s: %w", topico, conCausa(err))
+		return nil, fmt.Errorf("productor de %s: %w", topico, ConCausa(err))
 	}
 	return p, nil
 }
@@ -271,7 +271,7 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		ReceiverQueueSize:           1000,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, conCausa(err))
+		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, ConCausa(err))
 	}
 	dlq, err := NuevoProductor(c, o.Topico+"-DLQ", "", "")
 	if err != nil {

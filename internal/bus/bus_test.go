@@ -46,7 +46,7 @@ func TestConsumidorMideCadaMensajeYCadaLlamadaPorTopico(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ns := "bus" + aleatorio()
-	if err := bus.NuevoAdmin(adminURL).PrepararNamespace(ctx, "alpespartner", ns); err != nil {
+	if err := bus.NuevoAdmin(adminURL).PrepararNamespace(ctx, "alpespartner", ns, bus.PoliticasPorDefecto); err != nil {
 		t.Fatal(err)
 	}
 	topico := "persistent://alpespartner/" + ns + "/metricas"

@@ -34,9 +34,14 @@ var (
 	ErrTLS = errors.New("verificación TLS fallida")
 )
 
-// conCausa marks err with ErrAutorizacion or ErrAutenticacion when the
-// broker's answer says so (the Go client gives it as text only).
-func conCausa(err error) error {
+// ErrTopicoInexistente is returned when the broker has no such topic and
+// does not create topics on use (production brokers provisioned by operators).
+var ErrTopicoInexistente = errors.New("el tópico no existe")
+
+// ConCausa marks err with ErrAutorizacion, ErrAutenticacion or
+// ErrTopicoInexistente when the broker's answer says so (the Go client gives
+// it as text only).
+func ConCausa(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -46,6 +51,8 @@ func conCausa(err error) error {
 		return fmt.Errorf("%w: %w", ErrAutorizacion, err)
 	case strings.Contains(m, "AuthenticationError"):
 		return fmt.Errorf("%w: %w", ErrAutenticacion, err)
+	case strings.Contains(m, "TopicNotFound"):
+		return fmt.Errorf("%w: %w", ErrTopicoInexistente, err)
 	}
 	return err
 }
@@ -135,13 +142,13 @@ func ComprobarConexion(ctx context.Context, urlBroker string, s Seguridad, timeo
 	if err == nil {
 		return nil
 	}
-	if errors.Is(conCausa(err), ErrAutorizacion) {
+	if errors.Is(ConCausa(err), ErrAutorizacion) {
 		return nil
 	}
 	if motivo := rec.motivo(); motivo != "" {
 		return fmt.Errorf("pulsar %s: %w (SAGAS_PULSAR_AUTH=%s%s): %s", urlBroker, ErrAutenticacion, s.metodo(), s.pista(time.Now()), motivo)
 	}
-	return fmt.Errorf("pulsar %s: %w", urlBroker, conCausa(err))
+	return fmt.Errorf("pulsar %s: %w", urlBroker, ConCausa(err))
 }
 
 // sondearTLS completes a TLS handshake with host as the client will.

@@ -26,7 +26,9 @@ import (
 // seguro is the secured broker and a namespace of this test's own on it.
 type seguro struct {
 	integracion.BrokerSeguro
-	ns string // public/<random>
+	ns    string     // public/<random>
+	admin *bus.Admin // as role admin
+	t     *testing.T
 }
 
 func nuevoSeguro(t *testing.T) seguro {
@@ -41,14 +43,24 @@ func nuevoSeguro(t *testing.T) seguro {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := admin.PrepararNamespace(ctx, "public", s.ns); err != nil {
+	if err := admin.PrepararNamespace(ctx, "public", s.ns, bus.PoliticasPorDefecto); err != nil {
 		t.Fatalf("preparar namespace como admin: %v", err)
 	}
+	s.admin, s.t = admin, t
 	return s
 }
 
+// topico creates the topic as admin (the secured broker creates none on
+// use, as production brokers) and returns its name.
 func (s seguro) topico(nombre string) string {
-	return "persistent://public/" + s.ns + "/" + nombre
+	s.t.Helper()
+	topico := "persistent://public/" + s.ns + "/" + nombre
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.admin.CrearTopico(ctx, topico); err != nil {
+		s.t.Fatalf("crear %s como admin: %v", topico, err)
+	}
+	return topico
 }
 
 func (s seguro) comoToken(rol string) bus.Seguridad {

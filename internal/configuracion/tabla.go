@@ -65,6 +65,13 @@ var Variables = []Variable{
 		Descripcion: "tenant of our topics", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_PULSAR_NAMESPACE", Defecto: "sagas", Valores: Nombre{},
 		Descripcion: "namespace of our topics", Binarios: Coordinador | Participantes},
+	// Provisioning (coordinador -preparar): read only by that step.
+	{Nombre: "SAGAS_PULSAR_ROLES", DefectoTexto: "each component's own name",
+		Valores: Texto{}, Descripcion: "broker role of each component, granted its permissions by coordinador -preparar: comma-separated componente=rol (componentes: coordinador and the participant services), e.g. coordinador=sagas-coord,marca=sagas-marca", Binarios: Coordinador},
+	{Nombre: "SAGAS_PULSAR_RETENTION_TIME", Defecto: "24h", Valores: Duracion{Min: time.Minute},
+		Descripcion: "namespace retention of acknowledged messages, set by coordinador -preparar (minute resolution)", Binarios: Coordinador},
+	{Nombre: "SAGAS_PULSAR_RETENTION_SIZE_MB", Defecto: "1024", Valores: Entero{-1, 1 << 30},
+		Descripcion: "namespace retention bound per topic in MiB, set by coordinador -preparar (-1 = no bound)", Binarios: Coordinador},
 	// Authentication and TLS towards the broker, binary protocol and admin API
 	// alike (bus.Seguridad).
 	{Nombre: "SAGAS_PULSAR_AUTH", Defecto: "none", Valores: Opciones{"none", "token", "oauth2", "tls"},

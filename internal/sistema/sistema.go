@@ -71,15 +71,26 @@ type Sistema struct {
 	Metricas  map[string]string // participant → http://addr (metrics, /efectos)
 	Namespace string
 	Env       map[string]string // the environment shared by every process
-	Dir       string
-	procesos  map[string]*exec.Cmd
-	logs      map[string]*os.File
+	// PrepararEnv is added to Env for the provisioning step only (its
+	// admin credentials).
+	PrepararEnv map[string]string
+	Dir         string
+	procesos    map[string]*exec.Cmd
+	logs        map[string]*os.File
+	// credenciales is the secured broker's directory of role tokens ("" on
+	// the open broker).
+	credenciales string
 }
 
 // Opciones of Arrancar.
 type Opciones struct {
-	Almacen string            // sqlite (default) or mysql
-	Extra   map[string]string // extra environment for every process
+	Almacen string // sqlite (default) or mysql
+	// Seguro runs on the secured broker (integracion.PulsarSeguro: TLS,
+	// token authentication, authorization, no topic created on use): the
+	// provisioning step as role admin, each process with its own role's
+	// token (the role named like the process).
+	Seguro bool
+	Extra  map[string]string // extra environment for every process
 }
 
 func aleatorio() string {
@@ -103,11 +114,18 @@ func PuertoLibre(t testing.TB) int {
 // the test ends.
 func Arrancar(t testing.TB, o Opciones) *Sistema {
 	t.Helper()
-	purl, aurl := integracion.PulsarURL(t), integracion.PulsarAdminURL(t) // skip before building
+	var purl, aurl, credenciales string // skip before building
+	if o.Seguro {
+		b := integracion.PulsarSeguro(t)
+		purl, aurl, credenciales = b.URL, b.AdminURL, b.Dir
+	} else {
+		purl, aurl = integracion.PulsarURL(t), integracion.PulsarAdminURL(t)
+	}
 	bin := Binarios(t)
 	ns := "e" + aleatorio()
 	dir := t.TempDir()
-	s := &Sistema{t: t, Namespace: ns, Dir: dir, Metricas: map[string]string{}, procesos: map[string]*exec.Cmd{}, logs: map[string]*os.File{}}
+	s := &Sistema{t: t, Namespace: ns, Dir: dir, Metricas: map[string]string{}, procesos: map[string]*exec.Cmd{}, logs: map[string]*os.File{},
+		credenciales: credenciales}
 	env := map[string]string{
 		"SAGAS_PULSAR_URL": purl, "SAGAS_PULSAR_ADMIN_URL": aurl,
 		"SAGAS_PULSAR_NAMESPACE": ns, "SAGAS_DATA_DIR": filepath.Join(dir, "data"),
@@ -141,6 +159,11 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 			env[k] = v
 		}
 	}
+	if o.Seguro {
+		env["SAGAS_PULSAR_AUTH"] = "token"
+		env["SAGAS_PULSAR_TLS_TRUST_CERTS_FILE"] = filepath.Join(credenciales, "ca.pem")
+		s.PrepararEnv = map[string]string{"SAGAS_PULSAR_TOKEN_FILE": filepath.Join(credenciales, "admin.token")}
+	}
 	for k, v := range o.Extra {
 		env[k] = v
 	}
@@ -149,6 +172,7 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 
 	apiPort := PuertoLibre(t)
 	s.API = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	s.Preparar()
 	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", map[string]string{"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": fmt.Sprint(apiPort)})
 	s.esperarListo(s.API+"/readyz", "coordinador")
 	for _, p := range Participantes {
@@ -162,12 +186,31 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	return s
 }
 
+// Preparar runs the operator's provisioning step, `coordinador -preparar`,
+// with the system's environment (and PrepararEnv over it).
+func (s *Sistema) Preparar() {
+	s.t.Helper()
+	cmd := exec.Command(filepath.Join(Binarios(s.t), "coordinador"), "-preparar")
+	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for _, e := range []map[string]string{s.Env, s.PrepararEnv} {
+		for k, v := range e {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("coordinador -preparar: %v\n%s", err, out)
+	}
+}
+
 func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {
 	s.t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
 	for k, v := range s.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if s.credenciales != "" {
+		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, nombre+".token"))
 	}
 	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)

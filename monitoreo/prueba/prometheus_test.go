@@ -403,12 +403,24 @@ func TestCadaConsultaDelTableroDevuelveDatos(t *testing.T) {
 	// and failed compensations within seconds.
 	defs := escribirDefiniciones(t, dir)
 	api := "127.0.0.1:" + puertoLibre(t)
-	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", comun, map[string]string{
+	entornoCoordinador := map[string]string{
 		"SAGAS_DB_PATH": filepath.Join(dir, "datos", "coordinador.db"), "SAGAS_DEFINICIONES": defs,
 		"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": strings.TrimPrefix(api, "127.0.0.1:"),
 		"SAGAS_LOG_DIR": "off", "SAGAS_PUENTE": "off", "SAGAS_TIMER_INTERVAL": "50ms",
 		"SAGAS_REPLICA_ID": "coordinador-" + ns,
-	})
+	}
+	// The operator's provisioning step first, as `make run` does.
+	preparar := exec.Command(filepath.Join(bin, "coordinador"), "-preparar")
+	preparar.Env = os.Environ()
+	for _, e := range []map[string]string{comun, entornoCoordinador} {
+		for k, v := range e {
+			preparar.Env = append(preparar.Env, k+"="+v)
+		}
+	}
+	if out, err := preparar.CombinedOutput(); err != nil {
+		t.Fatalf("coordinador -preparar: %v\n%s", err, out)
+	}
+	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", comun, entornoCoordinador)
 	metricasDe := map[string]string{"coordinador": api}
 	for _, p := range participantes {
 		extra := map[string]string{"SAGAS_METRICS_ADDR": "127.0.0.1:" + puertoLibre(t), "SAGAS_TRABAJADORES": "16"}

@@ -21,6 +21,7 @@ import (
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/topologia"
 	"github.com/alpespartner/sagas/participantes/almacen"
 	"github.com/alpespartner/sagas/participantes/bandeja"
 	"github.com/alpespartner/sagas/participantes/fallos"
@@ -45,9 +46,8 @@ type Almacen interface {
 // Opciones configures a Consumidor.
 type Opciones struct {
 	Topologia eventos.Topologia
-	// AdminURL is the broker's admin API, where the tenant and namespace are
-	// prepared at start (idempotent, so a participant can start before the
-	// coordinator).
+	// AdminURL is the broker's admin API, where the start-up check asks
+	// whether the schemas this service uses are registered.
 	AdminURL string
 	// Seguridad is how to authenticate to the admin API and trust its certificate.
 	Seguridad bus.Seguridad
@@ -108,14 +108,16 @@ func Nuevo(cliente pulsar.Client, alm Almacen, s servicio.Servicio, o Opciones) 
 // Listo is closed once Correr consumes commands and can publish replies.
 func (c *Consumidor) Listo() <-chan struct{} { return c.listo }
 
-// Correr prepares the tenant and namespace, opens the producer of replies and
+// Correr checks that the broker holds what the service uses (topics,
+// schemas, its role's permissions: see internal/topologia; it creates
+// nothing), opens the producer of replies and
 // consumes comandos-<servicio> with the shared subscription
 // participante-<servicio> until ctx ends. It then stops intake, lets the
 // commands in hand finish, flushes and closes the producer (within a
 // deadline) and returns.
 func (c *Consumidor) Correr(ctx context.Context) error {
 	t := c.o.Topologia
-	if err := c.prepararNamespace(ctx); err != nil {
+	if err := c.comprobarTopologia(ctx); err != nil {
 		return err
 	}
 	productor, err := bus.NuevoProductor(c.cliente, t.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
@@ -128,7 +130,7 @@ func (c *Consumidor) Correr(ctx context.Context) error {
 	defer cancelar()
 	consumidor, err := bus.ConsumirLotes(cctx, c.cliente, bus.OpcionesConsumidor{
 		Topico:       t.Comandos(c.servicio.Nombre),
-		Suscripcion:  "participante-" + c.servicio.Nombre,
+		Suscripcion:  topologia.SuscripcionParticipante(c.servicio.Nombre),
 		Tipo:         pulsar.KeyShared,
 		Trabajadores: c.o.Trabajadores,
 		Logger:       c.o.Logger,
@@ -169,27 +171,30 @@ func (c *Consumidor) detener(consumidor *bus.Consumidor) error {
 	return errors.Join(errs...)
 }
 
-// prepararNamespace retries for a while: at start-up the broker may still be
-// coming up.
-func (c *Consumidor) prepararNamespace(ctx context.Context) error {
-	t := c.o.Topologia
+// comprobarTopologia checks the service's part of the topology, retrying
+// for a while when the broker cannot be reached (at start-up it may still be
+// coming up); a missing topic, schema or permission fails at once.
+func (c *Consumidor) comprobarTopologia(ctx context.Context) error {
 	admin, err := bus.NuevoAdminSeguro(c.o.AdminURL, c.o.Seguridad)
 	if err != nil {
 		return err
 	}
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: c.o.Topologia, Servicios: []string{c.servicio.Nombre}})
 	limite := time.Now().Add(plazoPreparacion)
 	for espera := 500 * time.Millisecond; ; espera = min(2*espera, 5*time.Second) {
-		err := admin.PrepararNamespace(ctx, t.Tenant, t.Namespace)
+		err := topologia.Comprobar(ctx, admin, c.cliente, plan, c.servicio.Nombre, c.o.Seguridad)
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, bus.ErrRechazado) || time.Now().Add(espera).After(limite) {
-			return fmt.Errorf("preparar namespace %s en %s: %w", t.NS(), c.o.AdminURL, err)
+		definitivo := errors.Is(err, topologia.ErrNoPreparado) || errors.Is(err, bus.ErrRechazado) ||
+			errors.Is(err, bus.ErrTLS) || errors.Is(err, bus.ErrAutenticacion)
+		if definitivo || time.Now().Add(espera).After(limite) {
+			return err
 		}
-		c.o.Logger.Warn("preparar namespace; se reintentará", "err", err, "espera", espera.String())
+		c.o.Logger.Warn("comprobar topología; se reintentará", "err", err, "espera", espera.String())
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("preparar namespace %s: %w", t.NS(), ctx.Err())
+			return fmt.Errorf("comprobar topología de %s: %w", c.servicio.Nombre, ctx.Err())
 		case <-time.After(espera):
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/integracion"
+	"github.com/alpespartner/sagas/internal/topologia"
 	"github.com/alpespartner/sagas/participantes"
 )
 
@@ -79,7 +80,7 @@ func Nuevo(t *testing.T) *Entorno {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := bus.NuevoAdmin(e.AdminURL).PrepararNamespace(ctx, e.Topologia.Tenant, e.Topologia.Namespace); err != nil {
+	if err := bus.NuevoAdmin(e.AdminURL).PrepararNamespace(ctx, e.Topologia.Tenant, e.Topologia.Namespace, bus.PoliticasPorDefecto); err != nil {
 		t.Fatalf("preparar namespace %s: %v", e.Topologia.NS(), err)
 	}
 	if e.Cliente, err = bus.Conectar(e.PulsarURL, Logger(t)); err != nil {
@@ -215,11 +216,25 @@ func abrir(c participantes.Config) (*sql.DB, error) {
 	return sql.OpenDB(con), nil
 }
 
-// Arrancar builds a participant of s with c and runs its consumer until the
-// test ends; it returns once the consumer is subscribed. The consumer is
+// Preparar provisions the services' topics, schemas and permissions in the
+// test's namespace, as the operator's step (coordinador -preparar) does.
+func (e *Entorno) Preparar(t *testing.T, servicios ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: e.Topologia, Servicios: servicios})
+	if _, err := topologia.Preparar(ctx, bus.NuevoAdmin(e.AdminURL), plan, bus.PoliticasPorDefecto, nil); err != nil {
+		t.Fatalf("preparar topología de %v: %v", servicios, err)
+	}
+}
+
+// Arrancar provisions s's topology (Preparar), builds a participant of s
+// with c and runs its consumer until the test ends; it returns once the
+// consumer is subscribed. The consumer is
 // stopped and the store closed at the end of the test.
 func (e *Entorno) Arrancar(t *testing.T, c participantes.Config, s participantes.Servicio) *participantes.Participante {
 	t.Helper()
+	e.Preparar(t, s.Nombre)
 	logger := Logger(t).With("servicio", s.Nombre)
 	p, err := participantes.Nuevo(t.Context(), c, s, logger)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
+	"github.com/alpespartner/sagas/internal/topologia"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -29,6 +30,9 @@ type config struct {
 	Seguridad      bus.Seguridad // SAGAS_PULSAR_AUTH and its family
 	Tenant         string
 	Namespace      string
+	// Provisioning (-preparar).
+	Roles     topologia.Roles // SAGAS_PULSAR_ROLES
+	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
 	APIAddr        string
 	APIToken       string
 	Replica        string
@@ -60,6 +64,12 @@ func leerConfig(getenv func(string) string) (config, error) {
 		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
+	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}
+	roles, err := topologia.LeerRoles(l.Texto("SAGAS_PULSAR_ROLES"))
+	if err != nil {
+		l.Problema("SAGAS_PULSAR_ROLES", l.Texto("SAGAS_PULSAR_ROLES"), err.Error())
+	}
+	c.Roles = roles
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(l.Texto("SAGAS_DATA_DIR"), "coordinador.db")

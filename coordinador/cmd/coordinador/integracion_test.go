@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
-	"github.com/alpespartner/sagas/coordinador/mensajeria"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/esquemas"
@@ -107,8 +106,10 @@ func nuevoEntornoConPlazo(t *testing.T, tipo string, plazo time.Duration) *entor
 	}
 	e.client = c
 	t.Cleanup(c.Close)
-	if err := mensajeria.Preparar(context.Background(), bus.NuevoAdmin(aurl), e.topo, servicios); err != nil {
-		t.Fatal(err)
+	// The operator's step, as a user runs it.
+	var salida strings.Builder
+	if err := run(t.Context(), []string{"coordinador", "-preparar"}, e.getenv, &salida, nil); err != nil {
+		t.Fatalf("coordinador -preparar: %v\n%s", err, salida.String())
 	}
 	return e
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/alpespartner/sagas/internal/configuracion"
+	"github.com/alpespartner/sagas/internal/topologia"
 	"github.com/alpespartner/sagas/internal/version"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	check := fs.Bool("check-config", false, "validate the configuration from the environment and exit")
 	verVersion := fs.Bool("version", false, "print the build's version and exit")
+	preparar := fs.Bool("preparar", false, "provision as an operator, then exit: the database schema, and on the broker the tenant, namespace, policies, topics, schemas and each role's permissions (idempotent; run it with an admin role before the first start and after each upgrade)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -83,6 +85,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintln(stdout, "configuration OK")
 		return nil
 	}
+	plan := topologia.Nuevo(opcionesTopologia(cfg, catalogo))
+	if *preparar {
+		return prepararTodo(ctx, cfg, plan, stdout, logger)
+	}
 
 	// Resources are opened here and released by the deferred calls after
 	// every component has stopped: the database last.
@@ -92,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer store.Close()
 
-	topologia := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
+	topo := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
 	admin, err := bus.NuevoAdminSeguro(cfg.PulsarAdminURL, cfg.Seguridad)
 	if err != nil {
 		return err
@@ -105,9 +111,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := bus.ComprobarConexion(ctx, cfg.PulsarURL, cfg.Seguridad, 10*time.Second); err != nil {
 		return err
 	}
-	if err := prepararTopologia(ctx, admin, topologia, mensajeria.Servicios(catalogo), logger); err != nil {
-		return err
-	}
 	// One registry for the process, the Pulsar client's metrics included,
 	// served on the API's /metrics.
 	reg := prometheus.NewRegistry()
@@ -117,6 +120,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer client.Close()
+	// Provisioning is the operator's step (-preparar): check, create nothing.
+	if err := topologia.Comprobar(ctx, admin, client, plan, topologia.Coordinador, cfg.Seguridad); err != nil {
+		return err
+	}
 
 	codecComando, err := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
 	if err != nil {
@@ -140,17 +147,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	// Components: built here, started by the group below.
 	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
-		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topologia).De,
+		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topo).De,
 		Logger: logger, Registro: reg,
 	})
 	avisos := motor.NuevosAvisos()
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
 	sagas := motor.Nuevo(motor.Opciones{
-		Store: store, Catalogo: catalogo, Topologia: topologia, Comandos: codecComando, Eventos: codecEvento,
+		Store: store, Catalogo: catalogo, Topologia: topo, Comandos: codecComando, Eventos: codecEvento,
 		Logger: logger, Observador: observadores,
 	})
 	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
-		Topico: topologia.Respuestas(), Suscripcion: "coordinador", Tipo: pulsar.KeyShared,
+		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.KeyShared,
 		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
 	}, codecRespuesta, sagas)
 	e, err := api.Nuevo(api.Opciones{
@@ -170,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		{Nombre: "relay", Componente: relay},
 		{Nombre: "temporizador", Componente: motor.NuevoTemporizador(sagas, cfg.Temporizador, logger)},
 		{Nombre: "respuestas", Componente: respuestas},
-		{Nombre: "oyente", Componente: mensajeria.NuevoOyente(client, topologia.Eventos(), codecEvento, avisos.Avisar, logger)},
+		{Nombre: "oyente", Componente: mensajeria.NuevoOyente(client, topo.Eventos(), codecEvento, avisos.Avisar, logger)},
 	}
 	if cfg.Puente {
 		p, err := puente.Nuevo(puente.Opciones{
@@ -251,19 +258,5 @@ func esperarBroker(ctx context.Context, a *bus.Admin, logger *slog.Logger) error
 		}
 		logger.Info("esperando al broker", "err", err)
 		time.Sleep(2 * time.Second)
-	}
-}
-
-// prepararTopologia retries the idempotent set-up for a while: a broker that
-// just started, or replicas starting together, can answer it with errors.
-func prepararTopologia(ctx context.Context, a *bus.Admin, t eventos.Topologia, servicios []string, logger *slog.Logger) error {
-	limite := time.Now().Add(time.Minute)
-	for {
-		err := mensajeria.Preparar(ctx, a, t, servicios)
-		if err == nil || errors.Is(err, bus.ErrRechazado) || time.Now().After(limite) || ctx.Err() != nil {
-			return err
-		}
-		logger.Warn("preparar topología; reintento", "err", err)
-		time.Sleep(time.Second)
 	}
 }
