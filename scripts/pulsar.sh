@@ -32,7 +32,8 @@
 # (6671) and https://127.0.0.1:$PULSAR_HTTPS_PORT (8471) listen. Clients
 # authenticate with a JWT (AuthenticationProviderToken) or a client
 # certificate whose CN is the role (AuthenticationProviderTls); authorization
-# is on; `admin` is the super-user for provisioning (and `broker` for the
+# is on; topics are never created on use (allowAutoTopicCreation=false);
+# `admin` is the super-user for provisioning (and `broker` for the
 # broker's own client). Roles: admin and $PULSAR_ROLES (coordinador, the six
 # participants, carga, caos). State in $STATE_DIR/pulsar-seguro-$PULSAR_TLS_PORT;
 # its seguridad/ directory (mode 700), made once and reused, holds a throwaway
@@ -266,6 +267,9 @@ if [[ $SEGURO == 1 ]]; then
         "tokenSecretKey=file://$SEG_DIR/token-secret.key"
         "authorizationEnabled=true"
         "superUserRoles=admin,broker"
+        # As in production, topics exist because an operator provisioned them
+        # (coordinador -preparar), never because a client named them.
+        "allowAutoTopicCreation=false"
         # The broker's own clients (system topics, lookups, standalone's set-up)
         # reach it through the TLS ports only, as role broker.
         "brokerClientTlsEnabled=true"
@@ -387,8 +391,13 @@ cluster_ready() {
 produce_ready() {
     port_open "$PROBE_PORT" || return 1
     local topic="persistent://public/default/sagas-readiness-probe"
-    # In secured mode as the admin (token), through TLS.
-    if [[ $SEGURO == 1 ]]; then export PULSAR_CLIENT_CONF="$SEG_DIR/client.conf"; fi
+    # In secured mode as the admin (token), through TLS; topics are not
+    # created on use there, so the probe's is created first.
+    if [[ $SEGURO == 1 ]]; then
+        export PULSAR_CLIENT_CONF="$SEG_DIR/client.conf"
+        curl_admin -s -o /dev/null --max-time 10 -X PUT \
+            "$ADMIN_URL/admin/v2/persistent/public/default/sagas-readiness-probe" || return 1
+    fi
     if ! (cli_env && exec timeout 60 "$PULSAR_HOME_DIR/bin/pulsar-client" \
         --url "$SERVICE_URL" produce "$topic" -m ready -n 1 \
         >"$INSTANCE_DIR/readiness.log" 2>&1); then

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # What `make run` runs: builds the coordinator and participant binaries,
 # validates their configuration (nothing is started if it is invalid), then
-# starts Pulsar (6650/8080), MariaDB when SAGAS_STORAGE_TYPE=mysql, the
+# starts Pulsar (6650/8080), MariaDB when SAGAS_STORAGE_TYPE=mysql, runs the
+# operator's provisioning step (coordinador -preparar), starts the
 # coordinator and every participant, and waits. Ctrl-C stops what it started,
 # in reverse order; if a process dies, everything is stopped and it exits 1.
+#
+# PULSAR_SEGURO=1 runs the same system on the secured broker of
+# scripts/pulsar.sh (TLS 6671/8471, token authentication, authorization,
+# topics never created on use): the provisioning step as role admin, the
+# coordinator and each participant with its own role's token. The broker is
+# started first there, since it makes the credentials the check reads.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,8 +25,20 @@ PARTICIPANTS=(influencer marca tracking afiliados comisiones notificaciones)
 
 export PULSAR_PORT=${PULSAR_PORT:-6650}
 export PULSAR_HTTP_PORT=${PULSAR_HTTP_PORT:-8080}
-export SAGAS_PULSAR_URL=${SAGAS_PULSAR_URL:-pulsar://127.0.0.1:$PULSAR_PORT}
-export SAGAS_PULSAR_ADMIN_URL=${SAGAS_PULSAR_ADMIN_URL:-http://127.0.0.1:$PULSAR_HTTP_PORT}
+SEGURO=${PULSAR_SEGURO:-0}
+[[ $SEGURO == 0 || $SEGURO == 1 ]] || die "PULSAR_SEGURO must be 0 or 1, not '$SEGURO'"
+if [[ $SEGURO == 1 ]]; then
+    export PULSAR_SEGURO PULSAR_TLS_PORT=${PULSAR_TLS_PORT:-6671} PULSAR_HTTPS_PORT=${PULSAR_HTTPS_PORT:-8471}
+    SEG_DIR="$STATE_DIR/pulsar-seguro-$PULSAR_TLS_PORT/seguridad"
+    PULSAR_LOG="$STATE_DIR/pulsar-seguro-$PULSAR_TLS_PORT/pulsar.log"
+    export SAGAS_PULSAR_URL=${SAGAS_PULSAR_URL:-pulsar+ssl://127.0.0.1:$PULSAR_TLS_PORT}
+    export SAGAS_PULSAR_ADMIN_URL=${SAGAS_PULSAR_ADMIN_URL:-https://127.0.0.1:$PULSAR_HTTPS_PORT}
+    export SAGAS_PULSAR_AUTH=token SAGAS_PULSAR_TLS_TRUST_CERTS_FILE="$SEG_DIR/ca.pem"
+else
+    PULSAR_LOG="$STATE_DIR/pulsar-$PULSAR_PORT/pulsar.log"
+    export SAGAS_PULSAR_URL=${SAGAS_PULSAR_URL:-pulsar://127.0.0.1:$PULSAR_PORT}
+    export SAGAS_PULSAR_ADMIN_URL=${SAGAS_PULSAR_ADMIN_URL:-http://127.0.0.1:$PULSAR_HTTP_PORT}
+fi
 export SAGAS_API_PORT=${SAGAS_API_PORT:-8003}
 STORAGE=$(tr '[:upper:]' '[:lower:]' <<<"${SAGAS_STORAGE_TYPE:-}")
 
@@ -65,26 +84,26 @@ for n in "${SERVICES[@]}"; do
     port=$((port + 1))
 done
 
+# service_env NAME [ROLE]: the per-service environment, as NAME=VALUE lines
+# (its metrics address; on the secured broker its role's token, by default
+# the role named like the service).
+service_env() {
+    local n=$1 role=${2:-$1}
+    [[ -n ${METRICS_ADDR[$n]:-} ]] && echo "SAGAS_METRICS_ADDR=${METRICS_ADDR[$n]}"
+    [[ $SEGURO == 1 ]] && echo "SAGAS_PULSAR_TOKEN_FILE=$SEG_DIR/$role.token"
+    return 0
+}
+
 # run_service NAME ARGS...: runs the binary with its per-service environment.
 run_service() {
     local n=$1
     shift
-    if [[ -n ${METRICS_ADDR[$n]:-} ]]; then
-        exec env SAGAS_METRICS_ADDR="${METRICS_ADDR[$n]}" "$BIN_DIR/$n" "$@"
-    fi
-    exec "$BIN_DIR/$n" "$@"
+    local env_lines
+    mapfile -t env_lines < <(service_env "$n")
+    exec env "${env_lines[@]}" "$BIN_DIR/$n" "$@"
 }
 
-# --- validate configuration before starting anything --------------------------
-for n in "${SERVICES[@]}"; do
-    out=$(run_service "$n" -check-config 2>&1) || {
-        printf '%s\n' "$out" >&2
-        die "$n: invalid configuration (see above); nothing was started"
-    }
-done
-[[ ${#SERVICES[@]} -gt 0 ]] && log "configuration valid for: ${SERVICES[*]}"
-
-# --- start -------------------------------------------------------------------
+# --- stop what was started, on any exit -------------------------------------
 STARTED=()      # names in start order, for the reverse-order stop
 declare -A PIDS=()
 OWN_PULSAR=0
@@ -95,7 +114,11 @@ stop_all() {
     local rc=$?
     [[ $STOPPING -eq 1 ]] && return
     STOPPING=1
-    trap - EXIT INT TERM
+    # Nothing interrupts the stop: a second Ctrl-C or SIGTERM (a process
+    # group signal reaches this shell again) would otherwise kill it halfway
+    # and leave the broker and the services running.
+    trap '' INT TERM HUP
+    trap - EXIT
     set +e
     local i n
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
@@ -111,9 +134,27 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
-if ! "$SAGAS_ROOT/scripts/pulsar.sh" status >/dev/null 2>&1; then OWN_PULSAR=1; fi
-"$SAGAS_ROOT/scripts/pulsar.sh" start
+# --- validate configuration before starting anything --------------------------
+# (The secured broker first: it makes the tokens and CA the check reads.)
+if [[ $SEGURO == 1 ]]; then
+    if ! "$SAGAS_ROOT/scripts/pulsar.sh" status >/dev/null 2>&1; then OWN_PULSAR=1; fi
+    "$SAGAS_ROOT/scripts/pulsar.sh" start
+fi
+for n in "${SERVICES[@]}"; do
+    out=$(run_service "$n" -check-config 2>&1) || {
+        printf '%s\n' "$out" >&2
+        die "$n: invalid configuration (see above); nothing was started"
+    }
+done
+[[ ${#SERVICES[@]} -gt 0 ]] && log "configuration valid for: ${SERVICES[*]}"
+
+# --- start -------------------------------------------------------------------
+if [[ $SEGURO == 0 ]]; then
+    if ! "$SAGAS_ROOT/scripts/pulsar.sh" status >/dev/null 2>&1; then OWN_PULSAR=1; fi
+    "$SAGAS_ROOT/scripts/pulsar.sh" start
+fi
 
 if [[ $STORAGE == mysql ]]; then
     export SAGAS_DB_PORT=${SAGAS_DB_PORT:-3306}
@@ -133,6 +174,17 @@ fi
 # about a fifth (docs/performance.md). Set GOMAXPROCS to override.
 export GOMAXPROCS=${GOMAXPROCS:-1}
 
+# The operator's provisioning step: database schema, topics, schemas and
+# each role's permissions (idempotent; on the secured broker as role admin).
+if [[ -x $BIN_DIR/coordinador ]]; then
+    log "provisioning: coordinador -preparar"
+    mapfile -t env_lines < <(service_env coordinador admin)
+    env "${env_lines[@]}" "$BIN_DIR/coordinador" -preparar >>"$LOG_DIR/preparar.log" 2>&1 || {
+        tail_log "$LOG_DIR/preparar.log" 40 "coordinador -preparar"
+        die "provisioning failed (see above); nothing else was started"
+    }
+fi
+
 for n in "${SERVICES[@]}"; do
     pidfile="$PID_DIR/$n.pid"
     # A process left over from an earlier run would hold the ports.
@@ -142,11 +194,8 @@ for n in "${SERVICES[@]}"; do
     fi
     log "starting $n (log $LOG_DIR/$n.log)"
     printf '\n===== %s start %s =====\n' "$n" "$(date -Is)" >>"$LOG_DIR/$n.log"
-    if [[ -n ${METRICS_ADDR[$n]:-} ]]; then
-        spawn_detached "$pidfile" "$LOG_DIR/$n.log" env SAGAS_METRICS_ADDR="${METRICS_ADDR[$n]}" "$BIN_DIR/$n"
-    else
-        spawn_detached "$pidfile" "$LOG_DIR/$n.log" "$BIN_DIR/$n"
-    fi
+    mapfile -t env_lines < <(service_env "$n")
+    spawn_detached "$pidfile" "$LOG_DIR/$n.log" env "${env_lines[@]}" "$BIN_DIR/$n"
     PIDS[$n]=$(pid_from_file "$pidfile")
     STARTED+=("$n")
 done
@@ -166,8 +215,9 @@ done
         printf '%-15s http://%s/metrics\n' "$n:" "${METRICS_ADDR[$n]}"
     done
     echo "Pulsar admin:   $SAGAS_PULSAR_ADMIN_URL  (broker $SAGAS_PULSAR_URL)"
+    [[ $SEGURO == 1 ]] && echo "Pulsar security: TLS (CA $SEG_DIR/ca.pem), a token per role in $SEG_DIR; PULSAR_SEGURO=1 scripts/pulsar-admin ..."
     [[ $STORAGE == mysql ]] && echo "MySQL:          sagas:sagas123@tcp(${SAGAS_DB_HOST:-127.0.0.1}:$SAGAS_DB_PORT)/sagas"
-    echo "logs:           $LOG_DIR/<name>.log, Pulsar: $STATE_DIR/pulsar-$PULSAR_PORT/pulsar.log"
+    echo "logs:           $LOG_DIR/<name>.log, Pulsar: $PULSAR_LOG"
     echo "stop:           Ctrl-C (or kill $$)"
     echo
 } >&2
@@ -183,7 +233,7 @@ while :; do
         fi
     done
     if [[ $OWN_PULSAR -eq 1 ]] && ! "$SAGAS_ROOT/scripts/pulsar.sh" status >/dev/null 2>&1; then
-        tail_log "$STATE_DIR/pulsar-$PULSAR_PORT/pulsar.log" 40 "Pulsar log"
+        tail_log "$PULSAR_LOG" 40 "Pulsar log"
         die "the Pulsar broker stopped"
     fi
     sleep 2
