@@ -83,7 +83,7 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 	case resp.StatusCode == http.StatusUnauthorized:
 		err = fmt.Errorf("%w (SAGAS_PULSAR_AUTH=%s): %w: %w", ErrAutenticacion, a.seguridad.metodo(), ErrRechazado, err)
 	case resp.StatusCode == http.StatusForbidden:
-		err = fmt.Errorf("%w: %w: %w", ErrAutorizacion, ErrRechazado, err)
+		err = a.denegado(metodo, ruta, fmt.Errorf("%w: %w", ErrRechazado, err))
 	case resp.StatusCode/100 == 4:
 		err = fmt.Errorf("%w: %w", ErrRechazado, err)
 	}

@@ -37,30 +37,25 @@ var (
 // conCausa marks err with ErrAutorizacion or ErrAutenticacion when the
 // broker's answer says so (the Go client gives it as text only).
 func conCausa(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, ErrAutorizacion) || errors.Is(err, ErrAutenticacion) {
+		return err
 	}
-	m := err.Error()
 	switch {
-	case strings.Contains(m, "AuthorizationError") || strings.Contains(m, "not authorized"):
+	case esDenegacion(err):
 		return fmt.Errorf("%w: %w", ErrAutorizacion, err)
-	case strings.Contains(m, "AuthenticationError"):
+	case strings.Contains(err.Error(), "AuthenticationError"):
 		return fmt.Errorf("%w: %w", ErrAutenticacion, err)
 	}
 	return err
 }
 
-// ConRol adds the role s authenticates as to an authorization error, so
-// the message names both the topic and the role; other errors pass as they are.
-func ConRol(err error, s Seguridad) error {
-	if !errors.Is(err, ErrAutorizacion) {
-		return err
+// esDenegacion reports whether err is the broker's authorization refusal.
+func esDenegacion(err error) bool {
+	if errors.Is(err, ErrAutorizacion) {
+		return true
 	}
-	rol := s.Rol()
-	if rol == "" {
-		rol = "unknown (SAGAS_PULSAR_AUTH=" + s.metodo() + ")"
-	}
-	return fmt.Errorf("%w (role %s)", err, rol)
+	m := err.Error()
+	return strings.Contains(m, "AuthorizationError") || strings.Contains(m, "not authorized")
 }
 
 // causaTLS wraps err with ErrTLS, naming the trust store, when err is a
@@ -105,17 +100,17 @@ func ComprobarConexion(ctx context.Context, urlBroker string, s Seguridad, timeo
 	// it. An authorization error on the made-up topic means the broker
 	// authenticated us.
 	rec := &registro{rechazo: make(chan struct{})}
-	o := pulsar.ClientOptions{
+	o := ajustesConexion{ClientOptions: pulsar.ClientOptions{
 		URL:               urlBroker,
 		ConnectionTimeout: timeout,
 		OperationTimeout:  timeout,
 		Logger:            pulsarlog.NewLoggerWithSlog(slog.New(rec)),
 		MetricsRegisterer: prometheus.NewRegistry(),
-	}
+	}}
 	if err := ConSeguridad(s)(&o); err != nil {
 		return fmt.Errorf("pulsar %s: %w", urlBroker, err)
 	}
-	c, err := pulsar.NewClient(o)
+	c, err := pulsar.NewClient(o.ClientOptions)
 	if err != nil {
 		return fmt.Errorf("pulsar %s: %w", urlBroker, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/alpespartner/sagas/internal/configuracion"
-	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/apache/pulsar-client-go/pulsar/auth"
 )
 
@@ -245,7 +244,8 @@ func (s Seguridad) autenticacion() (auth.Provider, error) {
 // ConSeguridad authenticates the client as s says and verifies the broker's
 // certificate (chain and host name) against s's trust store.
 func ConSeguridad(s Seguridad) OpcionConexion {
-	return func(o *pulsar.ClientOptions) error {
+	return func(o *ajustesConexion) error {
+		o.quien = s.Quien()
 		a, err := s.autenticacion()
 		if err != nil {
 			return err
