@@ -112,7 +112,7 @@ func TestBorrarTopicoDeLaCotaNoDejaNada(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(crear); err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("create %s: %v %v", topico, err, resp)
 	}
-	borrarTopico(ctx, admin, topico)
+	borrarTopico(ctx, bus.NuevoAdmin(admin), topico)
 	resp, err := http.Get(admin + "/admin/v2/persistent/public/" + ns)
 	if err != nil {
 		t.Fatal(err)
