@@ -241,6 +241,9 @@ func (s Seguridad) pista(ahora time.Time) string {
 	if s.TokenFile != "" {
 		p += ", token from " + s.TokenFile
 	}
+	if s.metodo() == AuthOAuth2 {
+		p += s.pistaOAuth2()
+	}
 	return p
 }
 
