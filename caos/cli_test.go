@@ -13,7 +13,7 @@ func TestAyudaListaFlagsYVariablesYSaleSinError(t *testing.T) {
 		if err := run(context.Background(), []string{"caos", arg}, sinEntorno, &out); err != nil {
 			t.Fatalf("%s: %v", arg, err)
 		}
-		for _, want := range []string{"-corto", "-plan", "-version", "SAGAS_CACHE_DIR"} {
+		for _, want := range []string{"-corto", "-plan", "-version", "SAGAS_CACHE_DIR", "SAGAS_PULSAR_AUTH", "SAGAS_PULSAR_TOKEN_FILE"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: help does not list %s:\n%s", arg, want, out.String())
 			}
