@@ -76,11 +76,10 @@ func LeerSeguridad(l *configuracion.Lector, urlBroker, urlAdmin string) Segurida
 		Token:     l.Texto("SAGAS_PULSAR_TOKEN"),
 		TokenFile: l.Texto("SAGAS_PULSAR_TOKEN_FILE"),
 		OAuth2: OAuth2{
-			IssuerURL:  l.Texto("SAGAS_PULSAR_OAUTH2_ISSUER_URL"),
-			Audience:   l.Texto("SAGAS_PULSAR_OAUTH2_AUDIENCE"),
-			PrivateKey: l.Texto("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY"),
-			Scope:      l.Texto("SAGAS_PULSAR_OAUTH2_SCOPE"),
-
+			IssuerURL:      l.Texto("SAGAS_PULSAR_OAUTH2_ISSUER_URL"),
+			Audience:       l.Texto("SAGAS_PULSAR_OAUTH2_AUDIENCE"),
+			PrivateKey:     l.Texto("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY"),
+			Scope:          l.Texto("SAGAS_PULSAR_OAUTH2_SCOPE"),
 			TrustCertsFile: l.Texto("SAGAS_PULSAR_OAUTH2_TRUST_CERTS_FILE"),
 		},
 		CertFile:         l.Texto("SAGAS_PULSAR_TLS_CERT_FILE"),
