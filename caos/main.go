@@ -36,7 +36,9 @@
 //   - no process exited that the plan did not kill.
 //
 // It also prints the outcomes and the throughput, and exits non-zero on any
-// violation. Everything it started is stopped at the end, also on failure
+// violation. The clients caos opens itself (reading the dead-letter topics)
+// use the SAGAS_PULSAR_AUTH family of its environment; the world's broker
+// is open and its processes get none of the caller's SAGAS_ settings. Everything it started is stopped at the end, also on failure
 // and on Ctrl-C.
 //
 //	go run ./caos              2,000 sagas, full plan (or scripts/caos.sh)

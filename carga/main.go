@@ -15,6 +15,10 @@
 // finished, in flight, rate); the topics the bounds create are deleted at the
 // end. -h lists the flags and the environment it reads; -version the build.
 //
+// It talks to the broker as every binary does: SAGAS_PULSAR_URL,
+// SAGAS_PULSAR_ADMIN_URL and the SAGAS_PULSAR_AUTH family (token, OAuth2,
+// mTLS, trust store) from the environment, checked before the load starts.
+//
 // On Linux it also accounts where the machine's CPU went during the load
 // (busy share of the cores; CPU ms and context switches per saga of the
 // coordinator, the participants, the broker, the database and itself), so a
