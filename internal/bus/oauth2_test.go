@@ -38,10 +38,14 @@ type emisorOAuth2 struct {
 
 type clienteOAuth2 struct{ secreto, rol string }
 
-func nuevoEmisorOAuth2(t *testing.T, s seguro) *emisorOAuth2 {
+// nuevoEmisorOAuth2 starts an issuer whose tokens are firmar(rol), or
+// signed with the broker's key when firmar is nil.
+func nuevoEmisorOAuth2(t *testing.T, s seguro, firmar func(rol string) string) *emisorOAuth2 {
 	t.Helper()
-	e := &emisorOAuth2{audiencia: "urn:alpespartner:pulsar", clientes: map[string]clienteOAuth2{},
-		firmar: func(rol string) string { return s.token(t, rol, time.Now().Add(time.Hour)) }}
+	if firmar == nil {
+		firmar = func(rol string) string { return s.token(t, rol, time.Now().Add(time.Hour)) }
+	}
+	e := &emisorOAuth2{audiencia: "urn:alpespartner:pulsar", clientes: map[string]clienteOAuth2{}, firmar: firmar}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -105,7 +109,7 @@ func (e *emisorOAuth2) cliente(t *testing.T, s seguro, id, rol, secreto string) 
 // by the OAuth2 client id.
 func TestOAuth2ClientCredentialsDeExtremoAExtremo(t *testing.T) {
 	s := nuevoSeguro(t)
-	e := nuevoEmisorOAuth2(t, s)
+	e := nuevoEmisorOAuth2(t, s, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -154,6 +158,22 @@ func TestOAuth2ClientCredentialsDeExtremoAExtremo(t *testing.T) {
 		nombraOAuth2(t, err)
 		if d := time.Since(inicio); d > 5*time.Second {
 			t.Errorf("refused after %s: want it at once, not at a timeout", d)
+		}
+	})
+
+	t.Run("token de un emisor en el que el broker no confía", func(t *testing.T) {
+		// Its tokens carry a signature the broker's key does not match.
+		ajeno := nuevoEmisorOAuth2(t, s, func(rol string) string { return strings.TrimSuffix(s.token(t, rol, time.Time{}), "A") + "xyz" })
+		seg := ajeno.cliente(t, s, "sagas-ajeno", "admin", "secreto-de-sagas-ajeno")
+		err := bus.ComprobarConexion(ctx, s.URL, seg, 10*time.Second)
+		t.Logf("ComprobarConexion: %v", err)
+		if !errors.Is(err, bus.ErrAutenticacion) || errors.Is(err, bus.ErrOAuth2) {
+			t.Errorf("ComprobarConexion = %v, want ErrAutenticacion by the broker, not ErrOAuth2", err)
+		}
+		for _, want := range []string{"SAGAS_PULSAR_AUTH=oauth2", ajeno.URL, "sagas-ajeno"} {
+			if err != nil && !strings.Contains(err.Error(), want) {
+				t.Errorf("ComprobarConexion = %q, want it to say %q", err, want)
+			}
 		}
 	})
 
