@@ -57,7 +57,7 @@ func TestCaosCorto(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	inicio := time.Now()
-	if err := run(ctx, args, &registroT{t: t}); err != nil {
+	if err := run(ctx, args, sinEntorno, &registroT{t: t}); err != nil {
 		t.Errorf("caos -corto: %v (state and logs in %s)", err, estado)
 	}
 	t.Logf("caos -corto took %s", time.Since(inicio).Round(time.Second))

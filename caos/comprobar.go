@@ -408,7 +408,7 @@ func comprobar(ctx context.Context, m *mundo, db *sql.DB, iniciadas []iniciada, 
 	r.agregar(fila{Comprobacion: "outbox del coordinador vacío", Revisados: 1, Fallos: min(outbox, 1), Nota: fmt.Sprintf("%d filas", outbox)}, nil)
 
 	// 10. No valid message in a dead-letter topic.
-	dlq, err := leerDLQs(ctx, m.adminURL(), fmt.Sprintf("pulsar://127.0.0.1:%d", m.cfg.PuertoPulsar), m.cfg.Namespace, logger)
+	dlq, err := leerDLQs(ctx, m.cfg.urlAdmin(), m.cfg.urlPulsar(), m.cfg.Seguridad, m.cfg.Namespace, logger)
 	if err != nil {
 		return nil, fmt.Errorf("leer dead letters: %w", err)
 	}

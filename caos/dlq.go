@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -30,25 +27,19 @@ type resumenDLQ struct {
 }
 
 // leerDLQs lists the namespace's topics through the admin REST API and reads
-// every *-DLQ topic from the earliest message with a reader.
-func leerDLQs(ctx context.Context, adminURL, pulsarURL, ns string, logger *slog.Logger) (resumenDLQ, error) {
+// every *-DLQ topic from the earliest message with a reader, both with seg's
+// credentials.
+func leerDLQs(ctx context.Context, adminURL, pulsarURL string, seg bus.Seguridad, ns string, logger *slog.Logger) (resumenDLQ, error) {
 	r := resumenDLQ{PorTopico: map[string]int{}}
-	url := fmt.Sprintf("%s/admin/v2/persistent/%s/%s", adminURL, tenant, ns)
+	admin, err := bus.NuevoAdminSeguro(adminURL, seg)
+	if err != nil {
+		return r, err
+	}
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(actx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	topicos, err := admin.Topicos(actx, tenant, ns)
 	if err != nil {
-		return r, fmt.Errorf("listar tópicos: %w", err)
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("GET %s: %s: %s", url, resp.Status, recortar(string(b), 300))
-	}
-	var topicos []string
-	if err := json.Unmarshal(b, &topicos); err != nil {
-		return r, fmt.Errorf("GET %s: %w", url, err)
+		return r, err
 	}
 	for _, t := range topicos {
 		if strings.HasSuffix(t, "-DLQ") || strings.Contains(t, "-DLQ-partition-") {
@@ -72,7 +63,7 @@ func leerDLQs(ctx context.Context, adminURL, pulsarURL, ns string, logger *slog.
 	if err != nil {
 		return r, err
 	}
-	cliente, err := bus.Conectar(pulsarURL, logger)
+	cliente, err := bus.Conectar(pulsarURL, logger, bus.ConSeguridad(seg))
 	if err != nil {
 		return r, err
 	}
@@ -80,7 +71,7 @@ func leerDLQs(ctx context.Context, adminURL, pulsarURL, ns string, logger *slog.
 	for _, t := range r.Topicos {
 		lector, err := cliente.CreateReader(pulsar.ReaderOptions{Topic: t, StartMessageID: pulsar.EarliestMessageID()})
 		if err != nil {
-			return r, fmt.Errorf("leer %s: %w", t, err)
+			return r, fmt.Errorf("leer %s: %w", t, bus.ConRol(bus.Causa(cliente, "leer", t, err), seg))
 		}
 		for lector.HasNext() {
 			nctx, cancel := context.WithTimeout(ctx, 20*time.Second)

@@ -36,7 +36,9 @@
 //   - no process exited that the plan did not kill.
 //
 // It also prints the outcomes and the throughput, and exits non-zero on any
-// violation. Everything it started is stopped at the end, also on failure
+// violation. The clients caos opens itself (reading the dead-letter topics)
+// use the SAGAS_PULSAR_AUTH family of its environment; the world's broker
+// is open and its processes get none of the caller's SAGAS_ settings. Everything it started is stopped at the end, also on failure
 // and on Ctrl-C.
 //
 //	go run ./caos              2,000 sagas, full plan (or scripts/caos.sh)
@@ -58,6 +60,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/version"
 )
@@ -65,7 +68,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Stdout); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "caos:", err)
 		os.Exit(1)
 	}
@@ -97,11 +100,21 @@ type config struct {
 	PaqueteCoord     string // package of the coordinator's main
 	ReiniciarCaidos  bool
 	Version          bool // -version: print it and exit
+
+	// Seguridad is how caos's own clients (reading the dead-letter topics)
+	// authenticate to the world's broker (SAGAS_PULSAR_AUTH and its family).
+	// The world's broker is open and its processes get none of it.
+	Seguridad bus.Seguridad
 }
 
-// leerConfig reads the command line; -h writes the flags and the environment
-// caos reads to ayuda and returns flag.ErrHelp.
-func leerConfig(args []string, ayuda io.Writer) (config, error) {
+// urlPulsar and urlAdmin are the world's broker, for caos's own clients.
+func (c config) urlPulsar() string { return fmt.Sprintf("pulsar://127.0.0.1:%d", c.PuertoPulsar) }
+func (c config) urlAdmin() string  { return fmt.Sprintf("http://127.0.0.1:%d", c.PuertoPulsarHTTP) }
+
+// leerConfig reads the command line and the broker's credentials from
+// getenv; -h writes the flags and the environment caos reads to ayuda and
+// returns flag.ErrHelp.
+func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	if configuracion.PideAyuda(args[1:]) {
@@ -136,7 +149,9 @@ func leerConfig(args []string, ayuda io.Writer) (config, error) {
 	if c.Version {
 		return c, nil
 	}
-	var errs []error
+	env := configuracion.Leer(getenv)
+	c.Seguridad = bus.LeerSeguridad(env, c.urlPulsar(), c.urlAdmin())
+	errs := []error{env.Err()}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
@@ -217,8 +232,8 @@ func raizRepositorio() (string, error) {
 }
 
 // run is the whole run: set up, load with faults, check, tear down.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
-	cfg, err := leerConfig(args, stdout)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := leerConfig(args, getenv, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

@@ -220,7 +220,7 @@ func entornoBase() []string {
 
 func (m *mundo) entornoComun() []string {
 	return append(entornoBase(),
-		fmt.Sprintf("SAGAS_PULSAR_URL=pulsar://127.0.0.1:%d", m.cfg.PuertoPulsar),
+		"SAGAS_PULSAR_URL="+m.cfg.urlPulsar(),
 		fmt.Sprintf("SAGAS_PULSAR_ADMIN_URL=%s", m.adminURL()),
 		"SAGAS_PULSAR_TENANT="+tenant,
 		"SAGAS_PULSAR_NAMESPACE="+m.cfg.Namespace,
@@ -244,7 +244,7 @@ func (m *mundo) preparar(ctx context.Context) error {
 	return nil
 }
 
-func (m *mundo) adminURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.cfg.PuertoPulsarHTTP) }
+func (m *mundo) adminURL() string { return m.cfg.urlAdmin() }
 
 // dsn is the MySQL DSN of database base on the run's MariaDB.
 func (m *mundo) dsn(base string) string {

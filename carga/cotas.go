@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -25,7 +23,7 @@ import (
 var pasosDe = map[string]int{"campana": 3, "lanzar-campania-completa": 4}
 
 // medirCotas measures the broker and database bounds and the ratios.
-func medirCotas(ctx context.Context, o opciones, client pulsar.Client, topo eventos.Topologia, r *Resultado) (*Cotas, error) {
+func medirCotas(ctx context.Context, o opciones, client pulsar.Client, admin *bus.Admin, topo eventos.Topologia, r *Resultado) (*Cotas, error) {
 	k := float64(pasosDe[o.flujo])
 	terminadas := float64(r.Completadas + r.Compensadas)
 	c := &Cotas{}
@@ -40,10 +38,10 @@ func medirCotas(ctx context.Context, o opciones, client pulsar.Client, topo even
 		c.CommitsPorSaga = (float64(r.Completadas)*(2*k+1) + float64(r.Compensadas)*(4*k+1)) / terminadas
 	}
 	var err error
-	if c.BrokerPipelineMsgsPorS, err = cotaBroker(ctx, client, topo, o.admin); err != nil {
+	if c.BrokerPipelineMsgsPorS, err = cotaBroker(ctx, client, topo, admin); err != nil {
 		return nil, err
 	}
-	if c.BrokerMsgsPorS, err = cotaIdaYVuelta(ctx, client, topo, o.admin, o.concurrencia); err != nil {
+	if c.BrokerMsgsPorS, err = cotaIdaYVuelta(ctx, client, topo, admin, o.concurrencia); err != nil {
 		return nil, err
 	}
 	switch o.almacen {
@@ -81,28 +79,17 @@ func aleatorio() string {
 // borrarTopico deletes a topic a bound created, through the broker's admin
 // API, so that runs leave no topics behind; it only warns on failure, as the
 // measurement is already taken.
-func borrarTopico(ctx context.Context, admin, topico string) {
+func borrarTopico(ctx context.Context, admin *bus.Admin, topico string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	ruta := strings.TrimRight(admin, "/") + "/admin/v2/persistent/" + strings.TrimPrefix(topico, "persistent://") + "?force=true"
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, ruta, nil)
-	if err == nil {
-		var resp *http.Response
-		if resp, err = http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
-				err = errors.New(resp.Status)
-			}
-		}
-	}
-	if err != nil {
+	if err := admin.BorrarTopico(ctx, topico); err != nil {
 		fmt.Fprintf(os.Stderr, "carga: could not delete the bound's topic %s: %v\n", topico, err)
 	}
 }
 
 // cotaBroker measures keyed produce → Key_Shared consume round trips with the
 // producer and consumer settings the system uses.
-func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologia, admin string) (float64, error) {
+func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologia, admin *bus.Admin) (float64, error) {
 	const n, claves = 20000, 1000
 	topico := fmt.Sprintf("persistent://%s/cota-broker-%s", topo.NS(), aleatorio())
 	defer borrarTopico(ctx, admin, topico) // deferred first: runs after the closes
@@ -111,7 +98,7 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, ReceiverQueueSize: 1000,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("suscribir cota: %w", err)
+		return 0, fmt.Errorf("suscribir cota: %w", bus.Causa(client, "consumir", topico, err))
 	}
 	defer cons.Close()
 	prod, err := client.CreateProducer(pulsar.ProducerOptions{
@@ -119,7 +106,7 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 		MaxPendingMessages: 4000,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("productor cota: %w", err)
+		return 0, fmt.Errorf("productor cota: %w", bus.Causa(client, "producir", topico, err))
 	}
 	defer prod.Close()
 	carga := []byte(strings.Repeat("x", 400)) // about the size of a command
@@ -165,7 +152,7 @@ func cotaBroker(ctx context.Context, client pulsar.Client, topo eventos.Topologi
 // Key_Shared consumer has received it, then send the next (a participant
 // replies and waits for the ack; the coordinator answers a reply with the next
 // command). Messages per second of completed round trips.
-func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topologia, admin string, concurrencia int) (float64, error) {
+func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topologia, admin *bus.Admin, concurrencia int) (float64, error) {
 	const duracion = 5 * time.Second
 	topico := fmt.Sprintf("persistent://%s/cota-ida-vuelta-%s", topo.NS(), aleatorio())
 	defer borrarTopico(ctx, admin, topico) // deferred first: runs after the closes
@@ -174,7 +161,7 @@ func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topo
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, ReceiverQueueSize: 1000,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("suscribir cota: %w", err)
+		return 0, fmt.Errorf("suscribir cota: %w", bus.Causa(client, "consumir", topico, err))
 	}
 	defer cons.Close()
 	prod, err := client.CreateProducer(pulsar.ProducerOptions{
@@ -182,7 +169,7 @@ func cotaIdaYVuelta(ctx context.Context, client pulsar.Client, topo eventos.Topo
 		MaxPendingMessages: 4000,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("productor cota: %w", err)
+		return 0, fmt.Errorf("productor cota: %w", bus.Causa(client, "producir", topico, err))
 	}
 	defer prod.Close()
 	var mu sync.Mutex

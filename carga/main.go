@@ -15,6 +15,10 @@
 // finished, in flight, rate); the topics the bounds create are deleted at the
 // end. -h lists the flags and the environment it reads; -version the build.
 //
+// It talks to the broker as every binary does: SAGAS_PULSAR_URL,
+// SAGAS_PULSAR_ADMIN_URL and the SAGAS_PULSAR_AUTH family (token, OAuth2,
+// mTLS, trust store) from the environment, checked before the load starts.
+//
 // On Linux it also accounts where the machine's CPU went during the load
 // (busy share of the cores; CPU ms and context switches per saga of the
 // coordinator, the participants, the broker, the database and itself), so a
@@ -146,10 +150,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Float64Var(&o.tasa, "tasa", 0, "target start rate in sagas/s (0: fixed concurrency, closed loop)")
 	fs.IntVar(&o.concurrencia, "concurrencia", 32, "sagas in flight at most")
 	fs.Float64Var(&o.fallos, "fallos", 0, "share of sagas (0..1) that carry simular_fallo on their last step")
-	fs.StringVar(&o.pulsar, "pulsar", "pulsar://127.0.0.1:6650", "broker URL (outcomes and the broker bound)")
-	fs.StringVar(&o.admin, "admin", "http://127.0.0.1:8080", "broker admin URL")
-	fs.StringVar(&o.tenant, "tenant", "alpespartner", "tenant of the coordinator's topics")
-	fs.StringVar(&o.ns, "namespace", "sagas", "namespace of the coordinator's topics")
+	fs.StringVar(&o.pulsar, "pulsar", env.Texto("SAGAS_PULSAR_URL"), "broker URL (outcomes and the broker bound; default $SAGAS_PULSAR_URL)")
+	fs.StringVar(&o.admin, "admin", env.Texto("SAGAS_PULSAR_ADMIN_URL"), "broker admin URL (default $SAGAS_PULSAR_ADMIN_URL)")
+	fs.StringVar(&o.tenant, "tenant", env.Texto("SAGAS_PULSAR_TENANT"), "tenant of the coordinator's topics (default $SAGAS_PULSAR_TENANT)")
+	fs.StringVar(&o.ns, "namespace", env.Texto("SAGAS_PULSAR_NAMESPACE"), "namespace of the coordinator's topics (default $SAGAS_PULSAR_NAMESPACE)")
 	fs.StringVar(&o.almacen, "almacen", "", "store of the DB bound: mysql or sqlite (empty: skip the DB bound)")
 	fs.StringVar(&o.dsn, "dsn", "sagas:sagas123@tcp(127.0.0.1:3306)/sagas", "MySQL DSN (DB bound, Com_commit per saga)")
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
@@ -173,6 +177,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "carga", version.Cadena())
 		return nil
 	}
+	// The broker's credentials and trust store, as every binary reads them,
+	// checked against the URLs the flags settled on.
+	seg := bus.LeerSeguridad(env, o.pulsar, o.admin)
 	errs := []error{env.Err()}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
@@ -195,8 +202,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := bus.Conectar(o.pulsar, logger)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	client, admin, err := conectarBroker(ctx, o, seg, logger)
 	if err != nil {
 		return err
 	}
@@ -215,7 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	res, err := cargar(ctx, o, client, topo, stderr)
 	if err != nil {
-		return err
+		return bus.ConRol(err, seg)
 	}
 	if cpu != nil {
 		if res.CPU, err = cpu.fin(res.Completadas + res.Compensadas); err != nil {
@@ -231,9 +238,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.cotas {
 		fmt.Fprintln(stderr, "carga: measuring the broker and database bounds (10-20 s; -cotas=false skips them)")
-		c, err := medirCotas(ctx, o, client, topo, res)
+		c, err := medirCotas(ctx, o, client, admin, topo, res)
 		if err != nil {
-			return fmt.Errorf("medir cotas: %w", err)
+			return fmt.Errorf("medir cotas: %w", bus.ConRol(err, seg))
 		}
 		res.Cotas = c
 	}
@@ -248,6 +255,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("%d errors, %d sagas not terminal", res.Errores, res.SinTerminar)
 	}
 	return nil
+}
+
+// plazoConexion bounds the first check of the broker's credentials.
+const plazoConexion = 10 * time.Second
+
+// conectarBroker checks that the broker accepts seg's credentials (failing
+// with the cause: TLS, authentication, network) and opens the client and
+// the admin client carga uses, both with seg's credentials and trust store.
+func conectarBroker(ctx context.Context, o opciones, seg bus.Seguridad, logger *slog.Logger) (pulsar.Client, *bus.Admin, error) {
+	if err := bus.ComprobarConexion(ctx, o.pulsar, seg, plazoConexion); err != nil {
+		return nil, nil, err
+	}
+	admin, err := bus.NuevoAdminSeguro(o.admin, seg)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := bus.Conectar(o.pulsar, logger, bus.ConSeguridad(seg))
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, admin, nil
 }
 
 // seguimiento records, per saga, when its POST was sent and its outcome seen.
@@ -341,6 +369,9 @@ func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.
 	}
 	reader, err := client.CreateReader(pulsar.ReaderOptions{Topic: topo.Eventos(), StartMessageID: pulsar.LatestMessageID(), ReceiverQueueSize: 2000})
 	if err != nil {
+		if err = bus.Causa(client, "leer", topo.Eventos(), err); errors.Is(err, bus.ErrAutorizacion) {
+			return nil, err // it names the role, the operation and the topic
+		}
 		return nil, fmt.Errorf("leer %s: %w", topo.Eventos(), err)
 	}
 	defer reader.Close()

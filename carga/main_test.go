@@ -22,7 +22,7 @@ func TestAyudaListaFlagsYVariablesYSaleSinError(t *testing.T) {
 		if err := run(context.Background(), []string{"carga", arg}, sinEntorno, &out, &errw); err != nil {
 			t.Fatalf("%s: %v", arg, err)
 		}
-		for _, want := range []string{"-concurrencia", "-version", "-progreso", "SAGAS_API_TOKEN"} {
+		for _, want := range []string{"-concurrencia", "-version", "-progreso", "SAGAS_API_TOKEN", "SAGAS_PULSAR_AUTH", "SAGAS_PULSAR_OAUTH2_PRIVATE_KEY"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: help does not list %s:\n%s", arg, want, out.String())
 			}
@@ -112,7 +112,7 @@ func TestBorrarTopicoDeLaCotaNoDejaNada(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(crear); err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("create %s: %v %v", topico, err, resp)
 	}
-	borrarTopico(ctx, admin, topico)
+	borrarTopico(ctx, bus.NuevoAdmin(admin), topico)
 	resp, err := http.Get(admin + "/admin/v2/persistent/public/" + ns)
 	if err != nil {
 		t.Fatal(err)

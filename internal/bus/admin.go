@@ -80,22 +80,23 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 	}
 	err = fmt.Errorf("%s %s: %s%s", metodo, ruta, resp.Status, detalle)
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized && denegado(b):
+	case resp.StatusCode == http.StatusUnauthorized && falsoNoAutenticado(b):
 		// Pulsar answers some authorization refusals with 401.
-		err = fmt.Errorf("%w: %w: %w", ErrAutorizacion, ErrRechazado, err)
+		err = a.denegado(metodo, ruta, fmt.Errorf("%w: %w", ErrRechazado, err))
 	case resp.StatusCode == http.StatusUnauthorized:
 		err = fmt.Errorf("%w (SAGAS_PULSAR_AUTH=%s): %w: %w", ErrAutenticacion, a.seguridad.metodo(), ErrRechazado, err)
 	case resp.StatusCode == http.StatusForbidden:
-		err = fmt.Errorf("%w: %w: %w", ErrAutorizacion, ErrRechazado, err)
+		err = a.denegado(metodo, ruta, fmt.Errorf("%w: %w", ErrRechazado, err))
 	case resp.StatusCode/100 == 4:
 		err = fmt.Errorf("%w: %w", ErrRechazado, err)
 	}
 	return nil, err
 }
 
-// denegado reports whether a 401's body is an authorization refusal (the
-// role is known but lacks a permission) rather than failed authentication.
-func denegado(cuerpo []byte) bool {
+// falsoNoAutenticado reports whether a 401's body is an authorization
+// refusal (the role is known but lacks a permission) rather than failed
+// authentication.
+func falsoNoAutenticado(cuerpo []byte) bool {
 	m := string(cuerpo)
 	return strings.Contains(m, "Unauthorized to validate") || strings.Contains(m, "Don't have permission")
 }

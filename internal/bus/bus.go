@@ -28,34 +28,41 @@ import (
 // say (ConMetricas), by default to a registry of its own that nobody serves.
 func Conectar(url string, logger *slog.Logger, opciones ...OpcionConexion) (pulsar.Client, error) {
 	h := logger.Handler()
-	o := pulsar.ClientOptions{
+	o := ajustesConexion{ClientOptions: pulsar.ClientOptions{
 		URL:               url,
 		ConnectionTimeout: 10 * time.Second,
 		OperationTimeout:  30 * time.Second,
 		Logger:            pulsarlog.NewLoggerWithSlog(slog.New(nivelMinimo{h, slog.LevelWarn})),
 		// Not the client's default, prometheus.DefaultRegisterer: no global state.
 		MetricsRegisterer: prometheus.NewRegistry(),
-	}
+	}, quien: Seguridad{}.Quien()}
 	for _, opcion := range opciones {
 		if err := opcion(&o); err != nil {
 			return nil, fmt.Errorf("conectar a pulsar %s: %w", url, err)
 		}
 	}
-	c, err := pulsar.NewClient(o)
+	c, err := pulsar.NewClient(o.ClientOptions)
 	if err != nil {
 		return nil, fmt.Errorf("conectar a pulsar %s: %w", url, err)
 	}
-	return c, nil
+	return cliente{Client: c, quien: o.quien}, nil
 }
 
 // OpcionConexion configures the client Conectar opens.
-type OpcionConexion func(*pulsar.ClientOptions) error
+type OpcionConexion func(*ajustesConexion) error
+
+// ajustesConexion are the client's options and whose credentials they
+// carry, which the client's errors name (Causa).
+type ajustesConexion struct {
+	pulsar.ClientOptions
+	quien string
+}
 
 // ConMetricas registers the client's pulsar_client_* metrics on reg,
 // labelled by topic: the full name, as the broker's pulsar_* metrics and
 // this package's metrics label it (NombreTopico).
 func ConMetricas(reg prometheus.Registerer) OpcionConexion {
-	return func(o *pulsar.ClientOptions) error {
+	return func(o *ajustesConexion) error {
 		o.MetricsRegisterer = reg
 		o.MetricsCardinality = pulsar.MetricsCardinalityTopic
 		return nil
@@ -132,7 +139,10 @@ func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar
 	}
 	p, err := c.CreateProducer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("productor de %s: %w", topico, ConCausa(err))
+		if err = Causa(c, "producir", topico, err); errors.Is(err, ErrAutorizacion) {
+			return nil, err // it names the role, the operation and the topic
+		}
+		return nil, fmt.Errorf("productor de %s: %w", topico, err)
 	}
 	return p, nil
 }
@@ -271,7 +281,10 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		ReceiverQueueSize:           1000,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, ConCausa(err))
+		if err = Causa(c, "consumir", o.Topico, err); errors.Is(err, ErrAutorizacion) {
+			return nil, fmt.Errorf("suscripción %s: %w", o.Suscripcion, err)
+		}
+		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, err)
 	}
 	dlq, err := NuevoProductor(c, o.Topico+"-DLQ", "", "")
 	if err != nil {
@@ -417,8 +430,12 @@ func (k *Consumidor) aDeadLetter(ctx context.Context, msg pulsar.Message, motivo
 
 // Close waits for the loop to stop receiving and for the workers to finish
 // the messages they hold (the context passed to Consumir must be cancelled
-// first or together), then closes the subscription. It always returns nil.
+// first or together), then closes the subscription. It always returns nil;
+// on the nil Consumidor a failed Consumir returns it does nothing.
 func (k *Consumidor) Close() error {
+	if k == nil {
+		return nil
+	}
 	k.wg.Wait()
 	k.dlq.Close()
 	k.consumer.Close()

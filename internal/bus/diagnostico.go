@@ -38,36 +38,31 @@ var (
 // does not create topics on use (production brokers provisioned by operators).
 var ErrTopicoInexistente = errors.New("el tópico no existe")
 
-// ConCausa marks err with ErrAutorizacion, ErrAutenticacion or
+// conCausa marks err with ErrAutorizacion, ErrAutenticacion or
 // ErrTopicoInexistente when the broker's answer says so (the Go client gives
 // it as text only).
-func ConCausa(err error) error {
-	if err == nil {
-		return nil
+func conCausa(err error) error {
+	if err == nil || errors.Is(err, ErrAutorizacion) || errors.Is(err, ErrAutenticacion) {
+		return err
 	}
-	m := err.Error()
 	switch {
-	case strings.Contains(m, "AuthorizationError") || strings.Contains(m, "not authorized"):
+	case esDenegacion(err):
 		return fmt.Errorf("%w: %w", ErrAutorizacion, err)
-	case strings.Contains(m, "AuthenticationError"):
+	case strings.Contains(err.Error(), "AuthenticationError"):
 		return fmt.Errorf("%w: %w", ErrAutenticacion, err)
-	case strings.Contains(m, "TopicNotFound"):
+	case strings.Contains(err.Error(), "TopicNotFound"):
 		return fmt.Errorf("%w: %w", ErrTopicoInexistente, err)
 	}
 	return err
 }
 
-// ConRol adds the role s authenticates as to an authorization error, so
-// the message names both the topic and the role; other errors pass as they are.
-func ConRol(err error, s Seguridad) error {
-	if !errors.Is(err, ErrAutorizacion) {
-		return err
+// esDenegacion reports whether err is the broker's authorization refusal.
+func esDenegacion(err error) bool {
+	if errors.Is(err, ErrAutorizacion) {
+		return true
 	}
-	rol := s.Rol()
-	if rol == "" {
-		rol = "unknown (SAGAS_PULSAR_AUTH=" + s.metodo() + ")"
-	}
-	return fmt.Errorf("%w (role %s)", err, rol)
+	m := err.Error()
+	return strings.Contains(m, "AuthorizationError") || strings.Contains(m, "not authorized")
 }
 
 // causaTLS wraps err with ErrTLS, naming the trust store, when err is a
@@ -109,20 +104,20 @@ func ComprobarConexion(ctx context.Context, urlBroker string, s Seguridad, timeo
 		}
 	}
 	// The binary protocol's CONNECT carries the credentials: a lookup needs
-	// it. An authorization error on the made-up topic means the broker
-	// authenticated us.
+	// it. An authorization error on the made-up topic, or its absence (a
+	// broker that creates no topic on use), means the broker authenticated us.
 	rec := &registro{rechazo: make(chan struct{})}
-	o := pulsar.ClientOptions{
+	o := ajustesConexion{ClientOptions: pulsar.ClientOptions{
 		URL:               urlBroker,
 		ConnectionTimeout: timeout,
 		OperationTimeout:  timeout,
 		Logger:            pulsarlog.NewLoggerWithSlog(slog.New(rec)),
 		MetricsRegisterer: prometheus.NewRegistry(),
-	}
+	}}
 	if err := ConSeguridad(s)(&o); err != nil {
 		return fmt.Errorf("pulsar %s: %w", urlBroker, err)
 	}
-	c, err := pulsar.NewClient(o)
+	c, err := pulsar.NewClient(o.ClientOptions)
 	if err != nil {
 		return fmt.Errorf("pulsar %s: %w", urlBroker, err)
 	}
@@ -142,13 +137,13 @@ func ComprobarConexion(ctx context.Context, urlBroker string, s Seguridad, timeo
 	if err == nil {
 		return nil
 	}
-	if errors.Is(ConCausa(err), ErrAutorizacion) {
+	if c := conCausa(err); errors.Is(c, ErrAutorizacion) || errors.Is(c, ErrTopicoInexistente) {
 		return nil
 	}
 	if motivo := rec.motivo(); motivo != "" {
 		return fmt.Errorf("pulsar %s: %w (SAGAS_PULSAR_AUTH=%s%s): %s", urlBroker, ErrAutenticacion, s.metodo(), s.pista(time.Now()), motivo)
 	}
-	return fmt.Errorf("pulsar %s: %w", urlBroker, ConCausa(err))
+	return fmt.Errorf("pulsar %s: %w", urlBroker, conCausa(err))
 }
 
 // sondearTLS completes a TLS handshake with host as the client will.
@@ -252,6 +247,9 @@ func (s Seguridad) pista(ahora time.Time) string {
 	}
 	if s.TokenFile != "" {
 		p += ", token from " + s.TokenFile
+	}
+	if s.metodo() == AuthOAuth2 {
+		p += s.pistaOAuth2()
 	}
 	return p
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/alpespartner/sagas/internal/configuracion"
-	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/apache/pulsar-client-go/pulsar/auth"
 )
 
@@ -46,13 +45,24 @@ type Seguridad struct {
 	PermitirInseguro bool
 }
 
-// OAuth2 is the client-credentials flow: the private key file is the JSON
-// credentials file (client_id, client_secret) Pulsar clients read.
+// OAuth2 is the client-credentials flow: the client finds the token
+// endpoint at IssuerURL + /.well-known/openid-configuration and posts its
+// client_id and client_secret, read from the private key, the JSON
+// credentials file Pulsar clients read:
+//
+//	{"type": "client_credentials", "client_id": "…", "client_secret": "…", "issuer_url": "…"}
+//
+// (type and issuer_url optional; PrivateKey is a path, file:///path or a
+// data: URL). The access token is sent to the broker as a token.
 type OAuth2 struct {
 	IssuerURL  string // SAGAS_PULSAR_OAUTH2_ISSUER_URL
 	Audience   string // SAGAS_PULSAR_OAUTH2_AUDIENCE
 	PrivateKey string // SAGAS_PULSAR_OAUTH2_PRIVATE_KEY
 	Scope      string // SAGAS_PULSAR_OAUTH2_SCOPE
+	// TrustCertsFile holds the CAs that sign the issuer's certificate
+	// (SAGAS_PULSAR_OAUTH2_TRUST_CERTS_FILE); empty trusts the system's CAs.
+	// It is not the broker's: an issuer usually has a public certificate.
+	TrustCertsFile string
 }
 
 // LeerSeguridad reads the SAGAS_PULSAR_AUTH and SAGAS_PULSAR_TLS_* family
@@ -66,10 +76,11 @@ func LeerSeguridad(l *configuracion.Lector, urlBroker, urlAdmin string) Segurida
 		Token:     l.Texto("SAGAS_PULSAR_TOKEN"),
 		TokenFile: l.Texto("SAGAS_PULSAR_TOKEN_FILE"),
 		OAuth2: OAuth2{
-			IssuerURL:  l.Texto("SAGAS_PULSAR_OAUTH2_ISSUER_URL"),
-			Audience:   l.Texto("SAGAS_PULSAR_OAUTH2_AUDIENCE"),
-			PrivateKey: l.Texto("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY"),
-			Scope:      l.Texto("SAGAS_PULSAR_OAUTH2_SCOPE"),
+			IssuerURL:      l.Texto("SAGAS_PULSAR_OAUTH2_ISSUER_URL"),
+			Audience:       l.Texto("SAGAS_PULSAR_OAUTH2_AUDIENCE"),
+			PrivateKey:     l.Texto("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY"),
+			Scope:          l.Texto("SAGAS_PULSAR_OAUTH2_SCOPE"),
+			TrustCertsFile: l.Texto("SAGAS_PULSAR_OAUTH2_TRUST_CERTS_FILE"),
 		},
 		CertFile:         l.Texto("SAGAS_PULSAR_TLS_CERT_FILE"),
 		KeyFile:          l.Texto("SAGAS_PULSAR_TLS_KEY_FILE"),
@@ -124,6 +135,7 @@ func (s Seguridad) problemas(urlBroker, urlAdmin string) []problema {
 	ajeno("SAGAS_PULSAR_OAUTH2_AUDIENCE", s.OAuth2.Audience, AuthOAuth2)
 	ajeno("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY", s.OAuth2.PrivateKey, AuthOAuth2)
 	ajeno("SAGAS_PULSAR_OAUTH2_SCOPE", s.OAuth2.Scope, AuthOAuth2)
+	ajeno("SAGAS_PULSAR_OAUTH2_TRUST_CERTS_FILE", s.OAuth2.TrustCertsFile, AuthOAuth2)
 	switch metodo {
 	case AuthToken:
 		switch {
@@ -135,13 +147,27 @@ func (s Seguridad) problemas(urlBroker, urlAdmin string) []problema {
 			legible("SAGAS_PULSAR_TOKEN_FILE", s.TokenFile)
 		}
 	case AuthOAuth2:
-		if s.OAuth2.IssuerURL == "" {
-			add("SAGAS_PULSAR_AUTH", metodo, "needs SAGAS_PULSAR_OAUTH2_ISSUER_URL")
-		}
+		emisor := s.OAuth2.IssuerURL
+		const clave = "SAGAS_PULSAR_OAUTH2_PRIVATE_KEY"
 		if s.OAuth2.PrivateKey == "" {
-			add("SAGAS_PULSAR_AUTH", metodo, "needs SAGAS_PULSAR_OAUTH2_PRIVATE_KEY (the JSON credentials file)")
+			add("SAGAS_PULSAR_AUTH", metodo, "needs %s (the JSON credentials file)", clave)
+		} else if kf, err := credencialesOAuth2(s.OAuth2.PrivateKey); err != nil {
+			add(clave, ocultar(clave, s.OAuth2.PrivateKey), `is not a readable credentials file, JSON {"client_id": …, "client_secret": …} (a path, file:///path or data: URL): %v`, err)
 		} else {
-			legible("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY", s.OAuth2.PrivateKey)
+			if kf.ClientID == "" || kf.ClientSecret == "" {
+				add(clave, ocultar(clave, s.OAuth2.PrivateKey), "needs both client_id and client_secret")
+			}
+			if emisor == "" {
+				emisor = kf.IssuerURL
+			}
+		}
+		if emisor == "" {
+			add("SAGAS_PULSAR_AUTH", metodo, "needs SAGAS_PULSAR_OAUTH2_ISSUER_URL (or issuer_url in the credentials file)")
+		}
+		if f := s.OAuth2.TrustCertsFile; f != "" && legible("SAGAS_PULSAR_OAUTH2_TRUST_CERTS_FILE", f) {
+			if _, err := raices(f); err != nil {
+				add("SAGAS_PULSAR_OAUTH2_TRUST_CERTS_FILE", f, "%v", err)
+			}
 		}
 	case AuthTLS:
 		if s.CertFile == "" || s.KeyFile == "" {
@@ -181,9 +207,10 @@ func (s Seguridad) problemas(urlBroker, urlAdmin string) []problema {
 	return ps
 }
 
-// ocultar keeps secrets out of messages.
+// ocultar keeps secrets out of messages: the token, and OAuth2 credentials
+// given inline (data:).
 func ocultar(nombre, valor string) string {
-	if nombre == "SAGAS_PULSAR_TOKEN" {
+	if nombre == "SAGAS_PULSAR_TOKEN" || nombre == "SAGAS_PULSAR_OAUTH2_PRIVATE_KEY" && strings.HasPrefix(valor, "data:") {
 		return "<secret>"
 	}
 	return valor
@@ -232,10 +259,14 @@ func (s Seguridad) autenticacion() (auth.Provider, error) {
 			auth.ConfigParamKeyFile:   s.OAuth2.PrivateKey,
 			auth.ConfigParamScope:     s.OAuth2.Scope,
 		}
-		if s.TrustCertsFile != "" {
-			params[auth.ConfigParamTrustCertsFilePath] = s.TrustCertsFile
+		if s.OAuth2.TrustCertsFile != "" {
+			params[auth.ConfigParamTrustCertsFilePath] = s.OAuth2.TrustCertsFile
 		}
-		return auth.NewAuthenticationOAuth2WithParams(params)
+		a, err := auth.NewAuthenticationOAuth2WithParams(params)
+		if err != nil {
+			return nil, s.errorOAuth2(err)
+		}
+		return proveedorOAuth2{a, s}, nil
 	case AuthTLS:
 		return auth.NewAuthenticationTLS(s.CertFile, s.KeyFile), nil
 	}
@@ -243,12 +274,24 @@ func (s Seguridad) autenticacion() (auth.Provider, error) {
 }
 
 // ConSeguridad authenticates the client as s says and verifies the broker's
-// certificate (chain and host name) against s's trust store.
+// certificate (chain and host name) against s's trust store. With oauth2 it
+// obtains a first access token, so that credentials the issuer refuses fail
+// Conectar at once, naming the cause (ErrOAuth2), instead of every
+// operation at its timeout.
 func ConSeguridad(s Seguridad) OpcionConexion {
-	return func(o *pulsar.ClientOptions) error {
+	return func(o *ajustesConexion) error {
+		o.quien = s.Quien()
 		a, err := s.autenticacion()
 		if err != nil {
 			return err
+		}
+		if s.metodo() == AuthOAuth2 {
+			if err := a.Init(); err != nil {
+				return s.errorOAuth2(err)
+			}
+			if _, err := a.GetData(); err != nil {
+				return err // proveedorOAuth2 names the cause
+			}
 		}
 		if a != nil {
 			o.Authentication = a
@@ -320,9 +363,64 @@ type portador struct {
 func (p portador) RoundTrip(req *http.Request) (*http.Response, error) {
 	datos, err := p.a.GetData()
 	if err != nil {
+		var o *errorOAuth2
+		if errors.As(err, &o) {
+			return nil, err // it names the cause
+		}
 		return nil, fmt.Errorf("credenciales de pulsar: %w", err)
 	}
 	req = req.Clone(req.Context())
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(datos)))
 	return p.base.RoundTrip(req)
+}
+
+// ErrOAuth2: the OAuth2 issuer gave no access token (client credentials
+// refused, issuer unreachable or not an OAuth2 issuer). Such an error is
+// also ErrAutenticacion.
+var ErrOAuth2 = errors.New("el emisor OAuth2 no entregó un token de acceso")
+
+// errorOAuth2 is an ErrOAuth2 naming the issuer and the client.
+type errorOAuth2 struct {
+	s     Seguridad
+	causa error
+}
+
+func (e *errorOAuth2) Error() string {
+	return fmt.Sprintf("%v (SAGAS_PULSAR_AUTH=oauth2%s): %v", ErrOAuth2, e.s.pistaOAuth2(), e.causa)
+}
+
+func (e *errorOAuth2) Unwrap() []error { return []error{ErrOAuth2, ErrAutenticacion, e.causa} }
+
+func (s Seguridad) errorOAuth2(err error) error {
+	var o *errorOAuth2
+	if err == nil || errors.As(err, &o) {
+		return err
+	}
+	return &errorOAuth2{s, err}
+}
+
+// pistaOAuth2 names the issuer and the client id of s, for messages.
+func (s Seguridad) pistaOAuth2() string {
+	var p string
+	emisor := s.OAuth2.IssuerURL
+	if kf, err := credencialesOAuth2(s.OAuth2.PrivateKey); err == nil {
+		if emisor == "" {
+			emisor = kf.IssuerURL
+		}
+		p += ", client_id «" + kf.ClientID + "» of " + ocultar("SAGAS_PULSAR_OAUTH2_PRIVATE_KEY", s.OAuth2.PrivateKey)
+	}
+	return ", issuer " + emisor + p
+}
+
+// proveedorOAuth2 is the Go client's OAuth2 provider with errors that name
+// the issuer and the client (the client's own say only "could not exchange
+// client credentials").
+type proveedorOAuth2 struct {
+	auth.Provider
+	s Seguridad
+}
+
+func (p proveedorOAuth2) GetData() ([]byte, error) {
+	d, err := p.Provider.GetData()
+	return d, p.s.errorOAuth2(err)
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,10 @@ func TestBrokerSeguroRechazaNombrandoLaCausa(t *testing.T) {
 	}
 }
 
+// TestRolSinPermisoSobreElTopicoDeOtroServicioEsRechazadoPorAutorizacion:
+// marca, allowed only on its own command topic, tries to consume
+// influencer's. The refusal comes at once (not at a timeout), names the
+// role, the operation and the topic, and leaves nothing running.
 func TestRolSinPermisoSobreElTopicoDeOtroServicioEsRechazadoPorAutorizacion(t *testing.T) {
 	s := nuevoSeguro(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -244,41 +249,87 @@ func TestRolSinPermisoSobreElTopicoDeOtroServicioEsRechazadoPorAutorizacion(t *t
 		t.Fatal(err)
 	}
 	propio, ajeno := s.topico("comandos-marca"), s.topico("comandos-influencer")
-	for _, topico := range []string{propio, ajeno} {
+	for _, topico := range []string{propio, ajeno, propio + "-DLQ"} {
 		if err := admin.CrearTopico(ctx, topico); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := admin.ConcederPermiso(ctx, propio, "marca", "produce", "consume"); err != nil {
+	if err := admin.ConcederPermiso(ctx, propio, "marca", "consume"); err != nil {
 		t.Fatal(err)
 	}
-	marca := s.comoToken("marca")
-	if err := bus.ComprobarConexion(ctx, s.URL, marca, 10*time.Second); err != nil {
-		t.Fatalf("ComprobarConexion como marca: %v", err)
-	}
-	c := conectar(t, s.URL, marca)
-	if err := ida(ctx, c, propio, "marca"); err != nil {
-		t.Fatalf("marca en su propio tópico: %v", err)
-	}
-	k, err := bus.Consumir(ctx, c, bus.OpcionesConsumidor{Topico: ajeno, Suscripcion: "marca"},
-		func(context.Context, pulsar.Message) error { return nil })
-	if err == nil {
-		k.Close()
-		t.Fatal("marca consumió comandos-influencer")
-	}
-	err = bus.ConRol(err, marca)
-	t.Logf("Consumir: %v", err)
-	if !errors.Is(err, bus.ErrAutorizacion) || !strings.Contains(err.Error(), ajeno) || !strings.Contains(err.Error(), "role marca") {
-		t.Errorf("Consumir = %v, want ErrAutorizacion naming %s and role marca", err, ajeno)
-	}
-	adminMarca, err := bus.NuevoAdminSeguro(s.AdminURL, marca)
-	if err != nil {
+	if err := admin.ConcederPermiso(ctx, propio+"-DLQ", "marca", "produce"); err != nil {
 		t.Fatal(err)
 	}
-	err = adminMarca.ActivarDeduplicacion(ctx, ajeno)
-	t.Logf("admin como marca: %v", err)
-	if !errors.Is(err, bus.ErrAutorizacion) {
-		t.Errorf("ActivarDeduplicacion como marca = %v, want ErrAutorizacion", err)
+	for _, c := range []struct {
+		nombre string
+		seg    bus.Seguridad
+		quien  string
+	}{
+		{"token", s.comoToken("marca"), "el rol «marca»"},
+		{"certificado de cliente", s.comoTLS("marca"), "el rol «marca»"},
+	} {
+		t.Run(c.nombre, func(t *testing.T) {
+			if err := bus.ComprobarConexion(ctx, s.URL, c.seg, 10*time.Second); err != nil {
+				t.Fatalf("ComprobarConexion como marca: %v", err)
+			}
+			cliente := conectar(t, s.URL, c.seg)
+			nada := func(context.Context, pulsar.Message) error { return nil }
+			cctx, parar := context.WithCancel(ctx)
+			defer parar()
+			// Its own topic works: the refusal below is about the topic.
+			k, err := bus.Consumir(cctx, cliente, bus.OpcionesConsumidor{Topico: propio, Suscripcion: "marca"}, nada)
+			if err != nil {
+				t.Fatalf("marca en su propio tópico: %v", err)
+			}
+			parar()
+			k.Close()
+
+			time.Sleep(200 * time.Millisecond) // let the closed consumer's goroutines end
+			antes := runtime.NumGoroutine()
+			inicio := time.Now()
+			k, err = bus.Consumir(ctx, cliente, bus.OpcionesConsumidor{Topico: ajeno, Suscripcion: "marca"}, nada)
+			if err == nil {
+				k.Close()
+				t.Fatal("marca consumió comandos-influencer")
+			}
+			t.Logf("Consumir (%s): %v", time.Since(inicio).Round(time.Millisecond), err)
+			if d := time.Since(inicio); d > 5*time.Second {
+				t.Errorf("refused after %s: want it at once", d)
+			}
+			want := c.quien + " no tiene permiso para consumir " + ajeno
+			if !errors.Is(err, bus.ErrAutorizacion) || !strings.Contains(err.Error(), want) {
+				t.Errorf("Consumir = %v, want ErrAutorizacion saying %q", err, want)
+			}
+			if k != nil {
+				t.Errorf("Consumir returned a consumer with its error")
+			}
+			if err := k.Close(); err != nil { // safe on what a failed Consumir returns
+				t.Errorf("Close: %v", err)
+			}
+			// Nothing half-started: no goroutine of a consumer loop is left.
+			limite := time.Now().Add(3 * time.Second)
+			for runtime.NumGoroutine() > antes && time.Now().Before(limite) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > antes {
+				t.Errorf("%d goroutines after the refused Consumir, %d before", n, antes)
+			}
+			// The producer side says the same.
+			_, err = bus.NuevoProductor(cliente, ajeno, "", "")
+			if want := c.quien + " no tiene permiso para producir " + ajeno; !errors.Is(err, bus.ErrAutorizacion) || err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("NuevoProductor = %v, want ErrAutorizacion saying %q", err, want)
+			}
+			// And the admin API.
+			adminMarca, err := bus.NuevoAdminSeguro(s.AdminURL, c.seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = adminMarca.ActivarDeduplicacion(ctx, ajeno)
+			t.Logf("admin como marca: %v", err)
+			if want := c.quien + " no tiene permiso para administrar " + ajeno; !errors.Is(err, bus.ErrAutorizacion) || !errors.Is(err, bus.ErrRechazado) || !strings.Contains(err.Error(), want) {
+				t.Errorf("ActivarDeduplicacion como marca = %v, want ErrAutorizacion saying %q", err, want)
+			}
+		})
 	}
 }
 
