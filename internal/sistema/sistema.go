@@ -68,7 +68,9 @@ func Binarios(t testing.TB) string {
 type Sistema struct {
 	t         testing.TB
 	API       string            // http://127.0.0.1:port
-	Metricas  map[string]string // participant → http://addr (metrics, /efectos)
+	// Metricas maps each participant to http://addr of its /metrics,
+	// /healthz and /efectos; Get sends Env's SAGAS_METRICS_TOKEN there.
+	Metricas  map[string]string
 	Namespace string
 	Env       map[string]string // the environment shared by every process
 	Dir       string
@@ -150,14 +152,14 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	apiPort := PuertoLibre(t)
 	s.API = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", map[string]string{"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": fmt.Sprint(apiPort)})
-	s.esperarListo(s.API+"/readyz", "coordinador")
+	s.esperarListo(s.API+"/readyz", "coordinador", "")
 	for _, p := range Participantes {
 		addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
 		s.Metricas[p] = "http://" + addr
 		s.iniciar(filepath.Join(bin, p), p, map[string]string{"SAGAS_METRICS_ADDR": addr})
 	}
 	for _, p := range Participantes {
-		s.esperarListo(s.Metricas[p]+"/healthz", p)
+		s.esperarListo(s.Metricas[p]+"/healthz", p, s.Env["SAGAS_METRICS_TOKEN"])
 	}
 	return s
 }
@@ -192,11 +194,20 @@ func (s *Sistema) Log(nombre string) string {
 	return string(b)
 }
 
-func (s *Sistema) esperarListo(url, nombre string) {
+// esperarListo polls url, with token as a bearer token when not empty,
+// until it answers 200.
+func (s *Sistema) esperarListo(url, nombre, token string) {
 	s.t.Helper()
 	fin := time.Now().Add(90 * time.Second)
 	for {
-		resp, err := http.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -253,7 +264,8 @@ func (s *Sistema) Post(ctx context.Context, ruta, cuerpo string, cabeceras ...st
 	return hacer(req)
 }
 
-// Get sends a GET to the API (or any absolute URL).
+// Get sends a GET to the API (or any absolute URL); to a participant's
+// listener (Metricas) with Env's SAGAS_METRICS_TOKEN when set.
 func (s *Sistema) Get(ctx context.Context, ruta string) (int, []byte, error) {
 	url := ruta
 	if strings.HasPrefix(ruta, "/") {
@@ -262,6 +274,13 @@ func (s *Sistema) Get(ctx context.Context, ruta string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, nil, err
+	}
+	if token := s.Env["SAGAS_METRICS_TOKEN"]; token != "" {
+		for _, base := range s.Metricas {
+			if strings.HasPrefix(url, base+"/") {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+		}
 	}
 	return hacer(req)
 }
