@@ -68,9 +68,7 @@ func Binarios(t testing.TB) string {
 type Sistema struct {
 	t         testing.TB
 	API       string            // http://127.0.0.1:port
-	// Metricas maps each participant to http://addr of its /metrics,
-	// /healthz and /efectos; Get sends Env's SAGAS_METRICS_TOKEN there.
-	Metricas  map[string]string
+	Metricas  map[string]string // participant → http://addr (metrics, /healthz, /efectos; Get sends SAGAS_METRICS_TOKEN)
 	Namespace string
 	Env       map[string]string // the environment shared by every process
 	Dir       string
