@@ -29,6 +29,7 @@ RUN apk add --no-cache ca-certificates tzdata \
 COPY --from=builder /out/ /usr/local/bin/
 WORKDIR /app
 USER sagas
-# 8003: coordinator API and /metrics; 9100: participants' /metrics (compose).
+# 8003: coordinator API; 9100: every process's metrics listener in compose
+# (SAGAS_METRICS_ADDR: /metrics, and a participant's /healthz and /efectos).
 EXPOSE 8003 9100
 CMD ["coordinador"]
