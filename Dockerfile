@@ -5,6 +5,9 @@
 #
 #   docker build -t alpespartner/sagas .
 #   docker run --rm alpespartner/sagas coordinador -check-config
+#
+# The API listens on 127.0.0.1 unless told otherwise: in a container set
+# SAGAS_API_HOST=0.0.0.0 with SAGAS_API_TOKEN (docs/production.md, Exposure).
 
 # --- build -------------------------------------------------------------------
 FROM golang:1.26 AS builder
