@@ -117,7 +117,7 @@ var Variables = []Variable{
 
 	// HTTP and logs.
 	{Nombre: "SAGAS_API_HOST", Defecto: "127.0.0.1", Valores: Texto{},
-		Descripcion: "HTTP listen host of the API; a host that is not loopback (127.0.0.1, ::1, localhost), such as 0.0.0.0, needs SAGAS_API_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on (compose: 0.0.0.0 with a token)", Binarios: Coordinador},
+		Descripcion: "HTTP listen host of the API; any host but a loopback one (127.0.0.1, ::1, localhost), 0.0.0.0 included, needs SAGAS_API_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on (compose: 0.0.0.0 with a token)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_PORT", Defecto: "8003", Valores: Puerto{0},
 		Descripcion: "HTTP port (API, /healthz, /readyz; /metrics too while SAGAS_API_HOST is loopback and SAGAS_METRICS_ADDR unset)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_TOKEN", Valores: Texto{},
