@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"path"
@@ -31,7 +32,7 @@ func exponer(cfg config, apiHandler http.Handler, reg *prometheus.Registry, logg
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: acceso.Portador(cfg.MetricsToken, mux), ReadHeaderTimeout: 5 * time.Second}
-		partes = append(partes, ciclo.Parte{Nombre: "metricas", Componente: ciclo.NuevoServidorHTTP(srv, time.Second, logger)})
+		partes = append(partes, ciclo.Parte{Nombre: "metricas", Componente: servidorMetricas{ciclo.NuevoServidorHTTP(srv, time.Second, logger), logger}})
 	case !cfg.metricasEnAPI():
 		logger.Warn("/metrics no se sirve: SAGAS_API_HOST no es loopback y SAGAS_METRICS_ADDR no está definida")
 	}
@@ -39,6 +40,25 @@ func exponer(cfg config, apiHandler http.Handler, reg *prometheus.Registry, logg
 		return apiHandler, partes
 	}
 	return sinMetricas(apiHandler), partes
+}
+
+// servidorMetricas is the metrics listener; it logs the address it got
+// (SAGAS_METRICS_ADDR may ask for port 0).
+type servidorMetricas struct {
+	*ciclo.ServidorHTTP
+	logger *slog.Logger
+}
+
+// Correr serves until ctx ends (ciclo.ServidorHTTP.Correr).
+func (s servidorMetricas) Correr(ctx context.Context) error {
+	go func() {
+		select {
+		case <-s.Listo():
+			s.logger.Info("métricas escuchando", "direccion", s.Direccion(), "rutas", []string{"/metrics"})
+		case <-ctx.Done():
+		}
+	}()
+	return s.ServidorHTTP.Correr(ctx)
 }
 
 // sinMetricas answers 404 to /metrics and passes every other request to h.
