@@ -68,7 +68,7 @@ func Binarios(t testing.TB) string {
 type Sistema struct {
 	t         testing.TB
 	API       string            // http://127.0.0.1:port
-	Metricas  map[string]string // participant → http://addr (metrics, /healthz, /efectos; Get sends SAGAS_METRICS_TOKEN)
+	Metricas  map[string]string // participant → http://addr (metrics, /efectos)
 	Namespace string
 	Env       map[string]string // the environment shared by every process
 	Dir       string
@@ -150,14 +150,14 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	apiPort := PuertoLibre(t)
 	s.API = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", map[string]string{"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": fmt.Sprint(apiPort)})
-	s.esperarListo(s.API+"/readyz", "coordinador", "")
+	s.esperarListo(s.API+"/readyz", "coordinador")
 	for _, p := range Participantes {
 		addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
 		s.Metricas[p] = "http://" + addr
 		s.iniciar(filepath.Join(bin, p), p, map[string]string{"SAGAS_METRICS_ADDR": addr})
 	}
 	for _, p := range Participantes {
-		s.esperarListo(s.Metricas[p]+"/healthz", p, s.Env["SAGAS_METRICS_TOKEN"])
+		s.esperarListo(s.Metricas[p]+"/healthz", p)
 	}
 	return s
 }
@@ -192,9 +192,8 @@ func (s *Sistema) Log(nombre string) string {
 	return string(b)
 }
 
-// esperarListo polls url, with token as a bearer token when not empty,
-// until it answers 200.
-func (s *Sistema) esperarListo(url, nombre, token string) {
+// esperarListo polls url until it answers 200.
+func (s *Sistema) esperarListo(url, nombre string) {
 	s.t.Helper()
 	fin := time.Now().Add(90 * time.Second)
 	for {
@@ -202,9 +201,7 @@ func (s *Sistema) esperarListo(url, nombre, token string) {
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
+		s.autorizar(req)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -273,14 +270,22 @@ func (s *Sistema) Get(ctx context.Context, ruta string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if token := s.Env["SAGAS_METRICS_TOKEN"]; token != "" {
-		for _, base := range s.Metricas {
-			if strings.HasPrefix(url, base+"/") {
-				req.Header.Set("Authorization", "Bearer "+token)
-			}
+	s.autorizar(req)
+	return hacer(req)
+}
+
+// autorizar adds Env's SAGAS_METRICS_TOKEN, when set, to a request for a
+// participant's listener (Metricas): every route there needs it.
+func (s *Sistema) autorizar(req *http.Request) {
+	token := s.Env["SAGAS_METRICS_TOKEN"]
+	if token == "" {
+		return
+	}
+	for _, base := range s.Metricas {
+		if strings.HasPrefix(req.URL.String(), base+"/") {
+			req.Header.Set("Authorization", "Bearer "+token)
 		}
 	}
-	return hacer(req)
 }
 
 func hacer(req *http.Request) (int, []byte, error) {

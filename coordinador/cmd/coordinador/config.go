@@ -65,8 +65,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		Temporizador: l.Duracion("SAGAS_TIMER_INTERVAL", 250*time.Millisecond), Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", 2),
 		Definiciones:   l.Texto("SAGAS_DEFINICIONES"),
 		LegadoCampania: l.Texto("SAGAS_LEGADO_TOPICO_CAMPANIA"), LegadoLanzar: l.Texto("SAGAS_LEGADO_TOPICO_LANZAR"),
-		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"), MetricsAddr: l.Texto("SAGAS_METRICS_ADDR"),
-		MetricsToken: l.Secreto("SAGAS_METRICS_TOKEN"), SinAutenticacion: l.Interruptor("SAGAS_HTTP_ALLOW_UNAUTHENTICATED"),
+		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
@@ -90,6 +89,8 @@ func leerConfig(getenv func(string) string) (config, error) {
 		c.LogLevel = slog.LevelInfo // the reader has reported it
 	}
 	// Listeners off loopback need credentials or the explicit override.
+	c.MetricsAddr, c.MetricsToken = l.Texto("SAGAS_METRICS_ADDR"), l.Secreto("SAGAS_METRICS_TOKEN")
+	c.SinAutenticacion = l.Interruptor("SAGAS_HTTP_ALLOW_UNAUTHENTICATED")
 	for _, ln := range c.listeners() {
 		l.Anotar(configuracion.ComprobarExposicion(ln, c.SinAutenticacion))
 	}
