@@ -19,7 +19,7 @@ import (
 // without /metrics unless cfg.metricasEnAPI) and, when SAGAS_METRICS_ADDR is
 // set, the component that serves reg on a listener of its own behind
 // SAGAS_METRICS_TOKEN. It logs a warning for every listener that answers off
-// loopback without authentication, and where /metrics is.
+// loopback without authentication, and one when /metrics is served nowhere.
 func exponer(cfg config, apiHandler http.Handler, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, []ciclo.Parte) {
 	for _, ln := range cfg.listeners() {
 		if ln.Abierto() {
