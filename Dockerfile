@@ -5,6 +5,9 @@
 #
 #   docker build -t alpespartner/sagas .
 #   docker run --rm alpespartner/sagas coordinador -check-config
+#
+# The API listens on 127.0.0.1 unless told otherwise: in a container set
+# SAGAS_API_HOST=0.0.0.0 with SAGAS_API_TOKEN (docs/production.md, Exposure).
 
 # --- build -------------------------------------------------------------------
 FROM golang:1.26 AS builder
@@ -29,6 +32,7 @@ RUN apk add --no-cache ca-certificates tzdata \
 COPY --from=builder /out/ /usr/local/bin/
 WORKDIR /app
 USER sagas
-# 8003: coordinator API and /metrics; 9100: participants' /metrics (compose).
+# 8003: coordinator API; 9100: every process's metrics listener in compose
+# (SAGAS_METRICS_ADDR: /metrics, and a participant's /healthz and /efectos).
 EXPOSE 8003 9100
 CMD ["coordinador"]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -179,7 +180,8 @@ func contarSagas(t *testing.T, s *sistema.Sistema, token string) int {
 
 func TestEntradaInvalidaRespondeCuatrocientosYNoCreaNada(t *testing.T) {
 	const token = "secreto-e2e"
-	s := sistema.Arrancar(t, sistema.Opciones{Extra: map[string]string{"SAGAS_API_TOKEN": token}})
+	// The participants' listeners have a token of their own too (checked at the end).
+	s := sistema.Arrancar(t, sistema.Opciones{Extra: map[string]string{"SAGAS_API_TOKEN": token, "SAGAS_METRICS_TOKEN": "raspador-e2e"}})
 	ctx := context.Background()
 	auth := []string{"Authorization", "Bearer " + token}
 	casos := []struct {
@@ -206,8 +208,33 @@ func TestEntradaInvalidaRespondeCuatrocientosYNoCreaNada(t *testing.T) {
 		t.Fatalf("%d sagas exist after only rejected requests", n)
 	}
 	// With the right token the same request is accepted.
-	if code, b, _ := s.Post(ctx, "/campana-saga", fmt.Sprintf(cuerpoCampana, ""), auth...); code != 202 {
+	code, b, _ := s.Post(ctx, "/campana-saga", fmt.Sprintf(cuerpoCampana, ""), auth...)
+	if code != 202 {
 		t.Fatalf("valid request with token: %d %s", code, b)
+	}
+	// A participant's /efectos and /healthz need SAGAS_METRICS_TOKEN (not
+	// the API's): sistema.Get sends it, a bare request is refused.
+	id := decodificar(t, b).ID
+	for _, p := range sistema.Participantes {
+		for _, ruta := range []string{"/efectos/" + id, "/healthz", "/metrics"} {
+			for _, cab := range [][]string{nil, auth} {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Metricas[p]+ruta, nil)
+				if cab != nil {
+					req.Header.Set(cab[0], cab[1])
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("%s%s with %v: %d, want 401", p, ruta, cab, resp.StatusCode)
+				}
+			}
+		}
+		if code, b, err := s.Get(ctx, s.Metricas[p]+"/efectos/"+id); err != nil || code != 200 || !strings.Contains(string(b), `"saga_id":"`+id+`"`) {
+			t.Errorf("%s /efectos with the token: %d %v %s", p, code, err, b)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,7 +40,14 @@ type Config struct {
 	// DireccionHTTP is SAGAS_METRICS_ADDR, where /metrics, /healthz and
 	// /efectos/{saga_id} are served (port 0 picks a free port).
 	DireccionHTTP string
-	Fallos        ConfigFallos
+	// TokenHTTP is SAGAS_METRICS_TOKEN (or the content of
+	// SAGAS_METRICS_TOKEN_FILE): when set, every route at DireccionHTTP
+	// needs it as a bearer token.
+	TokenHTTP string
+	// SinAutenticacion is SAGAS_HTTP_ALLOW_UNAUTHENTICATED: DireccionHTTP
+	// may be off loopback without TokenHTTP.
+	SinAutenticacion bool
+	Fallos           ConfigFallos
 	// NivelLog is SAGAS_LOG_LEVEL.
 	NivelLog slog.Level
 	// Trabajadores is SAGAS_CONSUMER_WORKERS (deprecated alias
@@ -105,9 +113,11 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 			Tenant:    l.Texto("SAGAS_PULSAR_TENANT"),
 			Namespace: l.Texto("SAGAS_PULSAR_NAMESPACE"),
 		},
-		Almacen:       l.Texto("SAGAS_STORAGE_TYPE"),
-		RutaSQLite:    filepath.Join(l.Texto("SAGAS_DATA_DIR"), "participante-"+servicio+".db"),
-		DireccionHTTP: l.Texto("SAGAS_METRICS_ADDR"),
+		Almacen:          l.Texto("SAGAS_STORAGE_TYPE"),
+		RutaSQLite:       filepath.Join(l.Texto("SAGAS_DATA_DIR"), "participante-"+servicio+".db"),
+		DireccionHTTP:    l.Texto("SAGAS_METRICS_ADDR"),
+		TokenHTTP:        l.Secreto("SAGAS_METRICS_TOKEN"),
+		SinAutenticacion: l.Interruptor("SAGAS_HTTP_ALLOW_UNAUTHENTICATED"),
 		MySQL: ConfigMySQL{
 			Host:      l.Texto("SAGAS_DB_HOST"),
 			Puerto:    l.Entero("SAGAS_DB_PORT", 3306),
@@ -123,6 +133,9 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		},
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
+	if c.DireccionHTTP == "" {
+		c.DireccionHTTP = DireccionHTTPPorDefecto
+	}
 	if l.Definida("SAGAS_TASA_FALLO") {
 		if t := l.Decimal("SAGAS_TASA_FALLO", -1); t >= 0 {
 			c.Fallos.Tasa = &t
@@ -176,6 +189,9 @@ func (c Config) validarDerivados() error {
 	if !configuracion.NombreValido(c.Servicio, "_.-", 100) {
 		errs = append(errs, fmt.Errorf("servicio %q: allowed are letters, digits, _ . -", c.Servicio))
 	}
+	if err := configuracion.Comprobar("SAGAS_METRICS_ADDR", c.DireccionHTTP); err == nil {
+		errs = append(errs, configuracion.ComprobarExposicion(c.ListenerHTTP(), c.SinAutenticacion))
+	}
 	switch c.Almacen {
 	case AlmacenSQLite:
 		if c.RutaSQLite == "" || strings.ContainsAny(c.RutaSQLite, "?#") {
@@ -193,4 +209,14 @@ func (c Config) validarDerivados() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ListenerHTTP describes the listener at DireccionHTTP, for the exposure
+// check and the start-up warning (configuracion.ComprobarExposicion).
+func (c Config) ListenerHTTP() configuracion.Listener {
+	host, _, _ := net.SplitHostPort(c.DireccionHTTP)
+	return configuracion.Listener{
+		Que: "/metrics, /healthz and /efectos", Variable: "SAGAS_METRICS_ADDR", Valor: c.DireccionHTTP, Host: host,
+		VariableToken: "SAGAS_METRICS_TOKEN", ConToken: c.TokenHTTP != "",
+	}
 }

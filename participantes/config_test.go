@@ -2,6 +2,7 @@ package participantes
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestLeerConfigLeeCadaVariable(t *testing.T) {
 		"SAGAS_PULSAR_URL": "pulsar://broker:6651", "SAGAS_PULSAR_ADMIN_URL": "http://broker:8081",
 		"SAGAS_PULSAR_TENANT": "t1", "SAGAS_PULSAR_NAMESPACE": "ns1", "SAGAS_STORAGE_TYPE": "mysql",
 		"SAGAS_DATA_DIR": "/var/lib/sagas", "SAGAS_DB_HOST": "db", "SAGAS_DB_PORT": "3307", "SAGAS_DB_USER": "u",
-		"SAGAS_DB_PASSWORD": "p", "SAGAS_METRICS_ADDR": ":9100", "SAGAS_FALLOS": "semillas", "SAGAS_TASA_FALLO": "0.2",
+		"SAGAS_DB_PASSWORD": "p", "SAGAS_METRICS_ADDR": ":9100", "SAGAS_METRICS_TOKEN": "m", "SAGAS_FALLOS": "semillas", "SAGAS_TASA_FALLO": "0.2",
 		"SAGAS_SEMILLA": "42", "SAGAS_LATENCIA": "20ms", "SAGAS_LOG_LEVEL": "debug", "SAGAS_TRABAJADORES": "16",
 	}))
 	if err != nil {
@@ -58,8 +59,8 @@ func TestLeerConfigLeeCadaVariable(t *testing.T) {
 		t.Errorf("mysql: %s %+v", c.Almacen, c.MySQL)
 	case c.RutaSQLite != "/var/lib/sagas/participante-tracking.db":
 		t.Errorf("sqlite: %s", c.RutaSQLite)
-	case c.DireccionHTTP != ":9100" || c.NivelLog != slog.LevelDebug || c.Trabajadores != 16:
-		t.Errorf("http %s log %v trabajadores %d", c.DireccionHTTP, c.NivelLog, c.Trabajadores)
+	case c.DireccionHTTP != ":9100" || c.TokenHTTP != "m" || c.NivelLog != slog.LevelDebug || c.Trabajadores != 16:
+		t.Errorf("http %s token %q log %v trabajadores %d", c.DireccionHTTP, c.TokenHTTP, c.NivelLog, c.Trabajadores)
 	case !c.Fallos.Semillas || c.Fallos.Tasa == nil || *c.Fallos.Tasa != 0.2 || c.Fallos.Semilla != 42 || c.Fallos.Latencia != 20*time.Millisecond:
 		t.Errorf("fallos: %+v", c.Fallos)
 	}
@@ -153,5 +154,65 @@ func TestValidarUnaConfigConstruidaEnCodigoNombraCadaVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not report %q:\n%v", want, err)
 		}
+	}
+}
+
+func TestLeerConfigRechazaHTTPFueraDeLoopbackSinToken(t *testing.T) {
+	for _, c := range []struct {
+		nombre string
+		env    map[string]string
+		nombra []string // nil: accepted
+	}{
+		{"por defecto", nil, nil},
+		{"loopback", map[string]string{"SAGAS_METRICS_ADDR": "127.0.0.1:9100"}, nil},
+		{"localhost", map[string]string{"SAGAS_METRICS_ADDR": "localhost:9100"}, nil},
+		{"todas las interfaces", map[string]string{"SAGAS_METRICS_ADDR": ":9100"},
+			[]string{`SAGAS_METRICS_ADDR=":9100"`, "SAGAS_METRICS_TOKEN", "SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on"}},
+		{"0.0.0.0", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100"}, []string{"SAGAS_METRICS_TOKEN"}},
+		{"ipv6", map[string]string{"SAGAS_METRICS_ADDR": "[::]:9100"}, []string{"SAGAS_METRICS_TOKEN"}},
+		{"un nombre", map[string]string{"SAGAS_METRICS_ADDR": "marca.interno:9100"}, []string{"SAGAS_METRICS_TOKEN"}},
+		// The coordinator's operator token is not the participants' token.
+		{"solo el token de la API", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_API_TOKEN": "t"}, []string{"SAGAS_METRICS_TOKEN"}},
+		{"con token", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_METRICS_TOKEN": "m"}, nil},
+		{"con la excepción", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_HTTP_ALLOW_UNAUTHENTICATED": "on"}, nil},
+	} {
+		_, err := LeerConfig("marca", entorno(c.env))
+		switch {
+		case c.nombra == nil && err != nil:
+			t.Errorf("%s: refused: %v", c.nombre, err)
+		case c.nombra != nil && err == nil:
+			t.Errorf("%s: accepted", c.nombre)
+		}
+		for _, n := range c.nombra {
+			if err != nil && !strings.Contains(err.Error(), n) {
+				t.Errorf("%s: %q does not name %s", c.nombre, err, n)
+			}
+		}
+	}
+}
+
+func TestValidarRechazaHTTPFueraDeLoopbackSinToken(t *testing.T) {
+	c, err := LeerConfig("marca", entorno(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DireccionHTTP = "0.0.0.0:9100"
+	if err := c.Validar(); err == nil || !strings.Contains(err.Error(), "SAGAS_METRICS_TOKEN") {
+		t.Fatalf("a Config built in code: %v", err)
+	}
+	c.TokenHTTP = "m"
+	if err := c.Validar(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeerConfigTokenHTTPDeUnArchivo(t *testing.T) {
+	archivo := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(archivo, []byte("de-archivo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LeerConfig("marca", entorno(map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_METRICS_TOKEN_FILE": archivo}))
+	if err != nil || c.TokenHTTP != "de-archivo" {
+		t.Fatalf("%q, %v", c.TokenHTTP, err)
 	}
 }

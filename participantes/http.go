@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/alpespartner/sagas/internal/acceso"
 	"github.com/alpespartner/sagas/participantes/servicio"
 )
 
@@ -20,7 +21,9 @@ type RespuestaEfectos struct {
 }
 
 // Handler serves /metrics (the participant's registry), /healthz (the store
-// answers) and /efectos/{saga_id} (the service's effects for a saga).
+// answers: a status word, never the error) and /efectos/{saga_id} (the
+// service's effects for a saga), all behind the bearer token
+// SAGAS_METRICS_TOKEN when it is set.
 func (p *Participante) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registro, promhttp.HandlerOpts{Registry: p.registro}))
@@ -52,5 +55,5 @@ func (p *Participante) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(cuerpo)
 	})
-	return mux
+	return acceso.Portador(p.cfg.TokenHTTP, mux)
 }

@@ -36,7 +36,10 @@
 //	                        127.0.0.1, 3306, sagas, sagas123 (MySQL database
 //	                        participante_<servicio>, created if missing)
 //	SAGAS_DB_PREFIJO        participante_ (MySQL database name prefix)
-//	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /efectos/{saga_id})
+//	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /efectos/{saga_id});
+//	                        off loopback it needs SAGAS_METRICS_TOKEN (or
+//	                        SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on)
+//	SAGAS_METRICS_TOKEN     bearer token of every route there (or _FILE)
 //	SAGAS_FALLOS            no | semillas (the seeds' failure rate of the service)
 //	SAGAS_TASA_FALLO        0..1, overrides the rate (and turns injection on)
 //	SAGAS_SEMILLA           RNG seed of the injection (default from the clock)

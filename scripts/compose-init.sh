@@ -12,6 +12,13 @@
 #       Without an argument the mode is COMPOSE_INIT_MODE: the MySQL
 #       entrypoint runs init scripts without arguments (and sources them
 #       when they are not executable).
+#   compose-init.sh secretos (on the host, once, before `up`)
+#       makes the secrets the compose file requires, with random values:
+#       secretos/metrics_token (the token Prometheus sends to /metrics) and
+#       an .env next to the compose file, which docker-compose reads, with
+#       SAGAS_API_TOKEN, GRAFANA_ADMIN_PASSWORD and SAGAS_METRICS_TOKEN_FILE.
+#       Keeps what already exists; prints where the values are, never the
+#       values.
 #
 # Env (pulsar): PULSAR_ADMIN (/pulsar/bin/pulsar-admin), PULSAR_ADMIN_URL
 #   (http://pulsar:8080), SAGAS_PULSAR_TENANT (alpespartner),
@@ -64,12 +71,50 @@ SQL
     log "user $user may create and use the databases participante_*"
 }
 
+# aleatorio prints 32 random bytes in hex.
+aleatorio() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
+init_secretos() {
+    local raiz dir env_file
+    raiz=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    dir="$raiz/secretos" env_file="$raiz/.env"
+    # The directory keeps the token from other users of this host; the file
+    # itself must stay readable by the containers' users (compose mounts it
+    # as it is), hence 0644 inside a 0700 directory.
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    if [[ -s $dir/metrics_token ]]; then
+        log "$dir/metrics_token exists"
+    else
+        (umask 022 && aleatorio >"$dir/metrics_token")
+        log "$dir/metrics_token created"
+    fi
+    chmod 644 "$dir/metrics_token"
+    touch "$env_file"
+    chmod 600 "$env_file"
+    local var valor
+    for var in SAGAS_API_TOKEN GRAFANA_ADMIN_PASSWORD SAGAS_METRICS_TOKEN_FILE; do
+        if grep -q "^$var=" "$env_file"; then
+            log "$var already in $env_file"
+            continue
+        fi
+        case $var in
+        SAGAS_METRICS_TOKEN_FILE) valor=./secretos/metrics_token ;;
+        *) valor=$(aleatorio) ;;
+        esac
+        printf '%s=%s\n' "$var" "$valor" >>"$env_file"
+        log "$var written to $env_file"
+    done
+    log "the API token and Grafana's admin password are in $env_file (user admin)"
+}
+
 main() {
     case "$1" in
     pulsar) init_pulsar ;;
     mysql) init_mysql ;;
+    secretos) init_secretos ;;
     *)
-        echo "usage: compose-init.sh pulsar|mysql (or COMPOSE_INIT_MODE=pulsar|mysql)" >&2
+        echo "usage: compose-init.sh pulsar|mysql|secretos (or COMPOSE_INIT_MODE=pulsar|mysql)" >&2
         return 2
         ;;
     esac

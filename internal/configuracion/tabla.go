@@ -125,16 +125,24 @@ var Variables = []Variable{
 		Descripcion: "MySQL connection pool size", Binarios: Coordinador},
 
 	// HTTP and logs.
-	{Nombre: "SAGAS_API_HOST", Defecto: "0.0.0.0", Valores: Texto{},
-		Descripcion: "HTTP listen host", Binarios: Coordinador},
+	{Nombre: "SAGAS_API_HOST", Defecto: "127.0.0.1", Valores: Texto{},
+		Descripcion: "HTTP listen host of the API; any host but a loopback one (127.0.0.1, ::1, localhost), 0.0.0.0 included, needs SAGAS_API_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on (compose: 0.0.0.0 with a token)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_PORT", Defecto: "8003", Valores: Puerto{0},
-		Descripcion: "HTTP port (API, /metrics, /healthz, /readyz)", Binarios: Coordinador},
+		Descripcion: "HTTP port (API, /healthz, /readyz; /metrics too while SAGAS_API_HOST is loopback and SAGAS_METRICS_ADDR unset)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_TOKEN", Valores: Texto{},
 		Descripcion: "if set, POSTs and saga reads need Authorization: Bearer <token> (carga: the default of -token)", Binarios: Coordinador | Carga},
-	{Nombre: "SAGAS_METRICS_ADDR", Defecto: "127.0.0.1:0", Valores: Direccion{},
-		Descripcion: "where a participant serves /metrics, /healthz and /efectos/{saga_id}", Binarios: Participantes},
+	{Nombre: "SAGAS_METRICS_ADDR", Valores: Direccion{},
+		DefectoTexto: "participants: 127.0.0.1:0 (a free port); coordinator: none",
+		Descripcion:  "the operations listener: a participant serves /metrics, /healthz and /efectos/{saga_id} there; the coordinator /metrics (when unset, on the API listener while SAGAS_API_HOST is loopback, else nowhere); an address that is not loopback needs SAGAS_METRICS_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on",
+		Binarios:     Coordinador | Participantes},
+	{Nombre: "SAGAS_METRICS_TOKEN", Valores: Texto{},
+		Descripcion: "if set, every route on the SAGAS_METRICS_ADDR listener needs Authorization: Bearer <token> (the scraper's token: it cannot start sagas)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_METRICS_TOKEN_FILE", Valores: Texto{},
+		Descripcion: "file holding SAGAS_METRICS_TOKEN (a Docker or Kubernetes secret), read at start", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_PPROF_ADDR", Valores: Direccion{},
-		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty", Binarios: Coordinador},
+		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty; pprof has no authentication, so an address that is not loopback needs SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on", Binarios: Coordinador},
+	{Nombre: "SAGAS_HTTP_ALLOW_UNAUTHENTICATED", Defecto: "off", Valores: Interruptor{},
+		Descripcion: "on lets an HTTP listener that is not loopback answer without authentication (the API without SAGAS_API_TOKEN, the metrics listener without SAGAS_METRICS_TOKEN, pprof); each such listener is logged as a warning at start. Only for a network you control end to end", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_LOG_LEVEL", Defecto: "info", Valores: Opciones{"debug", "info", "warn", "error"},
 		Descripcion: "log level", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_LOG_DIR", Defecto: "logs/sagas", Valores: Texto{},
@@ -228,6 +236,14 @@ func (l *Lector) Err() error { return errors.Join(l.errs...) }
 // spans variables), in the same "NAME=value: what it allows" form.
 func (l *Lector) Problema(nombre, valor, permitidos string) {
 	l.errs = append(l.errs, fmt.Errorf("%s=%q: %s", nombre, valor, permitidos))
+}
+
+// Anotar records err, a problem found by the caller that is already in the
+// "NAME=value: ..." form (ComprobarExposicion); nil is ignored.
+func (l *Lector) Anotar(err error) {
+	if err != nil {
+		l.errs = append(l.errs, err)
+	}
 }
 
 // Avisos are the notices for the operator the reads produced (a deprecated

@@ -235,11 +235,17 @@ func (s *Sistema) Log(nombre string) string {
 	return string(b)
 }
 
+// esperarListo polls url until it answers 200.
 func (s *Sistema) esperarListo(url, nombre string) {
 	s.t.Helper()
 	fin := time.Now().Add(90 * time.Second)
 	for {
-		resp, err := http.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.autorizar(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -296,7 +302,8 @@ func (s *Sistema) Post(ctx context.Context, ruta, cuerpo string, cabeceras ...st
 	return hacer(req)
 }
 
-// Get sends a GET to the API (or any absolute URL).
+// Get sends a GET to the API (or any absolute URL); to a participant's
+// listener (Metricas) with Env's SAGAS_METRICS_TOKEN when set.
 func (s *Sistema) Get(ctx context.Context, ruta string) (int, []byte, error) {
 	url := ruta
 	if strings.HasPrefix(ruta, "/") {
@@ -306,7 +313,22 @@ func (s *Sistema) Get(ctx context.Context, ruta string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	s.autorizar(req)
 	return hacer(req)
+}
+
+// autorizar adds Env's SAGAS_METRICS_TOKEN, when set, to a request for a
+// participant's listener (Metricas): every route there needs it.
+func (s *Sistema) autorizar(req *http.Request) {
+	token := s.Env["SAGAS_METRICS_TOKEN"]
+	if token == "" {
+		return
+	}
+	for _, base := range s.Metricas {
+		if strings.HasPrefix(req.URL.String(), base+"/") {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+	}
 }
 
 func hacer(req *http.Request) (int, []byte, error) {

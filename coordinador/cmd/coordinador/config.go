@@ -45,6 +45,14 @@ type config struct {
 	LegadoCampania string // legacy topic of EventoCampaniaCreada
 	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
 	PprofAddr      string // where to serve net/http/pprof ("" = off)
+	// MetricsAddr is where /metrics gets a listener of its own ("" = on the
+	// API listener while that is loopback, else nowhere); MetricsToken the
+	// bearer token it requires.
+	MetricsAddr  string
+	MetricsToken string
+	// SinAutenticacion is SAGAS_HTTP_ALLOW_UNAUTHENTICATED: listeners off
+	// loopback may answer without a token.
+	SinAutenticacion bool
 }
 
 // leerConfig reads and validates the environment through the shared table
@@ -90,6 +98,12 @@ func leerConfig(getenv func(string) string) (config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(l.Texto("SAGAS_LOG_LEVEL"))); err != nil {
 		c.LogLevel = slog.LevelInfo // the reader has reported it
 	}
+	// Listeners off loopback need credentials or the explicit override.
+	c.MetricsAddr, c.MetricsToken = l.Texto("SAGAS_METRICS_ADDR"), l.Secreto("SAGAS_METRICS_TOKEN")
+	c.SinAutenticacion = l.Interruptor("SAGAS_HTTP_ALLOW_UNAUTHENTICATED")
+	for _, ln := range c.listeners() {
+		l.Anotar(configuracion.ComprobarExposicion(ln, c.SinAutenticacion))
+	}
 	// Checks that need the file system.
 	if c.Definiciones != "" {
 		if st, err := os.Stat(c.Definiciones); err != nil || !st.IsDir() {
@@ -109,6 +123,32 @@ func leerConfig(getenv func(string) string) (config, error) {
 		slog.Warn(a)
 	}
 	return c, l.Err()
+}
+
+// listeners are the HTTP listeners the configuration opens: the API, and
+// the metrics and pprof ones when set.
+func (c config) listeners() []configuracion.Listener {
+	host, _, _ := net.SplitHostPort(c.APIAddr)
+	ls := []configuracion.Listener{{Que: "the API", Variable: "SAGAS_API_HOST", Valor: host, Host: host,
+		VariableToken: "SAGAS_API_TOKEN", ConToken: c.APIToken != ""}}
+	if c.MetricsAddr != "" {
+		host, _, _ := net.SplitHostPort(c.MetricsAddr)
+		ls = append(ls, configuracion.Listener{Que: "/metrics", Variable: "SAGAS_METRICS_ADDR", Valor: c.MetricsAddr, Host: host,
+			VariableToken: "SAGAS_METRICS_TOKEN", ConToken: c.MetricsToken != ""})
+	}
+	if c.PprofAddr != "" {
+		host, _, _ := net.SplitHostPort(c.PprofAddr)
+		ls = append(ls, configuracion.Listener{Que: "pprof", Variable: "SAGAS_PPROF_ADDR", Valor: c.PprofAddr, Host: host})
+	}
+	return ls
+}
+
+// metricasEnAPI reports whether the API listener serves /metrics: only when
+// no listener of its own is configured and the API is on loopback, so that
+// metrics never answer off loopback without a token meant for them.
+func (c config) metricasEnAPI() bool {
+	host, _, _ := net.SplitHostPort(c.APIAddr)
+	return c.MetricsAddr == "" && configuracion.Loopback(host)
 }
 
 // dsn is the MySQL DSN of the configuration.

@@ -14,7 +14,7 @@ func TestConfigPorDefectoEsValida(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Almacen != "sqlite" || c.APIAddr != "0.0.0.0:8003" || c.PulsarURL != "pulsar://127.0.0.1:6650" || !c.Puente || c.LogDir != "logs/sagas" {
+	if c.Almacen != "sqlite" || c.APIAddr != "127.0.0.1:8003" || c.PulsarURL != "pulsar://127.0.0.1:6650" || !c.Puente || c.LogDir != "logs/sagas" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if !strings.HasPrefix(c.Replica, "coordinador-") {

@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	// One registry for the process, the Pulsar client's metrics included,
-	// served on the API's /metrics.
+	// served on /metrics (which listener: exposicion.go).
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica())
 	client, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(reg), bus.ConSeguridad(cfg.Seguridad))
@@ -167,7 +167,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	web := ciclo.NuevoServidorHTTP(api.ServidorHTTP(cfg.APIAddr, e), 15*time.Second, logger)
+	apiHandler, partesMetricas := exponer(cfg, e, reg, logger)
+	web := ciclo.NuevoServidorHTTP(api.ServidorHTTP(cfg.APIAddr, apiHandler), 15*time.Second, logger)
 
 	// Start-up runs down this list, each component ready before the next
 	// starts; shut-down runs up it: intake first (HTTP, consumers), then the
@@ -192,6 +193,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.PprofAddr != "" {
 		partes = append(partes, ciclo.Parte{Nombre: "pprof", Componente: perfilador(cfg.PprofAddr, logger)})
 	}
+	partes = append(partes, partesMetricas...)
 	partes = append(partes, ciclo.Parte{Nombre: "http", Componente: web})
 
 	grupo := ciclo.Grupo{
