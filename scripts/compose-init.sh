@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
 # One-shot initialisation for docker-compose-alpespartner.yml.
 #
-#   compose-init.sh pulsar   (job pulsar-init, image apachepulsar/pulsar)
-#       creates tenant alpespartner and namespace alpespartner/sagas with
-#       broker de-duplication, retention and the schema compatibility strategy
-#       the coordinator relies on. Idempotent: the coordinator sets the same
-#       policies again at start-up.
 #   compose-init.sh mysql    (sagas-db, mounted in /docker-entrypoint-initdb.d)
 #       creates the participants' user, allowed to create and use the
 #       databases participante_<servicio> that each participant creates itself.
@@ -20,45 +15,9 @@
 #       Keeps what already exists; prints where the values are, never the
 #       values.
 #
-# Env (pulsar): PULSAR_ADMIN (/pulsar/bin/pulsar-admin), PULSAR_ADMIN_URL
-#   (http://pulsar:8080), SAGAS_PULSAR_TENANT (alpespartner),
-#   SAGAS_PULSAR_NAMESPACE (sagas), PULSAR_CLUSTER (standalone).
 # Env (mysql): MYSQL_ROOT_PASSWORD (the image's), PARTICIPANTES_DB_USER
 #   (participantes), PARTICIPANTES_DB_PASSWORD (participantes123).
 log() { printf '[compose-init %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-init_pulsar() {
-    local admin=${PULSAR_ADMIN:-/pulsar/bin/pulsar-admin}
-    local url=${PULSAR_ADMIN_URL:-http://pulsar:8080}
-    local tenant=${SAGAS_PULSAR_TENANT:-alpespartner}
-    local ns="$tenant/${SAGAS_PULSAR_NAMESPACE:-sagas}"
-    local cluster=${PULSAR_CLUSTER:-standalone}
-    pa() { "$admin" --admin-url "$url" "$@"; }
-
-    # The broker is healthy (depends_on), but retry briefly anyway.
-    local i
-    for i in $(seq 1 30); do
-        pa clusters list >/dev/null 2>&1 && break
-        log "waiting for the admin API at $url ($i)"
-        sleep 2
-    done
-    if pa tenants get "$tenant" >/dev/null 2>&1; then
-        log "tenant $tenant exists"
-    else
-        pa tenants create "$tenant" --allowed-clusters "$cluster"
-        log "tenant $tenant created"
-    fi
-    if pa namespaces list "$tenant" | grep -qx "$ns"; then
-        log "namespace $ns exists"
-    else
-        pa namespaces create "$ns"
-        log "namespace $ns created"
-    fi
-    pa namespaces set-deduplication "$ns" --enable
-    pa namespaces set-retention "$ns" --size 1G --time 1d
-    pa namespaces set-schema-compatibility-strategy "$ns" --compatibility BACKWARD_TRANSITIVE
-    log "policies of $ns: deduplication on, retention 1d/1G, schema compatibility BACKWARD_TRANSITIVE"
-}
 
 init_mysql() {
     local user=${PARTICIPANTES_DB_USER:-participantes} pass=${PARTICIPANTES_DB_PASSWORD:-participantes123}
@@ -110,11 +69,10 @@ init_secretos() {
 
 main() {
     case "$1" in
-    pulsar) init_pulsar ;;
     mysql) init_mysql ;;
     secretos) init_secretos ;;
     *)
-        echo "usage: compose-init.sh pulsar|mysql|secretos (or COMPOSE_INIT_MODE=pulsar|mysql)" >&2
+        echo "usage: compose-init.sh mysql|secretos (or COMPOSE_INIT_MODE=mysql)" >&2
         return 2
         ;;
     esac
