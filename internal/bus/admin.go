@@ -84,7 +84,7 @@ func (a *Admin) hacer(ctx context.Context, metodo, ruta string, cuerpo any, ok .
 		// Pulsar answers some authorization refusals with 401.
 		err = a.denegado(metodo, ruta, fmt.Errorf("%w: %w", ErrRechazado, err))
 	case resp.StatusCode == http.StatusUnauthorized:
-		err = fmt.Errorf("%w (SAGAS_PULSAR_AUTH=%s): %w: %w", ErrAutenticacion, a.seguridad.metodo(), ErrRechazado, err)
+		err = fmt.Errorf("%w (SAGAS_PULSAR_AUTH=%s%s): %w: %w", ErrAutenticacion, a.seguridad.metodo(), a.seguridad.pista(time.Now()), ErrRechazado, err)
 	case resp.StatusCode == http.StatusForbidden:
 		err = a.denegado(metodo, ruta, fmt.Errorf("%w: %w", ErrRechazado, err))
 	case resp.StatusCode/100 == 4:

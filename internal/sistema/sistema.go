@@ -226,6 +226,32 @@ func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {
 	s.procesos[nombre], s.logs[nombre] = cmd, log
 }
 
+// Ejecutar runs one more process of the system's binaries (nombre:
+// coordinador or a participant) with the system's environment, its role's
+// token and extra over them, until it exits or the deadline passes, and
+// returns its output and exit error (processes that fail at start-up).
+func (s *Sistema) Ejecutar(nombre string, extra map[string]string, plazo time.Duration) (string, error) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), plazo)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(Binarios(s.t), nombre))
+	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if s.credenciales != "" {
+		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, nombre+".token"))
+	}
+	for k, v := range extra {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("%s still running after %s", nombre, plazo)
+	}
+	return string(out), err
+}
+
 // Log returns the tail of a process's log, for failure messages.
 func (s *Sistema) Log(nombre string) string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, nombre+".log"))

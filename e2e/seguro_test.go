@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alpespartner/sagas/internal/integracion"
+	"github.com/alpespartner/sagas/internal/sistema"
+)
+
+// TestCredencialesRechazadasNombranLaCausaSinTocarAlSistema starts, next to
+// a running system on the secured broker, processes whose credentials are
+// wrong in each way an operator gets them wrong. Each must exit at start-up
+// with a message that names the cause, before it serves anything; the
+// running system is untouched and still completes sagas.
+func TestCredencialesRechazadasNombranLaCausaSinTocarAlSistema(t *testing.T) {
+	s := sistema.Arrancar(t, sistema.Opciones{Seguro: true})
+	b := integracion.PulsarSeguro(t)
+	dir := t.TempDir()
+	vencido := filepath.Join(dir, "vencido.token")
+	escribir(t, vencido, firmarToken(t, filepath.Join(b.Dir, "token-secret.key"), "coordinador", time.Now().Add(-time.Hour)))
+	otraCA := filepath.Join(dir, "otra-ca.pem")
+	escribir(t, otraCA, caAjena(t))
+	apiLibre := fmt.Sprint(sistema.PuertoLibre(t))
+
+	casos := []struct {
+		nombre, binario string
+		extra           map[string]string
+		debe            []string // every one in the output
+	}{
+		{"un participante con el rol de otro servicio", "marca",
+			map[string]string{"SAGAS_PULSAR_TOKEN_FILE": filepath.Join(b.Dir, "influencer.token"), "SAGAS_METRICS_ADDR": "127.0.0.1:0"},
+			[]string{"influencer", "comandos-marca", "permiso"}},
+		{"sin credenciales", "coordinador",
+			map[string]string{"SAGAS_PULSAR_AUTH": "none", "SAGAS_PULSAR_TOKEN_FILE": "", "SAGAS_API_PORT": apiLibre, "SAGAS_REPLICA_ID": "sin-credenciales"},
+			[]string{"autenticación rechazada", "SAGAS_PULSAR_AUTH=none"}},
+		{"un token vencido", "coordinador",
+			map[string]string{"SAGAS_PULSAR_TOKEN_FILE": vencido, "SAGAS_API_PORT": apiLibre, "SAGAS_REPLICA_ID": "vencido"},
+			[]string{"autenticación rechazada", "the token expired at", vencido}},
+		{"un certificado del broker que no firma la CA de confianza", "coordinador",
+			map[string]string{"SAGAS_PULSAR_TLS_TRUST_CERTS_FILE": otraCA, "SAGAS_API_PORT": apiLibre, "SAGAS_REPLICA_ID": "otra-ca"},
+			[]string{"verificación TLS fallida", otraCA}},
+	}
+	for _, c := range casos {
+		t.Run(c.nombre, func(t *testing.T) {
+			inicio := time.Now()
+			out, err := s.Ejecutar(c.binario, c.extra, 90*time.Second)
+			if err == nil {
+				t.Fatalf("%s started with bad credentials:\n%s", c.binario, out)
+			}
+			t.Logf("%s refused in %s: %v", c.binario, time.Since(inicio).Round(time.Millisecond), err)
+			for _, d := range c.debe {
+				if !strings.Contains(out, d) {
+					t.Errorf("the output does not name %q:\n%s", d, out)
+				}
+			}
+			for _, nunca := range []string{"coordinador listo", "participante iniciado"} {
+				if strings.Contains(out, nunca) {
+					t.Errorf("half-started: the output says %q:\n%s", nunca, out)
+				}
+			}
+		})
+	}
+
+	// The system next to them still completes a saga.
+	code, cuerpo, err := s.Post(context.Background(), "/campana-saga?esperar=60s", fmt.Sprintf(cuerpoCampana, ""))
+	if err != nil || code != 200 || decodificar(t, cuerpo).Estado != "COMPLETADA" {
+		t.Fatalf("the running system after the refusals: %d %v %s", code, err, cuerpo)
+	}
+}
+
+func escribir(t *testing.T, ruta, contenido string) {
+	t.Helper()
+	if err := os.WriteFile(ruta, []byte(contenido), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firmarToken signs an HS256 JWT for rol with the broker's secret key, as
+// `pulsar tokens create --expiry-time` does.
+func firmarToken(t *testing.T, claveArchivo, rol string, exp time.Time) string {
+	t.Helper()
+	clave, err := os.ReadFile(claveArchivo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	firmado := b64([]byte(`{"alg":"HS256"}`)) + "." + b64(fmt.Appendf(nil, `{"sub":%q,"exp":%d}`, rol, exp.Unix()))
+	m := hmac.New(sha256.New, clave)
+	m.Write([]byte(firmado))
+	return firmado + "." + b64(m.Sum(nil))
+}
+
+// caAjena is a self-signed CA that signed nothing the broker presents.
+func caAjena(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plantilla := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "otra CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, plantilla, plantilla, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
