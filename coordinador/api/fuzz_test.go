@@ -75,10 +75,10 @@ func comprobarCampana(t *testing.T, s solicitudCampana, pasos []string) {
 		s.Presupuesto > 0 && s.Presupuesto <= 1e9 &&
 		s.Marca != nil && textoValido(s.Marca.IDMarca, largoID) && textoValido(s.Marca.NombreMarca, largoTexto) &&
 		len(s.Influencers) >= 1 && len(s.Influencers) <= maximoInfluencers &&
-		(s.SimularFallo == "" || slices.Contains(pasos, s.SimularFallo)) &&
-		(s.SimularFalloCompensacion == "" || s.SimularFallo != "" &&
-			slices.Index(pasos, s.SimularFalloCompensacion) >= 0 &&
-			slices.Index(pasos, s.SimularFalloCompensacion) <= slices.Index(pasos, s.SimularFallo))
+		(s.SimularFallo == nil || slices.Contains(pasos, *s.SimularFallo)) &&
+		(s.SimularFalloCompensacion == nil || s.SimularFallo != nil &&
+			slices.Index(pasos, *s.SimularFalloCompensacion) >= 0 &&
+			slices.Index(pasos, *s.SimularFalloCompensacion) <= slices.Index(pasos, *s.SimularFallo))
 	for _, i := range s.Influencers {
 		ok = ok && textoValido(i.Nombre, largoTexto) && textoValido(i.Plataforma, largoTexto)
 	}
@@ -113,7 +113,7 @@ func comprobarLanzamiento(t *testing.T, s solicitudLanzamiento, pasos []string) 
 		s.Presupuesto > 0 && s.Presupuesto <= 1e9 && monedaISO.MatchString(s.Moneda) &&
 		s.Comision != nil && (s.Comision.Tipo == "porcentaje" && s.Comision.Valor > 0 && s.Comision.Valor <= 100 ||
 		s.Comision.Tipo == "fijo" && s.Comision.Valor > 0 && s.Comision.Valor <= 1e9) &&
-		len(s.CanalesNotificacion) >= 1 && (s.SimularFallo == "" || slices.Contains(pasos, s.SimularFallo))
+		len(s.CanalesNotificacion) >= 1 && (s.SimularFallo == nil || slices.Contains(pasos, *s.SimularFallo))
 	vistos := map[string]bool{}
 	for _, c := range s.CanalesNotificacion {
 		ok = ok && slices.Contains(canalesNotificacion, c) && !vistos[c]
