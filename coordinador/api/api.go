@@ -112,9 +112,11 @@ type servidor struct {
 	// nombresPasos and sujeto are derived once from catalogo and token.
 	nombresPasos map[string][]string
 	sujeto       string
-	logger       *slog.Logger
-	ahora        func() time.Time
-	metricas     *metricas
+	// documento is the OpenAPI document served at /openapi.json.
+	documento []byte
+	logger    *slog.Logger
+	ahora     func() time.Time
+	metricas  *metricas
 }
 
 // Nuevo builds the API's echo instance with every route registered. Serve it
@@ -165,6 +167,11 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 		s.catalogo = saga.CatalogoPorDefecto()
 	}
 	s.nombresPasos, s.sujeto = nombresPasos(s.catalogo), sujeto(s.token)
+	documento, err := documentoServido(len(s.token) > 0, s.tipos(), s.nombresPasos)
+	if err != nil {
+		return nil, err
+	}
+	s.documento = documento
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}

@@ -96,6 +96,10 @@ func TestEsquemasYEjemplosDelDocumento(t *testing.T) {
 					if m, ok := sub.(map[string]any); ok {
 						recorrer(m, ruta+"."+k)
 					}
+				case k == "oneOf":
+					for i, a := range sub.([]any) {
+						recorrer(a.(map[string]any), fmt.Sprintf("%s.oneOf[%d]", ruta, i))
+					}
 				}
 			}
 		}
@@ -139,7 +143,7 @@ type observacion struct {
 func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	var dbCaida atomic.Bool
 	en := nuevoEntorno(t, func(o *Opciones) {
-		o.Token = "tok"
+		o.Token, o.TokenLectura = "tok", "lec"
 		o.BaseDatos = func(ctx context.Context) error {
 			if dbCaida.Load() {
 				return errors.New("caída")
@@ -148,15 +152,30 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 		}
 	})
 	var vistas []observacion
-	hacer := func(metodo, url, cuerpo string, cabeceras ...string) respuesta {
-		t.Helper()
-		r := en.hacer(metodo, url, cuerpo, cabeceras...)
+	observar := func(metodo, url string, r respuesta) respuesta {
 		// The route template, as echo's router finds it.
 		req := httptest.NewRequest(metodo, url, nil)
 		c := en.e.NewContext(req, httptest.NewRecorder())
 		en.e.Router().Find(metodo, echo.GetPath(req), c)
 		vistas = append(vistas, observacion{metodo + " " + parametroEcho.ReplaceAllString(c.Path(), "{$1}"), r.codigo, r.cuerpo})
 		return r
+	}
+	hacer := func(metodo, url, cuerpo string, cabeceras ...string) respuesta {
+		t.Helper()
+		return observar(metodo, url, en.hacer(metodo, url, cuerpo, cabeceras...))
+	}
+	// cancelada is a request whose caller went away: the store answers
+	// with the context's error, which is the API's 503.
+	cancelada := func(metodo, url, cuerpo string) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, metodo, url, strings.NewReader(cuerpo))
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		req.Header.Set(echo.HeaderAuthorization, "Bearer tok")
+		if r := observar(metodo, url, en.enviar(req)); r.codigo != http.StatusServiceUnavailable {
+			t.Errorf("%s %s with its context cancelled: %d, want 503: %s", metodo, url, r.codigo, r.cuerpo)
+		}
 	}
 
 	// Every route, with the statuses it documents.
@@ -173,6 +192,10 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 		hacer(http.MethodPost, post.ruta, con(t, post.cuerpo, `{"nombre":"otra"}`), "Idempotency-Key", post.ruta) // 422
 		hacer(http.MethodPost, post.ruta, `{"extra":1}`)                                                          // 400
 		hacer(http.MethodPost, post.ruta, post.cuerpo, "Authorization", "")                                       // 401
+		hacer(http.MethodPost, post.ruta, post.cuerpo, "Authorization", "Bearer lec")                             // 403
+		en.iniciador.falla = fmt.Errorf("guardar saga: %w", context.DeadlineExceeded)
+		hacer(http.MethodPost, post.ruta, post.cuerpo) // 503
+		en.iniciador.falla = nil
 		hacer(http.MethodPost, post.ruta, strings.Repeat(" ", LimiteCuerpoPorDefecto+1))
 		hacer(http.MethodPost, post.ruta, post.cuerpo, "Content-Type", "text/plain") // 415
 	}
@@ -184,8 +207,18 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	hacer(http.MethodPost, "/api/v1/sagas/"+fallida+"/reintentar", "")    // 202
 	hacer(http.MethodPost, "/api/v1/sagas/"+compensada+"/reintentar", "") // 409
 	hacer(http.MethodPost, "/api/v1/sagas/"+uuid.NewString()+"/reintentar", "")
+	hacer(http.MethodPost, "/api/v1/sagas/"+fallida+"/reintentar", "", "Authorization", "Bearer lec") // 403
+	for _, id := range []string{compensada, uuid.NewString()} {
+		cancelada(http.MethodPost, "/api/v1/sagas/"+id+"/reintentar", "")
+		cancelada(http.MethodGet, "/saga/"+id+"/estado", "")
+		cancelada(http.MethodGet, "/api/v1/sagas/"+id, "")
+	}
+	for _, url := range []string{"/api/v1/sagas", "/api/v1/sagas/activas", "/api/v1/campanias"} {
+		cancelada(http.MethodGet, url, "")
+		hacer(http.MethodGet, url, "", "Authorization", "Bearer lec") // the read-only token reads
+	}
 	for _, url := range []string{"/api/v1/sagas", "/api/v1/sagas?estado=COMPENSADA&limite=2", "/api/v1/sagas?limite=x", "/api/v1/sagas/activas",
-		"/api/v1/sagas/activas?estado=INICIADA", "/api/v1/campanias", "/healthz", "/readyz", "/openapi.json"} {
+		"/api/v1/sagas/activas?estado=INICIADA", "/api/v1/campanias", "/api/v1/campanias?limite=0", "/healthz", "/readyz", "/openapi.json"} {
 		hacer(http.MethodGet, url, "")
 	}
 	for _, url := range []string{"/saga/x/estado", "/api/v1/sagas", "/api/v1/sagas/activas", "/api/v1/sagas/x", "/api/v1/campanias"} {
