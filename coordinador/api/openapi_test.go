@@ -745,3 +745,161 @@ func resumir(v any) string {
 	}
 	return string(b)
 }
+
+// The rules the document can only describe (one field against another,
+// date ranges, the wait's bounds, a parameter one listing refuses), each at
+// its edge, next to the description that states it: a rule changed on one
+// side only fails here.
+func TestReglasDescritasEnElDocumentoEnSuLimite(t *testing.T) {
+	en := nuevoEntorno(t)
+	en.iniciador.despues = func(id string) { en.terminarYa(id, "", "") }
+	doc := documento(t)
+	descripcion := func(camino ...string) string {
+		var nodo any = doc
+		for _, p := range camino {
+			nodo = mapa(nodo)[p]
+		}
+		d, _ := mapa(nodo)["description"].(string)
+		return d
+	}
+	parametro := func(n string) []string { return []string{"components", "parameters", n} }
+	propiedad := func(esquema, p string) []string {
+		return []string{"components", "schemas", esquema, "properties", p}
+	}
+	lanzamiento := func(cambios string) string { return con(t, cuerpoLanzamiento, cambios) }
+	campana := func(cambios string) string { return con(t, cuerpoSemillas, cambios) }
+	const t0 = "2025-03-01T00:00:00Z"
+	casos := []struct {
+		dice       []string // where the description is, and
+		frase      string   // what it must say
+		metodo     string
+		url        string
+		cuerpo     string
+		campo      string // the field a 400 names; "" when accepted
+		aceptacion int
+	}{
+		{parametro("desde"), "before hasta", http.MethodGet, "/api/v1/sagas?desde=" + t0 + "&hasta=" + t0, "", "hasta", 0},
+		{parametro("desde"), "before hasta", http.MethodGet, "/api/v1/sagas?desde=2025-03-01T00:00:01Z&hasta=" + t0, "", "hasta", 0},
+		{parametro("hasta"), "after desde", http.MethodGet, "/api/v1/sagas?desde=" + t0 + "&hasta=2025-03-01T00:00:00.000000001Z", "", "", http.StatusOK},
+		{propiedad("SolicitudLanzamiento", "fecha_fin"), "strictly after fecha_inicio", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_inicio":"` + t0 + `","fecha_fin":"` + t0 + `"}`), "fecha_fin", 0},
+		{propiedad("SolicitudLanzamiento", "fecha_fin"), "strictly after fecha_inicio", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_inicio":"` + t0 + `","fecha_fin":"2025-02-28T19:00:00.000000001-05:00"}`), "", http.StatusAccepted},
+		{propiedad("SolicitudLanzamiento", "fecha_inicio"), "from 2000-01-01T00:00:00Z (inclusive)", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_inicio":"2000-01-01T00:00:00Z"}`), "", http.StatusAccepted},
+		{propiedad("SolicitudLanzamiento", "fecha_inicio"), "offsets counted", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_inicio":"2000-01-01T00:00:00+01:00"}`), "fecha_inicio", 0},
+		{propiedad("SolicitudLanzamiento", "fecha_inicio"), "from 2000-01-01T00:00:00Z", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_inicio":"1999-12-31T23:59:59.999999999Z"}`), "fecha_inicio", 0},
+		{propiedad("SolicitudLanzamiento", "fecha_fin"), "before 2100-01-01T00:00:00Z", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_fin":"2099-12-31T23:59:59.999999999Z"}`), "", http.StatusAccepted},
+		{propiedad("SolicitudLanzamiento", "fecha_fin"), "before 2100-01-01T00:00:00Z", http.MethodPost, rutaLanzamiento,
+			lanzamiento(`{"fecha_fin":"2100-01-01T00:00:00Z"}`), "fecha_fin", 0},
+		{propiedad("SolicitudCampana", "simular_fallo_compensacion"), "Needs simular_fallo", http.MethodPost, rutaCampana,
+			campana(`{"simular_fallo_compensacion":"influencer"}`), "simular_fallo_compensacion", 0},
+		{propiedad("SolicitudCampana", "simular_fallo_compensacion"), "must name it or an earlier step", http.MethodPost, rutaCampana,
+			campana(`{"simular_fallo":"marca","simular_fallo_compensacion":"tracking"}`), "simular_fallo_compensacion", 0},
+		{propiedad("SolicitudCampana", "simular_fallo_compensacion"), "must name it or an earlier step", http.MethodPost, rutaCampana,
+			campana(`{"simular_fallo":"marca","simular_fallo_compensacion":"marca"}`), "", http.StatusAccepted},
+		{propiedad("SolicitudCampana", "simular_fallo_compensacion"), "must name it or an earlier step", http.MethodPost, rutaCampana,
+			campana(`{"simular_fallo":"marca","simular_fallo_compensacion":"influencer"}`), "", http.StatusAccepted},
+		{parametro("esperar"), "at most 120s", http.MethodPost, rutaCampana + "?esperar=120s", cuerpoSemillas, "", http.StatusOK},
+		{parametro("esperar"), "at most 120s", http.MethodPost, rutaCampana + "?esperar=2m0.000000001s", cuerpoSemillas, "esperar", 0},
+		{parametro("esperar"), "greater than zero", http.MethodPost, rutaCampana + "?esperar=0s", cuerpoSemillas, "esperar", 0},
+		{parametro("esperar"), "greater than zero", http.MethodPost, rutaLanzamiento + "?esperar=%2B0.0ms", cuerpoLanzamiento, "esperar", 0},
+		{[]string{"paths", "/api/v1/sagas/activas", "get"}, "estado is not admitted", http.MethodGet, "/api/v1/sagas/activas?estado=INICIADA", "", "estado", 0},
+	}
+	for _, c := range casos {
+		if d := descripcion(c.dice...); !strings.Contains(d, c.frase) {
+			t.Errorf("the description at %v does not say %q: %q", c.dice, c.frase, d)
+		}
+		r := en.hacer(c.metodo, c.url, c.cuerpo)
+		switch {
+		case c.campo == "" && r.codigo != c.aceptacion:
+			t.Errorf("%s %s %s: %d, want %d: %s", c.metodo, c.url, c.cuerpo, r.codigo, c.aceptacion, r.cuerpo)
+		case c.campo != "" && (r.codigo != http.StatusBadRequest || !nombraCampo(r.cuerpo, c.campo)):
+			t.Errorf("%s %s %s: %d, want 400 naming %s: %s", c.metodo, c.url, c.cuerpo, r.codigo, c.campo, r.cuerpo)
+		}
+	}
+}
+
+// A deployment serves the document that is true for it: the file as it is
+// with a token and the default definitions; without a token, no security and
+// no 401 or 403; with other definitions, their tipos and step names.
+func TestCadaDespliegueSirveElDocumentoQueLoDescribe(t *testing.T) {
+	servido := func(en *entorno) map[string]any {
+		t.Helper()
+		r := en.hacer(http.MethodGet, "/openapi.json", "", "Authorization", "")
+		doc, err := decodificarJSON(r.cuerpo)
+		if r.codigo != http.StatusOK || err != nil {
+			t.Fatalf("/openapi.json: %d %v", r.codigo, err)
+		}
+		return doc.(map[string]any)
+	}
+	archivo := documento(t)
+	for _, op := range operaciones(archivo) {
+		metodo, ruta, _ := strings.Cut(op, " ")
+		o := mapa(mapa(archivo["paths"])[ruta])[strings.ToLower(metodo)].(map[string]any)
+		seguridad := fmt.Sprint(o["security"])
+		respuestas := mapa(o["responses"])
+		switch {
+		case ruta == "/healthz" || ruta == "/readyz" || ruta == "/openapi.json":
+			if seguridad != "[]" {
+				t.Errorf("%s needs no token, the document says %s", op, seguridad)
+			}
+		case metodo == http.MethodPost:
+			if seguridad != "[map[operador:[]]]" || respuestas["401"] == nil || respuestas["403"] == nil {
+				t.Errorf("%s: the operator token only, 401 and 403 documented; the document says %s", op, seguridad)
+			}
+		default:
+			if seguridad != "[map[operador:[]] map[lector:[]]]" || respuestas["401"] == nil || respuestas["403"] != nil {
+				t.Errorf("%s: either token, 401 documented, no 403; the document says %s", op, seguridad)
+			}
+		}
+	}
+	esquemasSeg := mapa(mapa(archivo["components"])["securitySchemes"])
+	if !strings.Contains(fmt.Sprint(esquemasSeg["operador"]), "SAGAS_API_TOKEN") || !strings.Contains(fmt.Sprint(esquemasSeg["lector"]), "SAGAS_API_READ_TOKEN") ||
+		!strings.Contains(fmt.Sprint(esquemasSeg["operador"]), "only when SAGAS_API_TOKEN is set") {
+		t.Errorf("the security schemes must name their variables and say when a token is needed: %v", esquemasSeg)
+	}
+
+	conToken := nuevoEntorno(t, func(o *Opciones) { o.Token, o.TokenLectura = "op", "lec" })
+	if r := conToken.hacer(http.MethodGet, "/openapi.json", ""); string(r.cuerpo) != string(esquemas.OpenAPI()) {
+		t.Fatal("with a token and the default definitions the file is served as it is")
+	}
+
+	sinToken := nuevoEntorno(t)
+	doc := servido(sinToken)
+	if fmt.Sprint(doc["security"]) != "[]" || mapa(doc["components"])["securitySchemes"] != nil {
+		t.Errorf("without a token the served document still asks for one: %v", doc["security"])
+	}
+	for _, op := range operaciones(doc) {
+		metodo, ruta, _ := strings.Cut(op, " ")
+		o := mapa(mapa(doc["paths"])[ruta])[strings.ToLower(metodo)].(map[string]any)
+		if o["security"] != nil || mapa(o["responses"])["401"] != nil || mapa(o["responses"])["403"] != nil {
+			t.Errorf("without a token %s still documents a token: %v %v", op, o["security"], o["responses"])
+		}
+	}
+	if r := sinToken.hacer(http.MethodGet, "/api/v1/sagas", "", "Authorization", ""); r.codigo != http.StatusOK {
+		t.Errorf("without a token the API must answer without one: %d", r.codigo)
+	}
+
+	catalogo := saga.CatalogoPorDefecto()
+	otra := *saga.Campana()
+	otra.Tipo = "campana-corta"
+	otra.Pasos = otra.Pasos[:2]
+	catalogo[otra.Tipo] = &otra
+	catalogo[saga.TipoCampana] = &otra
+	propio := nuevoEntorno(t, func(o *Opciones) { o.Token, o.Catalogo = "op", catalogo })
+	doc = servido(propio)
+	componentes := mapa(doc["components"])
+	if got := fmt.Sprint(mapa(mapa(mapa(componentes["parameters"])["tipo"])["schema"])["enum"]); got != "[campana campana-corta lanzar-campania-completa]" {
+		t.Errorf("the served tipos are not the catalogue's: %s", got)
+	}
+	if got := fmt.Sprint(mapa(mapa(mapa(componentes["schemas"])["SolicitudCampana"])["properties"])["simular_fallo"].(map[string]any)["enum"]); got != "[influencer marca <nil>]" {
+		t.Errorf("the served step names are not the catalogue's: %s", got)
+	}
+	if doc["security"] == nil {
+		t.Error("a deployment with a token serves its security")
+	}
+}
