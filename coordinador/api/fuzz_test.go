@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/esquemas"
 )
 
 // FuzzDecodificarSolicitud feeds arbitrary bodies to both request decoders.
@@ -35,20 +36,40 @@ func FuzzDecodificarSolicitud(f *testing.F) {
 	}
 	pasos := nombresPasos(saga.CatalogoPorDefecto())
 	campana, lanzamiento := pasos[saga.TipoCampana], pasos[saga.TipoLanzarCampaniaCompleta]
+	doc, err := decodificarJSON(esquemas.OpenAPI())
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := &validador{doc: doc.(map[string]any)}
 	f.Fuzz(func(t *testing.T, cuerpo []byte) {
 		sc, err := decodificarCampana(cuerpo, campana, &campos{})
 		if err != nil {
 			comprobarRechazo(t, err)
 		} else {
 			comprobarCampana(t, sc, campana)
+			cumpleElDocumento(t, v, "SolicitudCampana", cuerpo)
 		}
 		sl, err := decodificarLanzamiento(cuerpo, lanzamiento, &campos{})
 		if err != nil {
 			comprobarRechazo(t, err)
 		} else {
 			comprobarLanzamiento(t, sl, lanzamiento)
+			cumpleElDocumento(t, v, "SolicitudLanzamiento", cuerpo)
 		}
 	})
+}
+
+// cumpleElDocumento fails when the API accepted a body that its schema in
+// esquemas/openapi.json refuses.
+func cumpleElDocumento(t *testing.T, v *validador, esquema string, cuerpo []byte) {
+	t.Helper()
+	valor, err := decodificarJSON(cuerpo)
+	if err != nil {
+		t.Fatalf("accepted a body that is not JSON: %v", err)
+	}
+	if errs := v.validar(map[string]any{"$ref": "#/components/schemas/" + esquema}, valor, "$"); len(errs) > 0 {
+		t.Fatalf("accepted a body the document refuses: %v\n%s", errs, cuerpo)
+	}
 }
 
 func comprobarRechazo(t *testing.T, err error) {
