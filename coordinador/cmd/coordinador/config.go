@@ -16,32 +16,34 @@ import (
 
 // config is the coordinator's configuration, read once from the environment.
 type config struct {
-	Almacen         string // sqlite | mysql
-	SQLitePath      string
-	DBHost          string
-	DBPort          int
-	DBName          string
-	DBUser          string
-	DBPassword      string
-	DBMaxConns      int
-	PulsarURL       string
-	PulsarAdminURL  string
-	Seguridad       bus.Seguridad // SAGAS_PULSAR_AUTH and its family
-	Tenant          string
-	Namespace       string
-	APIAddr         string
-	APIToken        string
-	APITokenLectura string // SAGAS_API_READ_TOKEN: the GET routes only
-	Replica         string
-	LogDir          string // "" = seeds' log files off
-	LogLevel        slog.Level
-	Puente          bool
-	Temporizador    time.Duration
-	Trabajadores    int
-	Definiciones    string // directory of extra/overriding saga definitions (*.json)
-	LegadoCampania  string // legacy topic of EventoCampaniaCreada
-	LegadoLanzar    string // legacy topic of ComandoLanzarCampaniaCompleta
-	PprofAddr       string // where to serve net/http/pprof ("" = off)
+	Almacen        string // sqlite | mysql
+	SQLitePath     string
+	DBHost         string
+	DBPort         int
+	DBName         string
+	DBUser         string
+	DBPassword     string
+	DBMaxConns     int
+	PulsarURL      string
+	PulsarAdminURL string
+	Seguridad      bus.Seguridad // SAGAS_PULSAR_AUTH and its family
+	Tenant         string
+	Namespace      string
+	APIAddr        string
+	APIToken       string
+	Replica        string
+	LogDir         string // "" = seeds' log files off
+	LogLevel       slog.Level
+	Puente         bool
+	Temporizador   time.Duration
+	Trabajadores   int
+	Definiciones   string // directory of extra/overriding saga definitions (*.json)
+	LegadoCampania string // legacy topic of EventoCampaniaCreada
+	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
+	PprofAddr      string // where to serve net/http/pprof ("" = off)
+
+	// APITokenLectura is SAGAS_API_READ_TOKEN: a token for the GET routes only.
+	APITokenLectura string
 }
 
 // leerConfig reads and validates the environment through the shared table
@@ -58,10 +60,12 @@ func leerConfig(getenv func(string) string) (config, error) {
 		Temporizador: l.Duracion("SAGAS_TIMER_INTERVAL", 250*time.Millisecond), Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", 2),
 		Definiciones:   l.Texto("SAGAS_DEFINICIONES"),
 		LegadoCampania: l.Texto("SAGAS_LEGADO_TOPICO_CAMPANIA"), LegadoLanzar: l.Texto("SAGAS_LEGADO_TOPICO_LANZAR"),
-		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"), APITokenLectura: l.Texto("SAGAS_API_READ_TOKEN"),
+		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
+	// The read-only token only means something beside the operator's.
+	c.APITokenLectura = l.Texto("SAGAS_API_READ_TOKEN")
 	switch {
 	case c.APITokenLectura != "" && c.APIToken == "":
 		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "a read-only token needs the operator token SAGAS_API_TOKEN: without it every route, POSTs included, is open to anyone")
