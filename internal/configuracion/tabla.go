@@ -121,7 +121,7 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_API_PORT", Defecto: "8003", Valores: Puerto{0},
 		Descripcion: "HTTP port (API, /metrics, /healthz, /readyz)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_TOKEN", Valores: Texto{},
-		Descripcion: "the operator token: if set, POSTs and saga reads need Authorization: Bearer <token> (carga: the default of -token)", Binarios: Coordinador | Carga},
+		Descripcion: "if set, POSTs and saga reads need Authorization: Bearer <token> (carga: the default of -token)", Binarios: Coordinador | Carga},
 	{Nombre: "SAGAS_API_READ_TOKEN", Valores: Texto{},
 		Descripcion: "a read-only token: it opens the GET routes (and so the inspector's views), and the POSTs (start, retry) answer it 403; needs SAGAS_API_TOKEN, and must differ from it", Binarios: Coordinador},
 	{Nombre: "SAGAS_METRICS_ADDR", Defecto: "127.0.0.1:0", Valores: Direccion{},

@@ -31,6 +31,7 @@ type config struct {
 	Namespace      string
 	APIAddr        string
 	APIToken       string
+	TokenLectura   string // SAGAS_API_READ_TOKEN: the API's GET routes only
 	Replica        string
 	LogDir         string // "" = seeds' log files off
 	LogLevel       slog.Level
@@ -41,9 +42,6 @@ type config struct {
 	LegadoCampania string // legacy topic of EventoCampaniaCreada
 	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
 	PprofAddr      string // where to serve net/http/pprof ("" = off)
-
-	// APITokenLectura is SAGAS_API_READ_TOKEN: a token for the GET routes only.
-	APITokenLectura string
 }
 
 // leerConfig reads and validates the environment through the shared table
@@ -64,14 +62,6 @@ func leerConfig(getenv func(string) string) (config, error) {
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
-	// The read-only token only means something beside the operator's.
-	c.APITokenLectura = l.Texto("SAGAS_API_READ_TOKEN")
-	switch {
-	case c.APITokenLectura != "" && c.APIToken == "":
-		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "a read-only token needs the operator token SAGAS_API_TOKEN: without it every route, POSTs included, is open to anyone")
-	case c.APITokenLectura != "" && c.APITokenLectura == c.APIToken:
-		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "must differ from SAGAS_API_TOKEN: the read-only token would also be the operator's")
-	}
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(l.Texto("SAGAS_DATA_DIR"), "coordinador.db")
 	}
@@ -84,6 +74,14 @@ func leerConfig(getenv func(string) string) (config, error) {
 		if err := configuracion.Comprobar("SAGAS_REPLICA_ID", c.Replica); err != nil {
 			l.Problema("SAGAS_REPLICA_ID", c.Replica, "the host name makes an invalid replica id; set SAGAS_REPLICA_ID")
 		}
+	}
+	// The read-only token only means something beside the operator's.
+	c.TokenLectura = l.Texto("SAGAS_API_READ_TOKEN")
+	switch {
+	case c.TokenLectura != "" && c.APIToken == "":
+		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "a read-only token needs the operator token SAGAS_API_TOKEN: without it every route, POSTs included, is open to anyone")
+	case c.TokenLectura != "" && c.TokenLectura == c.APIToken:
+		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "must differ from SAGAS_API_TOKEN: the read-only token would also be the operator's")
 	}
 	if d := l.Texto("SAGAS_LOG_DIR"); !strings.EqualFold(d, "off") {
 		c.LogDir = d

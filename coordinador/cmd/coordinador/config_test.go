@@ -82,8 +82,8 @@ func TestConfigSQLiteEnElDirectorioDeDatosSinRutaExplicita(t *testing.T) {
 func TestConfigTokenDeSoloLecturaJuntoAlDeOperador(t *testing.T) {
 	dir := t.TempDir()
 	c, err := leerConfig(entornoDe(map[string]string{"SAGAS_DATA_DIR": dir, "SAGAS_API_TOKEN": "op", "SAGAS_API_READ_TOKEN": "lec"}))
-	if err != nil || c.APIToken != "op" || c.APITokenLectura != "lec" {
-		t.Fatalf("%q %q, %v", c.APIToken, c.APITokenLectura, err)
+	if err != nil || c.APIToken != "op" || c.TokenLectura != "lec" {
+		t.Fatalf("%q %q, %v", c.APIToken, c.TokenLectura, err)
 	}
 	for _, env := range []map[string]string{
 		{"SAGAS_API_READ_TOKEN": "lec"},
