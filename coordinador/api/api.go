@@ -78,9 +78,14 @@ type Opciones struct {
 	// Registro receives the HTTP metrics and is served at /metrics; when nil
 	// a private registry is used.
 	Registro *prometheus.Registry
-	// Token, when not empty, is the bearer token every route but /healthz,
-	// /readyz, /metrics and /openapi.json requires (SAGAS_API_TOKEN).
+	// Token, when not empty, is the operator's bearer token, which every
+	// route but /healthz, /readyz, /metrics, /openapi.json and the
+	// inspector's page requires (SAGAS_API_TOKEN).
 	Token string
+	// TokenLectura, when not empty, is a second bearer token that opens the
+	// GET routes only; the POSTs answer 403 to it (SAGAS_API_READ_TOKEN).
+	// It needs Token and must differ from it.
+	TokenLectura string
 	// LimiteCuerpo bounds request bodies in bytes; default LimiteCuerpoPorDefecto.
 	LimiteCuerpo int64
 	// Catalogo is the engine's catalogue: the step names simular_fallo may
@@ -100,14 +105,18 @@ type servidor struct {
 	broker     Comprobacion
 	plazoSalud time.Duration
 	token      []byte
-	limite     int64
-	catalogo   saga.Catalogo
+	// tokenLectura opens the GET routes only.
+	tokenLectura []byte
+	limite       int64
+	catalogo     saga.Catalogo
 	// nombresPasos and sujeto are derived once from catalogo and token.
 	nombresPasos map[string][]string
 	sujeto       string
-	logger       *slog.Logger
-	ahora        func() time.Time
-	metricas     *metricas
+	// documento is the OpenAPI document served at /openapi.json.
+	documento []byte
+	logger    *slog.Logger
+	ahora     func() time.Time
+	metricas  *metricas
 }
 
 // Nuevo builds the API's echo instance with every route registered. Serve it
@@ -125,6 +134,12 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	if o.Esperas == nil {
 		faltan = append(faltan, errors.New("falta Esperas"))
 	}
+	switch {
+	case o.TokenLectura != "" && o.Token == "":
+		faltan = append(faltan, errors.New("TokenLectura (SAGAS_API_READ_TOKEN) sin Token (SAGAS_API_TOKEN): un token de solo lectura no protege nada si las demás rutas quedan abiertas"))
+	case o.TokenLectura != "" && o.TokenLectura == o.Token:
+		faltan = append(faltan, errors.New("TokenLectura (SAGAS_API_READ_TOKEN) es igual a Token (SAGAS_API_TOKEN): el token de solo lectura debe ser otro"))
+	}
 	if o.LimiteCuerpo < 0 || o.PlazoSalud < 0 {
 		faltan = append(faltan, errors.New("LimiteCuerpo y PlazoSalud no pueden ser negativos"))
 	}
@@ -139,6 +154,9 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	if o.Token != "" {
 		s.token = []byte(o.Token)
 	}
+	if o.TokenLectura != "" {
+		s.tokenLectura = []byte(o.TokenLectura)
+	}
 	if s.plazoSalud == 0 {
 		s.plazoSalud = PlazoSaludPorDefecto
 	}
@@ -149,6 +167,11 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 		s.catalogo = saga.CatalogoPorDefecto()
 	}
 	s.nombresPasos, s.sujeto = nombresPasos(s.catalogo), sujeto(s.token)
+	documento, err := documentoServido(len(s.token) > 0, s.tipos(), s.nombresPasos)
+	if err != nil {
+		return nil, err
+	}
+	s.documento = documento
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
@@ -169,21 +192,23 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.manejarError
 	// Metrics are outermost: they see the status the error handler chose.
-	e.Use(s.medir, s.limitarCuerpo)
+	// The token is checked before the body is read, so a caller without
+	// one learns nothing about the body limit.
+	e.Use(s.medir)
 
 	e.GET("/healthz", s.vivo)
 	e.GET("/readyz", s.listo)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(registro, promhttp.HandlerOpts{})))
 	e.GET("/openapi.json", s.openAPI)
 
-	e.POST(rutaCampana, s.iniciarCampana, s.autenticar)
-	e.GET("/saga/:id_saga/estado", s.estado, s.autenticar)
-	e.POST(rutaLanzamiento, s.iniciarLanzamiento, s.autenticar)
-	e.GET("/api/v1/sagas", s.listar, s.autenticar)
-	e.GET("/api/v1/sagas/activas", s.activas, s.autenticar)
-	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar)
-	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar)
-	e.GET("/api/v1/campanias", s.campanias, s.autenticar)
+	e.POST(rutaCampana, s.iniciarCampana, s.autenticar(operar), s.limitarCuerpo)
+	e.GET("/saga/:id_saga/estado", s.estado, s.autenticar(leer))
+	e.POST(rutaLanzamiento, s.iniciarLanzamiento, s.autenticar(operar), s.limitarCuerpo)
+	e.GET("/api/v1/sagas", s.listar, s.autenticar(leer))
+	e.GET("/api/v1/sagas/activas", s.activas, s.autenticar(leer))
+	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar(leer))
+	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar(operar))
+	e.GET("/api/v1/campanias", s.campanias, s.autenticar(leer))
 	inspector.Rutas(e)
 	return e, nil
 }

@@ -576,6 +576,75 @@ func TestTokenProtegeTodoMenosSaludMetricasYDocumento(t *testing.T) {
 	}
 }
 
+// The read-only token reads every GET route and the inspector's views; every
+// POST answers it 403 saying the token is read-only, and creates nothing.
+// The operator token does everything; anything else is a 401.
+func TestTokenDeSoloLecturaLeePeroNoOpera(t *testing.T) {
+	en := nuevoEntorno(t, func(o *Opciones) { o.Token, o.TokenLectura = "operador", "lector" })
+	id := en.hacer(http.MethodPost, "/campana-saga", cuerpoSemillas, "Authorization", "Bearer operador").json(t)["id_saga"].(string)
+	en.terminarYa(id, "marca", "influencer") // COMPENSACION_FALLIDA: retryable
+	lecturas := []string{"/saga/" + id + "/estado", "/api/v1/sagas", "/api/v1/sagas/activas", "/api/v1/sagas/" + id, "/api/v1/campanias",
+		"/inspector/", "/healthz", "/openapi.json"}
+	for _, ruta := range lecturas {
+		for _, aut := range []string{"Bearer lector", "Bearer operador", "bearer lector"} {
+			if r := en.hacer(http.MethodGet, ruta, "", "Authorization", aut); r.codigo != http.StatusOK {
+				t.Errorf("GET %s with %q: %d, want 200: %s", ruta, aut, r.codigo, r.cuerpo)
+			}
+		}
+		if strings.HasPrefix(ruta, "/inspector") || ruta == "/healthz" || ruta == "/openapi.json" {
+			continue
+		}
+		for _, aut := range []string{"", "Bearer otro", "Bearer lector2", "Bearer operadorlector"} {
+			if r := en.hacer(http.MethodGet, ruta, "", "Authorization", aut); r.codigo != http.StatusUnauthorized {
+				t.Errorf("GET %s with %q: %d, want 401", ruta, aut, r.codigo)
+			}
+		}
+	}
+	antes := en.sagas()
+	operaciones := []struct{ ruta, cuerpo string }{
+		{"/campana-saga", cuerpoSemillas},
+		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento},
+		{"/api/v1/sagas/" + id + "/reintentar", ""},
+	}
+	for _, op := range operaciones {
+		r := en.hacer(http.MethodPost, op.ruta, op.cuerpo, "Authorization", "Bearer lector")
+		if r.codigo != http.StatusForbidden || !strings.Contains(r.json(t)["error"].(string), "solo lectura") {
+			t.Errorf("POST %s with the read-only token: %d, want 403 saying it is read-only: %s", op.ruta, r.codigo, r.cuerpo)
+		}
+		if r := en.hacer(http.MethodPost, op.ruta, op.cuerpo, "Authorization", "Bearer otro"); r.codigo != http.StatusUnauthorized {
+			t.Errorf("POST %s with a wrong token: %d, want 401", op.ruta, r.codigo)
+		}
+	}
+	en.nadaCreado(antes)
+	if s, _ := en.store.Saga(context.Background(), id); s.Estado != saga.CompensacionFallida {
+		t.Fatalf("a refused retry moved the saga to %s", s.Estado)
+	}
+	for _, op := range operaciones {
+		if r := en.hacer(http.MethodPost, op.ruta, op.cuerpo, "Authorization", "Bearer operador"); r.codigo != http.StatusAccepted {
+			t.Errorf("POST %s with the operator token: %d, want 202: %s", op.ruta, r.codigo, r.cuerpo)
+		}
+	}
+}
+
+// A read-only token without the operator token would leave the POSTs
+// open while looking protected; one equal to it would grant everything.
+func TestTokenDeSoloLecturaExigeOtroTokenDeOperador(t *testing.T) {
+	base := func() Opciones {
+		en := nuevoEntorno(t)
+		return Opciones{Iniciador: en.iniciador, Consultas: en.store, Esperas: en.avisos}
+	}
+	for _, c := range []struct{ token, lectura, dice string }{
+		{"", "lector", "sin Token (SAGAS_API_TOKEN)"},
+		{"mismo", "mismo", "debe ser otro"},
+	} {
+		o := base()
+		o.Token, o.TokenLectura = c.token, c.lectura
+		if _, err := Nuevo(o); err == nil || !strings.Contains(err.Error(), c.dice) || !strings.Contains(err.Error(), "SAGAS_API_READ_TOKEN") {
+			t.Errorf("Token %q, TokenLectura %q: %v, want an error saying %q", c.token, c.lectura, err, c.dice)
+		}
+	}
+}
+
 func TestSagaDesconocidaOMalFormadaEs404(t *testing.T) {
 	en := nuevoEntorno(t)
 	for _, ruta := range []string{

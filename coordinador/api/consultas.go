@@ -119,13 +119,18 @@ func (s *servidor) campanias(c echo.Context) error {
 }
 
 // leerFiltro reads a listing's query, naming every bad parameter. Unknown
-// parameters are ignored.
+// parameters are ignored, and so is an empty value (estado=, limite=), as
+// esquemas/openapi.json states with allowEmptyValue.
 func (s *servidor) leerFiltro(q url.Values) (almacen.Filtro, campos) {
 	var cs campos
 	f := almacen.Filtro{Limite: limitePorDefecto}
 	for _, v := range q["estado"] {
+		if v == "" {
+			continue
+		}
 		for e := range strings.SplitSeq(v, ",") {
-			e = strings.TrimSpace(e)
+			// Spaces only, as the document's pattern says: "A, B" is a list.
+			e = strings.Trim(e, " ")
 			if !slices.Contains(estadosSaga, saga.Estado(e)) {
 				cs.falla("estado", "cada estado debe ser uno de: "+unir(estadosSaga))
 				continue

@@ -61,15 +61,20 @@ func (r *reloj) avanzar(d time.Duration) {
 }
 
 // iniciadorProbado is the engine, counting Iniciar calls and running
-// despues (if set) after each saga it starts.
+// despues (if set) after each saga it starts; while falla is set, Iniciar
+// returns it instead (a store that does not answer, say).
 type iniciadorProbado struct {
 	*motor.Motor
 	llamadas atomic.Int32
 	despues  func(id string)
+	falla    error
 }
 
 func (i *iniciadorProbado) Iniciar(ctx context.Context, sol motor.Solicitud) (string, bool, error) {
 	i.llamadas.Add(1)
+	if i.falla != nil {
+		return "", false, i.falla
+	}
 	id, creada, err := i.Motor.Iniciar(ctx, sol)
 	if err == nil && creada && i.despues != nil {
 		i.despues(id)

@@ -42,6 +42,7 @@ func (e *errorSolicitud) Error() string {
 // Sentinel refusals that carry no field list.
 var (
 	errNoAutorizado  = &errorSolicitud{codigo: http.StatusUnauthorized, mensaje: "falta el token o no es válido (Authorization: Bearer <token>)"}
+	errSoloLectura   = &errorSolicitud{codigo: http.StatusForbidden, mensaje: "el token es de solo lectura: iniciar o reintentar sagas requiere el token de operador"}
 	errTipoContenido = &errorSolicitud{codigo: http.StatusUnsupportedMediaType, mensaje: "el cuerpo debe ser JSON (Content-Type: application/json)"}
 	errCuerpoVacio   = &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "el cuerpo está vacío: se espera un objeto JSON"}
 )

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,16 +17,19 @@ import (
 // validador checks JSON values against the subset of JSON Schema (OpenAPI
 // 3.0 flavour) that esquemas/openapi.json uses: $ref, type, nullable, enum,
 // required, properties, additionalProperties (false or a schema), items,
-// format date-time, minimum/maximum/exclusiveMinimum, minLength/maxLength,
-// minItems/maxItems/uniqueItems and pattern. Any other keyword is an error,
-// so the document cannot use a rule that goes unchecked.
+// oneOf, format date-time, minimum/maximum/exclusiveMinimum,
+// minLength/maxLength, minItems/maxItems/uniqueItems and pattern. Any other
+// keyword is an error, so the document cannot use a rule that goes
+// unchecked. Numbers are compared exactly (math/big), and an integer is a
+// JSON number without fraction or exponent, as OpenAPI 3.0's JSON Schema
+// and encoding/json have it.
 type validador struct{ doc map[string]any }
 
 var palabrasConocidas = map[string]bool{
 	"$ref": true, "type": true, "nullable": true, "enum": true, "required": true, "properties": true,
 	"additionalProperties": true, "items": true, "format": true, "minimum": true, "maximum": true,
 	"exclusiveMinimum": true, "minLength": true, "maxLength": true, "minItems": true, "maxItems": true,
-	"uniqueItems": true, "pattern": true, "description": true, "example": true,
+	"uniqueItems": true, "pattern": true, "description": true, "example": true, "oneOf": true,
 }
 
 // decodificarJSON keeps numbers as json.Number, so integers can be told apart.
@@ -76,6 +81,20 @@ func (v *validador) validar(esquema map[string]any, valor any, ruta string) []st
 			return errs
 		}
 		return append(errs, v.validar(destino, valor, ruta)...)
+	}
+	if alternativas, ok := esquema["oneOf"].([]any); ok {
+		var cumplen int
+		var motivos []string
+		for i, a := range alternativas {
+			e := v.validar(a.(map[string]any), valor, ruta)
+			if len(e) == 0 {
+				cumplen++
+			}
+			motivos = append(motivos, fmt.Sprintf("oneOf[%d]: %v", i, e))
+		}
+		if cumplen != 1 {
+			fallo("%d of the oneOf alternatives match, want exactly 1: %v", cumplen, motivos)
+		}
 	}
 	if valor == nil {
 		if esquema["nullable"] == true || esquema["type"] == nil {
@@ -132,12 +151,12 @@ func (v *validador) validar(esquema map[string]any, valor any, ruta string) []st
 			fallo("%q does not match %s", x, p)
 		}
 	case json.Number:
-		f, _ := x.Float64()
-		if n, ok := numero(esquema["minimum"]); ok && (f < n || esquema["exclusiveMinimum"] == true && f == n) {
-			fallo("%v below the minimum %v", x, n)
+		f, _ := racional(x)
+		if n, ok := racional(esquema["minimum"]); ok && (f.Cmp(n) < 0 || esquema["exclusiveMinimum"] == true && f.Cmp(n) == 0) {
+			fallo("%v below the minimum %v", x, esquema["minimum"])
 		}
-		if n, ok := numero(esquema["maximum"]); ok && f > n {
-			fallo("%v above the maximum %v", x, n)
+		if n, ok := racional(esquema["maximum"]); ok && f.Cmp(n) > 0 {
+			fallo("%v above the maximum %v", x, esquema["maximum"])
 		}
 	}
 	return errs
@@ -194,11 +213,7 @@ func esDeTipo(v any, tipo string) bool {
 		return ok
 	case "integer":
 		n, ok := v.(json.Number)
-		if !ok {
-			return false
-		}
-		_, err := n.Int64()
-		return err == nil
+		return ok && enteroJSON.MatchString(string(n))
 	}
 	return false
 }
@@ -217,6 +232,24 @@ func describir(v any) string {
 		return "a number"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// enteroJSON is a JSON number without fraction or exponent.
+var enteroJSON = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+
+// racional is a number of the document or of a value, exactly.
+func racional(v any) (*big.Rat, bool) {
+	var texto string
+	switch n := v.(type) {
+	case json.Number:
+		texto = string(n)
+	case float64:
+		texto = strconv.FormatFloat(n, 'g', -1, 64)
+	default:
+		return nil, false
+	}
+	r, ok := new(big.Rat).SetString(texto)
+	return r, ok
 }
 
 func numero(v any) (float64, bool) {
@@ -241,7 +274,9 @@ func TestValidadorDetectaCadaRegla(t *testing.T) {
 			"l":{"type":"array","minItems":1,"maxItems":2,"uniqueItems":true,"items":{"type":"boolean"}},
 			"x":{"type":"string","nullable":true},
 			"m":{"type":"object","additionalProperties":{"type":"integer"}},
-			"cualquiera":{"description":"any JSON"}}}}}}`))
+			"cualquiera":{"description":"any JSON"},
+			"c":{"oneOf":[{"type":"integer","maximum":5},{"type":"string"}]},
+			"g":{"type":"integer","maximum":9223372036854775807}}}}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +303,12 @@ func TestValidadorDetectaCadaRegla(t *testing.T) {
 		{`{"id":"ab","n":1,"l":["si"]}`, []string{".l[0]: a string where boolean"}},
 		{`{"id":null,"n":1}`, []string{".id: null where string"}},
 		{`{"id":"ab","n":1,"m":{"a":"uno"}}`, []string{".m.a: a string where integer"}},
+		{`{"id":"ab","n":1,"c":5,"g":9223372036854775807}`, nil},
+		{`{"id":"ab","n":1,"c":"x"}`, nil},
+		{`{"id":"ab","n":1,"c":6}`, []string{"0 of the oneOf alternatives match"}},
+		{`{"id":"ab","n":1,"g":9223372036854775808}`, []string{"above the maximum"}},
+		{`{"id":"ab","n":1.0}`, []string{".n: a number where integer"}},
+		{`{"id":"ab","n":1e0}`, []string{".n: a number where integer"}},
 		{`[]`, []string{"an array where object"}},
 	}
 	for _, c := range casos {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/esquemas"
 )
 
 // FuzzDecodificarSolicitud feeds arbitrary bodies to both request decoders.
@@ -35,20 +36,40 @@ func FuzzDecodificarSolicitud(f *testing.F) {
 	}
 	pasos := nombresPasos(saga.CatalogoPorDefecto())
 	campana, lanzamiento := pasos[saga.TipoCampana], pasos[saga.TipoLanzarCampaniaCompleta]
+	doc, err := decodificarJSON(esquemas.OpenAPI())
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := &validador{doc: doc.(map[string]any)}
 	f.Fuzz(func(t *testing.T, cuerpo []byte) {
 		sc, err := decodificarCampana(cuerpo, campana, &campos{})
 		if err != nil {
 			comprobarRechazo(t, err)
 		} else {
 			comprobarCampana(t, sc, campana)
+			cumpleElDocumento(t, v, "SolicitudCampana", cuerpo)
 		}
 		sl, err := decodificarLanzamiento(cuerpo, lanzamiento, &campos{})
 		if err != nil {
 			comprobarRechazo(t, err)
 		} else {
 			comprobarLanzamiento(t, sl, lanzamiento)
+			cumpleElDocumento(t, v, "SolicitudLanzamiento", cuerpo)
 		}
 	})
+}
+
+// cumpleElDocumento fails when the API accepted a body that its schema in
+// esquemas/openapi.json refuses.
+func cumpleElDocumento(t *testing.T, v *validador, esquema string, cuerpo []byte) {
+	t.Helper()
+	valor, err := decodificarJSON(cuerpo)
+	if err != nil {
+		t.Fatalf("accepted a body that is not JSON: %v", err)
+	}
+	if errs := v.validar(map[string]any{"$ref": "#/components/schemas/" + esquema}, valor, "$"); len(errs) > 0 {
+		t.Fatalf("accepted a body the document refuses: %v\n%s", errs, cuerpo)
+	}
 }
 
 func comprobarRechazo(t *testing.T, err error) {
@@ -75,10 +96,10 @@ func comprobarCampana(t *testing.T, s solicitudCampana, pasos []string) {
 		s.Presupuesto > 0 && s.Presupuesto <= 1e9 &&
 		s.Marca != nil && textoValido(s.Marca.IDMarca, largoID) && textoValido(s.Marca.NombreMarca, largoTexto) &&
 		len(s.Influencers) >= 1 && len(s.Influencers) <= maximoInfluencers &&
-		(s.SimularFallo == "" || slices.Contains(pasos, s.SimularFallo)) &&
-		(s.SimularFalloCompensacion == "" || s.SimularFallo != "" &&
-			slices.Index(pasos, s.SimularFalloCompensacion) >= 0 &&
-			slices.Index(pasos, s.SimularFalloCompensacion) <= slices.Index(pasos, s.SimularFallo))
+		(s.SimularFallo == nil || slices.Contains(pasos, *s.SimularFallo)) &&
+		(s.SimularFalloCompensacion == nil || s.SimularFallo != nil &&
+			slices.Index(pasos, *s.SimularFalloCompensacion) >= 0 &&
+			slices.Index(pasos, *s.SimularFalloCompensacion) <= slices.Index(pasos, *s.SimularFallo))
 	for _, i := range s.Influencers {
 		ok = ok && textoValido(i.Nombre, largoTexto) && textoValido(i.Plataforma, largoTexto)
 	}
@@ -113,7 +134,7 @@ func comprobarLanzamiento(t *testing.T, s solicitudLanzamiento, pasos []string) 
 		s.Presupuesto > 0 && s.Presupuesto <= 1e9 && monedaISO.MatchString(s.Moneda) &&
 		s.Comision != nil && (s.Comision.Tipo == "porcentaje" && s.Comision.Valor > 0 && s.Comision.Valor <= 100 ||
 		s.Comision.Tipo == "fijo" && s.Comision.Valor > 0 && s.Comision.Valor <= 1e9) &&
-		len(s.CanalesNotificacion) >= 1 && (s.SimularFallo == "" || slices.Contains(pasos, s.SimularFallo))
+		len(s.CanalesNotificacion) >= 1 && (s.SimularFallo == nil || slices.Contains(pasos, *s.SimularFallo))
 	vistos := map[string]bool{}
 	for _, c := range s.CanalesNotificacion {
 		ok = ok && slices.Contains(canalesNotificacion, c) && !vistos[c]

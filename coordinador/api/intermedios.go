@@ -90,7 +90,8 @@ func metodoConocido(m string) string {
 }
 
 // limitarCuerpo refuses a body whose declared length passes the limit
-// without reading it, and caps what a handler can read from the others.
+// without reading it, and caps what a handler can read from the others. It
+// guards the routes that read a body; the others never read one.
 func (s *servidor) limitarCuerpo(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -104,20 +105,43 @@ func (s *servidor) limitarCuerpo(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// autenticar requires the bearer token when one is configured. Both sides
-// are hashed first, so the comparison is constant-time whatever the lengths.
-func (s *servidor) autenticar(next echo.HandlerFunc) echo.HandlerFunc {
-	if len(s.token) == 0 {
-		return next
-	}
-	esperado := sha256.Sum256(s.token)
-	return func(c echo.Context) error {
-		dado, ok := portador(c.Request().Header.Get(echo.HeaderAuthorization))
-		h := sha256.Sum256([]byte(dado))
-		if !ok || subtle.ConstantTimeCompare(h[:], esperado[:]) != 1 {
-			return errNoAutorizado
+// permiso is what a route needs from the caller's token.
+type permiso int
+
+const (
+	// leer: the GET routes, with the operator token or the read-only one.
+	leer permiso = iota
+	// operar: the POST routes (start, retry), with the operator token only.
+	operar
+)
+
+// autenticar requires a bearer token when the operator token is set: the
+// operator token opens every route; the read-only token, when set, opens
+// the routes that need leer and answers 403 on the others. Both sides are
+// hashed first, so the comparisons are constant-time whatever the lengths.
+func (s *servidor) autenticar(p permiso) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if len(s.token) == 0 {
+			return next
 		}
-		return next(c)
+		operador := sha256.Sum256(s.token)
+		var lector [sha256.Size]byte
+		if len(s.tokenLectura) > 0 {
+			lector = sha256.Sum256(s.tokenLectura)
+		}
+		return func(c echo.Context) error {
+			dado, ok := portador(c.Request().Header.Get(echo.HeaderAuthorization))
+			h := sha256.Sum256([]byte(dado))
+			esOperador := subtle.ConstantTimeCompare(h[:], operador[:]) == 1
+			esLector := len(s.tokenLectura) > 0 && subtle.ConstantTimeCompare(h[:], lector[:]) == 1
+			switch {
+			case !ok || !esOperador && !esLector:
+				return errNoAutorizado
+			case esLector && p == operar:
+				return errSoloLectura
+			}
+			return next(c)
+		}
 	}
 }
 

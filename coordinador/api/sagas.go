@@ -261,13 +261,16 @@ func leerEspera(c echo.Context, cs *campos) time.Duration {
 	return d
 }
 
-// leerClave reads the Idempotency-Key header.
+// leerClave reads the Idempotency-Key header: "" when absent. A header sent
+// empty is refused like any other bad key, since a client that sends one
+// meant a key and would otherwise get a second saga on its retry.
 func leerClave(c echo.Context, cs *campos) string {
-	v := c.Request().Header.Get(cabeceraIdempotente)
-	if v == "" {
+	valores := c.Request().Header.Values(cabeceraIdempotente)
+	if len(valores) == 0 {
 		return ""
 	}
-	if len(v) > largoClave || strings.IndexFunc(v, func(r rune) bool { return r < '!' || r > '~' }) >= 0 {
+	v := valores[0]
+	if v == "" || len(v) > largoClave || strings.IndexFunc(v, func(r rune) bool { return r < '!' || r > '~' }) >= 0 {
 		cs.falla(cabeceraIdempotente, fmt.Sprintf("debe tener entre 1 y %d caracteres ASCII visibles", largoClave))
 	}
 	return v

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/alpespartner/sagas/esquemas"
 	"github.com/labstack/echo/v4"
 )
 
@@ -55,7 +54,8 @@ func (s *servidor) listo(c echo.Context) error {
 	return c.JSON(http.StatusOK, resultado)
 }
 
-// openAPI is GET /openapi.json.
+// openAPI is GET /openapi.json: the document as this deployment makes it
+// true (documentoServido).
 func (s *servidor) openAPI(c echo.Context) error {
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, esquemas.OpenAPI())
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.documento)
 }

@@ -46,11 +46,12 @@ type solicitudCampana struct {
 	Presupuesto float64              `json:"presupuesto"`
 	Marca       *eventos.Marca       `json:"marca"`
 	Influencers []eventos.Influencer `json:"influencers"`
-	// SimularFallo names the step that must fail (demos and tests).
-	SimularFallo string `json:"simular_fallo"`
+	// SimularFallo names the step that must fail (demos and tests); nil
+	// when absent or null. An empty name is refused, not taken for absent.
+	SimularFallo *string `json:"simular_fallo"`
 	// SimularFalloCompensacion names a step whose compensation must fail too,
 	// to reach COMPENSACION_FALLIDA.
-	SimularFalloCompensacion string `json:"simular_fallo_compensacion"`
+	SimularFalloCompensacion *string `json:"simular_fallo_compensacion"`
 }
 
 // entradaCampana is the input of a campana saga: the shared contract plus the
@@ -95,10 +96,12 @@ func (s *solicitudCampana) validar(pasos []string, cs *campos) {
 		texto(cs, item+".plataforma", inf.Plataforma, largoTexto, true)
 	}
 	fallo := paso(cs, "simular_fallo", s.SimularFallo, pasos)
-	if s.SimularFalloCompensacion != "" {
+	if s.SimularFalloCompensacion != nil {
 		compensacion := paso(cs, "simular_fallo_compensacion", s.SimularFalloCompensacion, pasos)
 		switch {
-		case s.SimularFallo == "":
+		case compensacion < 0:
+			// paso reported it
+		case s.SimularFallo == nil:
 			cs.falla("simular_fallo_compensacion", "requiere simular_fallo: solo se compensa tras un fallo")
 		case compensacion > fallo && fallo >= 0:
 			cs.falla("simular_fallo_compensacion", "debe nombrar simular_fallo o un paso anterior: los posteriores no se compensan")
@@ -111,9 +114,9 @@ func (s *solicitudCampana) entrada(campaniaID string) entradaCampana {
 	return entradaCampana{
 		EntradaCampana: eventos.EntradaCampana{
 			CampaniaID: campaniaID, Nombre: strings.TrimSpace(s.Nombre), Tipo: strings.TrimSpace(s.Tipo),
-			Presupuesto: s.Presupuesto, Marca: s.Marca, Influencers: s.Influencers, SimularFallo: s.SimularFallo,
+			Presupuesto: s.Presupuesto, Marca: s.Marca, Influencers: s.Influencers, SimularFallo: valorDe(s.SimularFallo),
 		},
-		SimularFalloCompensacion: s.SimularFalloCompensacion,
+		SimularFalloCompensacion: valorDe(s.SimularFalloCompensacion),
 	}
 }
 
@@ -133,7 +136,7 @@ type solicitudLanzamiento struct {
 	Comision            *eventos.Comision           `json:"comision"`
 	CriteriosAfiliados  *eventos.CriteriosAfiliados `json:"criterios_afiliados"`
 	CanalesNotificacion []string                    `json:"canales_notificacion"`
-	SimularFallo        string                      `json:"simular_fallo"`
+	SimularFallo        *string                     `json:"simular_fallo"`
 }
 
 // decodificarLanzamiento decodes and validates the body of POST
@@ -218,7 +221,7 @@ func (s *solicitudLanzamiento) entrada(campaniaID string) eventos.EntradaLanzami
 		CanalPublicidad: s.CanalPublicidad, Objetivo: s.Objetivo,
 		FechaInicio: s.FechaInicio.UTC(), FechaFin: s.FechaFin.UTC(),
 		Presupuesto: s.Presupuesto, Moneda: s.Moneda, Comision: *s.Comision,
-		CanalesNotificacion: s.CanalesNotificacion, SimularFallo: s.SimularFallo,
+		CanalesNotificacion: s.CanalesNotificacion, SimularFallo: valorDe(s.SimularFallo),
 	}
 	if s.CriteriosAfiliados != nil {
 		e.CriteriosAfiliados = *s.CriteriosAfiliados
@@ -265,15 +268,23 @@ func presupuesto(cs *campos, campo string, v float64) {
 	}
 }
 
-// paso checks that valor, when set, names one of pasos; it returns its
-// index, or -1.
-func paso(cs *campos, campo, valor string, pasos []string) int {
-	if valor == "" {
+// paso checks that valor, when present, names one of pasos (an empty name
+// is refused); it returns its index, or -1.
+func paso(cs *campos, campo string, valor *string, pasos []string) int {
+	if valor == nil {
 		return -1
 	}
-	i := slices.Index(pasos, valor)
+	i := slices.Index(pasos, *valor)
 	if i < 0 {
 		cs.falla(campo, "debe ser uno de los pasos: "+strings.Join(pasos, ", "))
 	}
 	return i
+}
+
+// valorDe is the value of an optional text, "" when absent.
+func valorDe(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -131,6 +131,8 @@ var Variables = []Variable{
 		Descripcion: "HTTP port (API, /healthz, /readyz; /metrics too while SAGAS_API_HOST is loopback and SAGAS_METRICS_ADDR unset)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_TOKEN", Valores: Texto{},
 		Descripcion: "if set, POSTs and saga reads need Authorization: Bearer <token> (carga: the default of -token)", Binarios: Coordinador | Carga},
+	{Nombre: "SAGAS_API_READ_TOKEN", Valores: Texto{},
+		Descripcion: "a read-only token: it opens the GET routes (and so the inspector's views), and the POSTs (start, retry) answer it 403; needs SAGAS_API_TOKEN, and must differ from it", Binarios: Coordinador},
 	{Nombre: "SAGAS_METRICS_ADDR", Valores: Direccion{},
 		DefectoTexto: "participants: 127.0.0.1:0 (a free port); coordinator: none",
 		Descripcion:  "the operations listener: a participant serves /metrics, /healthz and /efectos/{saga_id} there; the coordinator /metrics (when unset, on the API listener while SAGAS_API_HOST is loopback, else nowhere); an address that is not loopback needs SAGAS_METRICS_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on",

@@ -35,6 +35,7 @@ type config struct {
 	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
 	APIAddr        string
 	APIToken       string
+	TokenLectura   string // SAGAS_API_READ_TOKEN: the API's GET routes only
 	Replica        string
 	LogDir         string // "" = seeds' log files off
 	LogLevel       slog.Level
@@ -91,6 +92,14 @@ func leerConfig(getenv func(string) string) (config, error) {
 		if err := configuracion.Comprobar("SAGAS_REPLICA_ID", c.Replica); err != nil {
 			l.Problema("SAGAS_REPLICA_ID", c.Replica, "the host name makes an invalid replica id; set SAGAS_REPLICA_ID")
 		}
+	}
+	// The read-only token only means something beside the operator's.
+	c.TokenLectura = l.Texto("SAGAS_API_READ_TOKEN")
+	switch {
+	case c.TokenLectura != "" && c.APIToken == "":
+		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "a read-only token needs the operator token SAGAS_API_TOKEN: without it every route, POSTs included, is open to anyone")
+	case c.TokenLectura != "" && c.TokenLectura == c.APIToken:
+		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "must differ from SAGAS_API_TOKEN: the read-only token would also be the operator's")
 	}
 	if d := l.Texto("SAGAS_LOG_DIR"); !strings.EqualFold(d, "off") {
 		c.LogDir = d

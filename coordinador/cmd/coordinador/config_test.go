@@ -78,3 +78,24 @@ func TestConfigSQLiteEnElDirectorioDeDatosSinRutaExplicita(t *testing.T) {
 		t.Fatalf("%q, %v", c.SQLitePath, err)
 	}
 }
+
+func TestConfigTokenDeSoloLecturaJuntoAlDeOperador(t *testing.T) {
+	dir := t.TempDir()
+	c, err := leerConfig(entornoDe(map[string]string{"SAGAS_DATA_DIR": dir, "SAGAS_API_TOKEN": "op", "SAGAS_API_READ_TOKEN": "lec"}))
+	if err != nil || c.APIToken != "op" || c.TokenLectura != "lec" {
+		t.Fatalf("%q %q, %v", c.APIToken, c.TokenLectura, err)
+	}
+	for _, env := range []map[string]string{
+		{"SAGAS_API_READ_TOKEN": "lec"},
+		{"SAGAS_API_READ_TOKEN": "igual", "SAGAS_API_TOKEN": "igual"},
+	} {
+		env["SAGAS_DATA_DIR"] = dir
+		_, err := leerConfig(entornoDe(env))
+		if err == nil || !strings.Contains(err.Error(), "SAGAS_API_READ_TOKEN") || !strings.Contains(err.Error(), "SAGAS_API_TOKEN") {
+			t.Errorf("%v: %v, want an error naming both variables", env, err)
+		}
+		if err != nil && strings.Contains(err.Error(), `"`+env["SAGAS_API_READ_TOKEN"]+`"`) {
+			t.Errorf("the error shows the token: %v", err)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}, codecRespuesta, sagas)
 	e, err := api.Nuevo(api.Opciones{
 		Iniciador: sagas, Consultas: store, Esperas: avisos, Catalogo: catalogo,
-		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, Logger: logger,
+		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, TokenLectura: cfg.TokenLectura, Logger: logger,
 	})
 	if err != nil {
 		return err
