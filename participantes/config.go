@@ -50,6 +50,11 @@ type Config struct {
 	Fallos           ConfigFallos
 	// NivelLog is SAGAS_LOG_LEVEL.
 	NivelLog slog.Level
+	// Retencion is SAGAS_RETENTION (0 = off): inbox rows and step locks
+	// older than this are purged every IntervaloRetencion
+	// (SAGAS_RETENTION_INTERVAL).
+	Retencion          time.Duration
+	IntervaloRetencion time.Duration
 	// Trabajadores is SAGAS_CONSUMER_WORKERS (deprecated alias
 	// SAGAS_TRABAJADORES): commands of different sagas processed in parallel.
 	Trabajadores int
@@ -125,7 +130,9 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 			Clave:     l.Texto("SAGAS_DB_PASSWORD"),
 			BaseDatos: l.Texto("SAGAS_DB_PREFIJO") + servicio,
 		},
-		Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", TrabajadoresPorDefecto),
+		Trabajadores:       l.Entero("SAGAS_CONSUMER_WORKERS", TrabajadoresPorDefecto),
+		Retencion:          l.Duracion("SAGAS_RETENTION", 168*time.Hour),
+		IntervaloRetencion: l.Duracion("SAGAS_RETENTION_INTERVAL", 10*time.Minute),
 		Fallos: ConfigFallos{
 			Semillas: l.Texto("SAGAS_FALLOS") == "semillas",
 			Semilla:  uint64(l.Entero64("SAGAS_SEMILLA", time.Now().UnixNano())),

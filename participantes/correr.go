@@ -128,6 +128,16 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 		}
 	})
 
+	if cfg.Retencion > 0 {
+		pctx, pdetener := context.WithCancel(ctx)
+		purgado := make(chan struct{})
+		go func() {
+			p.purgador().Correr(pctx)
+			close(purgado)
+		}()
+		a.despues(func(context.Context) error { pdetener(); <-purgado; return nil })
+	}
+
 	var causa error
 	select {
 	case <-ctx.Done():

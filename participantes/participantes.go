@@ -68,6 +68,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/version"
 	"github.com/alpespartner/sagas/participantes/almacen"
@@ -221,3 +222,24 @@ func (p *Participante) EfectosActivos(ctx context.Context, sagaID string) (int, 
 
 // Close closes the store. Run it after the consumer has stopped.
 func (p *Participante) Close() error { return p.almacen.Close() }
+
+// purgador removes, every SAGAS_RETENTION_INTERVAL, the inbox rows and step
+// locks older than SAGAS_RETENTION (almacen.Almacen.Purgar), counting them in
+// sagas_participante_purgados_total.
+func (p *Participante) purgador() ciclo.Componente {
+	purgados := prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "sagas_participante_purgados_total",
+		Help:        "Inbox rows removed by retention (SAGAS_RETENTION).",
+		ConstLabels: prometheus.Labels{"servicio": p.servicio.Nombre},
+	})
+	p.registro.MustRegister(purgados)
+	return ciclo.Cada("purga", p.cfg.IntervaloRetencion, func(ctx context.Context) error {
+		antes := time.Now().Add(-p.cfg.Retencion)
+		n, err := p.almacen.Purgar(ctx, antes)
+		purgados.Add(float64(n))
+		if n > 0 {
+			p.logger.Info("purga", "antes_de", antes.UTC().Format(time.RFC3339), "filas_bandeja", n)
+		}
+		return err
+	}, p.logger)
+}

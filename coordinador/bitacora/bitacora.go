@@ -50,6 +50,12 @@ type Opciones struct {
 	Logger   *slog.Logger
 	// Reloj stamps the lines; default time.Now.
 	Reloj func() time.Time
+	// MaxGeneral rotates the general log once it reaches this many bytes:
+	// sagas_general.log becomes .1, .1 becomes .2, up to Copias files; the
+	// oldest is removed. 0 never rotates.
+	MaxGeneral int64
+	// Copias is how many rotated general logs are kept; default 3.
+	Copias int
 
 	// antesDeEscribir lets tests hold the writer to fill the queue.
 	antesDeEscribir func()
@@ -71,6 +77,9 @@ type Bitacora struct {
 	ahora       func() time.Time
 
 	general         *os.File
+	tamano          int64 // of the general log, for rotation
+	maxGeneral      int64
+	copias          int
 	antesDeEscribir func()
 }
 
@@ -85,7 +94,11 @@ type entrada struct {
 // Abrir creates the directory, opens the general log and starts the writer.
 // With Desactivada it returns a Bitacora that writes nothing.
 func Abrir(o Opciones) (*Bitacora, error) {
-	b := &Bitacora{dir: o.Dir, logger: o.Logger, ahora: o.Reloj, antesDeEscribir: o.antesDeEscribir}
+	b := &Bitacora{dir: o.Dir, logger: o.Logger, ahora: o.Reloj, antesDeEscribir: o.antesDeEscribir,
+		maxGeneral: o.MaxGeneral, copias: o.Copias}
+	if b.copias <= 0 {
+		b.copias = 3
+	}
 	if b.dir == "" {
 		b.dir = DirPorDefecto
 	}
@@ -126,6 +139,9 @@ func Abrir(o Opciones) (*Bitacora, error) {
 				return nil, fmt.Errorf("bitácora: registrar métricas: %w", err)
 			}
 		}
+	}
+	if st, err := f.Stat(); err == nil {
+		b.tamano = st.Size()
 	}
 	b.general = f
 	b.cola = make(chan entrada, capacidad)
@@ -229,7 +245,9 @@ func (b *Bitacora) escribir(general *bufio.Writer, lote []entrada) {
 	var orden []string
 	for _, e := range lote {
 		linea := formatear(e)
-		if _, err := general.Write(linea); err != nil {
+		n, err := general.Write(linea)
+		b.tamano += int64(n)
+		if err != nil {
 			errs = append(errs, err)
 		}
 		if _, ok := porSaga[e.sagaID]; !ok {
@@ -240,6 +258,11 @@ func (b *Bitacora) escribir(general *bufio.Writer, lote []entrada) {
 	if err := general.Flush(); err != nil {
 		errs = append(errs, err)
 	}
+	if b.maxGeneral > 0 && b.tamano >= b.maxGeneral {
+		if err := b.rotar(general); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, id := range orden {
 		if err := anexar(filepath.Join(b.dir, Archivo(id)), porSaga[id]); err != nil {
 			errs = append(errs, err)
@@ -249,6 +272,62 @@ func (b *Bitacora) escribir(general *bufio.Writer, lote []entrada) {
 		b.errores.Add(1)
 		b.logger.Error("bitácora: no se pudo escribir un lote", "lineas", len(lote), "error", err)
 	}
+}
+
+// rotar moves the general log aside (sagas_general.log.1, .2, …, keeping
+// Copias) and starts a new one; w then writes to it. Only the writer calls it.
+func (b *Bitacora) rotar(w *bufio.Writer) error {
+	base := filepath.Join(b.dir, ArchivoGeneral)
+	if err := b.general.Close(); err != nil {
+		return fmt.Errorf("rotar %s: %w", ArchivoGeneral, err)
+	}
+	os.Remove(fmt.Sprintf("%s.%d", base, b.copias))
+	for i := b.copias - 1; i >= 1; i-- {
+		os.Rename(fmt.Sprintf("%s.%d", base, i), fmt.Sprintf("%s.%d", base, i+1))
+	}
+	errRename := os.Rename(base, base+".1")
+	f, err := os.OpenFile(base, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		// Nothing to write to: the next batches count as errors until a
+		// later rotation succeeds.
+		return fmt.Errorf("rotar %s: %w", ArchivoGeneral, errors.Join(errRename, err))
+	}
+	b.general, b.tamano = f, 0
+	w.Reset(f)
+	if errRename != nil {
+		return fmt.Errorf("rotar %s: %w", ArchivoGeneral, errRename)
+	}
+	return nil
+}
+
+// Purgar removes the per-saga files last written before antes and returns
+// how many. The general log is bounded by rotation instead.
+func (b *Bitacora) Purgar(antes time.Time) (int, error) {
+	if b.cola == nil {
+		return 0, nil
+	}
+	entradas, err := os.ReadDir(b.dir)
+	if err != nil {
+		return 0, fmt.Errorf("bitácora: purgar %s: %w", b.dir, err)
+	}
+	var n int
+	var errs []error
+	for _, e := range entradas {
+		nombre := e.Name()
+		if e.IsDir() || !strings.HasPrefix(nombre, "saga_") || !strings.HasSuffix(nombre, ".log") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(antes) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(b.dir, nombre)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }
 
 func anexar(ruta string, datos []byte) error {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -172,4 +173,24 @@ func (g *Grupo) detener(corriendo []*enMarcha) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Cada is a component that runs trabajo every intervalo (the first time one
+// intervalo after the start) until ctx ends. A failed run is logged and the
+// next one comes at its time: periodic housekeeping never stops a process.
+func Cada(nombre string, intervalo time.Duration, trabajo func(ctx context.Context) error, logger *slog.Logger) Componente {
+	return Func(func(ctx context.Context) error {
+		t := time.NewTicker(intervalo)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				if err := trabajo(ctx); err != nil && ctx.Err() == nil {
+					logger.Warn(nombre+": falló; se reintentará en el próximo intervalo", "err", err, "intervalo", intervalo.String())
+				}
+			}
+		}
+	})
 }

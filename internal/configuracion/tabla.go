@@ -145,6 +145,13 @@ var Variables = []Variable{
 		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty; pprof has no authentication, so an address that is not loopback needs SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on", Binarios: Coordinador},
 	{Nombre: "SAGAS_HTTP_ALLOW_UNAUTHENTICATED", Defecto: "off", Valores: Interruptor{},
 		Descripcion: "on lets an HTTP listener that is not loopback answer without authentication (the API without SAGAS_API_TOKEN, the metrics listener without SAGAS_METRICS_TOKEN, pprof); each such listener is logged as a warning at start. Only for a network you control end to end", Binarios: Coordinador | Participantes},
+	// Retention.
+	{Nombre: "SAGAS_RETENTION", Defecto: "168h", Valores: Duracion{},
+		Descripcion: "age after which what is no longer needed is purged: the coordinator's finished sagas (COMPLETADA, COMPENSADA) with their steps, its inbox keys and per-saga log files; a participant's inbox rows and step locks (its tables of effects are kept). Must exceed the longest time before an operator retries a COMPENSACION_FALLIDA saga. 0s turns purging off", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_RETENTION_INTERVAL", Defecto: "10m", Valores: Duracion{Min: 100 * time.Millisecond, Max: 24 * time.Hour},
+		Descripcion: "how often the purge runs", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_LOG_MAX_SIZE_MB", Defecto: "100", Valores: Entero{0, 1 << 20},
+		Descripcion: "the general saga log (SAGAS_LOG_DIR/sagas_general.log) rotates at this size, keeping 3 older files; 0 never rotates", Binarios: Coordinador},
 	{Nombre: "SAGAS_LOG_LEVEL", Defecto: "info", Valores: Opciones{"debug", "info", "warn", "error"},
 		Descripcion: "log level", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_LOG_DIR", Defecto: "logs/sagas", Valores: Texto{},

@@ -31,8 +31,8 @@ type config struct {
 	Tenant         string
 	Namespace      string
 	// Provisioning (-preparar).
-	Roles     topologia.Roles // SAGAS_PULSAR_ROLES
-	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
+	Roles          topologia.Roles // SAGAS_PULSAR_ROLES
+	Politicas      bus.Politicas   // SAGAS_PULSAR_RETENTION_*
 	APIAddr        string
 	APIToken       string
 	TokenLectura   string // SAGAS_API_READ_TOKEN: the API's GET routes only
@@ -46,6 +46,11 @@ type config struct {
 	LegadoCampania string // legacy topic of EventoCampaniaCreada
 	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
 	PprofAddr      string // where to serve net/http/pprof ("" = off)
+	// Retention: SAGAS_RETENTION (0 = off), SAGAS_RETENTION_INTERVAL,
+	// SAGAS_LOG_MAX_SIZE_MB.
+	Retencion          time.Duration
+	IntervaloRetencion time.Duration
+	MaxLogGeneralMB    int
 	// MetricsAddr is where /metrics gets a listener of its own ("" = on the
 	// API listener while that is loopback, else nowhere); MetricsToken the
 	// bearer token it requires.
@@ -73,6 +78,8 @@ func leerConfig(getenv func(string) string) (config, error) {
 		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
+	c.Retencion, c.IntervaloRetencion = l.Duracion("SAGAS_RETENTION", 168*time.Hour), l.Duracion("SAGAS_RETENTION_INTERVAL", 10*time.Minute)
+	c.MaxLogGeneralMB = l.Entero("SAGAS_LOG_MAX_SIZE_MB", 100)
 	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}
 	roles, err := topologia.LeerRoles(l.Texto("SAGAS_PULSAR_ROLES"))
 	if err != nil {

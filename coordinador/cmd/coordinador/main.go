@@ -139,7 +139,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	metricasBus := bus.NuevasMetricas(reg)
-	bit, err := bitacora.Abrir(bitacora.Opciones{Dir: cfg.LogDir, Desactivada: cfg.LogDir == "", Registro: reg, Logger: logger})
+	bit, err := bitacora.Abrir(bitacora.Opciones{Dir: cfg.LogDir, Desactivada: cfg.LogDir == "", Registro: reg, Logger: logger,
+		MaxGeneral: int64(cfg.MaxLogGeneralMB) << 20})
 	if err != nil {
 		return err
 	}
@@ -189,6 +190,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		partes = append(partes, ciclo.Parte{Nombre: "puente", Componente: p})
+	}
+	if cfg.Retencion > 0 {
+		partes = append(partes, ciclo.Parte{Nombre: "purga", Componente: purgador(cfg, store, bit, reg, logger)})
 	}
 	if cfg.PprofAddr != "" {
 		partes = append(partes, ciclo.Parte{Nombre: "pprof", Componente: perfilador(cfg.PprofAddr, logger)})
