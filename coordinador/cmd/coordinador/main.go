@@ -97,6 +97,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	// Deadlines are set and compared on the database's clock, whatever this
+	// host's clock says.
+	reloj, err := store.NuevoReloj(ctx, relojLocal, logger)
+	if err != nil {
+		return err
+	}
 
 	topo := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
 	admin, err := bus.NuevoAdminSeguro(cfg.PulsarAdminURL, cfg.Seguridad)
@@ -114,7 +120,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// One registry for the process, the Pulsar client's metrics included,
 	// served on /metrics (which listener: exposicion.go).
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sagas_reloj_desfase_seconds",
+			Help: "The database server's clock minus this replica's, as last measured; deadlines use the server's.",
+		}, func() float64 { return reloj.Desfase().Seconds() }))
 	client, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(reg), bus.ConSeguridad(cfg.Seguridad))
 	if err != nil {
 		return err
@@ -155,7 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
 	sagas := motor.Nuevo(motor.Opciones{
 		Store: store, Catalogo: catalogo, Topologia: topo, Comandos: codecComando, Eventos: codecEvento,
-		Logger: logger, Observador: observadores,
+		Logger: logger, Observador: observadores, Reloj: reloj.Ahora,
 	})
 	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
 		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.KeyShared,
@@ -176,6 +186,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// sweeper, then the relay drains and flushes its producers. The client,
 	// the log files and the database close after the group returns.
 	partes := []ciclo.Parte{
+		{Nombre: "reloj", Componente: reloj},
 		{Nombre: "relay", Componente: relay},
 		{Nombre: "temporizador", Componente: motor.NuevoTemporizador(sagas, cfg.Temporizador, logger)},
 		{Nombre: "respuestas", Componente: respuestas},
@@ -192,7 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		partes = append(partes, ciclo.Parte{Nombre: "puente", Componente: p})
 	}
 	if cfg.Retencion > 0 {
-		partes = append(partes, ciclo.Parte{Nombre: "purga", Componente: purgador(cfg, store, bit, reg, logger)})
+		partes = append(partes, ciclo.Parte{Nombre: "purga", Componente: purgador(cfg, store, reloj, bit, reg, logger)})
 	}
 	if cfg.PprofAddr != "" {
 		partes = append(partes, ciclo.Parte{Nombre: "pprof", Componente: perfilador(cfg.PprofAddr, logger)})
@@ -213,6 +224,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	return grupo.Correr(ctx)
 }
+
+// relojLocal is this process's clock (nil: time.Now); tests skew it.
+var relojLocal func() time.Time
 
 // perfilador serves net/http/pprof on its own listener, never on the API's.
 // Its failures are logged and never stop the coordinator.

@@ -17,7 +17,7 @@ import (
 // cfg.Retencion and no longer needed: finished sagas with their steps, inbox
 // keys and per-saga log files (almacen.DB.Purgar, bitacora.Purgar). Replicas
 // may purge at once.
-func purgador(cfg config, store *almacen.DB, bit *bitacora.Bitacora, reg prometheus.Registerer, logger *slog.Logger) ciclo.Componente {
+func purgador(cfg config, store *almacen.DB, reloj *almacen.Reloj, bit *bitacora.Bitacora, reg prometheus.Registerer, logger *slog.Logger) ciclo.Componente {
 	purgados := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sagas_purgados_total",
 		Help: "Rows and files removed by retention (SAGAS_RETENTION), by kind: sagas (with their steps), inbox keys, per-saga log files.",
@@ -27,9 +27,9 @@ func purgador(cfg config, store *almacen.DB, bit *bitacora.Bitacora, reg prometh
 		purgados.WithLabelValues(t) // export zeros
 	}
 	return ciclo.Cada("purga", cfg.IntervaloRetencion, func(ctx context.Context) error {
-		antes := time.Now().Add(-cfg.Retencion)
+		antes := reloj.Ahora().Add(-cfg.Retencion) // sagas end on the database's clock
 		p, err := store.Purgar(ctx, antes)
-		archivos, errArchivos := bit.Purgar(antes)
+		archivos, errArchivos := bit.Purgar(time.Now().Add(-cfg.Retencion)) // files on this host's
 		purgados.WithLabelValues("sagas").Add(float64(p.Sagas))
 		purgados.WithLabelValues("inbox").Add(float64(p.Inbox))
 		purgados.WithLabelValues("bitacora").Add(float64(archivos))
