@@ -155,12 +155,7 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	if cfg.Servicio != s.Nombre {
 		return nil, fmt.Errorf("la configuración es de %q y el servicio es %q", cfg.Servicio, s.Nombre)
 	}
-	a, err := almacen.Abrir(ctx, almacen.Opciones{
-		Tipo:       cfg.Almacen,
-		RutaSQLite: cfg.RutaSQLite,
-		MySQL:      almacen.ServidorMySQL(cfg.MySQL),
-		Conexiones: cfg.Trabajadores + 4,
-	}, &s)
+	a, err := almacen.Abrir(ctx, opcionesAlmacen(cfg, false), &s)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +167,41 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 		metricas: mensajeria.NuevasMetricas(reg, &s), metricasBus: bus.NuevasMetricas(reg),
 		almacen: a, inyector: inyectorDe(s, cfg.Fallos),
 	}, nil
+}
+
+// opcionesAlmacen are the store's options of cfg: for the runtime (with a
+// migration user configured, it only checks the schema) or, with
+// migracion, for the migration user.
+func opcionesAlmacen(cfg Config, migracion bool) almacen.Opciones {
+	o := almacen.Opciones{
+		Tipo:          cfg.Almacen,
+		RutaSQLite:    cfg.RutaSQLite,
+		MySQL:         almacen.ServidorMySQL{Config: cfg.MySQL.Servidor.Config(""), BaseDatos: cfg.MySQL.BaseDatos},
+		Conexiones:    cfg.Trabajadores + 4,
+		SoloComprobar: cfg.MySQL.Servidor.ConMigracionAparte(),
+		ComandoMigrar: cfg.Servicio + " -preparar",
+	}
+	if migracion {
+		o.MySQL.Config = cfg.MySQL.Servidor.ConfigMigracion("")
+		o.SoloComprobar = false
+	}
+	return o
+}
+
+// Migrar is a participant's -preparar: it creates the service's database
+// when missing (MySQL) and brings its schema to the binary's version as the
+// migration user (SAGAS_DB_MIGRATION_USER, or SAGAS_DB_USER when none is
+// configured), then closes it.
+func Migrar(ctx context.Context, cfg Config, s Servicio) error {
+	if err := errors.Join(s.Validar(), cfg.Validar()); err != nil {
+		return err
+	}
+	if cfg.Almacen == AlmacenMySQL {
+		if err := cfg.MySQL.Servidor.ValidarMigracion(); err != nil {
+			return err
+		}
+	}
+	return almacen.Migrar(ctx, opcionesAlmacen(cfg, true), &s)
 }
 
 // inyectorDe is the failure injector of s as configured: off unless

@@ -13,6 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
@@ -97,8 +98,41 @@ func (c Config) Validar() error {
 
 // Abrir opens the database that c names, checks that it answers, and brings
 // its schema up to date with the embedded migrations (safe when several
-// coordinator replicas start at once).
+// coordinator replicas start at once). With c.SoloComprobar (MySQL) it runs
+// no DDL and refuses, with an *EsquemaError, a schema that is not at the
+// version the binary expects.
 func Abrir(ctx context.Context, c Config) (*DB, error) {
+	db, err := abrir(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if c.SoloComprobar && c.Tipo == TipoMySQL {
+		err = db.comprobarEsquema(ctx)
+	} else {
+		err = db.migrar(ctx)
+	}
+	if err != nil {
+		db.sql.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Migrar opens the database that c names (c.DSN as the migration user, on
+// MySQL), applies the migrations not yet applied, and closes it: the
+// provisioning step. It refuses a schema newer than the binary knows.
+func Migrar(ctx context.Context, c Config) error {
+	c.MaxConexiones = 1
+	db, err := abrir(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.migrar(ctx)
+}
+
+// abrir opens the pool and checks that the database answers.
+func abrir(ctx context.Context, c Config) (*DB, error) {
 	if err := c.Validar(); err != nil {
 		return nil, err
 	}
@@ -129,10 +163,11 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 	db.sql.SetMaxIdleConns(n)
 	if err := db.pingInicial(ctx); err != nil {
 		db.sql.Close()
-		return nil, err
-	}
-	if err := db.migrar(ctx); err != nil {
-		db.sql.Close()
+		if c.Tipo == TipoMySQL {
+			if cfg, perr := mysql.ParseDSN(c.DSN); perr == nil {
+				err = basedatos.Explicar(ctx, err, cfg)
+			}
+		}
 		return nil, err
 	}
 	return db, nil

@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/alpespartner/sagas/internal/basedatos"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Migrations are numbered files, NNNN_nombre.sql, one directory per dialect.
@@ -85,7 +88,80 @@ const crearTablaMigraciones = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	aplicada VARCHAR(32)  NOT NULL
 )`
 
-// migrar applies the migrations not yet recorded in schema_migrations.
+// ComandoMigrar is the command the schema errors tell the operator to run.
+const ComandoMigrar = "coordinador -preparar"
+
+// comprobarEsquema reads schema_migrations (missing: nothing applied) and
+// refuses, with a *basedatos.EsquemaError, a schema older or newer than the
+// embedded migrations. It changes nothing.
+func (db *DB) comprobarEsquema(ctx context.Context) error {
+	ms, err := cargarMigraciones(db.d.nombre)
+	if err != nil {
+		return err
+	}
+	aplicadas, err := db.versionesAplicadas(ctx, db.sql)
+	if err != nil {
+		return err
+	}
+	return db.esquemaAlDia(ctx, ms, aplicadas, true)
+}
+
+// esquemaAlDia compares the versions applied with ms: a version newer than
+// the binary knows is always refused; a missing one only when completo.
+func (db *DB) esquemaAlDia(ctx context.Context, ms []migracion, aplicadas map[int]bool, completo bool) error {
+	necesaria := 0
+	for _, m := range ms {
+		necesaria = max(necesaria, m.version)
+	}
+	contigua, maxima := basedatos.VersionContigua(aplicadas)
+	if maxima <= necesaria && (!completo || contigua >= necesaria) {
+		return nil
+	}
+	e := &basedatos.EsquemaError{Base: db.nombreBase(ctx), Actual: contigua, Necesaria: necesaria, Comando: ComandoMigrar}
+	if maxima > necesaria {
+		e.Actual = maxima
+	}
+	return e
+}
+
+// versionesAplicadas reads schema_migrations; a missing table means none.
+func (db *DB) versionesAplicadas(ctx context.Context, ex ejecutor) (map[int]bool, error) {
+	filas, err := ex.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		if sqldialecto.TablaInexistenteMySQL(err) {
+			return map[int]bool{}, nil
+		}
+		return nil, fmt.Errorf("consultar schema_migrations: %w", err)
+	}
+	defer filas.Close()
+	aplicadas := map[int]bool{}
+	for filas.Next() {
+		var v int
+		if err := filas.Scan(&v); err != nil {
+			return nil, fmt.Errorf("consultar schema_migrations: %w", err)
+		}
+		aplicadas[v] = true
+	}
+	if err := filas.Err(); err != nil {
+		return nil, fmt.Errorf("consultar schema_migrations: %w", err)
+	}
+	return aplicadas, nil
+}
+
+// nombreBase names the database for messages.
+func (db *DB) nombreBase(ctx context.Context) string {
+	if db.d.nombre != TipoMySQL {
+		return "sqlite"
+	}
+	var base sql.NullString
+	if err := db.sql.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&base); err != nil || !base.Valid {
+		return "mysql"
+	}
+	return base.String
+}
+
+// migrar applies the migrations not yet recorded in schema_migrations,
+// refusing a schema newer than the binary knows.
 func (db *DB) migrar(ctx context.Context) error {
 	ms, err := cargarMigraciones(db.d.nombre)
 	if err != nil {
@@ -103,6 +179,13 @@ func (db *DB) migrar(ctx context.Context) error {
 func (db *DB) migrarSQLite(ctx context.Context, ms []migracion) error {
 	if _, err := db.escribirSuelto(ctx, crearTablaMigraciones); err != nil {
 		return fmt.Errorf("crear schema_migrations: %w", err)
+	}
+	aplicadas, err := db.versionesAplicadas(ctx, db.sql)
+	if err != nil {
+		return err
+	}
+	if err := db.esquemaAlDia(ctx, ms, aplicadas, false); err != nil {
+		return err
 	}
 	for _, m := range ms {
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
@@ -150,6 +233,13 @@ func (db *DB) migrarMySQL(ctx context.Context, ms []migracion) error {
 	}()
 	if _, err := conn.ExecContext(ctx, crearTablaMigraciones); err != nil {
 		return fmt.Errorf("crear schema_migrations: %w", err)
+	}
+	aplicadas, err := db.versionesAplicadas(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := db.esquemaAlDia(ctx, ms, aplicadas, false); err != nil {
+		return err
 	}
 	for _, m := range ms {
 		aplicada, err := migracionAplicada(ctx, conn, m.version)

@@ -10,6 +10,8 @@ package configuracion
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -106,8 +108,24 @@ var Variables = []Variable{
 		Descripcion: "MySQL port", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_DB_USER", Defecto: "sagas", Valores: Texto{},
 		Descripcion: "MySQL user", Binarios: Coordinador | Participantes},
-	{Nombre: "SAGAS_DB_PASSWORD", Defecto: "sagas123", Valores: Texto{},
-		Descripcion: "MySQL password", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_PASSWORD", DefectoTexto: "sagas123 when SAGAS_DB_HOST is loopback (127.0.0.1, ::1, localhost); otherwise required", Valores: Texto{},
+		Descripcion: "MySQL password of SAGAS_DB_USER (prefer SAGAS_DB_PASSWORD_FILE)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_PASSWORD_FILE", Valores: Texto{},
+		Descripcion: "file holding SAGAS_DB_PASSWORD, read at start (a trailing newline is dropped); set only one of the two", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_DSN", Valores: Texto{},
+		Descripcion: "the server as a go-sql-driver/mysql DSN without a database (user:password@tcp(host:3306)/?tls=true&...), instead of SAGAS_DB_HOST, _PORT, _USER and _PASSWORD (setting both is an error); the database still comes from SAGAS_DB_NAME or SAGAS_DB_PREFIJO", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_DSN_FILE", Valores: Texto{},
+		Descripcion: "file holding SAGAS_DB_DSN, read at start; set only one of the two", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_TLS", Defecto: "off", Valores: Opciones{"off", "on", "skip-verify"},
+		Descripcion: "TLS to MySQL: on verifies the server's certificate chain (SAGAS_DB_TLS_CA_FILE, or the system's CAs) and host name; skip-verify encrypts but verifies nothing (tests only)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_TLS_CA_FILE", DefectoTexto: "the system's CAs", Valores: Texto{},
+		Descripcion: "CAs (PEM) that sign the MySQL server's certificate, with SAGAS_DB_TLS=on", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_MIGRATION_USER", Valores: Texto{},
+		Descripcion: "MySQL user that owns the schema (DDL), used only by -preparar; when set, the runtime (SAGAS_DB_USER, data privileges only) never changes the schema and refuses to start if it is not at the binary's version. Unset: SAGAS_DB_USER migrates at start (development)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_MIGRATION_PASSWORD", Valores: Texto{},
+		Descripcion: "password of SAGAS_DB_MIGRATION_USER, needed by -preparar (prefer SAGAS_DB_MIGRATION_PASSWORD_FILE)", Binarios: Coordinador | Participantes},
+	{Nombre: "SAGAS_DB_MIGRATION_PASSWORD_FILE", Valores: Texto{},
+		Descripcion: "file holding SAGAS_DB_MIGRATION_PASSWORD, read at start; set only one of the two", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_DB_NAME", Defecto: "sagas", Valores: Texto{},
 		Descripcion: "the coordinator's MySQL database", Binarios: Coordinador},
 	{Nombre: "SAGAS_DB_PREFIJO", Defecto: "participante_", Valores: Texto{},
@@ -122,6 +140,8 @@ var Variables = []Variable{
 		Descripcion: "HTTP port (API, /metrics, /healthz, /readyz)", Binarios: Coordinador},
 	{Nombre: "SAGAS_API_TOKEN", Valores: Texto{},
 		Descripcion: "if set, POSTs and saga reads need Authorization: Bearer <token> (carga: the default of -token)", Binarios: Coordinador | Carga},
+	{Nombre: "SAGAS_API_TOKEN_FILE", Valores: Texto{},
+		Descripcion: "file holding SAGAS_API_TOKEN, read at start (a trailing newline is dropped); set only one of the two", Binarios: Coordinador | Carga},
 	{Nombre: "SAGAS_METRICS_ADDR", Defecto: "127.0.0.1:0", Valores: Direccion{},
 		Descripcion: "where a participant serves /metrics, /healthz and /efectos/{saga_id}", Binarios: Participantes},
 	{Nombre: "SAGAS_PPROF_ADDR", Valores: Direccion{},
@@ -329,4 +349,45 @@ func (l *Lector) Interruptor(nombre string) bool {
 	}
 	on, _ := encendido(s)
 	return on
+}
+
+// SufijoFichero names the companion of a secret variable that holds the path
+// of a file with its value (SAGAS_DB_PASSWORD_FILE for SAGAS_DB_PASSWORD).
+const SufijoFichero = "_FILE"
+
+// Secreto is the value of the secret nombre, from the variable itself or
+// from the file its companion nombre_FILE names (read once, a trailing
+// newline dropped), else its default. Setting both, or a file that cannot
+// be read or is empty, is a problem that names the variable; the value is
+// never part of a message.
+func (l *Lector) Secreto(nombre string) string {
+	fichero := nombre + SufijoFichero
+	ruta, _, _, ok := l.crudo(fichero)
+	if !ok || ruta == "" {
+		s, _, _, _ := l.crudo(nombre)
+		return s
+	}
+	if l.Definida(nombre) {
+		l.errs = append(l.errs, fmt.Errorf("%s and %s are both set: set only one", nombre, fichero))
+		return ""
+	}
+	b, err := os.ReadFile(ruta)
+	if err != nil {
+		l.Problema(fichero, ruta, "cannot read it: "+causaFichero(err))
+		return ""
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		l.Problema(fichero, ruta, "the file is empty")
+	}
+	return s
+}
+
+// causaFichero is err without the path, which the message already names.
+func causaFichero(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

@@ -9,20 +9,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
-	"github.com/go-sql-driver/mysql"
 )
 
 // config is the coordinator's configuration, read once from the environment.
 type config struct {
 	Almacen        string // sqlite | mysql
 	SQLitePath     string
-	DBHost         string
-	DBPort         int
+	DB             basedatos.Servidor // SAGAS_DB_DSN or _HOST/_PORT/_USER/_PASSWORD, TLS, migration user
 	DBName         string
-	DBUser         string
-	DBPassword     string
 	DBMaxConns     int
 	PulsarURL      string
 	PulsarAdminURL string
@@ -49,10 +47,9 @@ func leerConfig(getenv func(string) string) (config, error) {
 	l := configuracion.Leer(getenv)
 	c := config{
 		Almacen: l.Texto("SAGAS_STORAGE_TYPE"), SQLitePath: l.Texto("SAGAS_DB_PATH"),
-		DBHost: l.Texto("SAGAS_DB_HOST"), DBPort: l.Entero("SAGAS_DB_PORT", 3306), DBName: l.Texto("SAGAS_DB_NAME"),
-		DBUser: l.Texto("SAGAS_DB_USER"), DBPassword: l.Texto("SAGAS_DB_PASSWORD"), DBMaxConns: l.Entero("SAGAS_DB_MAX_CONNS", 32),
+		DBName: l.Texto("SAGAS_DB_NAME"), DBMaxConns: l.Entero("SAGAS_DB_MAX_CONNS", 32),
 		PulsarURL: l.Texto("SAGAS_PULSAR_URL"), PulsarAdminURL: l.Texto("SAGAS_PULSAR_ADMIN_URL"),
-		Tenant: l.Texto("SAGAS_PULSAR_TENANT"), Namespace: l.Texto("SAGAS_PULSAR_NAMESPACE"), APIToken: l.Texto("SAGAS_API_TOKEN"),
+		Tenant: l.Texto("SAGAS_PULSAR_TENANT"), Namespace: l.Texto("SAGAS_PULSAR_NAMESPACE"), APIToken: l.Secreto("SAGAS_API_TOKEN"),
 		Replica: l.Texto("SAGAS_REPLICA_ID"), Puente: l.Interruptor("SAGAS_PUENTE"),
 		Temporizador: l.Duracion("SAGAS_TIMER_INTERVAL", 250*time.Millisecond), Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", 2),
 		Definiciones:   l.Texto("SAGAS_DEFINICIONES"),
@@ -60,6 +57,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
+	c.DB = basedatos.Leer(l, c.Almacen == "mysql")
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(l.Texto("SAGAS_DATA_DIR"), "coordinador.db")
@@ -101,11 +99,15 @@ func leerConfig(getenv func(string) string) (config, error) {
 	return c, l.Err()
 }
 
-// dsn is the MySQL DSN of the configuration.
-func (c config) dsn() string {
-	m := mysql.NewConfig()
-	m.User, m.Passwd, m.Net, m.Addr, m.DBName = c.DBUser, c.DBPassword, "tcp", net.JoinHostPort(c.DBHost, strconv.Itoa(c.DBPort)), c.DBName
-	m.ParseTime = true
-	m.Timeout = 5 * time.Second
-	return m.FormatDSN()
+// dsn is the MySQL DSN of the runtime user.
+func (c config) dsn() string { return c.DB.DSN(c.DBName) }
+
+// almacenConfig is the store's configuration for the runtime: with a
+// migration user configured (MySQL), it checks the schema and changes
+// nothing.
+func (c config) almacenConfig() almacen.Config {
+	return almacen.Config{
+		Tipo: c.Almacen, Ruta: c.SQLitePath, DSN: c.dsn(), MaxConexiones: c.DBMaxConns,
+		SoloComprobar: c.Almacen == "mysql" && c.DB.ConMigracionAparte(),
+	}
 }
