@@ -15,6 +15,7 @@ import (
 
 	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Store types accepted in Config.Tipo.
@@ -104,6 +105,9 @@ func (c Config) Validar() error {
 func Abrir(ctx context.Context, c Config) (*DB, error) {
 	db, err := abrir(ctx, c)
 	if err != nil {
+		if c.SoloComprobar && sqldialecto.NumeroMySQL(err) == erBaseInexistente {
+			return nil, &basedatos.EsquemaError{Base: baseDe(c.DSN), Necesaria: versionNecesaria(), Comando: ComandoMigrar}
+		}
 		return nil, err
 	}
 	if c.SoloComprobar && c.Tipo == TipoMySQL {
@@ -123,12 +127,52 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 // provisioning step. It refuses a schema newer than the binary knows.
 func Migrar(ctx context.Context, c Config) error {
 	c.MaxConexiones = 1
+	if c.Tipo == TipoMySQL {
+		if err := crearBaseMySQL(ctx, c.DSN); err != nil {
+			return err
+		}
+	}
 	db, err := abrir(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	return db.migrar(ctx)
+}
+
+// erBaseInexistente is MySQL's "Unknown database".
+const erBaseInexistente = 1049
+
+// crearBaseMySQL creates the database dsn names when missing, as the user
+// dsn names (the migration user).
+func crearBaseMySQL(ctx context.Context, dsn string) error {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return fmt.Errorf("almacen: Config.DSN no válido: %w", err)
+	}
+	base := cfg.DBName
+	if base == "" || strings.Contains(base, "`") {
+		return fmt.Errorf("almacen: nombre de base de datos %q no válido", base)
+	}
+	cfg.DBName = ""
+	con, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("almacen: Config.DSN no válido: %w", err)
+	}
+	db := sql.OpenDB(con)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+base+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		return fmt.Errorf("crear base de datos %s: %w", base, basedatos.Explicar(ctx, err, cfg))
+	}
+	return nil
+}
+
+// baseDe is the database a DSN names, for messages.
+func baseDe(dsn string) string {
+	if cfg, err := mysql.ParseDSN(dsn); err == nil {
+		return cfg.DBName
+	}
+	return "mysql"
 }
 
 // abrir opens the pool and checks that the database answers.

@@ -106,6 +106,17 @@ func (db *DB) comprobarEsquema(ctx context.Context) error {
 	return db.esquemaAlDia(ctx, ms, aplicadas, true)
 }
 
+// versionNecesaria is the highest embedded migration (the same for both
+// dialects).
+func versionNecesaria() int {
+	ms, _ := cargarMigraciones(TipoMySQL)
+	v := 0
+	for _, m := range ms {
+		v = max(v, m.version)
+	}
+	return v
+}
+
 // esquemaAlDia compares the versions applied with ms: a version newer than
 // the binary knows is always refused; a missing one only when completo.
 func (db *DB) esquemaAlDia(ctx context.Context, ms []migracion, aplicadas map[int]bool, completo bool) error {

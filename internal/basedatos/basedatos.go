@@ -235,11 +235,7 @@ func (s Servidor) Direccion() string { return s.Config("").Addr }
 func DesdeConfig(cfg *mysql.Config) Servidor {
 	c := cfg.Clone()
 	c.DBName = ""
-	modo := c.TLSConfig
-	if modo == "" || modo == "false" {
-		modo = TLSNo
-	}
-	return Servidor{base: c, TLS: modo}
+	return Servidor{base: c, TLS: modoTLS(c.TLSConfig)}
 }
 
 // Usuario is the runtime user, for messages.

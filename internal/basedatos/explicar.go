@@ -44,10 +44,7 @@ func Explicar(ctx context.Context, err error, cfg *mysql.Config) error {
 		return nil
 	}
 	donde := fmt.Sprintf("mysql %s como %s", cfg.Addr, cfg.User)
-	tlsModo := cfg.TLSConfig
-	if tlsModo == "" || tlsModo == "false" {
-		tlsModo = TLSNo
-	}
+	tlsModo := modoTLS(cfg.TLSConfig)
 	var (
 		desconocida x509.UnknownAuthorityError
 		host        x509.HostnameError
@@ -83,9 +80,20 @@ func Explicar(ctx context.Context, err error, cfg *mysql.Config) error {
 	return err
 }
 
+// modoTLS is the SAGAS_DB_TLS value that gives the driver's tls parameter.
+func modoTLS(parametro string) string {
+	switch {
+	case parametro == "" || parametro == "false":
+		return TLSNo
+	case parametro == "true" || strings.HasPrefix(parametro, "sagas-ca-"):
+		return TLSSi
+	}
+	return parametro
+}
+
 func origenCA(cfg *mysql.Config) string {
 	if strings.HasPrefix(cfg.TLSConfig, "sagas-ca-") {
-		return "la de SAGAS_DB_TLS_CA_FILE"
+		return "la CA de SAGAS_DB_TLS_CA_FILE"
 	}
 	return "las del sistema"
 }

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -171,4 +172,21 @@ func (m MariaDBSegura) BaseNueva(t testing.TB, prefijo string) string {
 		}
 	})
 	return nombre
+}
+
+// Entorno is the environment that points a binary at this server the way
+// production does: MySQL over TLS verified with the CA, runtime user
+// sagas_app and migration user sagas_migracion, passwords from their files.
+func (m MariaDBSegura) Entorno(t testing.TB) map[string]string {
+	t.Helper()
+	host, puerto, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		t.Fatalf("SAGAS_TEST_MYSQL_SEGURO_ADDR=%q: %v", m.Addr, err)
+	}
+	return map[string]string{
+		"SAGAS_STORAGE_TYPE": "mysql", "SAGAS_DB_HOST": host, "SAGAS_DB_PORT": puerto,
+		"SAGAS_DB_TLS": "on", "SAGAS_DB_TLS_CA_FILE": m.CA(),
+		"SAGAS_DB_USER": UsuarioApp, "SAGAS_DB_PASSWORD_FILE": m.ClaveFichero(UsuarioApp),
+		"SAGAS_DB_MIGRATION_USER": UsuarioMigracion, "SAGAS_DB_MIGRATION_PASSWORD_FILE": m.ClaveFichero(UsuarioMigracion),
+	}
 }
