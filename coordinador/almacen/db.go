@@ -31,6 +31,9 @@ const MaxConexionesPorDefecto = 32
 type DB struct {
 	sql *sql.DB
 	d   dialecto
+	// base names the database for messages: the MySQL database or the
+	// SQLite file.
+	base string
 	// creaciones groups concurrent CrearSaga calls into one transaction.
 	creaciones grupoCreacion
 	// escritor serialises write transactions on SQLite (nil on MySQL). SQLite
@@ -191,7 +194,7 @@ func abrir(ctx context.Context, c Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("abrir sqlite %s: %w", c.Ruta, err)
 		}
-		db.sql, db.d = sqldb, dialectoSQLite
+		db.sql, db.d, db.base = sqldb, dialectoSQLite, c.Ruta
 		db.escritor = make(chan struct{}, 1)
 		db.drenando = make(chan struct{}, 1)
 	case TipoMySQL:
@@ -199,7 +202,7 @@ func abrir(ctx context.Context, c Config) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		db.sql, db.d = sql.OpenDB(conector), dialectoMySQL
+		db.sql, db.d, db.base = sql.OpenDB(conector), dialectoMySQL, baseDe(c.DSN)
 		db.sql.SetConnMaxLifetime(30 * time.Minute)
 		db.sql.SetConnMaxIdleTime(5 * time.Minute)
 	}

@@ -128,7 +128,7 @@ func (db *DB) esquemaAlDia(ctx context.Context, ms []migracion, aplicadas map[in
 	if maxima <= necesaria && (!completo || contigua >= necesaria) {
 		return nil
 	}
-	e := &basedatos.EsquemaError{Base: db.nombreBase(ctx), Actual: contigua, Necesaria: necesaria, Comando: ComandoMigrar}
+	e := &basedatos.EsquemaError{Base: db.base, Actual: contigua, Necesaria: necesaria, Comando: ComandoMigrar}
 	if maxima > necesaria {
 		e.Actual = maxima
 	}
@@ -157,18 +157,6 @@ func (db *DB) versionesAplicadas(ctx context.Context, ex ejecutor) (map[int]bool
 		return nil, fmt.Errorf("consultar schema_migrations: %w", err)
 	}
 	return aplicadas, nil
-}
-
-// nombreBase names the database for messages.
-func (db *DB) nombreBase(ctx context.Context) string {
-	if db.d.nombre != TipoMySQL {
-		return "sqlite"
-	}
-	var base sql.NullString
-	if err := db.sql.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&base); err != nil || !base.Valid {
-		return "mysql"
-	}
-	return base.String
 }
 
 // migrar applies the migrations not yet recorded in schema_migrations,
