@@ -150,6 +150,14 @@ func (m MariaDBSegura) BaseNueva(t testing.TB, prefijo string) string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	nombre := "sagas_" + prefijo + hex.EncodeToString(b)
+	m.BorrarAlTerminar(t, nombre)
+	return nombre
+}
+
+// BorrarAlTerminar drops database nombre (as the migration user, over TLS)
+// when the test ends, if it exists then.
+func (m MariaDBSegura) BorrarAlTerminar(t testing.TB, nombre string) {
+	t.Helper()
 	t.Cleanup(func() {
 		pool := x509.NewCertPool()
 		pem, err := os.ReadFile(m.CA())
@@ -171,7 +179,6 @@ func (m MariaDBSegura) BaseNueva(t testing.TB, prefijo string) string {
 			t.Errorf("borrar %s: %v", nombre, err)
 		}
 	})
-	return nombre
 }
 
 // Entorno is the environment that points a binary at this server the way
