@@ -103,14 +103,22 @@ func (c Config) Validar() error {
 // Abrir opens the database that c names, checks that it answers, and brings
 // its schema up to date with the embedded migrations (safe when several
 // coordinator replicas start at once). With c.SoloComprobar (MySQL) it runs
-// no DDL and refuses, with an *EsquemaError, a schema that is not at the
-// version the binary expects.
+// no DDL and refuses, with a *basedatos.EsquemaError, a schema that is not
+// at the version the binary expects; otherwise a missing MySQL database is
+// created.
 func Abrir(ctx context.Context, c Config) (*DB, error) {
 	db, err := abrir(ctx, c)
-	if err != nil {
-		if c.SoloComprobar && sqldialecto.NumeroMySQL(err) == erBaseInexistente {
+	if err != nil && sqldialecto.NumeroMySQL(err) == erBaseInexistente {
+		if c.SoloComprobar {
 			return nil, &basedatos.EsquemaError{Base: baseDe(c.DSN), Necesaria: versionNecesaria(), Comando: ComandoMigrar}
 		}
+		// The user that migrates creates the database too.
+		if err := crearBaseMySQL(ctx, c.DSN); err != nil {
+			return nil, err
+		}
+		db, err = abrir(ctx, c)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if c.SoloComprobar && c.Tipo == TipoMySQL {
