@@ -33,8 +33,12 @@
 //	SAGAS_STORAGE_TYPE      sqlite | mysql (default sqlite)
 //	SAGAS_DATA_DIR          .run/data (SQLite file participante-<servicio>.db)
 //	SAGAS_DB_HOST, SAGAS_DB_PORT, SAGAS_DB_USER, SAGAS_DB_PASSWORD
-//	                        127.0.0.1, 3306, sagas, sagas123 (MySQL database
-//	                        participante_<servicio>, created if missing)
+//	                        127.0.0.1, 3306, sagas, sagas123 (the password
+//	                        default only on loopback; MySQL database
+//	                        participante_<servicio>), or SAGAS_DB_DSN;
+//	                        SAGAS_DB_TLS, SAGAS_DB_TLS_CA_FILE; *_FILE twins
+//	SAGAS_DB_MIGRATION_USER when set, only -preparar changes the schema (as
+//	                        this user) and the runtime checks its version
 //	SAGAS_DB_PREFIJO        participante_ (MySQL database name prefix)
 //	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /efectos/{saga_id})
 //	SAGAS_FALLOS            no | semillas (the seeds' failure rate of the service)
