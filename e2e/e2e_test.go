@@ -75,55 +75,64 @@ func enAmbosAlmacenes(t *testing.T, f func(t *testing.T, s *sistema.Sistema)) {
 }
 
 func TestAmbosFlujosCompletanYCompensanSinDejarEfectos(t *testing.T) {
-	enAmbosAlmacenes(t, func(t *testing.T, s *sistema.Sistema) {
-		ctx := context.Background()
-		flujos := []struct {
-			ruta   string
-			cuerpo func(extra string) string
-			pasos  []string
-			// which participants hold an effect of each step
-			servicios []string
-		}{
-			{"/campana-saga", func(e string) string { return fmt.Sprintf(cuerpoCampana, e) },
-				[]string{"influencer", "marca", "tracking"}, []string{"influencer", "marca", "tracking"}},
-			{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento,
-				[]string{"solicitar_afiliados_elegibles", "configurar_comisiones_campania", "inicializar_tracking_conversiones", "preparar_notificaciones_campania"},
-				[]string{"afiliados", "comisiones", "tracking", "notificaciones"}},
+	enAmbosAlmacenes(t, probarAmbosFlujos)
+}
+
+// TestAmbosFlujosSobreMySQLConTLSComoUsuarioDeEjecucion runs them the way
+// production stores are set up: MariaDB requiring TLS, every process as a
+// user with data privileges only, after -preparar as the migration user.
+func TestAmbosFlujosSobreMySQLConTLSComoUsuarioDeEjecucion(t *testing.T) {
+	probarAmbosFlujos(t, sistema.Arrancar(t, sistema.Opciones{Almacen: "mysql-tls"}))
+}
+
+func probarAmbosFlujos(t *testing.T, s *sistema.Sistema) {
+	ctx := context.Background()
+	flujos := []struct {
+		ruta   string
+		cuerpo func(extra string) string
+		pasos  []string
+		// which participants hold an effect of each step
+		servicios []string
+	}{
+		{"/campana-saga", func(e string) string { return fmt.Sprintf(cuerpoCampana, e) },
+			[]string{"influencer", "marca", "tracking"}, []string{"influencer", "marca", "tracking"}},
+		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento,
+			[]string{"solicitar_afiliados_elegibles", "configurar_comisiones_campania", "inicializar_tracking_conversiones", "preparar_notificaciones_campania"},
+			[]string{"afiliados", "comisiones", "tracking", "notificaciones"}},
+	}
+	for _, f := range flujos {
+		inicio := time.Now()
+		code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(""))
+		t.Logf("%s: %v", f.ruta, time.Since(inicio))
+		if err != nil || code != 200 {
+			t.Fatalf("%s: %d %v %s", f.ruta, code, err, b)
 		}
-		for _, f := range flujos {
-			inicio := time.Now()
-			code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(""))
-			t.Logf("%s: %v", f.ruta, time.Since(inicio))
+		r := decodificar(t, b)
+		if r.Estado != "COMPLETADA" || !slices.Equal(r.PasosEjecutados, f.pasos) || r.TiempoTotal == "" {
+			t.Fatalf("%s happy path: %s", f.ruta, b)
+		}
+		activos := efectosActivos(t, s, r.ID)
+		for _, svc := range f.servicios {
+			if activos[svc] == 0 {
+				t.Fatalf("%s: completed saga %s has no effect in %s (%v)", f.ruta, r.ID, svc, activos)
+			}
+		}
+		for i, paso := range f.pasos {
+			code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(`,"simular_fallo":"`+paso+`"`))
 			if err != nil || code != 200 {
-				t.Fatalf("%s: %d %v %s", f.ruta, code, err, b)
+				t.Fatalf("%s failing at %s: %d %v %s", f.ruta, paso, code, err, b)
 			}
 			r := decodificar(t, b)
-			if r.Estado != "COMPLETADA" || !slices.Equal(r.PasosEjecutados, f.pasos) || r.TiempoTotal == "" {
-				t.Fatalf("%s happy path: %s", f.ruta, b)
+			want := slices.Clone(f.pasos[:i+1])
+			slices.Reverse(want)
+			if r.Estado != "COMPENSADA" || r.PasoFallido != paso || !slices.Equal(r.Compensaciones, want) || r.Error == "" {
+				t.Fatalf("%s failing at %s: want compensaciones %v: %s", f.ruta, paso, want, b)
 			}
-			activos := efectosActivos(t, s, r.ID)
-			for _, svc := range f.servicios {
-				if activos[svc] == 0 {
-					t.Fatalf("%s: completed saga %s has no effect in %s (%v)", f.ruta, r.ID, svc, activos)
-				}
-			}
-			for i, paso := range f.pasos {
-				code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(`,"simular_fallo":"`+paso+`"`))
-				if err != nil || code != 200 {
-					t.Fatalf("%s failing at %s: %d %v %s", f.ruta, paso, code, err, b)
-				}
-				r := decodificar(t, b)
-				want := slices.Clone(f.pasos[:i+1])
-				slices.Reverse(want)
-				if r.Estado != "COMPENSADA" || r.PasoFallido != paso || !slices.Equal(r.Compensaciones, want) || r.Error == "" {
-					t.Fatalf("%s failing at %s: want compensaciones %v: %s", f.ruta, paso, want, b)
-				}
-				if activos := efectosActivos(t, s, r.ID); len(activos) != 0 {
-					t.Fatalf("%s failing at %s: effects left %v", f.ruta, paso, activos)
-				}
+			if activos := efectosActivos(t, s, r.ID); len(activos) != 0 {
+				t.Fatalf("%s failing at %s: effects left %v", f.ruta, paso, activos)
 			}
 		}
-	})
+	}
 }
 
 func TestIdempotencyKeyDevuelveLaMismaSaga(t *testing.T) {

@@ -78,7 +78,11 @@ type Sistema struct {
 
 // Opciones of Arrancar.
 type Opciones struct {
-	Almacen string            // sqlite (default) or mysql
+	// Almacen is sqlite (default), mysql (the plain test server, one user)
+	// or mysql-tls: the server that requires TLS (integracion.MySQLSeguro),
+	// verified with its CA, every process as the data-only runtime user
+	// after each binary's -preparar ran as the migration user.
+	Almacen string
 	Extra   map[string]string // extra environment for every process
 }
 
@@ -141,11 +145,29 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 			env[k] = v
 		}
 	}
+	preparar := false
+	if o.Almacen == "mysql-tls" {
+		seg := integracion.MySQLSeguro(t)
+		nombre := seg.BaseNueva(t, "e2e_")
+		for _, p := range Participantes {
+			seg.BorrarAlTerminar(t, nombre+"_"+p)
+		}
+		for k, v := range seg.Entorno(t) {
+			env[k] = v
+		}
+		env["SAGAS_DB_NAME"], env["SAGAS_DB_PREFIJO"] = nombre, nombre+"_"
+		preparar = true
+	}
 	for k, v := range o.Extra {
 		env[k] = v
 	}
 	s.Env = env
 	t.Cleanup(s.Detener)
+	if preparar {
+		for _, p := range append([]string{"coordinador"}, Participantes...) {
+			s.preparar(filepath.Join(bin, p), p)
+		}
+	}
 
 	apiPort := PuertoLibre(t)
 	s.API = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
@@ -160,6 +182,19 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 		s.esperarListo(s.Metricas[p]+"/healthz", p)
 	}
 	return s
+}
+
+// preparar runs the provisioning step of a binary (-preparar) to its end.
+func (s *Sistema) preparar(bin, nombre string) {
+	s.t.Helper()
+	cmd := exec.Command(bin, "-preparar")
+	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("%s -preparar: %v\n%s", nombre, err, out)
+	}
 }
 
 func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {

@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	check := fs.Bool("check-config", false, "validate the configuration from the environment and exit")
 	verVersion := fs.Bool("version", false, "print the build's version and exit")
+	preparar := fs.Bool("preparar", false, "provisioning step: migrate the store (as SAGAS_DB_MIGRATION_USER when set) and exit")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -81,6 +82,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if *check {
 		fmt.Fprintln(stdout, "configuration OK")
+		return nil
+	}
+	if *preparar {
+		if err := migrarAlmacen(ctx, cfg); err != nil {
+			return err
+		}
+		logger.Info("almacén preparado", "almacen", cfg.Almacen)
 		return nil
 	}
 
