@@ -75,7 +75,7 @@ func TestClaveDesdeFicheroSinSaltoDeLinea(t *testing.T) {
 func TestClaveYSuFicheroALaVezEsUnError(t *testing.T) {
 	_, err := leer(map[string]string{"SAGAS_STORAGE_TYPE": "mysql", "SAGAS_DB_PASSWORD": "x",
 		"SAGAS_DB_PASSWORD_FILE": fichero(t, "y")})
-	if err == nil || !strings.Contains(err.Error(), "SAGAS_DB_PASSWORD and SAGAS_DB_PASSWORD_FILE are both set") {
+	if err == nil || !strings.Contains(err.Error(), "set either SAGAS_DB_PASSWORD or SAGAS_DB_PASSWORD_FILE, not both") {
 		t.Fatalf("err = %v", err)
 	}
 	if strings.Contains(err.Error(), `"x"`) {

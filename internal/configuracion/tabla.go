@@ -10,8 +10,6 @@ package configuracion
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -351,43 +349,3 @@ func (l *Lector) Interruptor(nombre string) bool {
 	return on
 }
 
-// SufijoFichero names the companion of a secret variable that holds the path
-// of a file with its value (SAGAS_DB_PASSWORD_FILE for SAGAS_DB_PASSWORD).
-const SufijoFichero = "_FILE"
-
-// Secreto is the value of the secret nombre, from the variable itself or
-// from the file its companion nombre_FILE names (read once, a trailing
-// newline dropped), else its default. Setting both, or a file that cannot
-// be read or is empty, is a problem that names the variable; the value is
-// never part of a message.
-func (l *Lector) Secreto(nombre string) string {
-	fichero := nombre + SufijoFichero
-	ruta, _, _, ok := l.crudo(fichero)
-	if !ok || ruta == "" {
-		s, _, _, _ := l.crudo(nombre)
-		return s
-	}
-	if l.Definida(nombre) {
-		l.errs = append(l.errs, fmt.Errorf("%s and %s are both set: set only one", nombre, fichero))
-		return ""
-	}
-	b, err := os.ReadFile(ruta)
-	if err != nil {
-		l.Problema(fichero, ruta, "cannot read it: "+causaFichero(err))
-		return ""
-	}
-	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if s == "" {
-		l.Problema(fichero, ruta, "the file is empty")
-	}
-	return s
-}
-
-// causaFichero is err without the path, which the message already names.
-func causaFichero(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}

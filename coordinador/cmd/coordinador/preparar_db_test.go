@@ -35,7 +35,7 @@ func TestConfigTokenDeLaAPIDesdeFicheroYNoLosDos(t *testing.T) {
 		t.Fatalf("token %q, err %v", c.APIToken, err)
 	}
 	env["SAGAS_API_TOKEN"] = "tok-2"
-	if _, err := leerConfig(entornoDe(env)); err == nil || !strings.Contains(err.Error(), "SAGAS_API_TOKEN and SAGAS_API_TOKEN_FILE are both set") {
+	if _, err := leerConfig(entornoDe(env)); err == nil || !strings.Contains(err.Error(), "set either SAGAS_API_TOKEN or SAGAS_API_TOKEN_FILE, not both") {
 		t.Fatalf("both set: %v", err)
 	}
 }
