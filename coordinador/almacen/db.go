@@ -102,7 +102,8 @@ func (c Config) Validar() error {
 
 // Abrir opens the database that c names, checks that it answers, and brings
 // its schema up to date with the embedded migrations (safe when several
-// coordinator replicas start at once). With c.SoloComprobar (MySQL) it runs
+// coordinator replicas start at once; a schema newer than the binary knows
+// is left as it is). With c.SoloComprobar (MySQL) it runs
 // no DDL and refuses, with a *basedatos.EsquemaError, a schema that is not
 // at the version the binary expects; otherwise a missing MySQL database is
 // created.
@@ -124,7 +125,7 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 	if c.SoloComprobar && c.Tipo == TipoMySQL {
 		err = db.comprobarEsquema(ctx)
 	} else {
-		err = db.migrar(ctx)
+		err = db.migrar(ctx, false)
 	}
 	if err != nil {
 		db.sql.Close()
@@ -148,7 +149,7 @@ func Migrar(ctx context.Context, c Config) error {
 		return err
 	}
 	defer db.Close()
-	return db.migrar(ctx)
+	return db.migrar(ctx, true)
 }
 
 // erBaseInexistente is MySQL's "Unknown database".

@@ -103,7 +103,7 @@ func (db *DB) comprobarEsquema(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return db.esquemaAlDia(ctx, ms, aplicadas, true)
+	return db.esquemaAlDia(ms, aplicadas, true, true)
 }
 
 // versionNecesaria is the highest embedded migration (the same for both
@@ -117,15 +117,15 @@ func versionNecesaria() int {
 	return v
 }
 
-// esquemaAlDia compares the versions applied with ms: a version newer than
-// the binary knows is always refused; a missing one only when completo.
-func (db *DB) esquemaAlDia(ctx context.Context, ms []migracion, aplicadas map[int]bool, completo bool) error {
+// esquemaAlDia compares the versions applied with ms: a missing one is
+// refused when completo, one newer than the binary knows when sinNuevas.
+func (db *DB) esquemaAlDia(ms []migracion, aplicadas map[int]bool, completo, sinNuevas bool) error {
 	necesaria := 0
 	for _, m := range ms {
 		necesaria = max(necesaria, m.version)
 	}
 	contigua, maxima := basedatos.VersionContigua(aplicadas)
-	if maxima <= necesaria && (!completo || contigua >= necesaria) {
+	if (!sinNuevas || maxima <= necesaria) && (!completo || contigua >= necesaria) {
 		return nil
 	}
 	e := &basedatos.EsquemaError{Base: db.base, Actual: contigua, Necesaria: necesaria, Comando: ComandoMigrar}
@@ -159,23 +159,25 @@ func (db *DB) versionesAplicadas(ctx context.Context, ex ejecutor) (map[int]bool
 	return aplicadas, nil
 }
 
-// migrar applies the migrations not yet recorded in schema_migrations,
-// refusing a schema newer than the binary knows.
-func (db *DB) migrar(ctx context.Context) error {
+// migrar applies the migrations not yet recorded in schema_migrations. With
+// sinNuevas it refuses a schema newer than the binary knows (Migrar);
+// otherwise (migrating at start) a newer one is left as it is, as a newer
+// binary's migrations keep what older binaries use.
+func (db *DB) migrar(ctx context.Context, sinNuevas bool) error {
 	ms, err := cargarMigraciones(db.d.nombre)
 	if err != nil {
 		return err
 	}
 	if db.d.nombre == TipoMySQL {
-		return db.migrarMySQL(ctx, ms)
+		return db.migrarMySQL(ctx, ms, sinNuevas)
 	}
-	return db.migrarSQLite(ctx, ms)
+	return db.migrarSQLite(ctx, ms, sinNuevas)
 }
 
 // migrarSQLite applies each migration in its own transaction (SQLite's DDL is
 // transactional). BEGIN IMMEDIATE excludes another process doing the same;
 // the check of schema_migrations inside the transaction makes it idempotent.
-func (db *DB) migrarSQLite(ctx context.Context, ms []migracion) error {
+func (db *DB) migrarSQLite(ctx context.Context, ms []migracion, sinNuevas bool) error {
 	if _, err := db.escribirSuelto(ctx, crearTablaMigraciones); err != nil {
 		return fmt.Errorf("crear schema_migrations: %w", err)
 	}
@@ -183,7 +185,7 @@ func (db *DB) migrarSQLite(ctx context.Context, ms []migracion) error {
 	if err != nil {
 		return err
 	}
-	if err := db.esquemaAlDia(ctx, ms, aplicadas, false); err != nil {
+	if err := db.esquemaAlDia(ms, aplicadas, false, sinNuevas); err != nil {
 		return err
 	}
 	for _, m := range ms {
@@ -205,7 +207,7 @@ func (db *DB) migrarSQLite(ctx context.Context, ms []migracion) error {
 // replicas starting together apply each migration once. MySQL's DDL commits
 // implicitly, so each statement must be idempotent by itself (IF NOT EXISTS):
 // a migration cut half-way runs again from the start.
-func (db *DB) migrarMySQL(ctx context.Context, ms []migracion) error {
+func (db *DB) migrarMySQL(ctx context.Context, ms []migracion, sinNuevas bool) error {
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("migrar: conexión: %w", err)
@@ -237,7 +239,7 @@ func (db *DB) migrarMySQL(ctx context.Context, ms []migracion) error {
 	if err != nil {
 		return err
 	}
-	if err := db.esquemaAlDia(ctx, ms, aplicadas, false); err != nil {
+	if err := db.esquemaAlDia(ms, aplicadas, false, sinNuevas); err != nil {
 		return err
 	}
 	for _, m := range ms {

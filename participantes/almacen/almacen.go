@@ -76,6 +76,12 @@ type Almacen struct {
 // refuses, with a *basedatos.EsquemaError, a database that is not at the
 // binary's schema version.
 func Abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, error) {
+	return abrirYMigrar(ctx, o, s, false)
+}
+
+// abrirYMigrar is Abrir; sinNuevas refuses, when migrating, a schema newer
+// than the binary knows (Migrar).
+func abrirYMigrar(ctx context.Context, o Opciones, s *servicio.Servicio, sinNuevas bool) (*Almacen, error) {
 	soloComprobar := o.SoloComprobar && o.Tipo == MySQL
 	if o.Tipo == MySQL && !soloComprobar {
 		if err := crearBaseMySQL(ctx, o.MySQL); err != nil {
@@ -92,7 +98,7 @@ func Abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, err
 	if soloComprobar {
 		err = a.comprobarEsquema(ctx, s, o.ComandoMigrar)
 	} else {
-		err = a.migrar(ctx, s, o.ComandoMigrar)
+		err = a.migrar(ctx, s, o.ComandoMigrar, sinNuevas)
 	}
 	if err != nil {
 		a.db.Close()
@@ -108,7 +114,7 @@ func Abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, err
 func Migrar(ctx context.Context, o Opciones, s *servicio.Servicio) error {
 	o.SoloComprobar = false
 	o.Conexiones = 1
-	a, err := Abrir(ctx, o, s)
+	a, err := abrirYMigrar(ctx, o, s, true)
 	if err != nil {
 		return err
 	}

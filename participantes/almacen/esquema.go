@@ -33,12 +33,13 @@ func versionesEsperadas(s *servicio.Servicio) map[string]int {
 
 // migrar creates the tables if missing, inserts the seed rows that are
 // missing and records the versions; safe when several instances start at
-// once. A version newer than the binary's is refused before anything runs.
-func (a *Almacen) migrar(ctx context.Context, s *servicio.Servicio, comando string) error {
+// once. With sinNuevas (Migrar) a version newer than the binary's is
+// refused before anything runs; otherwise (migrating at start) it is kept.
+func (a *Almacen) migrar(ctx context.Context, s *servicio.Servicio, comando string, sinNuevas bool) error {
 	if _, err := a.db.ExecContext(ctx, crearTablaVersion); err != nil {
 		return fmt.Errorf("migrar %s (schema_version): %w", a.donde, err)
 	}
-	if err := a.versionesAlDia(ctx, s, comando, false); err != nil {
+	if err := a.versionesAlDia(ctx, s, comando, false, sinNuevas); err != nil {
 		return err
 	}
 	for _, ddl := range append(append([]string{}, esquemaRuntime...), s.Esquema...) {
@@ -70,13 +71,13 @@ func (a *Almacen) migrar(ctx context.Context, s *servicio.Servicio, comando stri
 // comprobarEsquema refuses, with a *basedatos.EsquemaError, a database
 // whose schema is not at the binary's versions. It changes nothing.
 func (a *Almacen) comprobarEsquema(ctx context.Context, s *servicio.Servicio, comando string) error {
-	return a.versionesAlDia(ctx, s, comando, true)
+	return a.versionesAlDia(ctx, s, comando, true, true)
 }
 
 // versionesAlDia compares schema_version (missing: nothing applied) with the
-// binary's versions: a newer one is always refused, an older one only when
-// completo.
-func (a *Almacen) versionesAlDia(ctx context.Context, s *servicio.Servicio, comando string, completo bool) error {
+// binary's versions: an older one is refused when completo, a newer one when
+// sinNuevas.
+func (a *Almacen) versionesAlDia(ctx context.Context, s *servicio.Servicio, comando string, completo, sinNuevas bool) error {
 	actuales := map[string]int{}
 	filas, err := a.db.QueryContext(ctx, "SELECT componente, version FROM schema_version")
 	switch {
@@ -100,7 +101,7 @@ func (a *Almacen) versionesAlDia(ctx context.Context, s *servicio.Servicio, coma
 	// The runtime first, so the message is stable.
 	for _, c := range []string{componenteRuntime, s.Nombre} {
 		necesaria, actual := versionesEsperadas(s)[c], actuales[c]
-		if actual > necesaria || (completo && actual < necesaria) {
+		if (sinNuevas && actual > necesaria) || (completo && actual < necesaria) {
 			return &basedatos.EsquemaError{Base: fmt.Sprintf("%s (tablas de %s)", a.donde, c), Actual: actual, Necesaria: necesaria, Comando: comando}
 		}
 	}
