@@ -111,7 +111,7 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 	db, err := abrir(ctx, c)
 	if err != nil && sqldialecto.NumeroMySQL(err) == erBaseInexistente {
 		if c.SoloComprobar {
-			return nil, &basedatos.EsquemaError{Base: baseDe(c.DSN), Necesaria: versionNecesaria(), Comando: ComandoMigrar}
+			return nil, &basedatos.EsquemaError{Base: baseDe(c.DSN), Necesaria: VersionEsquema(), Comando: ComandoMigrar}
 		}
 		// The user that migrates creates the database too.
 		if err := crearBaseMySQL(ctx, c.DSN); err != nil {

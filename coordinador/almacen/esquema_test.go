@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,10 +47,11 @@ func TestUsuarioDeEjecucionSoloComprobandoYMigracionAparte(t *testing.T) {
 	base := integracion.MySQLSeguro(t).BaseNueva(t, "co_")
 	ejecucion := almacen.Config{Tipo: almacen.TipoMySQL, DSN: srv.DSN(base), SoloComprobar: true}
 	migracion := almacen.Config{Tipo: almacen.TipoMySQL, DSN: srv.DSNMigracion(base)}
+	n := almacen.VersionEsquema()
 
 	// Nothing provisioned: the runtime refuses, saying what to run.
 	_, err := almacen.Abrir(ctx, ejecucion)
-	esEsquemaError(t, err, "el esquema de la base de datos "+base+" está en la versión 0 y este binario necesita 3",
+	esEsquemaError(t, err, fmt.Sprintf("el esquema de la base de datos %s está en la versión 0 y este binario necesita %d", base, n),
 		"ejecute `coordinador -preparar` con el usuario de migración")
 
 	if err := almacen.Migrar(ctx, migracion); err != nil {
@@ -80,25 +82,24 @@ func TestUsuarioDeEjecucionSoloComprobandoYMigracionAparte(t *testing.T) {
 		t.Error("Abrir that migrates succeeded as the runtime user")
 	}
 
-	// An older schema (a migration missing) is refused with the versions.
+	// An older schema (the last migration not recorded) is refused with the
+	// versions.
 	crudoMig := crudo(t, migracion)
-	for _, q := range []string{"ALTER TABLE sagas DROP COLUMN huella_idempotencia", "DELETE FROM schema_migrations WHERE version = 3"} {
-		if _, err := crudoMig.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, err = almacen.Abrir(ctx, ejecucion)
-	esEsquemaError(t, err, "está en la versión 2 y este binario necesita 3", "coordinador -preparar")
-	if err := almacen.Migrar(ctx, migracion); err != nil {
-		t.Fatalf("Migrar the missing version: %v", err)
-	}
-
-	// A newer schema: refused by the runtime and by Migrar alike.
-	if _, err := crudoMig.ExecContext(ctx, "INSERT INTO schema_migrations (version, nombre, aplicada) VALUES (99, '0099_futura.sql', 'x')"); err != nil {
+	if _, err := crudoMig.ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = ?", n); err != nil {
 		t.Fatal(err)
 	}
 	_, err = almacen.Abrir(ctx, ejecucion)
-	esEsquemaError(t, err, "está en la versión 99, más nueva que la 3 que conoce este binario")
+	esEsquemaError(t, err, fmt.Sprintf("está en la versión %d y este binario necesita %d", n-1, n), "coordinador -preparar")
+	if _, err := crudoMig.ExecContext(ctx, "INSERT INTO schema_migrations (version, nombre, aplicada) VALUES (?, 'restaurada', 'x')", n); err != nil {
+		t.Fatal(err)
+	}
+
+	// A newer schema: refused by the runtime and by Migrar alike.
+	if _, err := crudoMig.ExecContext(ctx, "INSERT INTO schema_migrations (version, nombre, aplicada) VALUES (?, 'futura', 'x')", n+90); err != nil {
+		t.Fatal(err)
+	}
+	_, err = almacen.Abrir(ctx, ejecucion)
+	esEsquemaError(t, err, fmt.Sprintf("está en la versión %d, más nueva que la %d que conoce este binario", n+90, n))
 	esEsquemaError(t, almacen.Migrar(ctx, migracion), "más nueva")
 }
 
@@ -111,10 +112,11 @@ func TestEsquemaMasNuevoLoRechazaMigrarYAbrirQueMigraLoDejaComoEsta(t *testing.T
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if _, err := raw.Exec("INSERT INTO schema_migrations (version, nombre, aplicada) VALUES (7, '0007_x.sql', 'x')"); err != nil {
+	n := almacen.VersionEsquema()
+	if _, err := raw.Exec("INSERT INTO schema_migrations (version, nombre, aplicada) VALUES (?, 'futura', 'x')", n+4); err != nil {
 		t.Fatal(err)
 	}
-	esEsquemaError(t, almacen.Migrar(context.Background(), c), "versión 7, más nueva que la 3")
+	esEsquemaError(t, almacen.Migrar(context.Background(), c), fmt.Sprintf("versión %d, más nueva que la %d", n+4, n))
 	// Migrating at start (one user, development) keeps working next to a
 	// newer binary's schema, as before.
 	if db, err := almacen.Abrir(context.Background(), c); err != nil {

@@ -106,9 +106,9 @@ func (db *DB) comprobarEsquema(ctx context.Context) error {
 	return db.esquemaAlDia(ms, aplicadas, true, true)
 }
 
-// versionNecesaria is the highest embedded migration (the same for both
-// dialects).
-func versionNecesaria() int {
+// VersionEsquema is the schema version this binary's migrations lead to
+// (the highest embedded migration, the same for both dialects).
+func VersionEsquema() int {
 	ms, _ := cargarMigraciones(TipoMySQL)
 	v := 0
 	for _, m := range ms {
