@@ -119,12 +119,12 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		},
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
-	c.MySQL.Servidor = basedatos.Leer(l, c.Almacen == AlmacenMySQL)
 	if l.Definida("SAGAS_TASA_FALLO") {
 		if t := l.Decimal("SAGAS_TASA_FALLO", -1); t >= 0 {
 			c.Fallos.Tasa = &t
 		}
 	}
+	c.MySQL.Servidor = basedatos.Leer(l, c.Almacen == AlmacenMySQL)
 	switch l.Texto("SAGAS_LOG_LEVEL") {
 	case "debug":
 		c.NivelLog = slog.LevelDebug

@@ -57,11 +57,11 @@ func leerConfig(getenv func(string) string) (config, error) {
 		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
-	c.DB = basedatos.Leer(l, c.Almacen == "mysql")
 	c.APIAddr = net.JoinHostPort(l.Texto("SAGAS_API_HOST"), strconv.Itoa(l.Entero("SAGAS_API_PORT", 8003)))
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(l.Texto("SAGAS_DATA_DIR"), "coordinador.db")
 	}
+	c.DB = basedatos.Leer(l, c.Almacen == "mysql")
 	if c.Replica == "hostname" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -99,8 +99,10 @@ func leerConfig(getenv func(string) string) (config, error) {
 	return c, l.Err()
 }
 
-// dsn is the MySQL DSN of the runtime user.
-func (c config) dsn() string { return c.DB.DSN(c.DBName) }
+// dsn is the MySQL DSN of the configuration.
+func (c config) dsn() string {
+	return c.DB.DSN(c.DBName) // the runtime user's
+}
 
 // almacenConfig is the store's configuration for the runtime: with a
 // migration user configured (MySQL), it checks the schema and changes
