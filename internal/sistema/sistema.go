@@ -78,11 +78,7 @@ type Sistema struct {
 
 // Opciones of Arrancar.
 type Opciones struct {
-	// Almacen is sqlite (default), mysql (the plain test server, one user)
-	// or mysql-tls: the server that requires TLS (integracion.MySQLSeguro),
-	// verified with its CA, every process as the data-only runtime user
-	// after each binary's -preparar ran as the migration user.
-	Almacen string
+	Almacen string            // sqlite (default) or mysql
 	Extra   map[string]string // extra environment for every process
 }
 
@@ -105,6 +101,11 @@ func PuertoLibre(t testing.TB) int {
 
 // Arrancar starts the system in its own namespace and store and stops it when
 // the test ends.
+//
+// Almacen "mysql-tls" is the server that requires TLS
+// (integracion.MySQLSeguro), verified with its CA: every binary's -preparar
+// runs first as the migration user, then every process as the runtime user
+// with data privileges only.
 func Arrancar(t testing.TB, o Opciones) *Sistema {
 	t.Helper()
 	purl, aurl := integracion.PulsarURL(t), integracion.PulsarAdminURL(t) // skip before building
@@ -117,6 +118,19 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 		"SAGAS_PULSAR_NAMESPACE": ns, "SAGAS_DATA_DIR": filepath.Join(dir, "data"),
 		"SAGAS_DB_PATH": filepath.Join(dir, "data", "coordinador.db"), "SAGAS_LOG_DIR": filepath.Join(dir, "logs"),
 		"SAGAS_LOG_LEVEL": "warn", "SAGAS_REPLICA_ID": "c-" + ns,
+	}
+	preparar := false
+	if o.Almacen == "mysql-tls" {
+		seg := integracion.MySQLSeguro(t)
+		nombre := seg.BaseNueva(t, "e2e_")
+		for _, p := range Participantes {
+			seg.BorrarAlTerminar(t, nombre+"_"+p)
+		}
+		for k, v := range seg.Entorno(t) {
+			env[k] = v
+		}
+		env["SAGAS_DB_NAME"], env["SAGAS_DB_PREFIJO"] = nombre, nombre+"_"
+		preparar = true
 	}
 	if o.Almacen == "mysql" {
 		dsn := integracion.MySQLDSN(t)
@@ -144,19 +158,6 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 			"SAGAS_DB_NAME": nombre, "SAGAS_DB_PREFIJO": nombre + "_", "SAGAS_DB_USER": cfg.User, "SAGAS_DB_PASSWORD": cfg.Passwd} {
 			env[k] = v
 		}
-	}
-	preparar := false
-	if o.Almacen == "mysql-tls" {
-		seg := integracion.MySQLSeguro(t)
-		nombre := seg.BaseNueva(t, "e2e_")
-		for _, p := range Participantes {
-			seg.BorrarAlTerminar(t, nombre+"_"+p)
-		}
-		for k, v := range seg.Entorno(t) {
-			env[k] = v
-		}
-		env["SAGAS_DB_NAME"], env["SAGAS_DB_PREFIJO"] = nombre, nombre+"_"
-		preparar = true
 	}
 	for k, v := range o.Extra {
 		env[k] = v
