@@ -185,19 +185,6 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	return s
 }
 
-// preparar runs the provisioning step of a binary (-preparar) to its end.
-func (s *Sistema) preparar(bin, nombre string) {
-	s.t.Helper()
-	cmd := exec.Command(bin, "-preparar")
-	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
-	for k, v := range s.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		s.t.Fatalf("%s -preparar: %v\n%s", nombre, err, out)
-	}
-}
-
 func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {
 	s.t.Helper()
 	cmd := exec.Command(bin)
@@ -323,4 +310,17 @@ func (s *Sistema) GetCon(ctx context.Context, ruta string, cabeceras ...string) 
 		req.Header.Set(cabeceras[i], cabeceras[i+1])
 	}
 	return hacer(req)
+}
+
+// preparar runs the provisioning step of a binary (-preparar) to its end.
+func (s *Sistema) preparar(bin, nombre string) {
+	s.t.Helper()
+	cmd := exec.Command(bin, "-preparar")
+	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("%s -preparar: %v\n%s", nombre, err, out)
+	}
 }
