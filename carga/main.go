@@ -161,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
 	fs.DurationVar(&o.espera, "espera", 5*time.Minute, "give up waiting for outcomes after this")
-	fs.StringVar(&o.token, "token", env.Texto("SAGAS_API_TOKEN"), "API bearer token (default $SAGAS_API_TOKEN)")
+	fs.StringVar(&o.token, "token", env.Secreto("SAGAS_API_TOKEN"), "API bearer token (default $SAGAS_API_TOKEN, or the content of $SAGAS_API_TOKEN_FILE)")
 	fs.DurationVar(&o.progreso, "progreso", time.Second, "print a progress line to stderr this often (0: never)")
 	verVersion := fs.Bool("version", false, "print the version and exit")
 	if configuracion.PideAyuda(args[1:]) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 )
@@ -61,13 +62,12 @@ type Config struct {
 }
 
 // ConfigMySQL says where the service's own MySQL database lives. The
-// database is created when missing.
+// provisioning step (-preparar) creates it when missing.
 type ConfigMySQL struct {
-	Host      string // SAGAS_DB_HOST
-	Puerto    int    // SAGAS_DB_PORT
-	Usuario   string // SAGAS_DB_USER
-	Clave     string // SAGAS_DB_PASSWORD
-	BaseDatos string // participante_<servicio>
+	// Servidor is SAGAS_DB_DSN or SAGAS_DB_HOST/_PORT/_USER/_PASSWORD, with
+	// SAGAS_DB_TLS and the migration user.
+	Servidor  basedatos.Servidor
+	BaseDatos string // SAGAS_DB_PREFIJO + servicio
 }
 
 // ConfigFallos configures failure injection, off by default.
@@ -124,10 +124,6 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		TokenHTTP:        l.Secreto("SAGAS_METRICS_TOKEN"),
 		SinAutenticacion: l.Interruptor("SAGAS_HTTP_ALLOW_UNAUTHENTICATED"),
 		MySQL: ConfigMySQL{
-			Host:      l.Texto("SAGAS_DB_HOST"),
-			Puerto:    l.Entero("SAGAS_DB_PORT", 3306),
-			Usuario:   l.Texto("SAGAS_DB_USER"),
-			Clave:     l.Texto("SAGAS_DB_PASSWORD"),
 			BaseDatos: l.Texto("SAGAS_DB_PREFIJO") + servicio,
 		},
 		Trabajadores:       l.Entero("SAGAS_CONSUMER_WORKERS", TrabajadoresPorDefecto),
@@ -148,6 +144,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 			c.Fallos.Tasa = &t
 		}
 	}
+	c.MySQL.Servidor = basedatos.Leer(l, c.Almacen == AlmacenMySQL)
 	switch l.Texto("SAGAS_LOG_LEVEL") {
 	case "debug":
 		c.NivelLog = slog.LevelDebug
@@ -205,11 +202,8 @@ func (c Config) validarDerivados() error {
 			problema("SAGAS_DATA_DIR", filepath.Dir(c.RutaSQLite), "allowed values are directory paths without ? or #")
 		}
 	case AlmacenMySQL:
-		if c.MySQL.Host == "" {
-			problema("SAGAS_DB_HOST", c.MySQL.Host, "must not be empty with SAGAS_STORAGE_TYPE=mysql")
-		}
-		if c.MySQL.Usuario == "" {
-			problema("SAGAS_DB_USER", c.MySQL.Usuario, "must not be empty with SAGAS_STORAGE_TYPE=mysql")
+		if c.MySQL.Servidor.Direccion() == "" {
+			problema("SAGAS_DB_HOST", "", "must not be empty with SAGAS_STORAGE_TYPE=mysql")
 		}
 		if !configuracion.NombreValido(c.MySQL.BaseDatos, "_", 64) {
 			errs = append(errs, fmt.Errorf("base de datos %q: allowed are 1-64 letters, digits and _", c.MySQL.BaseDatos))

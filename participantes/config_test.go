@@ -23,10 +23,11 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 	want := Config{
 		Servicio: "marca", PulsarURL: "pulsar://127.0.0.1:6650", PulsarAdminURL: "http://127.0.0.1:8080",
 		Almacen: "sqlite", RutaSQLite: filepath.Join(".run", "data", "participante-marca.db"), DireccionHTTP: "127.0.0.1:0",
-		MySQL:        ConfigMySQL{Host: "127.0.0.1", Puerto: 3306, Usuario: "sagas", Clave: "sagas123", BaseDatos: "participante_marca"},
+		MySQL:        ConfigMySQL{Servidor: c.MySQL.Servidor, BaseDatos: "participante_marca"},
 		NivelLog:     slog.LevelInfo,
 		Trabajadores: TrabajadoresPorDefecto,
 		Seguridad:    bus.Seguridad{Auth: bus.AuthNinguna},
+		Retencion:    168 * time.Hour, IntervaloRetencion: 10 * time.Minute,
 	}
 	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
 	want.Fallos.Semilla = c.Fallos.Semilla // from the clock
@@ -34,6 +35,9 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 		t.Errorf("failure injection must be off by default: %+v", c.Fallos)
 	}
 	c.Fallos = want.Fallos
+	if m := c.MySQL.Servidor.Config("x"); m.Addr != "127.0.0.1:3306" || m.User != "sagas" || m.TLSConfig != "" || c.MySQL.Servidor.ConMigracionAparte() {
+		t.Errorf("mysql: %s as %s, tls %q, migration user %q", m.Addr, m.User, m.TLSConfig, c.MySQL.Servidor.UsuarioMigracion)
+	}
 	if c != want {
 		t.Errorf("config\n got %+v\nwant %+v", c, want)
 	}
@@ -55,8 +59,9 @@ func TestLeerConfigLeeCadaVariable(t *testing.T) {
 		t.Errorf("pulsar: %s %s", c.PulsarURL, c.PulsarAdminURL)
 	case c.Topologia.Comandos("tracking") != "persistent://t1/ns1/comandos-tracking":
 		t.Errorf("topologia: %+v", c.Topologia)
-	case c.Almacen != "mysql" || c.MySQL != (ConfigMySQL{Host: "db", Puerto: 3307, Usuario: "u", Clave: "p", BaseDatos: "participante_tracking"}):
-		t.Errorf("mysql: %s %+v", c.Almacen, c.MySQL)
+	case c.Almacen != "mysql" || c.MySQL.BaseDatos != "participante_tracking" ||
+		c.MySQL.Servidor.DSN(c.MySQL.BaseDatos) != "u:p@tcp(db:3307)/participante_tracking?timeout=10s":
+		t.Errorf("mysql: %s %s", c.Almacen, c.MySQL.Servidor.DSN(c.MySQL.BaseDatos))
 	case c.RutaSQLite != "/var/lib/sagas/participante-tracking.db":
 		t.Errorf("sqlite: %s", c.RutaSQLite)
 	case c.DireccionHTTP != ":9100" || c.TokenHTTP != "m" || c.NivelLog != slog.LevelDebug || c.Trabajadores != 16:

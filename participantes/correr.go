@@ -42,6 +42,7 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	}
 	soloConfig := flags.Bool("check-config", false, "validate the configuration from the environment and exit")
 	verVersion := flags.Bool("version", false, "print the build's version and exit")
+	preparar := flags.Bool("preparar", false, "create or migrate the service's database (as SAGAS_DB_MIGRATION_USER when set) and exit")
 	var resto []string
 	if len(args) > 1 {
 		resto = args[1:]
@@ -73,6 +74,13 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	}
 
 	logger := slog.New(slog.NewJSONHandler(salida, &slog.HandlerOptions{Level: cfg.NivelLog})).With("servicio", s.Nombre)
+	if *preparar {
+		if err := Migrar(ctx, cfg, s); err != nil {
+			return fmt.Errorf("preparar almacén de %s: %w", s.Nombre, err)
+		}
+		logger.Info("almacén preparado", "almacen", cfg.Almacen, "base", cfg.MySQL.BaseDatos)
+		return nil
+	}
 	p, err := Nuevo(ctx, cfg, s, logger)
 	if err != nil {
 		return err

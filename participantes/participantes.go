@@ -33,8 +33,12 @@
 //	SAGAS_STORAGE_TYPE      sqlite | mysql (default sqlite)
 //	SAGAS_DATA_DIR          .run/data (SQLite file participante-<servicio>.db)
 //	SAGAS_DB_HOST, SAGAS_DB_PORT, SAGAS_DB_USER, SAGAS_DB_PASSWORD
-//	                        127.0.0.1, 3306, sagas, sagas123 (MySQL database
-//	                        participante_<servicio>, created if missing)
+//	                        127.0.0.1, 3306, sagas, sagas123 (the password
+//	                        default only on loopback; MySQL database
+//	                        participante_<servicio>), or SAGAS_DB_DSN;
+//	                        SAGAS_DB_TLS, SAGAS_DB_TLS_CA_FILE; *_FILE twins
+//	SAGAS_DB_MIGRATION_USER when set, only -preparar changes the schema (as
+//	                        this user) and the runtime checks its version
 //	SAGAS_DB_PREFIJO        participante_ (MySQL database name prefix)
 //	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /efectos/{saga_id});
 //	                        off loopback it needs SAGAS_METRICS_TOKEN (or
@@ -68,8 +72,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/alpespartner/sagas/internal/version"
 	"github.com/alpespartner/sagas/participantes/almacen"
 	"github.com/alpespartner/sagas/participantes/bandeja"
@@ -159,12 +163,7 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	if cfg.Servicio != s.Nombre {
 		return nil, fmt.Errorf("la configuración es de %q y el servicio es %q", cfg.Servicio, s.Nombre)
 	}
-	a, err := almacen.Abrir(ctx, almacen.Opciones{
-		Tipo:       cfg.Almacen,
-		RutaSQLite: cfg.RutaSQLite,
-		MySQL:      almacen.ServidorMySQL(cfg.MySQL),
-		Conexiones: cfg.Trabajadores + 4,
-	}, &s)
+	a, err := almacen.Abrir(ctx, opcionesAlmacen(cfg, false), &s)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +175,41 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 		metricas: mensajeria.NuevasMetricas(reg, &s), metricasBus: bus.NuevasMetricas(reg),
 		almacen: a, inyector: inyectorDe(s, cfg.Fallos),
 	}, nil
+}
+
+// opcionesAlmacen are the store's options of cfg: for the runtime (with a
+// migration user configured, it only checks the schema) or, with
+// migracion, for the migration user.
+func opcionesAlmacen(cfg Config, migracion bool) almacen.Opciones {
+	o := almacen.Opciones{
+		Tipo:          cfg.Almacen,
+		RutaSQLite:    cfg.RutaSQLite,
+		MySQL:         almacen.ServidorMySQL{Config: cfg.MySQL.Servidor.Config(""), BaseDatos: cfg.MySQL.BaseDatos},
+		Conexiones:    cfg.Trabajadores + 4,
+		SoloComprobar: cfg.MySQL.Servidor.ConMigracionAparte(),
+		ComandoMigrar: cfg.Servicio + " -preparar",
+	}
+	if migracion {
+		o.MySQL.Config = cfg.MySQL.Servidor.ConfigMigracion("")
+		o.SoloComprobar = false
+	}
+	return o
+}
+
+// Migrar is a participant's -preparar: it creates the service's database
+// when missing (MySQL) and brings its schema to the binary's version as the
+// migration user (SAGAS_DB_MIGRATION_USER, or SAGAS_DB_USER when none is
+// configured), then closes it.
+func Migrar(ctx context.Context, cfg Config, s Servicio) error {
+	if err := errors.Join(s.Validar(), cfg.Validar()); err != nil {
+		return err
+	}
+	if cfg.Almacen == AlmacenMySQL {
+		if err := cfg.MySQL.Servidor.ValidarMigracion(); err != nil {
+			return err
+		}
+	}
+	return almacen.Migrar(ctx, opcionesAlmacen(cfg, true), &s)
 }
 
 // inyectorDe is the failure injector of s as configured: off unless

@@ -26,7 +26,8 @@
 # (root still logs in over the unix socket); MariaDB 10.11 refuses a plaintext
 # login as "Access denied" (1045), without naming TLS. There is no
 # sagas/sagas123 user; instead, both @'%' with REQUIRE SSL:
-#   sagas_migracion  ALL (DDL and data, no GRANT) on `sagas` and `participante_%`
+#   sagas_migracion  ALL (DDL and data, no GRANT) on `sagas`, `participante_%`
+#                    and `sagas_%` (fresh databases for tests)
 #   sagas_app        SELECT, INSERT, UPDATE, DELETE on the same databases
 # (MARIADB_TLS, not SAGAS_DB_TLS: that name is the processes' own setting.)
 set -euo pipefail
@@ -144,8 +145,10 @@ CREATE USER IF NOT EXISTS '$DB_USER_APP'@'%' IDENTIFIED BY '$app' REQUIRE SSL;
 ALTER USER '$DB_USER_APP'@'%' IDENTIFIED BY '$app' REQUIRE SSL;
 GRANT ALL PRIVILEGES ON sagas.* TO '$DB_USER_MIGRACION'@'%';
 GRANT ALL PRIVILEGES ON \`participante\\_%\`.* TO '$DB_USER_MIGRACION'@'%';
+GRANT ALL PRIVILEGES ON \`sagas\\_%\`.* TO '$DB_USER_MIGRACION'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON sagas.* TO '$DB_USER_APP'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON \`participante\\_%\`.* TO '$DB_USER_APP'@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE ON \`sagas\\_%\`.* TO '$DB_USER_APP'@'%';
 FLUSH PRIVILEGES;
 EOF
 }
@@ -157,7 +160,7 @@ settings() {
 MariaDB TLS settings (MARIADB_TLS=1, state $INSTANCE_DIR):
   host:port          127.0.0.1:$DB_PORT (TLS required: require_secure_transport=ON, users REQUIRE SSL)
   CA file            $SEG_DIR/ca.pem (server certificate SAN: IP 127.0.0.1, DNS localhost)
-  database           sagas (and participante_* databases)
+  database           sagas (and participante_*, sagas_* databases)
   migration user     $DB_USER_MIGRACION, password file $SEG_DIR/$DB_USER_MIGRACION.password (DDL + data)
   runtime user       $DB_USER_APP, password file $SEG_DIR/$DB_USER_APP.password (SELECT, INSERT, UPDATE, DELETE)
   try it             MYSQL_PWD=\$(cat $SEG_DIR/$DB_USER_APP.password) mariadb --ssl --ssl-ca=$SEG_DIR/ca.pem --ssl-verify-server-cert -h 127.0.0.1 -P $DB_PORT -u $DB_USER_APP sagas

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` (and CI) runs: installs what is missing, starts a fresh TEST
 # Pulsar broker (6651/8081), a fresh secured one (TLS, token and mTLS
-# authentication, authorization: 6671/8471) and a fresh TEST MariaDB (3307), runs go vet and
+# authentication, authorization: 6671/8471), a fresh TEST MariaDB (3307) and a
+# fresh one that requires TLS with a migration and a runtime user (3327), runs go vet and
 # go test against them, validates the compose file, stops everything it started.
 #
 #   scripts/test.sh                        all packages
@@ -16,6 +17,7 @@ cd "$SAGAS_ROOT"
 TEST_PULSAR_PORT=6651
 TEST_PULSAR_HTTP_PORT=8081
 TEST_DB_PORT=3307
+TEST_DB_TLS_PORT=3327
 TEST_PULSAR_TLS_PORT=6671
 TEST_PULSAR_HTTPS_PORT=8471
 COMPOSE_FILE=docker-compose-alpespartner.yml
@@ -59,9 +61,11 @@ PULSAR_ENV=(env PULSAR_PORT="$TEST_PULSAR_PORT" PULSAR_HTTP_PORT="$TEST_PULSAR_H
 PULSAR_SEGURO_ENV=(env PULSAR_SEGURO=1 PULSAR_TLS_PORT="$TEST_PULSAR_TLS_PORT" PULSAR_HTTPS_PORT="$TEST_PULSAR_HTTPS_PORT"
     PULSAR_CONF_OVERRIDES="authenticationRefreshCheckSeconds=5")
 DB_ENV=(env SAGAS_DB_PORT="$TEST_DB_PORT")
+DB_TLS_ENV=(env MARIADB_TLS=1 SAGAS_DB_PORT="$TEST_DB_TLS_PORT")
 STARTED_PULSAR=0
 STARTED_PULSAR_SEGURO=0
 STARTED_DB=0
+STARTED_DB_TLS=0
 PULSAR_JOB=
 PULSAR_SEGURO_JOB=
 
@@ -80,6 +84,7 @@ cleanup() {
     [[ $STARTED_PULSAR -eq 1 ]] && "${PULSAR_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" stop
     [[ $STARTED_PULSAR_SEGURO -eq 1 ]] && "${PULSAR_SEGURO_ENV[@]}" "$SAGAS_ROOT/scripts/pulsar.sh" stop
     [[ $STARTED_DB -eq 1 ]] && "${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" stop
+    [[ $STARTED_DB_TLS -eq 1 ]] && "${DB_TLS_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" stop
     if [[ $rc -eq 0 ]]; then
         log "PASSED in $(elapsed_since "$T_START")s"
     else
@@ -117,6 +122,9 @@ STARTED_PULSAR_SEGURO=1
 PULSAR_SEGURO_JOB=$!
 STARTED_DB=1
 "${DB_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" start
+"${DB_TLS_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" clean
+STARTED_DB_TLS=1
+"${DB_TLS_ENV[@]}" "$SAGAS_ROOT/scripts/mariadb.sh" start >/dev/null
 
 FAILED=()
 
@@ -143,6 +151,8 @@ export SAGAS_TEST_PULSAR_SEGURO_URL="pulsar+ssl://127.0.0.1:$TEST_PULSAR_TLS_POR
 export SAGAS_TEST_PULSAR_SEGURO_ADMIN_URL="https://127.0.0.1:$TEST_PULSAR_HTTPS_PORT"
 export SAGAS_TEST_PULSAR_SEGURO_DIR="$STATE_DIR/pulsar-seguro-$TEST_PULSAR_TLS_PORT/seguridad"
 export SAGAS_TEST_MYSQL_DSN="sagas:sagas123@tcp(127.0.0.1:$TEST_DB_PORT)/sagas?parseTime=true&multiStatements=true"
+export SAGAS_TEST_MYSQL_SEGURO_ADDR="127.0.0.1:$TEST_DB_TLS_PORT"
+export SAGAS_TEST_MYSQL_SEGURO_DIR="$STATE_DIR/mariadb-tls-$TEST_DB_TLS_PORT/seguridad"
 
 TEST_ARGS=("$@")
 [[ ${#TEST_ARGS[@]} -gt 0 ]] || TEST_ARGS=(./...)

@@ -4,7 +4,8 @@
 // Tables: sagas and pasos_saga (the seeds' columns plus version, deadline and
 // idempotency key), outbox (messages not yet acknowledged by the broker) and
 // inbox (de-duplication of replies and legacy events). Migrations are
-// embedded and run by Abrir.
+// embedded and run by Abrir, or by Migrar when the runtime user may not
+// change the schema (Config.SoloComprobar).
 //
 // Every saga transition and the messages it causes are written in one
 // transaction: a crash can never separate "state saved" from "command sent".
@@ -105,6 +106,11 @@ type Config struct {
 	DSN string
 	// MaxConexiones bounds the pool (MySQL); default 32.
 	MaxConexiones int
+	// SoloComprobar makes Abrir run no DDL (MySQL, whose runtime user may
+	// have data privileges only): it checks that the schema is at the
+	// binary's version instead, and Migrar is the step that changes it.
+	// False: Abrir migrates (SQLite always does).
+	SoloComprobar bool
 }
 
 // Resumen counts sagas by estado (for /api/v1/sagas counts and metrics).

@@ -13,7 +13,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Store types accepted in Config.Tipo.
@@ -29,6 +31,9 @@ const MaxConexionesPorDefecto = 32
 type DB struct {
 	sql *sql.DB
 	d   dialecto
+	// base names the database for messages: the MySQL database or the
+	// SQLite file.
+	base string
 	// creaciones groups concurrent CrearSaga calls into one transaction.
 	creaciones grupoCreacion
 	// escritor serialises write transactions on SQLite (nil on MySQL). SQLite
@@ -97,8 +102,93 @@ func (c Config) Validar() error {
 
 // Abrir opens the database that c names, checks that it answers, and brings
 // its schema up to date with the embedded migrations (safe when several
-// coordinator replicas start at once).
+// coordinator replicas start at once; a schema newer than the binary knows
+// is left as it is). With c.SoloComprobar (MySQL) it runs
+// no DDL and refuses, with a *basedatos.EsquemaError, a schema that is not
+// at the version the binary expects; otherwise a missing MySQL database is
+// created.
 func Abrir(ctx context.Context, c Config) (*DB, error) {
+	db, err := abrir(ctx, c)
+	if err != nil && sqldialecto.NumeroMySQL(err) == erBaseInexistente {
+		if c.SoloComprobar {
+			return nil, &basedatos.EsquemaError{Base: baseDe(c.DSN), Necesaria: VersionEsquema(), Comando: ComandoMigrar}
+		}
+		// The user that migrates creates the database too.
+		if err := crearBaseMySQL(ctx, c.DSN); err != nil {
+			return nil, err
+		}
+		db, err = abrir(ctx, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.SoloComprobar && c.Tipo == TipoMySQL {
+		err = db.comprobarEsquema(ctx)
+	} else {
+		err = db.migrar(ctx, false)
+	}
+	if err != nil {
+		db.sql.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Migrar opens the database that c names (c.DSN as the migration user, on
+// MySQL), applies the migrations not yet applied, and closes it: the
+// provisioning step. It refuses a schema newer than the binary knows.
+func Migrar(ctx context.Context, c Config) error {
+	c.MaxConexiones = 1
+	if c.Tipo == TipoMySQL {
+		if err := crearBaseMySQL(ctx, c.DSN); err != nil {
+			return err
+		}
+	}
+	db, err := abrir(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.migrar(ctx, true)
+}
+
+// erBaseInexistente is MySQL's "Unknown database".
+const erBaseInexistente = 1049
+
+// crearBaseMySQL creates the database dsn names when missing, as the user
+// dsn names (the migration user).
+func crearBaseMySQL(ctx context.Context, dsn string) error {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return fmt.Errorf("almacen: Config.DSN no válido: %w", err)
+	}
+	base := cfg.DBName
+	if base == "" || strings.Contains(base, "`") {
+		return fmt.Errorf("almacen: nombre de base de datos %q no válido", base)
+	}
+	cfg.DBName = ""
+	con, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("almacen: Config.DSN no válido: %w", err)
+	}
+	db := sql.OpenDB(con)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+base+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		return fmt.Errorf("crear base de datos %s: %w", base, basedatos.Explicar(ctx, err, cfg))
+	}
+	return nil
+}
+
+// baseDe is the database a DSN names, for messages.
+func baseDe(dsn string) string {
+	if cfg, err := mysql.ParseDSN(dsn); err == nil {
+		return cfg.DBName
+	}
+	return "mysql"
+}
+
+// abrir opens the pool and checks that the database answers.
+func abrir(ctx context.Context, c Config) (*DB, error) {
 	if err := c.Validar(); err != nil {
 		return nil, err
 	}
@@ -113,7 +203,7 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("abrir sqlite %s: %w", c.Ruta, err)
 		}
-		db.sql, db.d = sqldb, dialectoSQLite
+		db.sql, db.d, db.base = sqldb, dialectoSQLite, c.Ruta
 		db.escritor = make(chan struct{}, 1)
 		db.drenando = make(chan struct{}, 1)
 	case TipoMySQL:
@@ -121,7 +211,7 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		db.sql, db.d = sql.OpenDB(conector), dialectoMySQL
+		db.sql, db.d, db.base = sql.OpenDB(conector), dialectoMySQL, baseDe(c.DSN)
 		db.sql.SetConnMaxLifetime(30 * time.Minute)
 		db.sql.SetConnMaxIdleTime(5 * time.Minute)
 	}
@@ -129,10 +219,11 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 	db.sql.SetMaxIdleConns(n)
 	if err := db.pingInicial(ctx); err != nil {
 		db.sql.Close()
-		return nil, err
-	}
-	if err := db.migrar(ctx); err != nil {
-		db.sql.Close()
+		if c.Tipo == TipoMySQL {
+			if cfg, perr := mysql.ParseDSN(c.DSN); perr == nil {
+				err = basedatos.Explicar(ctx, err, cfg)
+			}
+		}
 		return nil, err
 	}
 	return db, nil

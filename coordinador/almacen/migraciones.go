@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/alpespartner/sagas/internal/basedatos"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Migrations are numbered files, NNNN_nombre.sql, one directory per dialect.
@@ -85,24 +88,105 @@ const crearTablaMigraciones = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	aplicada VARCHAR(32)  NOT NULL
 )`
 
-// migrar applies the migrations not yet recorded in schema_migrations.
-func (db *DB) migrar(ctx context.Context) error {
+// ComandoMigrar is the command the schema errors tell the operator to run.
+const ComandoMigrar = "coordinador -preparar"
+
+// comprobarEsquema reads schema_migrations (missing: nothing applied) and
+// refuses, with a *basedatos.EsquemaError, a schema older or newer than the
+// embedded migrations. It changes nothing.
+func (db *DB) comprobarEsquema(ctx context.Context) error {
+	ms, err := cargarMigraciones(db.d.nombre)
+	if err != nil {
+		return err
+	}
+	aplicadas, err := db.versionesAplicadas(ctx, db.sql)
+	if err != nil {
+		return err
+	}
+	return db.esquemaAlDia(ms, aplicadas, true, true)
+}
+
+// VersionEsquema is the schema version this binary's migrations lead to
+// (the highest embedded migration, the same for both dialects).
+func VersionEsquema() int {
+	ms, _ := cargarMigraciones(TipoMySQL)
+	v := 0
+	for _, m := range ms {
+		v = max(v, m.version)
+	}
+	return v
+}
+
+// esquemaAlDia compares the versions applied with ms: a missing one is
+// refused when completo, one newer than the binary knows when sinNuevas.
+func (db *DB) esquemaAlDia(ms []migracion, aplicadas map[int]bool, completo, sinNuevas bool) error {
+	necesaria := 0
+	for _, m := range ms {
+		necesaria = max(necesaria, m.version)
+	}
+	contigua, maxima := basedatos.VersionContigua(aplicadas)
+	if (!sinNuevas || maxima <= necesaria) && (!completo || contigua >= necesaria) {
+		return nil
+	}
+	e := &basedatos.EsquemaError{Base: db.base, Actual: contigua, Necesaria: necesaria, Comando: ComandoMigrar}
+	if maxima > necesaria {
+		e.Actual = maxima
+	}
+	return e
+}
+
+// versionesAplicadas reads schema_migrations; a missing table means none.
+func (db *DB) versionesAplicadas(ctx context.Context, ex ejecutor) (map[int]bool, error) {
+	filas, err := ex.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		if sqldialecto.TablaInexistenteMySQL(err) {
+			return map[int]bool{}, nil
+		}
+		return nil, fmt.Errorf("consultar schema_migrations: %w", err)
+	}
+	defer filas.Close()
+	aplicadas := map[int]bool{}
+	for filas.Next() {
+		var v int
+		if err := filas.Scan(&v); err != nil {
+			return nil, fmt.Errorf("consultar schema_migrations: %w", err)
+		}
+		aplicadas[v] = true
+	}
+	if err := filas.Err(); err != nil {
+		return nil, fmt.Errorf("consultar schema_migrations: %w", err)
+	}
+	return aplicadas, nil
+}
+
+// migrar applies the migrations not yet recorded in schema_migrations. With
+// sinNuevas it refuses a schema newer than the binary knows (Migrar);
+// otherwise (migrating at start) a newer one is left as it is, as a newer
+// binary's migrations keep what older binaries use.
+func (db *DB) migrar(ctx context.Context, sinNuevas bool) error {
 	ms, err := cargarMigraciones(db.d.nombre)
 	if err != nil {
 		return err
 	}
 	if db.d.nombre == TipoMySQL {
-		return db.migrarMySQL(ctx, ms)
+		return db.migrarMySQL(ctx, ms, sinNuevas)
 	}
-	return db.migrarSQLite(ctx, ms)
+	return db.migrarSQLite(ctx, ms, sinNuevas)
 }
 
 // migrarSQLite applies each migration in its own transaction (SQLite's DDL is
 // transactional). BEGIN IMMEDIATE excludes another process doing the same;
 // the check of schema_migrations inside the transaction makes it idempotent.
-func (db *DB) migrarSQLite(ctx context.Context, ms []migracion) error {
+func (db *DB) migrarSQLite(ctx context.Context, ms []migracion, sinNuevas bool) error {
 	if _, err := db.escribirSuelto(ctx, crearTablaMigraciones); err != nil {
 		return fmt.Errorf("crear schema_migrations: %w", err)
+	}
+	aplicadas, err := db.versionesAplicadas(ctx, db.sql)
+	if err != nil {
+		return err
+	}
+	if err := db.esquemaAlDia(ms, aplicadas, false, sinNuevas); err != nil {
+		return err
 	}
 	for _, m := range ms {
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
@@ -123,7 +207,7 @@ func (db *DB) migrarSQLite(ctx context.Context, ms []migracion) error {
 // replicas starting together apply each migration once. MySQL's DDL commits
 // implicitly, so each statement must be idempotent by itself (IF NOT EXISTS):
 // a migration cut half-way runs again from the start.
-func (db *DB) migrarMySQL(ctx context.Context, ms []migracion) error {
+func (db *DB) migrarMySQL(ctx context.Context, ms []migracion, sinNuevas bool) error {
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("migrar: conexión: %w", err)
@@ -150,6 +234,13 @@ func (db *DB) migrarMySQL(ctx context.Context, ms []migracion) error {
 	}()
 	if _, err := conn.ExecContext(ctx, crearTablaMigraciones); err != nil {
 		return fmt.Errorf("crear schema_migrations: %w", err)
+	}
+	aplicadas, err := db.versionesAplicadas(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if err := db.esquemaAlDia(ms, aplicadas, false, sinNuevas); err != nil {
+		return err
 	}
 	for _, m := range ms {
 		aplicada, err := migracionAplicada(ctx, conn, m.version)

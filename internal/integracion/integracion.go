@@ -9,9 +9,13 @@ package integracion
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
+	"net"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -95,5 +99,101 @@ func PulsarSeguro(t testing.TB) BrokerSeguro {
 		URL:      need(t, "SAGAS_TEST_PULSAR_SEGURO_URL"),
 		AdminURL: need(t, "SAGAS_TEST_PULSAR_SEGURO_ADMIN_URL"),
 		Dir:      need(t, "SAGAS_TEST_PULSAR_SEGURO_DIR"),
+	}
+}
+
+// MariaDBSegura is the MariaDB that requires TLS, started by scripts/test.sh
+// (scripts/mariadb.sh with MARIADB_TLS=1): users sagas_migracion (DDL and
+// data) and sagas_app (data only), both REQUIRE SSL, with privileges on
+// `sagas`, `sagas_%` and `participante_%`.
+type MariaDBSegura struct {
+	Addr string // SAGAS_TEST_MYSQL_SEGURO_ADDR, e.g. 127.0.0.1:3327
+	// Dir is SAGAS_TEST_MYSQL_SEGURO_DIR, the instance's seguridad/
+	// directory: ca.pem and <user>.password.
+	Dir string
+}
+
+// The users of MariaDBSegura.
+const (
+	UsuarioMigracion = "sagas_migracion"
+	UsuarioApp       = "sagas_app"
+)
+
+// MySQLSeguro returns the TLS MariaDB's address and credentials directory.
+func MySQLSeguro(t testing.TB) MariaDBSegura {
+	return MariaDBSegura{Addr: need(t, "SAGAS_TEST_MYSQL_SEGURO_ADDR"), Dir: need(t, "SAGAS_TEST_MYSQL_SEGURO_DIR")}
+}
+
+// CA is the file of the CA that signed the server's certificate.
+func (m MariaDBSegura) CA() string { return filepath.Join(m.Dir, "ca.pem") }
+
+// ClaveFichero is the file holding usuario's password (no newline).
+func (m MariaDBSegura) ClaveFichero(usuario string) string {
+	return filepath.Join(m.Dir, usuario+".password")
+}
+
+// Clave is usuario's password.
+func (m MariaDBSegura) Clave(t testing.TB, usuario string) string {
+	t.Helper()
+	b, err := os.ReadFile(m.ClaveFichero(usuario))
+	if err != nil {
+		t.Fatalf("clave de %s: %v", usuario, err)
+	}
+	return string(b)
+}
+
+// BaseNueva returns the name of a database sagas_<prefijo><random hex>
+// that does not exist yet, and drops it (as the migration user, over TLS)
+// when the test ends if something created it.
+func (m MariaDBSegura) BaseNueva(t testing.TB, prefijo string) string {
+	t.Helper()
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	nombre := "sagas_" + prefijo + hex.EncodeToString(b)
+	m.BorrarAlTerminar(t, nombre)
+	return nombre
+}
+
+// BorrarAlTerminar drops database nombre (as the migration user, over TLS)
+// when the test ends, if it exists then.
+func (m MariaDBSegura) BorrarAlTerminar(t testing.TB, nombre string) {
+	t.Helper()
+	t.Cleanup(func() {
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(m.CA())
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			t.Errorf("borrar %s: CA %s: %v", nombre, m.CA(), err)
+			return
+		}
+		cfg := mysql.NewConfig()
+		cfg.Net, cfg.Addr, cfg.User, cfg.Passwd = "tcp", m.Addr, UsuarioMigracion, m.Clave(t, UsuarioMigracion)
+		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		con, err := mysql.NewConnector(cfg)
+		if err != nil {
+			t.Errorf("borrar %s: %v", nombre, err)
+			return
+		}
+		db := sql.OpenDB(con)
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS `" + nombre + "`"); err != nil {
+			t.Errorf("borrar %s: %v", nombre, err)
+		}
+	})
+}
+
+// Entorno is the environment that points a binary at this server the way
+// production does: MySQL over TLS verified with the CA, runtime user
+// sagas_app and migration user sagas_migracion, passwords from their files.
+func (m MariaDBSegura) Entorno(t testing.TB) map[string]string {
+	t.Helper()
+	host, puerto, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		t.Fatalf("SAGAS_TEST_MYSQL_SEGURO_ADDR=%q: %v", m.Addr, err)
+	}
+	return map[string]string{
+		"SAGAS_STORAGE_TYPE": "mysql", "SAGAS_DB_HOST": host, "SAGAS_DB_PORT": puerto,
+		"SAGAS_DB_TLS": "on", "SAGAS_DB_TLS_CA_FILE": m.CA(),
+		"SAGAS_DB_USER": UsuarioApp, "SAGAS_DB_PASSWORD_FILE": m.ClaveFichero(UsuarioApp),
+		"SAGAS_DB_MIGRATION_USER": UsuarioMigracion, "SAGAS_DB_MIGRATION_PASSWORD_FILE": m.ClaveFichero(UsuarioMigracion),
 	}
 }

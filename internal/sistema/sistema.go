@@ -112,6 +112,11 @@ func PuertoLibre(t testing.TB) int {
 
 // Arrancar starts the system in its own namespace and store and stops it when
 // the test ends.
+//
+// Almacen "mysql-tls" is the server that requires TLS
+// (integracion.MySQLSeguro), verified with its CA: every binary's -preparar
+// runs first as the migration user, then every process as the runtime user
+// with data privileges only.
 func Arrancar(t testing.TB, o Opciones) *Sistema {
 	t.Helper()
 	var purl, aurl, credenciales string // skip before building
@@ -131,6 +136,19 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 		"SAGAS_PULSAR_NAMESPACE": ns, "SAGAS_DATA_DIR": filepath.Join(dir, "data"),
 		"SAGAS_DB_PATH": filepath.Join(dir, "data", "coordinador.db"), "SAGAS_LOG_DIR": filepath.Join(dir, "logs"),
 		"SAGAS_LOG_LEVEL": "warn", "SAGAS_REPLICA_ID": "c-" + ns,
+	}
+	preparar := false
+	if o.Almacen == "mysql-tls" {
+		seg := integracion.MySQLSeguro(t)
+		nombre := seg.BaseNueva(t, "e2e_")
+		for _, p := range Participantes {
+			seg.BorrarAlTerminar(t, nombre+"_"+p)
+		}
+		for k, v := range seg.Entorno(t) {
+			env[k] = v
+		}
+		env["SAGAS_DB_NAME"], env["SAGAS_DB_PREFIJO"] = nombre, nombre+"_"
+		preparar = true
 	}
 	if o.Almacen == "mysql" {
 		dsn := integracion.MySQLDSN(t)
@@ -169,6 +187,11 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	}
 	s.Env = env
 	t.Cleanup(s.Detener)
+	if preparar {
+		for _, p := range append([]string{"coordinador"}, Participantes...) {
+			s.preparar(filepath.Join(bin, p), p)
+		}
+	}
 
 	apiPort := PuertoLibre(t)
 	s.API = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
@@ -378,4 +401,17 @@ func (s *Sistema) GetCon(ctx context.Context, ruta string, cabeceras ...string) 
 		req.Header.Set(cabeceras[i], cabeceras[i+1])
 	}
 	return hacer(req)
+}
+
+// preparar runs the provisioning step of a binary (-preparar) to its end.
+func (s *Sistema) preparar(bin, nombre string) {
+	s.t.Helper()
+	cmd := exec.Command(bin, "-preparar")
+	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("%s -preparar: %v\n%s", nombre, err, out)
+	}
 }

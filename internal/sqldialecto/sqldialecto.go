@@ -15,9 +15,10 @@ import (
 
 // MySQL/MariaDB error numbers the stores react to.
 const (
-	ErClaveDuplicada  = 1062
-	ErEsperaDeBloqueo = 1205
-	ErInterbloqueo    = 1213
+	ErClaveDuplicada   = 1062
+	ErEsperaDeBloqueo  = 1205
+	ErInterbloqueo     = 1213
+	ErTablaInexistente = 1146
 )
 
 // Starts of an INSERT that skips the rows whose key already exists.
@@ -35,6 +36,9 @@ func NumeroMySQL(err error) uint16 {
 	}
 	return 0
 }
+
+// TablaInexistenteMySQL reports a missing table on MySQL/MariaDB.
+func TablaInexistenteMySQL(err error) bool { return NumeroMySQL(err) == ErTablaInexistente }
 
 // DuplicadoMySQL reports a unique-key violation on MySQL/MariaDB.
 func DuplicadoMySQL(err error) bool { return NumeroMySQL(err) == ErClaveDuplicada }

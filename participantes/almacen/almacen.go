@@ -10,16 +10,15 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
 	"github.com/alpespartner/sagas/internal/sqldialecto"
 	"github.com/alpespartner/sagas/participantes/servicio"
@@ -40,15 +39,21 @@ type Opciones struct {
 	Conexiones int
 	// Reloj gives the time of each transaction (nil: time.Now).
 	Reloj func() time.Time
+	// SoloComprobar makes Abrir run no DDL on MySQL (a runtime user with
+	// data privileges only): it checks that the database is at the binary's
+	// schema version and refuses otherwise; Migrar changes it. SQLite always
+	// migrates.
+	SoloComprobar bool
+	// ComandoMigrar names the command that migrates, for the message of a
+	// schema at another version (e.g. "influencer -preparar").
+	ComandoMigrar string
 }
 
-// ServidorMySQL says where the service's own MySQL database lives; it is
-// created when missing.
+// ServidorMySQL says where the service's own MySQL database lives.
 type ServidorMySQL struct {
-	Host      string
-	Puerto    int
-	Usuario   string
-	Clave     string
+	// Config is the server, the user and TLS (go-sql-driver/mysql); its
+	// database is ignored.
+	Config    *mysql.Config
 	BaseDatos string // letters, digits and _ only
 }
 
@@ -65,13 +70,67 @@ type Almacen struct {
 	donde    string // for messages: file or host/database
 }
 
-// Abrir opens (and on MySQL creates) the database of s and runs the
-// migrations of the runtime and of s: its tables and missing seed rows.
+// Abrir opens the database of s and runs the migrations of the runtime and
+// of s (on MySQL creating the database first): its tables and missing seed
+// rows. With o.SoloComprobar (MySQL) it creates and changes nothing and
+// refuses, with a *basedatos.EsquemaError, a database that is not at the
+// binary's schema version.
 func Abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, error) {
+	return abrirYMigrar(ctx, o, s, false)
+}
+
+// abrirYMigrar is Abrir; sinNuevas refuses, when migrating, a schema newer
+// than the binary knows (Migrar).
+func abrirYMigrar(ctx context.Context, o Opciones, s *servicio.Servicio, sinNuevas bool) (*Almacen, error) {
+	soloComprobar := o.SoloComprobar && o.Tipo == MySQL
+	if o.Tipo == MySQL && !soloComprobar {
+		if err := crearBaseMySQL(ctx, o.MySQL); err != nil {
+			return nil, err
+		}
+	}
+	a, err := abrir(ctx, o, s)
+	if err != nil {
+		if soloComprobar && sqldialecto.NumeroMySQL(err) == erBaseInexistente {
+			return nil, &basedatos.EsquemaError{Base: o.MySQL.BaseDatos, Necesaria: versionEsquemaRuntime, Comando: o.ComandoMigrar}
+		}
+		return nil, err
+	}
+	if soloComprobar {
+		err = a.comprobarEsquema(ctx, s, o.ComandoMigrar)
+	} else {
+		err = a.migrar(ctx, s, o.ComandoMigrar, sinNuevas)
+	}
+	if err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Migrar creates the database of s when missing (MySQL), brings its tables
+// and seed rows to the binary's schema version and closes it: the
+// provisioning step, run with o.MySQL as the migration user. It refuses a
+// schema newer than the binary knows.
+func Migrar(ctx context.Context, o Opciones, s *servicio.Servicio) error {
+	o.SoloComprobar = false
+	o.Conexiones = 1
+	a, err := abrirYMigrar(ctx, o, s, true)
+	if err != nil {
+		return err
+	}
+	return a.Close()
+}
+
+// erBaseInexistente is MySQL's "Unknown database".
+const erBaseInexistente = 1049
+
+// abrir opens the pool and checks that the database answers.
+func abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, error) {
 	a := &Almacen{efectos: s.Efectos, reloj: o.Reloj}
 	if a.reloj == nil {
 		a.reloj = time.Now
 	}
+	var cfg *mysql.Config
 	switch o.Tipo {
 	case SQLite:
 		if err := os.MkdirAll(filepath.Dir(o.RutaSQLite), 0o755); err != nil {
@@ -92,18 +151,16 @@ func Abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, err
 		db.SetMaxIdleConns(4)
 		a.db, a.d, a.escritor, a.donde = db, dialectoSQLite, make(chan struct{}, 1), o.RutaSQLite
 	case MySQL:
-		if err := crearBaseMySQL(ctx, o.MySQL); err != nil {
-			return nil, err
-		}
-		cfg := configMySQL(o.MySQL)
+		cfg = configMySQL(o.MySQL)
 		cfg.DBName = o.MySQL.BaseDatos
 		conector, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("mysql %s: %w", o.MySQL.BaseDatos, err)
 		}
 		db := sql.OpenDB(mysqltx.Conector(conector))
-		db.SetMaxOpenConns(o.Conexiones)
-		db.SetMaxIdleConns(o.Conexiones)
+		n := max(o.Conexiones, 1)
+		db.SetMaxOpenConns(n)
+		db.SetMaxIdleConns(n)
 		db.SetConnMaxLifetime(30 * time.Minute)
 		a.db, a.d, a.donde = db, dialectoMySQL, cfg.Addr+"/"+cfg.DBName
 	default:
@@ -111,58 +168,45 @@ func Abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, err
 	}
 	if err := a.db.PingContext(ctx); err != nil {
 		a.db.Close()
+		if cfg != nil {
+			err = basedatos.Explicar(ctx, err, cfg)
+		}
 		return nil, fmt.Errorf("conectar a %s %s: %w", a.d.nombre, a.donde, err)
-	}
-	if err := a.migrar(ctx, s); err != nil {
-		a.db.Close()
-		return nil, err
 	}
 	return a, nil
 }
 
+// configMySQL is the driver's configuration of c, without a database, with
+// what the store relies on.
 func configMySQL(c ServidorMySQL) *mysql.Config {
-	cfg := mysql.NewConfig()
-	cfg.Net = "tcp"
-	cfg.Addr = net.JoinHostPort(c.Host, strconv.Itoa(c.Puerto))
-	cfg.User = c.Usuario
-	cfg.Passwd = c.Clave
+	var cfg *mysql.Config
+	if c.Config != nil {
+		cfg = c.Config.Clone()
+	} else {
+		cfg = mysql.NewConfig()
+	}
+	cfg.DBName = ""
 	cfg.InterpolateParams = true // one round trip per statement
 	cfg.MultiStatements = true   // BEGIN and COMMIT travel with statements (mysqltx)
-	cfg.Timeout = 10 * time.Second
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
 	return cfg
 }
 
 // crearBaseMySQL creates the service's database if missing. Its binary
 // collation compares keys byte for byte, as SQLite does.
 func crearBaseMySQL(ctx context.Context, c ServidorMySQL) error {
-	conector, err := mysql.NewConnector(configMySQL(c))
+	cfg := configMySQL(c)
+	conector, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return fmt.Errorf("mysql %s: %w", c.Host, err)
+		return fmt.Errorf("mysql %s: %w", cfg.Addr, err)
 	}
 	db := sql.OpenDB(conector)
 	defer db.Close()
 	// The name was checked by the configuration: letters, digits and _ only.
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+c.BaseDatos+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		return fmt.Errorf("crear base de datos %s en %s:%d: %w", c.BaseDatos, c.Host, c.Puerto, err)
-	}
-	return nil
-}
-
-// migrar creates the tables if missing and inserts the seed rows that are
-// missing; safe when several instances start at once.
-func (a *Almacen) migrar(ctx context.Context, s *servicio.Servicio) error {
-	for _, ddl := range append(append([]string{}, esquemaRuntime...), s.Esquema...) {
-		if _, err := a.db.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("migrar %s (%s): %w", a.donde, primeraLinea(ddl), err)
-		}
-	}
-	for _, sem := range s.Semillas {
-		q := fmt.Sprintf("%s %s (%s) VALUES (%s)", a.d.insertarIgnorando, sem.Tabla, strings.Join(sem.Columnas, ", "), sqldialecto.Marcadores(len(sem.Columnas)))
-		for _, fila := range sem.Filas {
-			if _, err := a.db.ExecContext(ctx, q, fila...); err != nil {
-				return fmt.Errorf("semilla de %s: %w", sem.Tabla, err)
-			}
-		}
+		return fmt.Errorf("crear base de datos %s en %s: %w", c.BaseDatos, cfg.Addr, basedatos.Explicar(ctx, err, cfg))
 	}
 	return nil
 }

@@ -2,9 +2,7 @@ package almacen_test
 
 import (
 	"errors"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +24,7 @@ func abrir(t *testing.T, tipo string) *almacen.Almacen {
 		o.RutaSQLite = filepath.Join(t.TempDir(), "p.db")
 	case almacen.MySQL:
 		cfg := integracion.BaseMySQL(t, "pa_")
-		host, puerto, err := net.SplitHostPort(cfg.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.MySQL = almacen.ServidorMySQL{Host: host, Usuario: cfg.User, Clave: cfg.Passwd, BaseDatos: cfg.DBName}
-		o.MySQL.Puerto, _ = strconv.Atoi(puerto)
+		o.MySQL = almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}
 	}
 	s := prueba.Servicio()
 	a, err := almacen.Abrir(t.Context(), o, &s)

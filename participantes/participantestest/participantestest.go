@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/alpespartner/sagas/esquemas"
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/integracion"
 	"github.com/alpespartner/sagas/internal/topologia"
@@ -166,12 +166,7 @@ func (e *Entorno) Config(t *testing.T, servicio, almacen string) participantes.C
 		if err != nil {
 			t.Fatalf("SAGAS_TEST_MYSQL_DSN: %v", err)
 		}
-		host, puerto, err := net.SplitHostPort(dsn.Addr)
-		if err != nil {
-			t.Fatalf("SAGAS_TEST_MYSQL_DSN: %v", err)
-		}
-		c.MySQL = participantes.ConfigMySQL{Host: host, Usuario: dsn.User, Clave: dsn.Passwd, BaseDatos: "pt_" + servicio + "_" + Aleatorio(4)}
-		c.MySQL.Puerto, _ = strconv.Atoi(puerto)
+		c.MySQL = participantes.ConfigMySQL{Servidor: basedatos.DesdeConfig(dsn), BaseDatos: "pt_" + servicio + "_" + Aleatorio(4)}
 		t.Cleanup(func() {
 			servidor := c.MySQL
 			servidor.BaseDatos = ""
@@ -206,10 +201,7 @@ func abrir(c participantes.Config) (*sql.DB, error) {
 	if c.Almacen == participantes.AlmacenSQLite {
 		return sql.Open("sqlite", c.RutaSQLite+"?_pragma=busy_timeout(10000)")
 	}
-	cfg := mysql.NewConfig()
-	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(c.MySQL.Host, strconv.Itoa(c.MySQL.Puerto))
-	cfg.User, cfg.Passwd, cfg.DBName = c.MySQL.Usuario, c.MySQL.Clave, c.MySQL.BaseDatos
-	con, err := mysql.NewConnector(cfg)
+	con, err := mysql.NewConnector(c.MySQL.Servidor.Config(c.MySQL.BaseDatos))
 	if err != nil {
 		return nil, err
 	}

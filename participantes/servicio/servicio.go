@@ -28,6 +28,10 @@ type Servicio struct {
 	Esquema []string
 	// Semillas are rows inserted at migration when missing (registries).
 	Semillas []Semilla
+	// VersionEsquema is the version of Esquema and Semillas (0 counts as 1):
+	// raise it when they change, so a runtime that may not migrate (a
+	// migration user is configured) refuses a store that lacks them.
+	VersionEsquema int
 	// Operaciones are the commands served, each with its compensation.
 	Operaciones []Operacion
 	// Efectos are the tables that hold the effects of the operations, listed

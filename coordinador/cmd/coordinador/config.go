@@ -9,21 +9,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/topologia"
-	"github.com/go-sql-driver/mysql"
 )
 
 // config is the coordinator's configuration, read once from the environment.
 type config struct {
 	Almacen        string // sqlite | mysql
 	SQLitePath     string
-	DBHost         string
-	DBPort         int
+	DB             basedatos.Servidor // SAGAS_DB_DSN or _HOST/_PORT/_USER/_PASSWORD, TLS, migration user
 	DBName         string
-	DBUser         string
-	DBPassword     string
 	DBMaxConns     int
 	PulsarURL      string
 	PulsarAdminURL string
@@ -67,10 +65,9 @@ func leerConfig(getenv func(string) string) (config, error) {
 	l := configuracion.Leer(getenv)
 	c := config{
 		Almacen: l.Texto("SAGAS_STORAGE_TYPE"), SQLitePath: l.Texto("SAGAS_DB_PATH"),
-		DBHost: l.Texto("SAGAS_DB_HOST"), DBPort: l.Entero("SAGAS_DB_PORT", 3306), DBName: l.Texto("SAGAS_DB_NAME"),
-		DBUser: l.Texto("SAGAS_DB_USER"), DBPassword: l.Texto("SAGAS_DB_PASSWORD"), DBMaxConns: l.Entero("SAGAS_DB_MAX_CONNS", 32),
+		DBName: l.Texto("SAGAS_DB_NAME"), DBMaxConns: l.Entero("SAGAS_DB_MAX_CONNS", 32),
 		PulsarURL: l.Texto("SAGAS_PULSAR_URL"), PulsarAdminURL: l.Texto("SAGAS_PULSAR_ADMIN_URL"),
-		Tenant: l.Texto("SAGAS_PULSAR_TENANT"), Namespace: l.Texto("SAGAS_PULSAR_NAMESPACE"), APIToken: l.Texto("SAGAS_API_TOKEN"),
+		Tenant: l.Texto("SAGAS_PULSAR_TENANT"), Namespace: l.Texto("SAGAS_PULSAR_NAMESPACE"), APIToken: l.Secreto("SAGAS_API_TOKEN"),
 		Replica: l.Texto("SAGAS_REPLICA_ID"), Puente: l.Interruptor("SAGAS_PUENTE"),
 		Temporizador: l.Duracion("SAGAS_TIMER_INTERVAL", 250*time.Millisecond), Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", 2),
 		Definiciones:   l.Texto("SAGAS_DEFINICIONES"),
@@ -90,6 +87,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(l.Texto("SAGAS_DATA_DIR"), "coordinador.db")
 	}
+	c.DB = basedatos.Leer(l, c.Almacen == "mysql")
 	if c.Replica == "hostname" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -101,7 +99,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	// The read-only token only means something beside the operator's.
-	c.TokenLectura = l.Texto("SAGAS_API_READ_TOKEN")
+	c.TokenLectura = l.Secreto("SAGAS_API_READ_TOKEN")
 	switch {
 	case c.TokenLectura != "" && c.APIToken == "":
 		l.Problema("SAGAS_API_READ_TOKEN", "(set)", "a read-only token needs the operator token SAGAS_API_TOKEN: without it every route, POSTs included, is open to anyone")
@@ -169,9 +167,15 @@ func (c config) metricasEnAPI() bool {
 
 // dsn is the MySQL DSN of the configuration.
 func (c config) dsn() string {
-	m := mysql.NewConfig()
-	m.User, m.Passwd, m.Net, m.Addr, m.DBName = c.DBUser, c.DBPassword, "tcp", net.JoinHostPort(c.DBHost, strconv.Itoa(c.DBPort)), c.DBName
-	m.ParseTime = true
-	m.Timeout = 5 * time.Second
-	return m.FormatDSN()
+	return c.DB.DSN(c.DBName) // the runtime user's
+}
+
+// almacenConfig is the store's configuration for the runtime: with a
+// migration user configured (MySQL), it checks the schema and changes
+// nothing.
+func (c config) almacenConfig() almacen.Config {
+	return almacen.Config{
+		Tipo: c.Almacen, Ruta: c.SQLitePath, DSN: c.dsn(), MaxConexiones: c.DBMaxConns,
+		SoloComprobar: c.Almacen == "mysql" && c.DB.ConMigracionAparte(),
+	}
 }

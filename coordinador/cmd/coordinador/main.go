@@ -246,20 +246,12 @@ func perfilador(direccion string, logger *slog.Logger) ciclo.Componente {
 	})
 }
 
-func abrirAlmacen(ctx context.Context, cfg config) (*almacen.DB, error) {
-	ac := almacen.Config{Tipo: cfg.Almacen, Ruta: cfg.SQLitePath, DSN: cfg.dsn(), MaxConexiones: cfg.DBMaxConns}
-	var err error
-	for intento := 1; ; intento++ {
-		var db *almacen.DB
-		db, err = almacen.Abrir(ctx, ac)
-		if err == nil {
-			return db, nil
-		}
-		if intento == 30 || ctx.Err() != nil {
-			return nil, fmt.Errorf("abrir almacén %s: %w", cfg.Almacen, err)
-		}
-		time.Sleep(time.Second)
-	}
+func abrirAlmacen(ctx context.Context, cfg config) (db *almacen.DB, err error) {
+	err = conReintentos(ctx, "abrir almacén "+cfg.Almacen, func() (err error) {
+		db, err = almacen.Abrir(ctx, cfg.almacenConfig())
+		return err
+	})
+	return db, err
 }
 
 // esperarBroker waits (bounded) for the broker's admin API: in compose the

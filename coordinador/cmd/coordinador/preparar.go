@@ -72,13 +72,3 @@ func prepararTodo(ctx context.Context, cfg config, plan topologia.Plan, stdout i
 	}
 	return nil
 }
-
-// migrarAlmacen brings the database schema up to date: opening the store
-// applies the pending migrations.
-func migrarAlmacen(ctx context.Context, cfg config) error {
-	db, err := abrirAlmacen(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	return db.Close()
-}
