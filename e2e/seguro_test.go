@@ -124,3 +124,28 @@ func caAjena(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// TestProduccionBrokerSeguroYMySQLConTLS is the deployment production runs:
+// the secured broker (TLS, token authentication, authorization, no topic
+// created on use) and MariaDB requiring TLS; one provisioning run as the
+// admin role and the migration user; then two coordinator replicas and the
+// six participants, each with its own broker role and the data-only database
+// user. Both flows complete and compensate, started through either replica.
+func TestProduccionBrokerSeguroYMySQLConTLS(t *testing.T) {
+	s := sistema.Arrancar(t, sistema.Opciones{Seguro: true, Almacen: "mysql-tls", Replicas: 2})
+	t.Logf("broker %s as %s, database %s:%s as %s with TLS %s", s.Env["SAGAS_PULSAR_URL"], s.Env["SAGAS_PULSAR_AUTH"],
+		s.Env["SAGAS_DB_HOST"], s.Env["SAGAS_DB_PORT"], s.Env["SAGAS_DB_USER"], s.Env["SAGAS_DB_TLS"])
+	if !strings.HasPrefix(s.Env["SAGAS_PULSAR_URL"], "pulsar+ssl://") || s.Env["SAGAS_DB_TLS"] != "on" || len(s.APIs) != 1 {
+		t.Fatalf("not the production set-up: %v", s.Env)
+	}
+	ambosFlujos(t, s)
+	segunda := *s
+	segunda.API = s.APIs[0]
+	code, cuerpo, err := segunda.Post(context.Background(), "/campana-saga?esperar=60s", fmt.Sprintf(cuerpoCampana, `,"simular_fallo":"marca"`))
+	if err != nil || code != 200 {
+		t.Fatalf("through the second replica: %d %v %s", code, err, cuerpo)
+	}
+	if r := decodificar(t, cuerpo); r.Estado != "COMPENSADA" || r.PasoFallido != "marca" {
+		t.Fatalf("through the second replica: %s", cuerpo)
+	}
+}

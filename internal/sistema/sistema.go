@@ -68,6 +68,7 @@ func Binarios(t testing.TB) string {
 type Sistema struct {
 	t         testing.TB
 	API       string            // http://127.0.0.1:port
+	APIs      []string          // the other coordinator replicas' APIs (Opciones.Replicas)
 	Metricas  map[string]string // participant → http://addr (metrics, /efectos)
 	Namespace string
 	Env       map[string]string // the environment shared by every process
@@ -90,7 +91,10 @@ type Opciones struct {
 	// provisioning step as role admin, each process with its own role's
 	// token (the role named like the process).
 	Seguro bool
-	Extra  map[string]string // extra environment for every process
+	// Replicas is the number of coordinator replicas (default 1); API is
+	// the first one's. Several need a MySQL store.
+	Replicas int
+	Extra    map[string]string // extra environment for every process
 }
 
 func aleatorio() string {
@@ -188,7 +192,9 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	s.Env = env
 	t.Cleanup(s.Detener)
 	if preparar {
-		for _, p := range append([]string{"coordinador"}, Participantes...) {
+		// The participants' stores; the coordinator's is migrated by
+		// Preparar below, with the broker.
+		for _, p := range Participantes {
 			s.preparar(filepath.Join(bin, p), p)
 		}
 	}
@@ -198,6 +204,14 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	s.Preparar()
 	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", map[string]string{"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": fmt.Sprint(apiPort)})
 	s.esperarListo(s.API+"/readyz", "coordinador")
+	for i := 2; i <= o.Replicas; i++ {
+		nombre := fmt.Sprintf("coordinador-%d", i)
+		api := fmt.Sprintf("http://127.0.0.1:%d", PuertoLibre(t))
+		s.APIs = append(s.APIs, api)
+		s.iniciar(filepath.Join(bin, "coordinador"), nombre, map[string]string{"SAGAS_API_HOST": "127.0.0.1",
+			"SAGAS_API_PORT": strings.TrimPrefix(api, "http://127.0.0.1:"), "SAGAS_REPLICA_ID": "c" + fmt.Sprint(i) + "-" + ns})
+		s.esperarListo(api+"/readyz", nombre)
+	}
 	for _, p := range Participantes {
 		addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
 		s.Metricas[p] = "http://" + addr
@@ -232,8 +246,8 @@ func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {
 	for k, v := range s.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	if s.credenciales != "" {
-		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, nombre+".token"))
+	if s.credenciales != "" { // each binary authenticates as the role named like it
+		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, filepath.Base(bin)+".token"))
 	}
 	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -410,6 +424,9 @@ func (s *Sistema) preparar(bin, nombre string) {
 	cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
 	for k, v := range s.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if s.credenciales != "" {
+		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, nombre+".token"))
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		s.t.Fatalf("%s -preparar: %v\n%s", nombre, err, out)
