@@ -2,8 +2,9 @@
 # One-shot initialisation for docker-compose-alpespartner.yml.
 #
 #   compose-init.sh mysql    (sagas-db, mounted in /docker-entrypoint-initdb.d)
-#       creates the participants' user, allowed to create and use the
-#       databases participante_<servicio> that each participant creates itself.
+#       creates the migration user sagas_migracion (DDL and data on sagas and
+#       participante_*, used only by the preparar job) and the runtime user
+#       sagas_app (SELECT, INSERT, UPDATE, DELETE there).
 #       Without an argument the mode is COMPOSE_INIT_MODE: the MySQL
 #       entrypoint runs init scripts without arguments (and sources them
 #       when they are not executable).
@@ -15,19 +16,23 @@
 #       Keeps what already exists; prints where the values are, never the
 #       values.
 #
-# Env (mysql): MYSQL_ROOT_PASSWORD (the image's), PARTICIPANTES_DB_USER
-#   (participantes), PARTICIPANTES_DB_PASSWORD (participantes123).
+# Env (mysql): MYSQL_ROOT_PASSWORD (the image's), SAGAS_DB_PASSWORD
+#   (sagas_app's) and SAGAS_DB_MIGRATION_PASSWORD (sagas_migracion's).
 log() { printf '[compose-init %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 init_mysql() {
-    local user=${PARTICIPANTES_DB_USER:-participantes} pass=${PARTICIPANTES_DB_PASSWORD:-participantes123}
+    local app=sagas_app mig=sagas_migracion
     # During initialisation mysqld listens on its socket only.
     mysql --protocol=socket -uroot -p"${MYSQL_ROOT_PASSWORD:?}" <<SQL
-CREATE USER IF NOT EXISTS '${user}'@'%' IDENTIFIED BY '${pass}';
-GRANT ALL PRIVILEGES ON \`participante\\_%\`.* TO '${user}'@'%';
+CREATE USER IF NOT EXISTS '${mig}'@'%' IDENTIFIED BY '${SAGAS_DB_MIGRATION_PASSWORD:?}';
+GRANT ALL PRIVILEGES ON \`sagas\`.* TO '${mig}'@'%';
+GRANT ALL PRIVILEGES ON \`participante\\_%\`.* TO '${mig}'@'%';
+CREATE USER IF NOT EXISTS '${app}'@'%' IDENTIFIED BY '${SAGAS_DB_PASSWORD:?}';
+GRANT SELECT, INSERT, UPDATE, DELETE ON \`sagas\`.* TO '${app}'@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE ON \`participante\\_%\`.* TO '${app}'@'%';
 FLUSH PRIVILEGES;
 SQL
-    log "user $user may create and use the databases participante_*"
+    log "users: $mig (DDL and data) and $app (data only) on sagas and participante_*"
 }
 
 # aleatorio prints 32 random bytes in hex.
@@ -52,7 +57,8 @@ init_secretos() {
     touch "$env_file"
     chmod 600 "$env_file"
     local var valor
-    for var in SAGAS_API_TOKEN GRAFANA_ADMIN_PASSWORD SAGAS_METRICS_TOKEN_FILE; do
+    for var in SAGAS_API_TOKEN GRAFANA_ADMIN_PASSWORD SAGAS_METRICS_TOKEN_FILE \
+        SAGAS_DB_ROOT_PASSWORD SAGAS_DB_PASSWORD SAGAS_DB_MIGRATION_PASSWORD; do
         if grep -q "^$var=" "$env_file"; then
             log "$var already in $env_file"
             continue
@@ -64,7 +70,7 @@ init_secretos() {
         printf '%s=%s\n' "$var" "$valor" >>"$env_file"
         log "$var written to $env_file"
     done
-    log "the API token and Grafana's admin password are in $env_file (user admin)"
+    log "the API token, Grafana's admin password (user admin) and the database passwords are in $env_file"
 }
 
 main() {

@@ -168,7 +168,8 @@ if [[ -f $COMPOSE_FILE ]]; then
     # The secrets have no defaults: the file is checked with throwaway values
     # (the token file need not exist for `config`), and must be refused
     # without them. An .env next to the file would supply them: ignore it.
-    COMPOSE_SECRETS=(SAGAS_API_TOKEN=validar GRAFANA_ADMIN_PASSWORD=validar SAGAS_METRICS_TOKEN_FILE=/nonexistent/metrics_token)
+    COMPOSE_SECRETS=(SAGAS_API_TOKEN=validar GRAFANA_ADMIN_PASSWORD=validar SAGAS_METRICS_TOKEN_FILE=/nonexistent/metrics_token
+        SAGAS_DB_ROOT_PASSWORD=validar SAGAS_DB_PASSWORD=validar SAGAS_DB_MIGRATION_PASSWORD=validar)
     SIN_ENV=$(mktemp)
     log "docker-compose config -q ($COMPOSE_FILE)"
     env "${COMPOSE_SECRETS[@]}" docker-compose -f "$COMPOSE_FILE" --env-file "$SIN_ENV" --profile alpespartner config -q ||
