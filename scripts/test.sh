@@ -182,6 +182,13 @@ if [[ -f $COMPOSE_FILE ]]; then
             FAILED+=("docker-compose config without ${COMPOSE_SECRETS[i]%%=*}")
         fi
     done
+    # The override for a production broker (per-role tokens, its CA).
+    SEGURO_FILE=docker-compose-alpespartner.seguro.yml
+    log "docker-compose config -q ($COMPOSE_FILE + $SEGURO_FILE)"
+    env "${COMPOSE_SECRETS[@]}" PULSAR_SERVICE_URL=pulsar+ssl://broker:6651 PULSAR_ADMIN_URL=https://broker:8443 \
+        PULSAR_CA_FILE=/nonexistent/ca.pem PULSAR_TOKENS_DIR=/nonexistent/tokens \
+        docker-compose -f "$COMPOSE_FILE" -f "$SEGURO_FILE" --env-file "$SIN_ENV" --profile alpespartner config -q ||
+        FAILED+=("docker-compose config with $SEGURO_FILE")
     rm -f "$SIN_ENV"
 fi
 
