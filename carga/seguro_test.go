@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -159,12 +156,7 @@ func (m mundoSeguro) coordinadorFalso(t *testing.T) *httptest.Server {
 // tokenFirmado is a JWT for rol signed HS256 with clave, as `pulsar tokens
 // create` signs them.
 func tokenFirmado(t *testing.T, clave []byte, rol string) string {
-	t.Helper()
-	b64 := base64.RawURLEncoding.EncodeToString
-	firmado := b64([]byte(`{"alg":"HS256"}`)) + "." + b64([]byte(fmt.Sprintf(`{"sub":%q}`, rol)))
-	h := hmac.New(sha256.New, clave)
-	h.Write([]byte(firmado))
-	return firmado + "." + b64(h.Sum(nil))
+	return integracion.Token(rol, clave, time.Time{})
 }
 
 func escribirArchivo(t *testing.T, contenido string) string {

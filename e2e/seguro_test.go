@@ -2,17 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,9 +23,10 @@ func TestCredencialesRechazadasNombranLaCausaSinTocarAlSistema(t *testing.T) {
 	b := integracion.PulsarSeguro(t)
 	dir := t.TempDir()
 	vencido := filepath.Join(dir, "vencido.token")
-	escribir(t, vencido, firmarToken(t, filepath.Join(b.Dir, "token-secret.key"), "coordinador", time.Now().Add(-time.Hour)))
+	escribir(t, vencido, integracion.TokenDelBroker(t, b.Dir, "coordinador", time.Now().Add(-time.Hour)))
 	otraCA := filepath.Join(dir, "otra-ca.pem")
-	escribir(t, otraCA, caAjena(t))
+	ca, _ := integracion.CAAjena(t)
+	escribir(t, otraCA, ca)
 	apiLibre := fmt.Sprint(sistema.PuertoLibre(t))
 
 	casos := []struct {
@@ -89,40 +80,6 @@ func escribir(t *testing.T, ruta, contenido string) {
 	if err := os.WriteFile(ruta, []byte(contenido), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// firmarToken signs an HS256 JWT for rol with the broker's secret key, as
-// `pulsar tokens create --expiry-time` does.
-func firmarToken(t *testing.T, claveArchivo, rol string, exp time.Time) string {
-	t.Helper()
-	clave, err := os.ReadFile(claveArchivo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	firmado := b64([]byte(`{"alg":"HS256"}`)) + "." + b64(fmt.Appendf(nil, `{"sub":%q,"exp":%d}`, rol, exp.Unix()))
-	m := hmac.New(sha256.New, clave)
-	m.Write([]byte(firmado))
-	return firmado + "." + b64(m.Sum(nil))
-}
-
-// caAjena is a self-signed CA that signed nothing the broker presents.
-func caAjena(t *testing.T) string {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plantilla := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "otra CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, plantilla, plantilla, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 // TestProduccionBrokerSeguroYMySQLConTLS is the deployment production runs:

@@ -2,10 +2,7 @@ package bus_test
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -76,20 +73,7 @@ func (s seguro) comoTLS(rol string) bus.Seguridad {
 // token signs a JWT for rol with the broker's secret key (HS256, as
 // `pulsar tokens create` does), expiring at exp when exp is not zero.
 func (s seguro) token(t *testing.T, rol string, exp time.Time) string {
-	t.Helper()
-	clave, err := os.ReadFile(filepath.Join(s.Dir, "token-secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	cuerpo := fmt.Sprintf(`{"sub":%q}`, rol)
-	if !exp.IsZero() {
-		cuerpo = fmt.Sprintf(`{"sub":%q,"exp":%d}`, rol, exp.Unix())
-	}
-	firmado := b64([]byte(`{"alg":"HS256"}`)) + "." + b64([]byte(cuerpo))
-	m := hmac.New(sha256.New, clave)
-	m.Write([]byte(firmado))
-	return firmado + "." + b64(m.Sum(nil))
+	return integracion.TokenDelBroker(t, s.Dir, rol, exp)
 }
 
 func escribir(t *testing.T, ruta, contenido string) {
