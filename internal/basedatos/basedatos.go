@@ -84,6 +84,17 @@ func Leer(l *configuracion.Lector, mysqlEnUso bool) Servidor {
 		}
 	}
 	s.base.Timeout = 10 * time.Second
+	// A connection the network stopped answering (a partition, a frozen
+	// server) fails a statement within this bound instead of the kernel's
+	// many minutes; the runtime's statements are short. A DSN's own
+	// readTimeout/writeTimeout win; the migration user has none (DDL on a
+	// large table may take long).
+	if s.base.ReadTimeout == 0 {
+		s.base.ReadTimeout = PlazoLectura
+	}
+	if s.base.WriteTimeout == 0 {
+		s.base.WriteTimeout = PlazoLectura
+	}
 	if s.ClaveMigracion != "" && s.UsuarioMigracion == "" {
 		l.Problema("SAGAS_DB_MIGRATION_PASSWORD", "(hidden)", "set, but SAGAS_DB_MIGRATION_USER is not: name the migration user too")
 	}
@@ -184,6 +195,10 @@ func Loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// PlazoLectura bounds each read and write on a runtime connection
+// (readTimeout, writeTimeout) unless the DSN sets its own.
+const PlazoLectura = 30 * time.Second
+
 // Config is the driver's configuration for database base as the runtime
 // user (a copy the caller may change).
 func (s Servidor) Config(base string) *mysql.Config {
@@ -201,6 +216,7 @@ func (s Servidor) Config(base string) *mysql.Config {
 // when there is none (single-user mode).
 func (s Servidor) ConfigMigracion(base string) *mysql.Config {
 	c := s.Config(base)
+	c.ReadTimeout, c.WriteTimeout = 0, 0
 	if s.UsuarioMigracion != "" {
 		c.User, c.Passwd = s.UsuarioMigracion, s.ClaveMigracion
 	}

@@ -279,3 +279,26 @@ func crearCA(t *testing.T) (string, *x509.Certificate) {
 	ca, cert := integracion.CAAjena(t)
 	return fichero(t, ca), cert
 }
+
+// A runtime connection bounds each read and write, so a partitioned or
+// frozen server fails a statement in seconds; a DSN's own bounds win, and
+// the migration user's DDL is not cut short.
+func TestPlazosDeLecturaYEscritura(t *testing.T) {
+	s, err := leer(map[string]string{"SAGAS_STORAGE_TYPE": "mysql", "SAGAS_DB_MIGRATION_USER": "mig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Config("x"); c.ReadTimeout != basedatos.PlazoLectura || c.WriteTimeout != basedatos.PlazoLectura {
+		t.Errorf("runtime: read %s, write %s; want %s", c.ReadTimeout, c.WriteTimeout, basedatos.PlazoLectura)
+	}
+	if c := s.ConfigMigracion("x"); c.ReadTimeout != 0 || c.WriteTimeout != 0 {
+		t.Errorf("migration: read %s, write %s; want none", c.ReadTimeout, c.WriteTimeout)
+	}
+	s, err = leer(map[string]string{"SAGAS_STORAGE_TYPE": "mysql", "SAGAS_DB_DSN": "u:p@tcp(db:3306)/?readTimeout=5s&writeTimeout=7s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Config("x"); c.ReadTimeout != 5*time.Second || c.WriteTimeout != 7*time.Second {
+		t.Errorf("the DSN's bounds: read %s, write %s", c.ReadTimeout, c.WriteTimeout)
+	}
+}
