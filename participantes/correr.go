@@ -113,7 +113,7 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	if err != nil {
 		return errors.Join(err, a.apagar(ctx))
 	}
-	a.despues(func(context.Context) error { cliente.Close(); return nil })
+	a.despues(func(actx context.Context) error { return bus.Cerrar(actx, cliente) })
 	consumidor, err := p.Consumidor(cliente)
 	if err != nil {
 		return errors.Join(bus.ConRol(err, cfg.Seguridad), a.apagar(ctx))

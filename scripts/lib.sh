@@ -64,12 +64,19 @@ spawn_detached() {
     # group leader's whether or not setsid had to fork.
     # shellcheck disable=SC2016
     setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
-    local _
-    for _ in $(seq 1 50); do
+    local job=$! _
+    # A loaded machine can take seconds to fork and exec.
+    for _ in $(seq 1 300); do
         [[ -s $pidfile ]] && return 0
         sleep 0.1
     done
-    die "could not start: $* (no pid file $pidfile)"
+    # Never leave it running unseen: the caller cannot stop what it has no
+    # pid of.
+    local pid
+    pid=$(pid_from_file "$pidfile")
+    [[ -n $pid ]] && kill -KILL -- "-$pid" 2>/dev/null
+    kill -KILL "$job" 2>/dev/null
+    die "could not start: $* (no pid file $pidfile after 30 s)"
 }
 
 # pid_from_file PIDFILE: prints the pid stored in PIDFILE (empty if none).

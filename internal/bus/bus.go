@@ -441,3 +441,24 @@ func (k *Consumidor) Close() error {
 	k.consumer.Close()
 	return nil
 }
+
+// ErrCierreVencido is returned by Cerrar when the client did not close in time.
+var ErrCierreVencido = errors.New("el cliente de pulsar no se cerró a tiempo")
+
+// Cerrar closes c, giving up when ctx ends. With the broker unreachable the
+// Go client's Close can wait for it without bound (a consumer's close
+// request is retried while it reconnects); a process shutting down must not,
+// so it stops waiting and leaves the rest to the process's exit.
+func Cerrar(ctx context.Context, c pulsar.Client) error {
+	hecho := make(chan struct{})
+	go func() {
+		c.Close()
+		close(hecho)
+	}()
+	select {
+	case <-hecho:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCierreVencido, ctx.Err())
+	}
+}

@@ -129,7 +129,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := bus.Cerrar(cctx, client); err != nil {
+			logger.Warn("cerrar el cliente de pulsar", "err", err)
+		}
+	}()
 	// Provisioning is the operator's step (-preparar): check, create nothing.
 	if err := topologia.Comprobar(ctx, admin, client, plan, topologia.Coordinador, cfg.Seguridad); err != nil {
 		return err
