@@ -60,7 +60,7 @@ func TestLeerConfigLeeCadaVariable(t *testing.T) {
 	case c.Topologia.Comandos("tracking") != "persistent://t1/ns1/comandos-tracking":
 		t.Errorf("topologia: %+v", c.Topologia)
 	case c.Almacen != "mysql" || c.MySQL.BaseDatos != "participante_tracking" ||
-		c.MySQL.Servidor.DSN(c.MySQL.BaseDatos) != "u:p@tcp(db:3307)/participante_tracking?timeout=10s":
+		c.MySQL.Servidor.DSN(c.MySQL.BaseDatos) != "u:p@tcp(db:3307)/participante_tracking?readTimeout=30s&timeout=10s&writeTimeout=30s":
 		t.Errorf("mysql: %s %s", c.Almacen, c.MySQL.Servidor.DSN(c.MySQL.BaseDatos))
 	case c.RutaSQLite != "/var/lib/sagas/participante-tracking.db":
 		t.Errorf("sqlite: %s", c.RutaSQLite)
