@@ -32,6 +32,9 @@ type Config struct {
 	Seguridad bus.Seguridad
 	// Topologia is SAGAS_PULSAR_TENANT / SAGAS_PULSAR_NAMESPACE.
 	Topologia eventos.Topologia
+	// Particiones is SAGAS_PULSAR_PARTITIONS: the partition count the
+	// start-up check expects of the service's command and reply topics.
+	Particiones int
 	// Almacen is SAGAS_STORAGE_TYPE: sqlite or mysql.
 	Almacen string
 	// RutaSQLite is ${SAGAS_DATA_DIR}/participante-<servicio>.db.
@@ -126,6 +129,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 			BaseDatos: l.Texto("SAGAS_DB_PREFIJO") + servicio,
 		},
 		Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", TrabajadoresPorDefecto),
+		Particiones:  l.Entero("SAGAS_PULSAR_PARTITIONS", 1),
 		Fallos: ConfigFallos{
 			Semillas: l.Texto("SAGAS_FALLOS") == "semillas",
 			Semilla:  uint64(l.Entero64("SAGAS_SEMILLA", time.Now().UnixNano())),
@@ -172,6 +176,7 @@ func (c Config) Validar() error {
 		{"SAGAS_STORAGE_TYPE", c.Almacen},
 		{"SAGAS_METRICS_ADDR", c.DireccionHTTP},
 		{"SAGAS_CONSUMER_WORKERS", strconv.Itoa(c.Trabajadores)},
+		{"SAGAS_PULSAR_PARTITIONS", strconv.Itoa(c.Particiones)},
 	} {
 		errs = append(errs, configuracion.Comprobar(v.nombre, v.valor))
 	}

@@ -33,6 +33,9 @@ type config struct {
 	// Provisioning (-preparar).
 	Roles     topologia.Roles // SAGAS_PULSAR_ROLES
 	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
+	// Particiones is SAGAS_PULSAR_PARTITIONS: the command, reply and event
+	// topics' partition count (1: non-partitioned).
+	Particiones    int
 	APIAddr        string
 	APIToken       string
 	Replica        string
@@ -69,7 +72,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		Temporizador: l.Duracion("SAGAS_TIMER_INTERVAL", 250*time.Millisecond), Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", 2),
 		Definiciones:   l.Texto("SAGAS_DEFINICIONES"),
 		LegadoCampania: l.Texto("SAGAS_LEGADO_TOPICO_CAMPANIA"), LegadoLanzar: l.Texto("SAGAS_LEGADO_TOPICO_LANZAR"),
-		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
+		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"), Particiones: l.Entero("SAGAS_PULSAR_PARTITIONS", 1),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}

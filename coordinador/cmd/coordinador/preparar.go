@@ -20,8 +20,9 @@ import (
 // catalogue's services, and the legacy topics when the bridge is on.
 func opcionesTopologia(cfg config, catalogo saga.Catalogo) topologia.Opciones {
 	o := topologia.Opciones{
-		Topologia: eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace},
-		Servicios: mensajeria.Servicios(catalogo),
+		Topologia:   eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace},
+		Servicios:   mensajeria.Servicios(catalogo),
+		Particiones: cfg.Particiones,
 	}
 	if cfg.Puente {
 		o.Legado = []string{cfg.LegadoCampania, cfg.LegadoLanzar}
