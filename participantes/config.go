@@ -33,7 +33,8 @@ type Config struct {
 	// Topologia is SAGAS_PULSAR_TENANT / SAGAS_PULSAR_NAMESPACE.
 	Topologia eventos.Topologia
 	// Particiones is SAGAS_PULSAR_PARTITIONS: the partition count the
-	// start-up check expects of the service's command and reply topics.
+	// start-up check expects of the service's command and reply topics (0
+	// counts as 1: non-partitioned).
 	Particiones int
 	// Almacen is SAGAS_STORAGE_TYPE: sqlite or mysql.
 	Almacen string
@@ -176,7 +177,7 @@ func (c Config) Validar() error {
 		{"SAGAS_STORAGE_TYPE", c.Almacen},
 		{"SAGAS_METRICS_ADDR", c.DireccionHTTP},
 		{"SAGAS_CONSUMER_WORKERS", strconv.Itoa(c.Trabajadores)},
-		{"SAGAS_PULSAR_PARTITIONS", strconv.Itoa(c.Particiones)},
+		{"SAGAS_PULSAR_PARTITIONS", strconv.Itoa(max(c.Particiones, 1))}, // 0: unset, one
 	} {
 		errs = append(errs, configuracion.Comprobar(v.nombre, v.valor))
 	}

@@ -27,6 +27,7 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 		NivelLog:     slog.LevelInfo,
 		Trabajadores: TrabajadoresPorDefecto,
 		Seguridad:    bus.Seguridad{Auth: bus.AuthNinguna},
+		Particiones:  1,
 	}
 	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
 	want.Fallos.Semilla = c.Fallos.Semilla // from the clock
