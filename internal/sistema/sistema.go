@@ -91,6 +91,10 @@ type Opciones struct {
 	// token (the role named like the process).
 	Seguro bool
 	Extra  map[string]string // extra environment for every process
+	// Instancias runs that many instances of a participant (default one);
+	// the second is named "<participant>-2" in Metricas and in the logs,
+	// and so on. They share the participant's store.
+	Instancias map[string]int
 }
 
 func aleatorio() string {
@@ -175,13 +179,21 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 	s.Preparar()
 	s.iniciar(filepath.Join(bin, "coordinador"), "coordinador", map[string]string{"SAGAS_API_HOST": "127.0.0.1", "SAGAS_API_PORT": fmt.Sprint(apiPort)})
 	s.esperarListo(s.API+"/readyz", "coordinador")
+	var instancias []string
 	for _, p := range Participantes {
-		addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
-		s.Metricas[p] = "http://" + addr
-		s.iniciar(filepath.Join(bin, p), p, map[string]string{"SAGAS_METRICS_ADDR": addr})
+		for i := range max(o.Instancias[p], 1) {
+			nombre := p
+			if i > 0 {
+				nombre = fmt.Sprintf("%s-%d", p, i+1)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
+			s.Metricas[nombre] = "http://" + addr
+			s.iniciar(filepath.Join(bin, p), nombre, map[string]string{"SAGAS_METRICS_ADDR": addr})
+			instancias = append(instancias, nombre)
+		}
 	}
-	for _, p := range Participantes {
-		s.esperarListo(s.Metricas[p]+"/healthz", p)
+	for _, nombre := range instancias {
+		s.esperarListo(s.Metricas[nombre]+"/healthz", nombre)
 	}
 	return s
 }
@@ -210,7 +222,7 @@ func (s *Sistema) iniciar(bin, nombre string, extra map[string]string) {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	if s.credenciales != "" {
-		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, nombre+".token"))
+		cmd.Env = append(cmd.Env, "SAGAS_PULSAR_TOKEN_FILE="+filepath.Join(s.credenciales, filepath.Base(bin)+".token"))
 	}
 	for k, v := range extra {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -53,7 +53,7 @@ func prepararTodo(ctx context.Context, cfg config, plan topologia.Plan, stdout i
 	var inf topologia.Informe
 	for {
 		inf, err = topologia.Preparar(ctx, admin, plan, cfg.Politicas, cfg.Roles)
-		if err == nil || errors.Is(err, bus.ErrRechazado) || time.Now().After(limite) || ctx.Err() != nil {
+		if err == nil || errors.Is(err, bus.ErrRechazado) || errors.Is(err, topologia.ErrParticiones) || time.Now().After(limite) || ctx.Err() != nil {
 			break
 		}
 		logger.Warn("preparar topología; reintento", "err", err)
