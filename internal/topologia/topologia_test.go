@@ -38,7 +38,7 @@ func TestElPlanDaACadaComponenteSoloLoQueUsa(t *testing.T) {
 	}
 	marca := permisos("marca")
 	want := map[string][]string{
-		topo.Comandos("marca"):               {topologia.Consumir},
+		topo.Comandos("marca"):              {topologia.Consumir},
 		eventos.DLQ(topo.Comandos("marca")): {topologia.Producir},
 		topo.Respuestas():                   {topologia.Producir},
 	}
