@@ -166,12 +166,6 @@ func (p Plan) Esquema(topico string) string {
 	return p.topico(topico).Esquema
 }
 
-// Particiones returns the partition count of a topic of the plan (0 when it
-// is non-partitioned).
-func (p Plan) Particiones(topico string) int {
-	return p.topico(topico).Particiones
-}
-
 func (p Plan) topico(nombre string) Topico {
 	for _, t := range p.Topicos {
 		if t.Nombre == nombre {
