@@ -344,7 +344,7 @@ func iniciarPython(t *testing.T, pulsarURL string, topo eventos.Topologia, db st
 	cmd := exec.Command("python3", "participante.py", "--db", db,
 		"--pulsar-url", pulsarURL, "--tenant", topo.Tenant, "--namespace", topo.Namespace)
 	salida := &salida{listo: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = salida, salida
+	cmd.Stdout, cmd.Stderr = salida.Stdout(), salida
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -375,20 +375,37 @@ func iniciarPython(t *testing.T, pulsarURL string, topo eventos.Topologia, db st
 	}
 }
 
-// salida collects the process's output and closes listo when the line
-// "listo" appears.
+// salida collects the process's output, stderr (Write) and stdout
+// (Stdout) together, and closes listo when the line "listo" appears on
+// stdout. Looked for there alone: the client's log lines on stderr can land
+// between "listo" and its newline.
 type salida struct {
-	mu    sync.Mutex
-	b     strings.Builder
-	listo chan struct{}
-	visto bool
+	mu     sync.Mutex
+	b      strings.Builder
+	stdout strings.Builder
+	listo  chan struct{}
+	visto  bool
 }
 
 func (s *salida) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.b.Write(p)
-	if !s.visto && strings.Contains("\n"+s.b.String(), "\nlisto\n") {
+	return len(p), nil
+}
+
+// Stdout is the writer for the process's standard output.
+func (s *salida) Stdout() io.Writer { return salidaEstandar{s} }
+
+type salidaEstandar struct{ s *salida }
+
+func (e salidaEstandar) Write(p []byte) (int, error) {
+	s := e.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Write(p)
+	s.stdout.Write(p)
+	if !s.visto && strings.Contains("\n"+s.stdout.String(), "\nlisto\n") {
 		s.visto = true
 		close(s.listo)
 	}
