@@ -33,6 +33,10 @@ type Config struct {
 	Seguridad bus.Seguridad
 	// Topologia is SAGAS_PULSAR_TENANT / SAGAS_PULSAR_NAMESPACE.
 	Topologia eventos.Topologia
+	// Particiones is SAGAS_PULSAR_PARTITIONS: the partition count the
+	// start-up check expects of the service's command and reply topics (0
+	// counts as 1: non-partitioned).
+	Particiones int
 	// Almacen is SAGAS_STORAGE_TYPE: sqlite or mysql.
 	Almacen string
 	// RutaSQLite is ${SAGAS_DATA_DIR}/participante-<servicio>.db.
@@ -129,6 +133,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		Trabajadores:       l.Entero("SAGAS_CONSUMER_WORKERS", TrabajadoresPorDefecto),
 		Retencion:          l.Duracion("SAGAS_RETENTION", 168*time.Hour),
 		IntervaloRetencion: l.Duracion("SAGAS_RETENTION_INTERVAL", 10*time.Minute),
+		Particiones:        l.Entero("SAGAS_PULSAR_PARTITIONS", 1),
 		Fallos: ConfigFallos{
 			Semillas: l.Texto("SAGAS_FALLOS") == "semillas",
 			Semilla:  uint64(l.Entero64("SAGAS_SEMILLA", time.Now().UnixNano())),
@@ -176,6 +181,7 @@ func (c Config) Validar() error {
 		{"SAGAS_STORAGE_TYPE", c.Almacen},
 		{"SAGAS_METRICS_ADDR", c.DireccionHTTP},
 		{"SAGAS_CONSUMER_WORKERS", strconv.Itoa(c.Trabajadores)},
+		{"SAGAS_PULSAR_PARTITIONS", strconv.Itoa(max(c.Particiones, 1))}, // 0: unset, one
 	} {
 		errs = append(errs, configuracion.Comprobar(v.nombre, v.valor))
 	}

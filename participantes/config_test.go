@@ -28,6 +28,7 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 		Trabajadores: TrabajadoresPorDefecto,
 		Seguridad:    bus.Seguridad{Auth: bus.AuthNinguna},
 		Retencion:    168 * time.Hour, IntervaloRetencion: 10 * time.Minute,
+		Particiones: 1,
 	}
 	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
 	want.Fallos.Semilla = c.Fallos.Semilla // from the clock

@@ -223,6 +223,7 @@ func inyectorDe(s Servicio, cfg ConfigFallos) *fallos.Inyector {
 func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor, error) {
 	return mensajeria.Nuevo(cliente, p.almacen, p.servicio, mensajeria.Opciones{
 		Topologia:    p.cfg.Topologia,
+		Particiones:  p.cfg.Particiones,
 		AdminURL:     p.cfg.PulsarAdminURL,
 		Seguridad:    p.cfg.Seguridad,
 		Trabajadores: p.cfg.Trabajadores,

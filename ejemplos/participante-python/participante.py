@@ -75,6 +75,43 @@ log = logging.getLogger("participante-python")
 
 # --- the contract -------------------------------------------------------------
 
+
+def murmur3(datos: bytes) -> int:
+    """MurmurHash3_x86_32 with seed 0, the hash of Pulsar's Murmur3_32Hash."""
+    c1, c2, m = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+    h = 0
+    bloques = len(datos) // 4
+    for i in range(bloques):
+        k = int.from_bytes(datos[4 * i:4 * i + 4], "little")
+        k = (k * c1) & m
+        k = ((k << 15) | (k >> 17)) & m
+        h ^= (k * c2) & m
+        h = ((h << 13) | (h >> 19)) & m
+        h = (h * 5 + 0xE6546B64) & m
+    cola, k = datos[4 * bloques:], 0
+    if len(cola) == 3:
+        k ^= cola[2] << 16
+    if len(cola) >= 2:
+        k ^= cola[1] << 8
+    if cola:
+        k ^= cola[0]
+        k = (k * c1) & m
+        k = ((k << 15) | (k >> 17)) & m
+        h ^= (k * c2) & m
+    h ^= len(datos)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & m
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & m
+    return h ^ (h >> 16)
+
+
+def particion(clave: str, n: int) -> int:
+    """The partition, of n, that the Go producers (pulsar.Murmur3_32Hash)
+    route a message keyed clave to: Murmur3 with the sign bit cleared, as
+    the Java client does, modulo n."""
+    return (murmur3(clave.encode()) & 0x7FFFFFFF) % n
+
 def tipo(nombre):
     """Versioned type name: tipo("NotificarMarca") == "alpespartner.sagas.NotificarMarca.v1"."""
     return PREFIJO_TIPO + nombre + ".v1"
@@ -257,9 +294,13 @@ def main():
         # after a few redeliveries it goes to <topic>-DLQ, as in Go.
         dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(max_redeliver_count=3, dead_letter_topic=topico + "-DLQ"))
     # No batching (the default here): the coordinator's Key_Shared
-    # subscription needs key-based batching or none.
+    # subscription needs key-based batching or none. On a partitioned reply
+    # topic, route by Murmur3 of the key as the Go side does: this client's
+    # own hash (the C++ client's BoostHash) would put a saga's replies on
+    # other partitions than the Go participants' replies.
     productor = cliente.create_producer(
-        base + "respuestas-saga", schema=AvroSchema(None, schema_definition=esquema("RespuestaSaga")))
+        base + "respuestas-saga", schema=AvroSchema(None, schema_definition=esquema("RespuestaSaga")),
+        message_router=lambda msg, n: particion(msg.partition_key(), n))
 
     detener = []
     for s in (signal.SIGINT, signal.SIGTERM):

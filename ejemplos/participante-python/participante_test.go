@@ -42,7 +42,7 @@ func TestParticipantePythonCumpleLasReglasDeLaBandeja(t *testing.T) {
 	defer cancelar()
 
 	topo := eventos.Topologia{Tenant: eventos.TopologiaPorDefecto.Tenant, Namespace: "py" + aleatorio()}
-	prepararNamespace(ctx, t, adminURL, topo)
+	prepararNamespace(ctx, t, adminURL, topo, 1)
 
 	cliente, err := bus.Conectar(pulsarURL, slog.Default())
 	if err != nil {
@@ -272,20 +272,20 @@ func necesitaPython(t *testing.T) {
 	}
 }
 
-// prepararNamespace creates the namespace with the coordinator's policies
-// and schemas, and deletes it when the test ends.
-func prepararNamespace(ctx context.Context, t *testing.T, adminURL string, topo eventos.Topologia) {
+// prepararNamespace creates the namespace with the coordinator's policies,
+// schemas and partitions, and deletes it when the test ends.
+func prepararNamespace(ctx context.Context, t *testing.T, adminURL string, topo eventos.Topologia, particiones int) {
 	t.Helper()
 	// The operator's provisioning step, as coordinador -preparar runs it.
-	plan := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: []string{servicio}})
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: []string{servicio}, Particiones: particiones})
 	t.Cleanup(func() { borrarNamespace(t, adminURL, topo) })
 	if _, err := topologia.Preparar(ctx, bus.NuevoAdmin(adminURL), plan, bus.PoliticasPorDefecto, nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// borrarNamespace deletes the namespace's topics, then the namespace (the
-// broker refuses a forced namespace deletion).
+// borrarNamespace deletes the namespace's topics, partitioned or not, then
+// the namespace (the broker refuses a forced namespace deletion).
 func borrarNamespace(t *testing.T, adminURL string, topo eventos.Topologia) {
 	hacer := func(metodo, ruta string) ([]byte, error) {
 		req, err := http.NewRequest(metodo, adminURL+ruta, nil)
@@ -303,7 +303,21 @@ func borrarNamespace(t *testing.T, adminURL string, topo eventos.Topologia) {
 		}
 		return b, nil
 	}
-	b, err := hacer(http.MethodGet, "/admin/v2/namespaces/"+topo.NS()+"/topics")
+	// Partitioned topics first (their partitions go with them), then the rest.
+	b, err := hacer(http.MethodGet, "/admin/v2/persistent/"+topo.NS()+"/partitioned")
+	var particionados []string
+	if err == nil {
+		err = json.Unmarshal(b, &particionados)
+	}
+	for _, topico := range particionados {
+		if err != nil {
+			break
+		}
+		_, err = hacer(http.MethodDelete, "/admin/v2/"+strings.Replace(topico, "://", "/", 1)+"/partitions?force=true")
+	}
+	if err == nil {
+		b, err = hacer(http.MethodGet, "/admin/v2/namespaces/"+topo.NS()+"/topics")
+	}
 	var topicos []string
 	if err == nil {
 		err = json.Unmarshal(b, &topicos)
@@ -330,7 +344,7 @@ func iniciarPython(t *testing.T, pulsarURL string, topo eventos.Topologia, db st
 	cmd := exec.Command("python3", "participante.py", "--db", db,
 		"--pulsar-url", pulsarURL, "--tenant", topo.Tenant, "--namespace", topo.Namespace)
 	salida := &salida{listo: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = salida, salida
+	cmd.Stdout, cmd.Stderr = salida.Stdout(), salida
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -361,20 +375,37 @@ func iniciarPython(t *testing.T, pulsarURL string, topo eventos.Topologia, db st
 	}
 }
 
-// salida collects the process's output and closes listo when the line
-// "listo" appears.
+// salida collects the process's output, stderr (Write) and stdout
+// (Stdout) together, and closes listo when the line "listo" appears on
+// stdout. Looked for there alone: the client's log lines on stderr can land
+// between "listo" and its newline.
 type salida struct {
-	mu    sync.Mutex
-	b     strings.Builder
-	listo chan struct{}
-	visto bool
+	mu     sync.Mutex
+	b      strings.Builder
+	stdout strings.Builder
+	listo  chan struct{}
+	visto  bool
 }
 
 func (s *salida) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.b.Write(p)
-	if !s.visto && strings.Contains("\n"+s.b.String(), "\nlisto\n") {
+	return len(p), nil
+}
+
+// Stdout is the writer for the process's standard output.
+func (s *salida) Stdout() io.Writer { return salidaEstandar{s} }
+
+type salidaEstandar struct{ s *salida }
+
+func (e salidaEstandar) Write(p []byte) (int, error) {
+	s := e.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Write(p)
+	s.stdout.Write(p)
+	if !s.visto && strings.Contains("\n"+s.stdout.String(), "\nlisto\n") {
 		s.visto = true
 		close(s.listo)
 	}
@@ -401,4 +432,80 @@ func aleatorio() string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// TestParticipantePythonRespondeEnLaParticionDeGo runs participante.py on a
+// deployment of 3-partition topics: every reply lands on the partition that
+// a Go producer (Murmur3 of the saga id) would use, so one saga's replies
+// stay on one partition whichever language answered.
+func TestParticipantePythonRespondeEnLaParticionDeGo(t *testing.T) {
+	necesitaPython(t)
+	pulsarURL, adminURL := integracion.PulsarURL(t), integracion.PulsarAdminURL(t)
+	ctx, cancelar := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelar()
+	const particiones, sagas = 3, 30
+	topo := eventos.Topologia{Tenant: eventos.TopologiaPorDefecto.Tenant, Namespace: "py" + aleatorio()}
+	prepararNamespace(ctx, t, adminURL, topo, particiones)
+
+	cliente, err := bus.Conectar(pulsarURL, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cliente.Close()
+	respuestas, err := cliente.Subscribe(pulsar.ConsumerOptions{
+		Topic: topo.Respuestas(), SubscriptionName: "prueba", Type: pulsar.Exclusive,
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer respuestas.Close()
+	productor, err := bus.NuevoProductor(cliente, topo.Comandos(servicio), "", esquemas.MustAvro(esquemas.ComandoSaga))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer productor.Close()
+	iniciarPython(t, pulsarURL, topo, filepath.Join(t.TempDir(), "participante-marca.db"))
+
+	comandos, replies := codec[eventos.Comando](t, esquemas.ComandoSaga), codec[eventos.Respuesta](t, esquemas.RespuestaSaga)
+	entrada := map[string]any{"nombre": "Campaña Demo", "marca": map[string]string{"id_marca": "m-001", "nombre_marca": "Andes Outdoor"}}
+	for range sagas {
+		cmd := comando(uuid.NewString(), "NotificarMarca", eventos.Ejecutar, 1, entrada)
+		carga, err := comandos.Codificar(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := productor.Send(ctx, &pulsar.ProducerMessage{Payload: carga, Key: cmd.SagaID, Properties: map[string]string{
+			eventos.PropSagaID: cmd.SagaID, eventos.PropPaso: cmd.Paso, eventos.PropIntento: "1", eventos.PropTipo: cmd.Type,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	porParticion := map[int]int{}
+	for range sagas {
+		rctx, fin := context.WithTimeout(ctx, 30*time.Second)
+		msg, err := respuestas.Receive(rctx)
+		fin()
+		if err != nil {
+			t.Fatalf("replies: %v after %v", err, porParticion)
+		}
+		respuestas.Ack(msg)
+		r, err := replies.Decodificar(msg.Payload())
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := strings.LastIndex(msg.Topic(), "-partition-")
+		if i < 0 {
+			t.Fatalf("reply from %s, not a partition", msg.Topic())
+		}
+		var got int
+		fmt.Sscan(msg.Topic()[i+len("-partition-"):], &got)
+		if want := bus.ParticionDe(r.SagaID, particiones); got != want || msg.Key() != r.SagaID {
+			t.Errorf("reply of saga %s (key %q) on partition %d, a Go producer uses %d", r.SagaID, msg.Key(), got, want)
+		}
+		porParticion[got]++
+	}
+	if len(porParticion) != particiones {
+		t.Errorf("replies per partition %v: want all %d used", porParticion, particiones)
+	}
 }

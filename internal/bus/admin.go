@@ -305,14 +305,64 @@ func (a *Admin) ConcederPermiso(ctx context.Context, topico, rol string, accione
 }
 
 // CrearTopico creates the non-partitioned topic persistent://tenant/namespace/name
-// if it does not exist.
+// if it does not exist. A partitioned topic of that name counts as existing:
+// Particiones tells the two apart.
 func (a *Admin) CrearTopico(ctx context.Context, topico string) error {
-	ruta, ok := strings.CutPrefix(topico, "persistent://")
-	if !ok || strings.Count(ruta, "/") != 2 {
-		return fmt.Errorf("tópico %q: se espera persistent://tenant/namespace/nombre", topico)
+	ruta, err := rutaTopico(topico)
+	if err != nil {
+		return err
 	}
-	if _, err := a.hacer(ctx, http.MethodPut, "/admin/v2/persistent/"+ruta, nil, http.StatusConflict); err != nil {
+	if _, err := a.hacer(ctx, http.MethodPut, ruta, nil, http.StatusConflict); err != nil {
 		return fmt.Errorf("crear tópico %s: %w", topico, err)
 	}
 	return nil
+}
+
+// CrearTopicoParticionado creates the partitioned topic
+// persistent://tenant/namespace/name with n partitions if no topic of that
+// name exists. An existing topic, partitioned or not and whatever its
+// count, counts as existing: Particiones tells what it is.
+func (a *Admin) CrearTopicoParticionado(ctx context.Context, topico string, n int) error {
+	ruta, err := rutaTopico(topico)
+	if err != nil {
+		return err
+	}
+	if n < 1 {
+		return fmt.Errorf("crear tópico %s con %d particiones: se necesita al menos una", topico, n)
+	}
+	if _, err := a.hacer(ctx, http.MethodPut, ruta+"/partitions", n, http.StatusConflict); err != nil {
+		return fmt.Errorf("crear tópico particionado %s (%d particiones): %w", topico, n, err)
+	}
+	return nil
+}
+
+// Particiones returns the partition count of a partitioned topic, and 0 for
+// a non-partitioned one (or none at all: the broker's partition metadata does
+// not tell a missing topic from a non-partitioned one). Any role that may
+// produce or consume on the topic may ask.
+func (a *Admin) Particiones(ctx context.Context, topico string) (int, error) {
+	ruta, err := rutaTopico(topico)
+	if err != nil {
+		return 0, err
+	}
+	b, err := a.hacer(ctx, http.MethodGet, ruta+"/partitions", nil)
+	if err != nil {
+		return 0, fmt.Errorf("particiones de %s: %w", topico, err)
+	}
+	var r struct {
+		Partitions int `json:"partitions"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return 0, fmt.Errorf("particiones de %s: respuesta ilegible %q: %w", topico, b, err)
+	}
+	return r.Partitions, nil
+}
+
+// rutaTopico is the admin API path of persistent://tenant/namespace/name.
+func rutaTopico(topico string) (string, error) {
+	ruta, ok := strings.CutPrefix(topico, "persistent://")
+	if !ok || strings.Count(ruta, "/") != 2 {
+		return "", fmt.Errorf("tópico %q: se espera persistent://tenant/namespace/nombre", topico)
+	}
+	return "/admin/v2/persistent/" + ruta, nil
 }

@@ -120,6 +120,14 @@ func (n nivelMinimo) WithGroup(g string) slog.Handler {
 // it had.
 const DemoraLote = 500 * time.Millisecond
 
+// HashingScheme is how every producer of ours routes a keyed message
+// (key = saga_id) to a partition of a partitioned topic: Murmur3, the
+// scheme clients of every language offer, rather than pulsar-client-go's
+// default (Java's String.hashCode), so that producers written in other
+// languages can put one saga's messages on the same partition
+// (docs/production.md, Partitioned topics). ParticionDe computes it.
+const HashingScheme = pulsar.Murmur3_32Hash
+
 // NuevoProductor creates a producer for topic with the Avro schema text
 // registered (the broker refuses it when the schema is incompatible with the
 // topic's). Batching is key-based, which Key_Shared consumers require; see
@@ -133,6 +141,7 @@ func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar
 		BatcherBuilderType:      pulsar.KeyBasedBatchBuilder,
 		BatchingMaxPublishDelay: DemoraLote,
 		MaxPendingMessages:      2000,
+		HashingScheme:           HashingScheme,
 	}
 	if esquemaAvro != "" {
 		opts.Schema = pulsar.NewAvroSchema(esquemaAvro, nil)

@@ -65,6 +65,8 @@ var Variables = []Variable{
 		Descripcion: "tenant of our topics (carga: the default of -tenant)", Binarios: Coordinador | Participantes | Carga},
 	{Nombre: "SAGAS_PULSAR_NAMESPACE", Defecto: "sagas", Valores: Nombre{},
 		Descripcion: "namespace of our topics (carga: the default of -namespace)", Binarios: Coordinador | Participantes | Carga},
+	{Nombre: "SAGAS_PULSAR_PARTITIONS", Defecto: "1", Valores: Entero{1, 1024},
+		Descripcion: "partitions of the command, reply and event topics: 1 = non-partitioned topics; above 1, coordinador -preparar creates partitioned topics of that many partitions and every process's start-up check refuses a topic partitioned otherwise. The same value for every process; an existing topic cannot be converted in place (docs/production.md, Partitioned topics)", Binarios: Coordinador | Participantes},
 	// Provisioning (coordinador -preparar): read only by that step.
 	{Nombre: "SAGAS_PULSAR_ROLES", DefectoTexto: "each component's own name",
 		Valores: Texto{}, Descripcion: "broker role of each component, granted its permissions by coordinador -preparar: comma-separated componente=rol (componentes: coordinador and the participant services), e.g. coordinador=sagas-coord,marca=sagas-marca", Binarios: Coordinador},

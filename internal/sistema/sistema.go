@@ -95,6 +95,10 @@ type Opciones struct {
 	// the first one's. Several need a MySQL store.
 	Replicas int
 	Extra    map[string]string // extra environment for every process
+	// Instancias runs that many instances of a participant (default one);
+	// the second is named "<participant>-2" in Metricas and in the logs,
+	// and so on. They share the participant's store.
+	Instancias map[string]int
 }
 
 func aleatorio() string {
@@ -212,13 +216,21 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 			"SAGAS_API_PORT": strings.TrimPrefix(api, "http://127.0.0.1:"), "SAGAS_REPLICA_ID": "c" + fmt.Sprint(i) + "-" + ns})
 		s.esperarListo(api+"/readyz", nombre)
 	}
+	var instancias []string
 	for _, p := range Participantes {
-		addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
-		s.Metricas[p] = "http://" + addr
-		s.iniciar(filepath.Join(bin, p), p, map[string]string{"SAGAS_METRICS_ADDR": addr})
+		for i := range max(o.Instancias[p], 1) {
+			nombre := p
+			if i > 0 {
+				nombre = fmt.Sprintf("%s-%d", p, i+1)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", PuertoLibre(t))
+			s.Metricas[nombre] = "http://" + addr
+			s.iniciar(filepath.Join(bin, p), nombre, map[string]string{"SAGAS_METRICS_ADDR": addr})
+			instancias = append(instancias, nombre)
+		}
 	}
-	for _, p := range Participantes {
-		s.esperarListo(s.Metricas[p]+"/healthz", p)
+	for _, nombre := range instancias {
+		s.esperarListo(s.Metricas[nombre]+"/healthz", nombre)
 	}
 	return s
 }

@@ -44,6 +44,9 @@ type Topico struct {
 	// Ajeno marks a topic outside our namespace (the legacy ones): created
 	// when missing, its schema left to its owner.
 	Ajeno bool
+	// Particiones is the topic's partition count; 0 = a non-partitioned
+	// topic.
+	Particiones int
 }
 
 // Permiso is what one component does on one topic.
@@ -71,7 +74,19 @@ type Opciones struct {
 	// Legado are the legacy topics the bridge consumes (none when the
 	// bridge is off).
 	Legado []string
+	// Particiones is SAGAS_PULSAR_PARTITIONS: above 1, the command, reply
+	// and event topics are partitioned topics of that many partitions; 0 or
+	// 1, non-partitioned topics. Dead-letter and legacy topics are never
+	// partitioned.
+	Particiones int
 }
+
+// ErrParticiones is returned by Preparar and Comprobar when a topic exists
+// with another partitioning than the plan's (a non-partitioned topic where a
+// partitioned one is planned, or another count). Pulsar cannot turn a
+// non-partitioned topic into a partitioned one in place: see
+// docs/production.md, Partitioned topics.
+var ErrParticiones = errors.New("particiones distintas de las configuradas")
 
 // SuscripcionCoordinador is the coordinator's Key_Shared subscription on the
 // reply topic; SuscripcionPuente its Shared one on the legacy topics.
@@ -87,11 +102,15 @@ func SuscripcionParticipante(servicio string) string { return "participante-" + 
 func Nuevo(o Opciones) Plan {
 	t := o.Topologia
 	p := Plan{Topologia: t}
+	particiones := 0
+	if o.Particiones > 1 {
+		particiones = o.Particiones
+	}
 	comando, respuesta, evento := esquemas.MustAvro(esquemas.ComandoSaga), esquemas.MustAvro(esquemas.RespuestaSaga), esquemas.MustAvro(esquemas.EventoSaga)
 	p.Topicos = append(p.Topicos,
-		Topico{Nombre: t.Respuestas(), Esquema: respuesta},
+		Topico{Nombre: t.Respuestas(), Esquema: respuesta, Particiones: particiones},
 		Topico{Nombre: eventos.DLQ(t.Respuestas())},
-		Topico{Nombre: t.Eventos(), Esquema: evento},
+		Topico{Nombre: t.Eventos(), Esquema: evento, Particiones: particiones},
 	)
 	p.Permisos = append(p.Permisos,
 		Permiso{Componente: Coordinador, Topico: t.Respuestas(), Acciones: []string{Consumir}, Suscripcion: SuscripcionCoordinador},
@@ -102,7 +121,7 @@ func Nuevo(o Opciones) Plan {
 	servicios := slices.Clone(o.Servicios)
 	slices.Sort(servicios)
 	for _, s := range slices.Compact(servicios) {
-		p.Topicos = append(p.Topicos, Topico{Nombre: t.Comandos(s), Esquema: comando}, Topico{Nombre: eventos.DLQ(t.Comandos(s))})
+		p.Topicos = append(p.Topicos, Topico{Nombre: t.Comandos(s), Esquema: comando, Particiones: particiones}, Topico{Nombre: eventos.DLQ(t.Comandos(s))})
 		p.Permisos = append(p.Permisos,
 			Permiso{Componente: Coordinador, Topico: t.Comandos(s), Acciones: []string{Producir}},
 			Permiso{Componente: s, Topico: t.Comandos(s), Acciones: []string{Consumir}, Suscripcion: SuscripcionParticipante(s)},
@@ -144,12 +163,40 @@ func (p Plan) De(componente string) []Permiso {
 
 // Esquema returns the schema of a topic of the plan ("" when it has none).
 func (p Plan) Esquema(topico string) string {
+	return p.topico(topico).Esquema
+}
+
+func (p Plan) topico(nombre string) Topico {
 	for _, t := range p.Topicos {
-		if t.Nombre == topico {
-			return t.Esquema
+		if t.Nombre == nombre {
+			return t
 		}
 	}
-	return ""
+	return Topico{Nombre: nombre}
+}
+
+// describir names a partitioning for the operator.
+func describir(particiones int) string {
+	if particiones == 0 {
+		return "no particionado"
+	}
+	return fmt.Sprintf("particionado en %d", particiones)
+}
+
+// comprobarParticiones checks that the broker's topic has the plan's
+// partitioning; a difference is ErrParticiones, naming both and what to do.
+func comprobarParticiones(ctx context.Context, a *bus.Admin, tp Topico) error {
+	n, err := a.Particiones(ctx, tp.Nombre)
+	if err != nil {
+		return err
+	}
+	if n == tp.Particiones {
+		return nil
+	}
+	return fmt.Errorf("%w: %s es %s en el broker y la configuración pide %s (SAGAS_PULSAR_PARTITIONS=%d): "+
+		"ponga SAGAS_PULSAR_PARTITIONS=%d en todos los procesos, o migre el tópico según docs/production.md (Partitioned topics: "+
+		"drenar, borrar y volver a ejecutar coordinador -preparar; Pulsar no convierte un tópico en otro sin borrarlo)",
+		ErrParticiones, tp.Nombre, describir(n), describir(tp.Particiones), max(tp.Particiones, 1), max(n, 1))
 }
 
 // Roles maps each component to the broker role it authenticates as.
@@ -189,10 +236,12 @@ type Informe struct {
 }
 
 // Preparar creates the plan on the broker as an admin role: tenant and
-// namespace with policies pol, every topic (non-partitioned), every schema,
-// and each component's permissions granted to its role. Idempotent: run it
-// again after an upgrade (new schemas are checked by the broker against the
-// namespace's BACKWARD_TRANSITIVE strategy) or a change of roles.
+// namespace with policies pol, every topic (partitioned as the plan says),
+// every schema, and each component's permissions granted to its role.
+// Idempotent: run it again after an upgrade (new schemas are checked by the
+// broker against the namespace's BACKWARD_TRANSITIVE strategy) or a change
+// of roles. A topic that already exists with another partitioning is left
+// as it is and reported (ErrParticiones).
 func Preparar(ctx context.Context, a *bus.Admin, p Plan, pol bus.Politicas, roles Roles) (Informe, error) {
 	var inf Informe
 	t := p.Topologia
@@ -200,7 +249,14 @@ func Preparar(ctx context.Context, a *bus.Admin, p Plan, pol bus.Politicas, role
 		return inf, err
 	}
 	for _, tp := range p.Topicos {
-		if err := a.CrearTopico(ctx, tp.Nombre); err != nil {
+		crear := func() error { return a.CrearTopico(ctx, tp.Nombre) }
+		if tp.Particiones > 0 {
+			crear = func() error { return a.CrearTopicoParticionado(ctx, tp.Nombre, tp.Particiones) }
+		}
+		if err := crear(); err != nil {
+			return inf, err
+		}
+		if err := comprobarParticiones(ctx, a, tp); err != nil {
 			return inf, err
 		}
 		inf.Topicos++
@@ -238,7 +294,8 @@ func Preparar(ctx context.Context, a *bus.Admin, p Plan, pol bus.Politicas, role
 
 // Comprobar checks, as the running component's own role, that the broker
 // holds what the component uses: every schema registered, every topic it
-// produces on present and open to it, every topic it consumes open to it.
+// produces on present and open to it, every topic it consumes open to it,
+// every topic partitioned as the plan says (ErrParticiones otherwise).
 // It creates nothing (a producer it opens to check is closed again) and reports every problem at once, each naming the topic, the
 // role and what to do; each error wraps ErrNoPreparado and the broker's
 // cause (bus.ErrAutorizacion, bus.ErrTopicoInexistente).
@@ -255,8 +312,13 @@ func Comprobar(ctx context.Context, a *bus.Admin, c pulsar.Client, p Plan, compo
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("el broker no tiene lo que %s necesita (ejecute `coordinador -preparar` con un rol administrador, o conceda los permisos de docs/production.md):\n%w",
-		componente, errors.Join(errs...))
+	// Provisioning fixes what is missing, never a partitioning that differs
+	// (each of those errors says what does).
+	consejo := ""
+	if slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, ErrParticiones) }) {
+		consejo = " (ejecute `coordinador -preparar` con un rol administrador, o conceda los permisos de docs/production.md)"
+	}
+	return fmt.Errorf("el broker no tiene lo que %s necesita%s:\n%w", componente, consejo, errors.Join(errs...))
 }
 
 func comprobarPermiso(ctx context.Context, a *bus.Admin, c pulsar.Client, p Plan, q Permiso, s bus.Seguridad) error {
@@ -300,6 +362,12 @@ func comprobarPermiso(ctx context.Context, a *bus.Admin, c pulsar.Client, p Plan
 		_, err = a.Suscripciones(ctx, q.Topico)
 	}
 	if err != nil {
+		return causa(err)
+	}
+	if err := comprobarParticiones(ctx, a, p.topico(q.Topico)); err != nil {
+		if errors.Is(err, ErrParticiones) {
+			return err
+		}
 		return causa(err)
 	}
 	return nil

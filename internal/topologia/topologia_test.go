@@ -114,7 +114,8 @@ func TestPrepararComoAdminYComprobarConCadaRolEnElBrokerSeguro(t *testing.T) {
 	defer cancel()
 	topo := eventos.Topologia{Tenant: "alpespartner", Namespace: "top" + aleatorio()}
 	legado := "persistent://alpespartner/" + topo.Namespace + "/legado-campania"
-	plan := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: servicios, Legado: []string{legado}})
+	// Partitioned, so each role's check also reads the partition metadata.
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: servicios, Legado: []string{legado}, Particiones: 2})
 
 	conectar := func(rol string) (*bus.Admin, func()) {
 		s := como(rol)
@@ -246,6 +247,84 @@ func TestPrepararYComprobarEnElBrokerAbierto(t *testing.T) {
 	for _, comp := range plan.Componentes() {
 		if err := topologia.Comprobar(ctx, a, c, plan, comp, bus.Seguridad{}); err != nil {
 			t.Errorf("%s: %v", comp, err)
+		}
+	}
+}
+
+// TestParticionesSeCreanYSeComprueban provisions with three partitions:
+// command, reply and event topics are partitioned, dead-letter topics not,
+// and every component's check passes. A deployment whose topics are
+// partitioned otherwise than its setting (either way round) is refused by
+// Preparar and by Comprobar, naming the topic, what the broker has, what the
+// setting asks and where the migration is described.
+func TestParticionesSeCreanYSeComprueban(t *testing.T) {
+	purl, aurl := integracion.PulsarURL(t), integracion.PulsarAdminURL(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	a := bus.NuevoAdmin(aurl)
+	c, err := bus.Conectar(purl, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	topo := eventos.Topologia{Tenant: "alpespartner", Namespace: "par" + aleatorio()}
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: servicios, Particiones: 3})
+	if _, err := topologia.Preparar(ctx, a, plan, bus.PoliticasPorDefecto, nil); err != nil {
+		t.Fatal(err)
+	}
+	for tp, want := range map[string]int{
+		topo.Comandos("marca"): 3, topo.Respuestas(): 3, topo.Eventos(): 3,
+		eventos.DLQ(topo.Comandos("marca")): 0, eventos.DLQ(topo.Respuestas()): 0,
+	} {
+		if n, err := a.Particiones(ctx, tp); err != nil || n != want {
+			t.Errorf("%s: %d partitions (%v), want %d", tp, n, err, want)
+		}
+	}
+	for _, comp := range plan.Componentes() {
+		if err := topologia.Comprobar(ctx, a, c, plan, comp, bus.Seguridad{}); err != nil {
+			t.Errorf("%s: %v", comp, err)
+		}
+	}
+	if _, err := topologia.Preparar(ctx, a, plan, bus.PoliticasPorDefecto, nil); err != nil {
+		t.Errorf("second Preparar: %v", err)
+	}
+
+	// The setting says 1 on a deployment provisioned with 3.
+	sinParticiones := topologia.Nuevo(topologia.Opciones{Topologia: topo, Servicios: servicios})
+	err = topologia.Comprobar(ctx, a, c, sinParticiones, "marca", bus.Seguridad{})
+	debeNombrar(t, "Comprobar, 3 on the broker and 1 configured", err, topo.Comandos("marca"), "particionado en 3", "no particionado", "SAGAS_PULSAR_PARTITIONS=3", "docs/production.md")
+	if err != nil && strings.Contains(err.Error(), "ejecute `coordinador -preparar`") {
+		t.Errorf("re-provisioning does not fix a partitioning, yet the message suggests it:\n%v", err)
+	}
+	_, err = topologia.Preparar(ctx, a, sinParticiones, bus.PoliticasPorDefecto, nil)
+	debeNombrar(t, "Preparar, 3 on the broker and 1 configured", err, "particionado en 3", "no particionado")
+
+	// The opposite: a deployment of non-partitioned topics, and 3 configured.
+	viejo := eventos.Topologia{Tenant: "alpespartner", Namespace: "par" + aleatorio()}
+	if _, err := topologia.Preparar(ctx, a, topologia.Nuevo(topologia.Opciones{Topologia: viejo, Servicios: servicios}), bus.PoliticasPorDefecto, nil); err != nil {
+		t.Fatal(err)
+	}
+	conParticiones := topologia.Nuevo(topologia.Opciones{Topologia: viejo, Servicios: servicios, Particiones: 3})
+	err = topologia.Comprobar(ctx, a, c, conParticiones, "coordinador", bus.Seguridad{})
+	debeNombrar(t, "Comprobar, non-partitioned on the broker and 3 configured", err, viejo.Respuestas(), "no particionado", "particionado en 3", "SAGAS_PULSAR_PARTITIONS=1")
+	_, err = topologia.Preparar(ctx, a, conParticiones, bus.PoliticasPorDefecto, nil)
+	debeNombrar(t, "Preparar, non-partitioned on the broker and 3 configured", err, "no particionado", "particionado en 3")
+	if n, _ := a.Particiones(ctx, viejo.Respuestas()); n != 0 {
+		t.Errorf("Preparar changed the existing topic %s: %d partitions", viejo.Respuestas(), n)
+	}
+}
+
+// debeNombrar fails unless err is ErrParticiones and names every part.
+func debeNombrar(t *testing.T, caso string, err error, partes ...string) {
+	t.Helper()
+	if !errors.Is(err, topologia.ErrParticiones) {
+		t.Errorf("%s: %v, want topologia.ErrParticiones", caso, err)
+		return
+	}
+	for _, p := range partes {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: the message does not name %q:\n%v", caso, p, err)
 		}
 	}
 }

@@ -46,6 +46,10 @@ type Almacen interface {
 // Opciones configures a Consumidor.
 type Opciones struct {
 	Topologia eventos.Topologia
+	// Particiones is SAGAS_PULSAR_PARTITIONS: the partition count the
+	// start-up check expects of the command and reply topics (0 or 1:
+	// non-partitioned).
+	Particiones int
 	// AdminURL is the broker's admin API, where the start-up check asks
 	// whether the schemas this service uses are registered.
 	AdminURL string
@@ -179,14 +183,14 @@ func (c *Consumidor) comprobarTopologia(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := topologia.Nuevo(topologia.Opciones{Topologia: c.o.Topologia, Servicios: []string{c.servicio.Nombre}})
+	plan := topologia.Nuevo(topologia.Opciones{Topologia: c.o.Topologia, Servicios: []string{c.servicio.Nombre}, Particiones: c.o.Particiones})
 	limite := time.Now().Add(plazoPreparacion)
 	for espera := 500 * time.Millisecond; ; espera = min(2*espera, 5*time.Second) {
 		err := topologia.Comprobar(ctx, admin, c.cliente, plan, c.servicio.Nombre, c.o.Seguridad)
 		if err == nil {
 			return nil
 		}
-		definitivo := errors.Is(err, topologia.ErrNoPreparado) || errors.Is(err, bus.ErrRechazado) ||
+		definitivo := errors.Is(err, topologia.ErrNoPreparado) || errors.Is(err, topologia.ErrParticiones) || errors.Is(err, bus.ErrRechazado) ||
 			errors.Is(err, bus.ErrTLS) || errors.Is(err, bus.ErrAutenticacion)
 		if definitivo || time.Now().Add(espera).After(limite) {
 			return err

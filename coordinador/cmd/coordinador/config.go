@@ -29,8 +29,11 @@ type config struct {
 	Tenant         string
 	Namespace      string
 	// Provisioning (-preparar).
-	Roles          topologia.Roles // SAGAS_PULSAR_ROLES
-	Politicas      bus.Politicas   // SAGAS_PULSAR_RETENTION_*
+	Roles     topologia.Roles // SAGAS_PULSAR_ROLES
+	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
+	// Particiones is SAGAS_PULSAR_PARTITIONS: the command, reply and event
+	// topics' partition count (1: non-partitioned).
+	Particiones    int
 	APIAddr        string
 	APIToken       string
 	TokenLectura   string // SAGAS_API_READ_TOKEN: the API's GET routes only
@@ -72,7 +75,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		Temporizador: l.Duracion("SAGAS_TIMER_INTERVAL", 250*time.Millisecond), Trabajadores: l.Entero("SAGAS_CONSUMER_WORKERS", 2),
 		Definiciones:   l.Texto("SAGAS_DEFINICIONES"),
 		LegadoCampania: l.Texto("SAGAS_LEGADO_TOPICO_CAMPANIA"), LegadoLanzar: l.Texto("SAGAS_LEGADO_TOPICO_LANZAR"),
-		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
+		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"), Particiones: l.Entero("SAGAS_PULSAR_PARTITIONS", 1),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.Retencion, c.IntervaloRetencion = l.Duracion("SAGAS_RETENTION", 168*time.Hour), l.Duracion("SAGAS_RETENTION_INTERVAL", 10*time.Minute)

@@ -20,8 +20,9 @@ import (
 // catalogue's services, and the legacy topics when the bridge is on.
 func opcionesTopologia(cfg config, catalogo saga.Catalogo) topologia.Opciones {
 	o := topologia.Opciones{
-		Topologia: eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace},
-		Servicios: mensajeria.Servicios(catalogo),
+		Topologia:   eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace},
+		Servicios:   mensajeria.Servicios(catalogo),
+		Particiones: cfg.Particiones,
 	}
 	if cfg.Puente {
 		o.Legado = []string{cfg.LegadoCampania, cfg.LegadoLanzar}
@@ -52,7 +53,7 @@ func prepararTodo(ctx context.Context, cfg config, plan topologia.Plan, stdout i
 	var inf topologia.Informe
 	for {
 		inf, err = topologia.Preparar(ctx, admin, plan, cfg.Politicas, cfg.Roles)
-		if err == nil || errors.Is(err, bus.ErrRechazado) || time.Now().After(limite) || ctx.Err() != nil {
+		if err == nil || errors.Is(err, bus.ErrRechazado) || errors.Is(err, topologia.ErrParticiones) || time.Now().After(limite) || ctx.Err() != nil {
 			break
 		}
 		logger.Warn("preparar topología; reintento", "err", err)
