@@ -109,11 +109,20 @@ valid_comp() {
 # exec from bin/pulsar into java; a stale pid file pointing at a reused pid
 # does not match.
 comp_pid() {
-    local pid
+    local pid _
     pid=$(pid_from_file "$(comp_pidfile "$1")")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "SAGAS_CLUSTER_COMPONENT=$(comp_dir "$1")" || return 1
-    echo "$pid"
+    [[ -n $pid ]] || return 1
+    # Just after the start the pid is still the wrapper shell's, not yet
+    # exec'ed into the component with its environment: give it two seconds.
+    for _ in $(seq 1 20); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "SAGAS_CLUSTER_COMPONENT=$(comp_dir "$1")"; then
+            echo "$pid"
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
 }
 comp_running() { comp_pid "$1" >/dev/null; }
 
