@@ -9,6 +9,7 @@ import (
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/eventos"
 	"github.com/labstack/echo/v4"
 )
 
@@ -56,6 +57,13 @@ func malformado(err error) *errorSolicitud {
 	return &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "JSON mal formado: " + err.Error()}
 }
 
+// entradaDemasiadoGrande is a valid request whose saga input, encoded as
+// the saga carries it, is larger than eventos.MaximoEntrada: 413.
+func entradaDemasiadoGrande(n int) *errorSolicitud {
+	return &errorSolicitud{codigo: http.StatusRequestEntityTooLarge, mensaje: fmt.Sprintf(
+		"la entrada de la saga ocupa %d bytes codificada en JSON, más que el límite de %d bytes (eventos.MaximoEntrada)", n, eventos.MaximoEntrada)}
+}
+
 // invalida is a 400 naming each bad field.
 func invalida(campos []Campo) *errorSolicitud {
 	return &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "solicitud inválida", campos: campos}
@@ -92,6 +100,7 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 	var demasiado *http.MaxBytesError
 	var he *echo.HTTPError
 	var reutilizada *almacen.ClaveReutilizadaError
+	var grande *motor.EntradaDemasiadoGrandeError
 	switch {
 	case errors.As(err, &es):
 		return es.codigo, CuerpoError{Error: es.mensaje, Campos: es.campos}
@@ -104,6 +113,8 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
 	case errors.Is(err, saga.ErrNoReintentable):
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
+	case errors.As(err, &grande):
+		return entradaDemasiadoGrande(grande.Bytes).codigo, CuerpoError{Error: entradaDemasiadoGrande(grande.Bytes).mensaje}
 	case errors.Is(err, motor.ErrEntradaInvalida):
 		return http.StatusBadRequest, CuerpoError{Error: err.Error()}
 	case errors.As(err, &he):

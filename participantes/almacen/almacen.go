@@ -151,7 +151,11 @@ func crearBaseMySQL(ctx context.Context, c ServidorMySQL) error {
 // migrar creates the tables if missing and inserts the seed rows that are
 // missing; safe when several instances start at once.
 func (a *Almacen) migrar(ctx context.Context, s *servicio.Servicio) error {
-	for _, ddl := range append(append([]string{}, esquemaRuntime...), s.Esquema...) {
+	ddls := append(append([]string{}, esquemaRuntime...), s.Esquema...)
+	if a.d.nombre == MySQL {
+		ddls = append(append(ddls, esquemaRuntimeMySQL...), s.EsquemaMySQL...)
+	}
+	for _, ddl := range ddls {
 		if _, err := a.db.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrar %s (%s): %w", a.donde, primeraLinea(ddl), err)
 		}
