@@ -2,14 +2,21 @@ package api
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"syscall"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/go-sql-driver/mysql"
 	"github.com/labstack/echo/v4"
 )
 
@@ -94,6 +101,34 @@ func (c *campos) error() error {
 	return invalida(c.lista)
 }
 
+// SegundosReintento is the Retry-After of a 503: how long a client should
+// wait before retrying while a dependency is down or slow.
+const SegundosReintento = 5
+
+// claseFalla names the class of an error that means a dependency is down or
+// too slow (a 503 worth retrying), or returns "" for any other error. It
+// never includes the error's text, which may name hosts or users.
+func claseFalla(err error) string {
+	var neterr net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded):
+		return "tiempo_agotado"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "conexion_rechazada"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF):
+		return "conexion_cortada"
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, sql.ErrConnDone):
+		return "conexion_invalida"
+	case errors.As(err, &neterr) && neterr.Timeout():
+		return "tiempo_agotado"
+	case errors.As(err, &neterr):
+		return "red"
+	}
+	return ""
+}
+
 // traducir is the one mapping from errors to HTTP status and body.
 func traducir(err error, limite int64) (int, CuerpoError) {
 	var es *errorSolicitud
@@ -130,7 +165,9 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 			return he.Code, CuerpoError{Error: fmt.Sprint(he.Message)}
 		}
 		return http.StatusInternalServerError, CuerpoError{Error: "error interno"}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case claseFalla(err) != "":
+		return http.StatusServiceUnavailable, CuerpoError{Error: "la base de datos no responde (" + claseFalla(err) + "): reintente más tarde"}
+	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, CuerpoError{Error: "la operación no terminó a tiempo"}
 	default:
 		return http.StatusInternalServerError, CuerpoError{Error: "error interno"}
@@ -148,6 +185,9 @@ func (s *servidor) manejarError(err error, c echo.Context) {
 		s.logger.Error("error de la API", "ruta", c.Path(), "metodo", c.Request().Method, "codigo", codigo, "error", err)
 	} else {
 		s.logger.Debug("solicitud rechazada", "ruta", c.Path(), "metodo", c.Request().Method, "codigo", codigo, "error", err)
+	}
+	if codigo == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(SegundosReintento))
 	}
 	if codigo == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="sagas"`)
