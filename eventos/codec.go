@@ -12,6 +12,12 @@ import (
 // schema: a poison message, to be dead-lettered, never retried.
 var ErrMalformado = errors.New("mensaje malformado")
 
+// Avro is the Avro configuration of every message of ours: the library's
+// defaults but for the largest string or bytes a decoder accepts, which is
+// raised from hamba/avro's 1 MiB to the broker's maximum message size, so a
+// command that carries up to MaximoCarga decodes wherever it is read.
+var Avro = avro.Config{MaxByteSliceSize: MaximoMensajeBroker}.Freeze()
+
 // Codec encodes and decodes one message type with one Avro schema.
 type Codec[T any] struct {
 	esquema avro.Schema
@@ -32,7 +38,7 @@ func (c *Codec[T]) Esquema() string { return c.texto }
 
 // Codificar encodes v in Avro binary.
 func (c *Codec[T]) Codificar(v T) ([]byte, error) {
-	b, err := avro.Marshal(c.esquema, v)
+	b, err := Avro.Marshal(c.esquema, v)
 	if err != nil {
 		return nil, fmt.Errorf("codificar %s: %w", c.esquema.(avro.NamedSchema).FullName(), err)
 	}
@@ -46,10 +52,10 @@ func (c *Codec[T]) Codificar(v T) ([]byte, error) {
 // canonical, so only a payload that is exactly one record passes.
 func (c *Codec[T]) Decodificar(b []byte) (T, error) {
 	var v T
-	if err := avro.Unmarshal(c.esquema, b, &v); err != nil {
+	if err := Avro.Unmarshal(c.esquema, b, &v); err != nil {
 		return v, fmt.Errorf("%w: %v", ErrMalformado, err)
 	}
-	again, err := avro.Marshal(c.esquema, v)
+	again, err := Avro.Marshal(c.esquema, v)
 	if err != nil || !bytes.Equal(again, b) {
 		var zero T
 		return zero, fmt.Errorf("%w: %d bytes are not one %s record", ErrMalformado, len(b), c.esquema.(avro.NamedSchema).FullName())

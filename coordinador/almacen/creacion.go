@@ -21,7 +21,26 @@ const (
 	maxLideres           = 2
 	maxCreacionesPorLote = 64
 	plazoLoteCreacion    = 30 * time.Second
+	// bytesPorLote bounds the JSON and payloads one batch transaction
+	// writes (creations and ActualizarLote alike): on MySQL a batch travels
+	// as one text query, which must fit max_allowed_packet (16 MiB by
+	// default on MariaDB) even when escaping doubles every byte. A single
+	// saga is bounded by eventos.MaximoCarga and always fits alone.
+	bytesPorLote = 4 << 20
 )
+
+// pesoCreacion is what creating c writes in bulk: input, step inputs and
+// outbox payloads.
+func pesoCreacion(c *creacion) int {
+	n := len(c.s.Datos)
+	for i := range c.s.Pasos {
+		n += len(c.s.Pasos[i].Entrada)
+	}
+	for i := range c.msgs {
+		n += len(c.msgs[i].Carga)
+	}
+	return n
+}
 
 type grupoCreacion struct {
 	mu      sync.Mutex
@@ -100,7 +119,13 @@ func (db *DB) liderar(ctx context.Context, propia *creacion) {
 			default:
 			}
 		}
-		n := min(len(g.cola), maxCreacionesPorLote)
+		n, peso := 1, pesoCreacion(g.cola[0])
+		for n < min(len(g.cola), maxCreacionesPorLote) {
+			if peso += pesoCreacion(g.cola[n]); peso > bytesPorLote {
+				break
+			}
+			n++
+		}
 		lote := append([]*creacion(nil), g.cola[:n]...)
 		g.cola = append(g.cola[:0], g.cola[n:]...)
 		g.mu.Unlock()

@@ -165,6 +165,22 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		msgs = append(msgs, c.Mensajes...)
 	}
 
+	// A batch too large for one query is left to the single path.
+	peso := 0
+	for _, id := range nuevas {
+		s := actual[id]
+		peso += len(s.Datos)
+		for i := range s.Pasos {
+			peso += len(s.Pasos[i].Entrada) + len(s.Pasos[i].Salida)
+		}
+	}
+	for i := range msgs {
+		peso += len(msgs[i].Carga)
+	}
+	if peso > bytesPorLote && len(nuevas) > 1 {
+		return errLote
+	}
+
 	var ss []sentencia
 	if len(nuevas) > 0 {
 		var err error

@@ -75,6 +75,10 @@ type Opciones struct {
 	Broker    Comprobacion
 	// PlazoSalud bounds each readiness check; default PlazoSaludPorDefecto.
 	PlazoSalud time.Duration
+	// PlazoAlmacen bounds each store call of a handler (a start, a read);
+	// past it the answer is 503 with Retry-After. Default
+	// PlazoAlmacenPorDefecto.
+	PlazoAlmacen time.Duration
 	// Registro receives the HTTP metrics and is served at /metrics; when nil
 	// a private registry is used.
 	Registro *prometheus.Registry
@@ -140,8 +144,8 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	case o.TokenLectura != "" && o.TokenLectura == o.Token:
 		faltan = append(faltan, errors.New("TokenLectura (SAGAS_API_READ_TOKEN) es igual a Token (SAGAS_API_TOKEN): el token de solo lectura debe ser otro"))
 	}
-	if o.LimiteCuerpo < 0 || o.PlazoSalud < 0 {
-		faltan = append(faltan, errors.New("LimiteCuerpo y PlazoSalud no pueden ser negativos"))
+	if o.LimiteCuerpo < 0 || o.PlazoSalud < 0 || o.PlazoAlmacen < 0 {
+		faltan = append(faltan, errors.New("LimiteCuerpo, PlazoSalud y PlazoAlmacen no pueden ser negativos"))
 	}
 	if err := errors.Join(faltan...); err != nil {
 		return nil, fmt.Errorf("api: opciones inválidas: %w", err)
@@ -151,6 +155,12 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 		baseDatos: o.BaseDatos, broker: o.Broker, plazoSalud: o.PlazoSalud,
 		limite: o.LimiteCuerpo, catalogo: o.Catalogo, logger: o.Logger, ahora: o.Reloj,
 	}
+	plazoAlmacen := o.PlazoAlmacen
+	if plazoAlmacen == 0 {
+		plazoAlmacen = PlazoAlmacenPorDefecto
+	}
+	s.iniciador = iniciadorConPlazo{o.Iniciador, plazoAlmacen}
+	s.consultas = consultasConPlazo{o.Consultas, plazoAlmacen}
 	if o.Token != "" {
 		s.token = []byte(o.Token)
 	}

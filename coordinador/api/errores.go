@@ -2,13 +2,21 @@ package api
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"syscall"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/eventos"
+	"github.com/go-sql-driver/mysql"
 	"github.com/labstack/echo/v4"
 )
 
@@ -56,6 +64,13 @@ func malformado(err error) *errorSolicitud {
 	return &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "JSON mal formado: " + err.Error()}
 }
 
+// entradaDemasiadoGrande is a valid request whose saga input, encoded as
+// the saga carries it, is larger than eventos.MaximoEntrada: 413.
+func entradaDemasiadoGrande(n int) *errorSolicitud {
+	return &errorSolicitud{codigo: http.StatusRequestEntityTooLarge, mensaje: fmt.Sprintf(
+		"la entrada de la saga ocupa %d bytes codificada en JSON, más que el límite de %d bytes (eventos.MaximoEntrada)", n, eventos.MaximoEntrada)}
+}
+
 // invalida is a 400 naming each bad field.
 func invalida(campos []Campo) *errorSolicitud {
 	return &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "solicitud inválida", campos: campos}
@@ -86,12 +101,41 @@ func (c *campos) error() error {
 	return invalida(c.lista)
 }
 
+// SegundosReintento is the Retry-After of a 503: how long a client should
+// wait before retrying while a dependency is down or slow.
+const SegundosReintento = 5
+
+// claseFalla names the class of an error that means a dependency is down or
+// too slow (a 503 worth retrying), or returns "" for any other error. It
+// never includes the error's text, which may name hosts or users.
+func claseFalla(err error) string {
+	var neterr net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded):
+		return "tiempo_agotado"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "conexion_rechazada"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.ErrUnexpectedEOF):
+		return "conexion_cortada"
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, sql.ErrConnDone):
+		return "conexion_invalida"
+	case errors.As(err, &neterr) && neterr.Timeout():
+		return "tiempo_agotado"
+	case errors.As(err, &neterr):
+		return "red"
+	}
+	return ""
+}
+
 // traducir is the one mapping from errors to HTTP status and body.
 func traducir(err error, limite int64) (int, CuerpoError) {
 	var es *errorSolicitud
 	var demasiado *http.MaxBytesError
 	var he *echo.HTTPError
 	var reutilizada *almacen.ClaveReutilizadaError
+	var grande *motor.EntradaDemasiadoGrandeError
 	switch {
 	case errors.As(err, &es):
 		return es.codigo, CuerpoError{Error: es.mensaje, Campos: es.campos}
@@ -104,6 +148,8 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
 	case errors.Is(err, saga.ErrNoReintentable):
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
+	case errors.As(err, &grande):
+		return entradaDemasiadoGrande(grande.Bytes).codigo, CuerpoError{Error: entradaDemasiadoGrande(grande.Bytes).mensaje}
 	case errors.Is(err, motor.ErrEntradaInvalida):
 		return http.StatusBadRequest, CuerpoError{Error: err.Error()}
 	case errors.As(err, &he):
@@ -119,7 +165,9 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 			return he.Code, CuerpoError{Error: fmt.Sprint(he.Message)}
 		}
 		return http.StatusInternalServerError, CuerpoError{Error: "error interno"}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case claseFalla(err) != "":
+		return http.StatusServiceUnavailable, CuerpoError{Error: "la base de datos no responde (" + claseFalla(err) + "): reintente más tarde"}
+	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, CuerpoError{Error: "la operación no terminó a tiempo"}
 	default:
 		return http.StatusInternalServerError, CuerpoError{Error: "error interno"}
@@ -137,6 +185,9 @@ func (s *servidor) manejarError(err error, c echo.Context) {
 		s.logger.Error("error de la API", "ruta", c.Path(), "metodo", c.Request().Method, "codigo", codigo, "error", err)
 	} else {
 		s.logger.Debug("solicitud rechazada", "ruta", c.Path(), "metodo", c.Request().Method, "codigo", codigo, "error", err)
+	}
+	if codigo == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(SegundosReintento))
 	}
 	if codigo == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="sagas"`)

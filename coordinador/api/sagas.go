@@ -16,6 +16,7 @@ import (
 
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/eventos"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
@@ -68,9 +69,12 @@ func (s *servidor) iniciarLanzamiento(c echo.Context) error {
 // answers its state: 202 at once, or after waiting for its end. solicitud is
 // the validated request, fingerprinted with the key.
 func (s *servidor) iniciar(c echo.Context, ruta, tipo, campaniaID string, entrada, solicitud any, clave string, esperar time.Duration) error {
-	datos, err := json.Marshal(entrada)
+	datos, err := eventos.CodificarJSON(entrada)
 	if err != nil {
 		return fmt.Errorf("codificar entrada de %s: %w", tipo, err)
+	}
+	if len(datos) > eventos.MaximoEntrada {
+		return entradaDemasiadoGrande(len(datos))
 	}
 	// The engine names the saga; a repeated Idempotency-Key returns the
 	// first one's id, or 422 when the request differs.

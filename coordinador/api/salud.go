@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -13,6 +14,10 @@ type salud struct {
 	Estado string `json:"estado"` // ok | no_listo
 	// Comprobaciones maps each readiness check to "ok" or "falla".
 	Comprobaciones map[string]string `json:"comprobaciones,omitempty"`
+	// Causas names, for each failed check, the class of its error
+	// (tiempo_agotado, conexion_rechazada, conexion_cortada,
+	// conexion_invalida, red or error); never the error's text.
+	Causas map[string]string `json:"causas,omitempty"`
 }
 
 // vivo is GET /healthz: the process answers.
@@ -42,6 +47,14 @@ func (s *servidor) listo(c echo.Context) error {
 			if err != nil {
 				s.logger.Warn("comprobación de disponibilidad fallida", "comprobacion", nombre, "error", err)
 				resultado.Estado, resultado.Comprobaciones[nombre] = "no_listo", "falla"
+				clase := claseFalla(err)
+				if clase == "" {
+					clase = "error"
+				}
+				if resultado.Causas == nil {
+					resultado.Causas = map[string]string{}
+				}
+				resultado.Causas[nombre] = clase
 				return
 			}
 			resultado.Comprobaciones[nombre] = "ok"
@@ -49,6 +62,7 @@ func (s *servidor) listo(c echo.Context) error {
 	}
 	wg.Wait()
 	if resultado.Estado != "ok" {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(SegundosReintento))
 		return c.JSON(http.StatusServiceUnavailable, resultado)
 	}
 	return c.JSON(http.StatusOK, resultado)

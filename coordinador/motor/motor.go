@@ -26,6 +26,17 @@ import (
 // ErrEntradaInvalida marks a saga input the engine refuses (bad JSON, unknown tipo).
 var ErrEntradaInvalida = errors.New("entrada de saga inválida")
 
+// EntradaDemasiadoGrandeError is a saga input larger than
+// eventos.MaximoEntrada. It wraps ErrEntradaInvalida.
+type EntradaDemasiadoGrandeError struct{ Bytes int }
+
+func (e *EntradaDemasiadoGrandeError) Error() string {
+	return fmt.Sprintf("%v: la entrada de la saga ocupa %d bytes codificada en JSON, más que el límite de %d bytes (eventos.MaximoEntrada)",
+		ErrEntradaInvalida, e.Bytes, eventos.MaximoEntrada)
+}
+
+func (e *EntradaDemasiadoGrandeError) Unwrap() error { return ErrEntradaInvalida }
+
 // Almacen is what the engine needs from persistence; *almacen.DB is one
 // (see almacen.Store for the contract of each method).
 type Almacen interface {
@@ -101,6 +112,9 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 	if !json.Valid(sol.Datos) {
 		return "", false, fmt.Errorf("%w: datos no son JSON válido", ErrEntradaInvalida)
 	}
+	if len(sol.Datos) > eventos.MaximoEntrada {
+		return "", false, &EntradaDemasiadoGrandeError{Bytes: len(sol.Datos)}
+	}
 	if sol.SagaID == "" {
 		sol.SagaID = uuid.NewString()
 	}
@@ -143,7 +157,7 @@ func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) [
 		es[i] = almacen.Entrada{
 			SagaID: r.SagaID, Dedup: "respuesta:" + r.ID,
 			Fn: m.funcion(&hechas[i], func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
-				return saga.Aplicar(def, s, resp, ahora), nil
+				return saga.Aplicar(def, s, acotar(s, resp), ahora), nil
 			}),
 		}
 	}

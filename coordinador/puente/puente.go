@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -328,13 +327,13 @@ type registroAvro struct {
 
 func decodificarRegistro(esquema *avro.RecordSchema, carga []byte) (registroAvro, error) {
 	var valores map[string]any
-	if err := avro.Unmarshal(esquema, carga, &valores); err != nil {
+	if err := eventos.Avro.Unmarshal(esquema, carga, &valores); err != nil {
 		return registroAvro{}, bus.Permanente(fmt.Errorf("%w: %s: %w", eventos.ErrMalformado, esquema.FullName(), err))
 	}
 	// The decoder accepts short input (missing fields read as zero) and
 	// ignores trailing bytes. Avro's binary encoding is canonical, so only a
 	// payload that is exactly one record encodes back to the same bytes.
-	otra, err := avro.Marshal(esquema, valores)
+	otra, err := eventos.Avro.Marshal(esquema, valores)
 	if err != nil || !bytes.Equal(otra, carga) {
 		return registroAvro{}, bus.Permanente(fmt.Errorf("%w: %d bytes no son un record %s", eventos.ErrMalformado, len(carga), esquema.FullName()))
 	}
@@ -516,7 +515,7 @@ func solicitudCampana(r registroAvro) (motor.Solicitud, error) {
 	if err != nil {
 		return motor.Solicitud{}, fmt.Errorf("evento legado %s: %w", s.id, err)
 	}
-	datos, err := json.Marshal(eventos.EntradaCampana{
+	datos, err := eventos.CodificarJSON(eventos.EntradaCampana{
 		CampaniaID: idCampania, Nombre: c.nombre, Tipo: c.tipo, Presupuesto: c.presupuesto,
 		Descripcion: c.descripcion, CanalPublicidad: c.canal, Objetivo: c.objetivo,
 		SegmentoAudiencia: c.segmento, Moneda: c.moneda, FechaInicio: c.inicio, FechaFin: c.fin,
@@ -555,7 +554,7 @@ func solicitudLanzamiento(r registroAvro) (motor.Solicitud, error) {
 	if c.fin != nil {
 		entrada.FechaFin = *c.fin
 	}
-	datos, err := json.Marshal(entrada)
+	datos, err := eventos.CodificarJSON(entrada)
 	if err != nil {
 		return motor.Solicitud{}, fmt.Errorf("comando legado %s: %w", s.id, err)
 	}

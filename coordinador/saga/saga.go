@@ -21,6 +21,7 @@
 package saga
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -422,15 +423,20 @@ func datosComando(s *Saga, i int, a Accion) json.RawMessage {
 	if len(entrada) == 0 {
 		entrada = json.RawMessage("{}")
 	}
-	b, err := json.Marshal(struct {
+	// Without HTML escaping: json.Marshal would turn each '<', '>' and '&'
+	// of the input and outputs into six bytes (\u003c), growing a command
+	// past the limits its parts were checked against.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(struct {
 		Entrada json.RawMessage            `json:"entrada"`
 		Previos map[string]json.RawMessage `json:"previos"`
-	}{entrada, previos})
-	if err != nil {
+	}{entrada, previos}); err != nil {
 		// Only invalid raw JSON can fail here; the store validates inputs.
-		b = []byte(`{"entrada":{},"previos":{}}`)
+		return []byte(`{"entrada":{},"previos":{}}`)
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func nonEmpty(s, def string) string {

@@ -3,11 +3,11 @@ package almacen
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
 	"github.com/alpespartner/sagas/participantes/bandeja"
 	"github.com/alpespartner/sagas/participantes/servicio"
@@ -224,6 +224,12 @@ func correr(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p se
 	if err != nil {
 		return bandeja.Efectuado{}, fmt.Errorf("%s: %w", nombre, err)
 	}
+	if len(datos) > eventos.MaximoSalida {
+		// Replied as a failure (an action's effect is rolled back with it):
+		// the coordinator could not carry it to the next steps.
+		return bandeja.Efectuado{Rechazado: true, Motivo: fmt.Sprintf(
+			"la salida de %s ocupa %d bytes, más que el límite de %d bytes por paso (eventos.MaximoSalida)", nombre, len(datos), eventos.MaximoSalida)}, nil
+	}
 	return bandeja.Efectuado{Datos: datos}, nil
 }
 
@@ -231,7 +237,7 @@ func marshalDatos(v any) (string, error) {
 	if v == nil {
 		return "{}", nil
 	}
-	b, err := json.Marshal(v)
+	b, err := eventos.CodificarJSON(v)
 	if err != nil {
 		return "", fmt.Errorf("datos de la respuesta: %w", err)
 	}

@@ -28,8 +28,8 @@ var esquemaRuntime = []string{
 		clave_idempotencia VARCHAR(400) NOT NULL,
 		resultado VARCHAR(20) NOT NULL,
 		exito INT NOT NULL,
-		error TEXT NULL,
-		datos TEXT NOT NULL,
+		error MEDIUMTEXT NULL,
+		datos MEDIUMTEXT NOT NULL,
 		respondido_ms BIGINT NOT NULL,
 		procesado_en VARCHAR(30) NOT NULL,
 		PRIMARY KEY (saga_id, paso, accion)
@@ -41,6 +41,13 @@ var esquemaRuntime = []string{
 		actualizado_en VARCHAR(30) NOT NULL,
 		PRIMARY KEY (saga_id, paso)
 	)`,
+}
+
+// esquemaRuntimeMySQL widens, on MySQL/MariaDB, the inbox columns an older
+// version created as TEXT (64 KiB there): a reply's datos may hold up to
+// eventos.MaximoSalida (1 MiB). Idempotent; SQLite's TEXT has no such bound.
+var esquemaRuntimeMySQL = []string{
+	`ALTER TABLE inbox MODIFY datos MEDIUMTEXT NOT NULL, MODIFY error MEDIUMTEXT NULL`,
 }
 
 // dialecto holds the few differences between SQLite and MySQL/MariaDB.

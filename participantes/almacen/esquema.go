@@ -12,8 +12,9 @@ import (
 )
 
 // versionEsquemaRuntime is the version of esquemaRuntime: raise it when the
-// runtime's tables change.
-const versionEsquemaRuntime = 1
+// runtime's tables change. 2: inbox.datos MEDIUMTEXT on MySQL (a step's
+// output may reach eventos.MaximoSalida).
+const versionEsquemaRuntime = 2
 
 // componenteRuntime is the runtime's row in schema_version; each service
 // has a row of its own, under its name.
@@ -42,7 +43,11 @@ func (a *Almacen) migrar(ctx context.Context, s *servicio.Servicio, comando stri
 	if err := a.versionesAlDia(ctx, s, comando, false, sinNuevas); err != nil {
 		return err
 	}
-	for _, ddl := range append(append([]string{}, esquemaRuntime...), s.Esquema...) {
+	ddls := append(append([]string{}, esquemaRuntime...), s.Esquema...)
+	if a.d.nombre == MySQL {
+		ddls = append(append(ddls, esquemaRuntimeMySQL...), s.EsquemaMySQL...)
+	}
+	for _, ddl := range ddls {
 		if _, err := a.db.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("migrar %s (%s): %w", a.donde, primeraLinea(ddl), err)
 		}

@@ -3,6 +3,7 @@ package almacen_test
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestAlmacenDelParticipanteConUsuarioDeMigracionAparte(t *testing.T) {
 
 	// No database yet: the runtime user neither creates it nor starts.
 	_, err := almacen.Abrir(ctx, ejecucion, &s)
-	esEsquemaError(t, err, base, "versión 0 y este binario necesita 1", "ejecute `prueba -preparar`")
+	esEsquemaError(t, err, base, fmt.Sprintf("versión 0 y este binario necesita %d", almacen.VersionEsquemaRuntime), "ejecute `prueba -preparar`")
 
 	if err := almacen.Migrar(ctx, migracion, &s); err != nil {
 		t.Fatalf("Migrar: %v", err)

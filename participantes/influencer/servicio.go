@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/participantes"
@@ -17,6 +19,11 @@ const (
 // maxDelRegistro is how many influencers are picked from the registry when
 // the input names none.
 const maxDelRegistro = 3
+
+// largoMaximo is the longest influencer name or platform accepted, in
+// characters: what the coordinator's API accepts (largoTexto), so every
+// valid request can be notified.
+const largoMaximo = 200
 
 // notificado is one influencer in the reply.
 type notificado struct {
@@ -38,6 +45,8 @@ type salidaNotificar struct {
 func servicio() participantes.Servicio {
 	return participantes.Servicio{
 		Nombre: "influencer",
+		// 2: names and platforms widened to what the API accepts (MySQL).
+		VersionEsquema: 2,
 		Esquema: []string{
 			`CREATE TABLE IF NOT EXISTS influencers (
 				id_influencer VARCHAR(40) NOT NULL,
@@ -50,8 +59,8 @@ func servicio() participantes.Servicio {
 			`CREATE TABLE IF NOT EXISTS notificaciones_influencer (
 				saga_id VARCHAR(191) NOT NULL,
 				paso VARCHAR(100) NOT NULL,
-				influencer VARCHAR(120) NOT NULL,
-				plataforma VARCHAR(40) NOT NULL,
+				influencer VARCHAR(200) NOT NULL,
+				plataforma VARCHAR(200) NOT NULL,
 				campania_id TEXT NOT NULL,
 				campania TEXT NOT NULL,
 				origen VARCHAR(20) NOT NULL,
@@ -61,6 +70,10 @@ func servicio() participantes.Servicio {
 				actualizado_en VARCHAR(30) NOT NULL,
 				PRIMARY KEY (saga_id, paso, influencer, plataforma)
 			)`,
+		},
+		// Tables created by versions that took 120 and 40 characters.
+		EsquemaMySQL: []string{
+			`ALTER TABLE notificaciones_influencer MODIFY influencer VARCHAR(200) NOT NULL, MODIFY plataforma VARCHAR(200) NOT NULL`,
 		},
 		Semillas: []participantes.Semilla{{
 			Tabla:    "influencers",
@@ -104,13 +117,15 @@ func notificar(ctx context.Context, tx participantes.Ejecutor, p participantes.P
 	salida := salidaNotificar{Origen: "entrada"}
 	vistos := map[notificado]bool{}
 	for _, i := range in.Influencers {
-		if i.Nombre == "" || i.Plataforma == "" || len(i.Nombre) > 120 || len(i.Plataforma) > 40 {
-			return nil, participantes.Rechazar(fmt.Sprintf("influencer %+v: nombre (hasta 120 bytes) y plataforma (hasta 40) son obligatorios", i))
+		if i.Nombre == "" || i.Plataforma == "" || utf8.RuneCountInString(i.Nombre) > largoMaximo || utf8.RuneCountInString(i.Plataforma) > largoMaximo {
+			return nil, participantes.Rechazar(fmt.Sprintf("influencer %+v: nombre y plataforma son obligatorios, de hasta %d caracteres", i, largoMaximo))
 		}
-		n := notificado{Nombre: i.Nombre, Plataforma: i.Plataforma}
-		if !vistos[n] {
-			vistos[n] = true
-			salida.Notificados = append(salida.Notificados, n)
+		// MySQL compares VARCHARs ignoring trailing spaces: two names that
+		// differ only there are one row of the key, so one notification.
+		clave := notificado{Nombre: strings.TrimRight(i.Nombre, " "), Plataforma: strings.TrimRight(i.Plataforma, " ")}
+		if !vistos[clave] {
+			vistos[clave] = true
+			salida.Notificados = append(salida.Notificados, notificado{Nombre: i.Nombre, Plataforma: i.Plataforma})
 		}
 	}
 	if len(salida.Notificados) == 0 {

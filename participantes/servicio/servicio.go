@@ -26,6 +26,10 @@ type Servicio struct {
 	// tables. They must run unchanged on SQLite and on MySQL/MariaDB: use
 	// VARCHAR, INT, BIGINT, DOUBLE and TEXT columns and PRIMARY KEY clauses.
 	Esquema []string
+	// EsquemaMySQL holds statements run after Esquema on MySQL/MariaDB only,
+	// each idempotent (ALTER TABLE … MODIFY to widen a column of a table an
+	// older version created; SQLite does not enforce VARCHAR lengths).
+	EsquemaMySQL []string
 	// Semillas are rows inserted at migration when missing (registries).
 	Semillas []Semilla
 	// VersionEsquema is the version of Esquema and Semillas (0 counts as 1):

@@ -1,0 +1,4 @@
+package almacen
+
+// VersionEsquemaRuntime lets the external tests name the runtime tables' version.
+const VersionEsquemaRuntime = versionEsquemaRuntime
