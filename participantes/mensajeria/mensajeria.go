@@ -54,6 +54,9 @@ type Opciones struct {
 	// Trabajadores is the number of commands of different sagas processed
 	// in parallel.
 	Trabajadores int
+	// Reintentos bounds the retries of a command that failed transiently
+	// (zero: bus.ReintentosPorDefecto).
+	Reintentos bus.Reintentos
 	// Latencia is a delay added to every command (once per batch).
 	Latencia time.Duration
 	// Inyector decides injected failures (nil: none).
@@ -133,6 +136,7 @@ func (c *Consumidor) Correr(ctx context.Context) error {
 		Suscripcion:  topologia.SuscripcionParticipante(c.servicio.Nombre),
 		Tipo:         pulsar.KeyShared,
 		Trabajadores: c.o.Trabajadores,
+		Reintentos:   c.o.Reintentos,
 		Logger:       c.o.Logger,
 		Metricas:     c.o.MetricasBus,
 	}, c.manejarLote)

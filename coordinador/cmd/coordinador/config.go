@@ -31,17 +31,21 @@ type config struct {
 	Tenant         string
 	Namespace      string
 	// Provisioning (-preparar).
-	Roles     topologia.Roles // SAGAS_PULSAR_ROLES
-	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
-	APIAddr        string
-	APIToken       string
-	TokenLectura   string // SAGAS_API_READ_TOKEN: the API's GET routes only
-	Replica        string
-	LogDir         string // "" = seeds' log files off
-	LogLevel       slog.Level
-	Puente         bool
-	Temporizador   time.Duration
-	Trabajadores   int
+	Roles        topologia.Roles // SAGAS_PULSAR_ROLES
+	Politicas    bus.Politicas   // SAGAS_PULSAR_RETENTION_*
+	APIAddr      string
+	APIToken     string
+	TokenLectura string // SAGAS_API_READ_TOKEN: the API's GET routes only
+	Replica      string
+	LogDir       string // "" = seeds' log files off
+	LogLevel     slog.Level
+	Puente       bool
+	Temporizador time.Duration
+	Trabajadores int
+	// Reintentos is SAGAS_MAX_REDELIVERIES and SAGAS_REDELIVERY_DELAY*:
+	// the bound and backoff of replies and legacy events that fail
+	// transiently.
+	Reintentos     bus.Reintentos
 	Definiciones   string // directory of extra/overriding saga definitions (*.json)
 	LegadoCampania string // legacy topic of EventoCampaniaCreada
 	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
@@ -73,6 +77,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 		PprofAddr: l.Texto("SAGAS_PPROF_ADDR"),
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
+	c.Reintentos = bus.LeerReintentos(l)
 	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}
 	roles, err := topologia.LeerRoles(l.Texto("SAGAS_PULSAR_ROLES"))
 	if err != nil {

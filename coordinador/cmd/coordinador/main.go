@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
 		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.KeyShared,
-		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
+		Trabajadores: cfg.Trabajadores, Reintentos: cfg.Reintentos, Logger: logger, Metricas: metricasBus,
 	}, codecRespuesta, sagas)
 	e, err := api.Nuevo(api.Opciones{
 		Iniciador: sagas, Consultas: store, Esperas: avisos, Catalogo: catalogo,
@@ -183,6 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Puente {
 		p, err := puente.Nuevo(puente.Opciones{
 			Iniciador: sagas, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
+			Reintentos:     cfg.Reintentos,
 			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
 		})
 		if err != nil {
