@@ -104,7 +104,7 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
 	case errors.Is(err, saga.ErrNoReintentable):
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
-	case errors.Is(err, motor.ErrEntradaInvalida):
+	case errors.Is(err, motor.ErrEntradaInvalida), errors.Is(err, almacen.ErrInvalido):
 		return http.StatusBadRequest, CuerpoError{Error: err.Error()}
 	case errors.As(err, &he):
 		switch he.Code {

@@ -33,6 +33,14 @@ import (
 // producer already sent, is published again through an unnamed producer. At
 // worst a consumer sees a message twice, which every consumer de-duplicates
 // (inbox); a command is never lost.
+//
+// Refusals: a row the broker refuses for a reason that sending again cannot
+// cure by itself (bus.RechazoDefinitivo: incompatible schema, missing topic,
+// no permission) counts an attempt and waits Reintentos.Espera before it is
+// claimed again; after MaxIntentos attempts it is parked (kept, never
+// claimed again, counted in sagas_outbox_aparcados_total). The other rows,
+// on that topic or any other, go on meanwhile. A timeout or a lost
+// connection is not a refusal: the row waits for the broker without limit.
 type Relay struct {
 	store    Outbox
 	client   pulsar.Client
@@ -42,6 +50,12 @@ type Relay struct {
 	lote     int
 	espera   time.Duration
 	aviso    chan struct{}
+
+	maxIntentos int
+	reintentos  bus.Reintentos
+	// rechazos are the refusals of the publicar call in progress (the
+	// drain runs on Correr's goroutine only).
+	rechazos []almacen.Rechazo
 
 	mu          sync.Mutex
 	productores map[string]pulsar.Producer
@@ -53,6 +67,7 @@ type Relay struct {
 	rescatados prometheus.Counter
 	lag        prometheus.Histogram
 	fallos     prometheus.Counter
+	aparcados  *prometheus.CounterVec
 }
 
 // Outbox is what the relay needs from the store: claiming rows and deleting
@@ -60,6 +75,7 @@ type Relay struct {
 // almacen.Store.DrenarOutbox for the contract).
 type Outbox interface {
 	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error)
+	RegistrarRechazos(ctx context.Context, rs []almacen.Rechazo, maxIntentos int) ([]almacen.Aparcado, error)
 }
 
 // OpcionesRelay configure NuevoRelay.
@@ -73,13 +89,19 @@ type OpcionesRelay struct {
 	Registro prometheus.Registerer
 	Lote     int           // rows per claim, default 500
 	Sondeo   time.Duration // poll interval when idle, default 200ms
+	// MaxIntentos is how many times the broker may refuse a row before it
+	// is parked (SAGAS_OUTBOX_MAX_ATTEMPTS); default 10.
+	MaxIntentos int
+	// Reintentos spaces the attempts of a refused row (its Maximo is not
+	// used); zero: bus.ReintentosPorDefecto.
+	Reintentos bus.Reintentos
 }
 
 // NuevoRelay builds a relay; Correr runs it.
 func NuevoRelay(o OpcionesRelay) *Relay {
 	r := &Relay{
 		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger,
-		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1),
+		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1), maxIntentos: o.MaxIntentos, reintentos: o.Reintentos,
 		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{}, enviado: map[string]int64{},
 		publicados: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_publicados_total", Help: "Outbox messages acknowledged by the broker.",
@@ -94,6 +116,10 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 		fallos: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_fallos_publicacion_total", Help: "Outbox publish attempts that failed (the row stays and is retried).",
 		}),
+		aparcados: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_outbox_aparcados_total",
+			Help: "Outbox rows parked because the broker refused them SAGAS_OUTBOX_MAX_ATTEMPTS times (schema, topic, permission), by topic; they stay in the outbox for an operator.",
+		}, []string{"topic"}),
 	}
 	if r.logger == nil {
 		r.logger = slog.Default()
@@ -104,11 +130,17 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	if r.espera <= 0 {
 		r.espera = 200 * time.Millisecond
 	}
+	if r.maxIntentos <= 0 {
+		r.maxIntentos = MaxIntentosPorDefecto
+	}
 	if o.Registro != nil {
-		o.Registro.MustRegister(r.publicados, r.rescatados, r.lag, r.fallos)
+		o.Registro.MustRegister(r.publicados, r.rescatados, r.lag, r.fallos, r.aparcados)
 	}
 	return r
 }
+
+// MaxIntentosPorDefecto is OpcionesRelay.MaxIntentos's default.
+const MaxIntentosPorDefecto = 10
 
 // Avisar wakes the relay: a transaction just wrote outbox rows.
 func (r *Relay) Avisar() {
@@ -125,7 +157,9 @@ func (r *Relay) Correr(ctx context.Context) error {
 	defer r.cerrarProductores()
 	pausa := r.espera
 	for ctx.Err() == nil {
+		r.rechazos = r.rechazos[:0]
 		n, err := r.store.DrenarOutbox(ctx, r.lote, r.publicar)
+		r.registrarRechazos(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.logger.Warn("drenar outbox", "err", err)
@@ -147,6 +181,31 @@ func (r *Relay) Correr(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// registrarRechazos records the refusals of the last drain in the outbox and
+// reports the rows it parked.
+func (r *Relay) registrarRechazos(ctx context.Context) {
+	if len(r.rechazos) == 0 {
+		return
+	}
+	aparcados, err := r.store.RegistrarRechazos(context.WithoutCancel(ctx), r.rechazos, r.maxIntentos)
+	if err != nil {
+		// The rows stay as they were and are tried again: nothing is lost.
+		r.logger.Warn("registrar mensajes rechazados por el broker", "err", err, "mensajes", len(r.rechazos))
+		return
+	}
+	for _, a := range aparcados {
+		r.aparcados.WithLabelValues(bus.NombreTopico(a.Topico)).Inc()
+		r.logger.Error("mensaje aparcado: el broker lo rechazó en cada intento", "saga_id", a.Clave, "topico", a.Topico,
+			"tipo", a.Tipo, "id", a.ID, "intentos", a.Intentos, "err", a.UltimoError)
+	}
+}
+
+// rechazar records that the broker refused m for good (bus.RechazoDefinitivo);
+// it is tried again after a wait that grows with its attempts.
+func (r *Relay) rechazar(m *almacen.Mensaje, err error) {
+	r.rechazos = append(r.rechazos, almacen.Rechazo{ID: m.ID, Error: err.Error(), Espera: r.reintentos.Espera(m.Intentos + 1)})
 }
 
 func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) {
@@ -188,6 +247,10 @@ type envio struct {
 func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, error) {
 	var errs []error
 	var ok []int64
+	rechazosAntes := len(r.rechazos)
+	// A topic whose producer the broker refused is not asked again for
+	// every row of the batch.
+	sinProductor := map[string]error{}
 	pendientes := make([]*almacen.Mensaje, 0, len(msgs))
 	for i := range msgs {
 		pendientes = append(pendientes, &msgs[i])
@@ -201,8 +264,17 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 		usados := map[pulsar.Producer]bool{}
 		for _, m := range pendientes {
 			rescate := ronda == 1 || !r.reservar(m.Topico, m.ID)
-			p, err := r.productor(m.Topico, rescate)
+			err, refusado := sinProductor[m.Topico]
+			var p pulsar.Producer
+			if !refusado {
+				p, err = r.productor(m.Topico, rescate)
+			}
 			if err != nil {
+				sinProductor[m.Topico] = err
+				if bus.RechazoDefinitivo(err) {
+					r.rechazar(m, err)
+					continue
+				}
 				errs = append(errs, err)
 				continue
 			}
@@ -242,6 +314,8 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				}
 			case errors.Is(e.err, errDuplicado):
 				pendientes = append(pendientes, e.msg)
+			case bus.RechazoDefinitivo(e.err):
+				r.rechazar(e.msg, fmt.Errorf("publicar en %s: %w", e.msg.Topico, e.err))
 			default:
 				errs = append(errs, e.err)
 			}
@@ -249,6 +323,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 		vaciados.Wait()
 	}
 	r.publicados.Add(float64(len(ok)))
+	r.fallos.Add(float64(len(r.rechazos) - rechazosAntes))
 	if len(errs) > 0 {
 		r.fallos.Add(float64(len(errs)))
 		return ok, fmt.Errorf("publicar %d de %d mensajes: %w", len(errs), len(msgs), errors.Join(errs...))

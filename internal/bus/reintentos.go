@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
 
 	"github.com/alpespartner/sagas/internal/configuracion"
 )
@@ -107,4 +110,34 @@ func Clasificar(err error) Clase {
 	default:
 		return ClaseTransitoria
 	}
+}
+
+// RechazoDefinitivo reports whether the broker refused a publication for a
+// reason that sending again cannot cure by itself: an incompatible schema,
+// a missing topic or namespace, a role without permission, an invalid topic
+// name, a terminated topic, a message over the size limit. A timeout or a
+// lost connection is not one: the message waits for the broker. The client
+// reports most of these as text ("server error: IncompatibleSchema: ..."),
+// so the broker's error names are matched here and nowhere else.
+func RechazoDefinitivo(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pulsar.Error
+	if errors.As(err, &pe) {
+		switch pe.Result() {
+		case pulsar.MessageTooBig, pulsar.InvalidTopicName, pulsar.TopicNotFound, pulsar.TopicTerminated, pulsar.AuthorizationError:
+			return true
+		}
+	}
+	if errors.Is(err, ErrAutorizacion) || errors.Is(err, ErrTopicoInexistente) || esDenegacion(err) {
+		return true
+	}
+	m := err.Error()
+	for _, nombre := range []string{"IncompatibleSchema", "TopicNotFound", "InvalidTopicName", "TopicTerminated", "MessageTooBig"} {
+		if strings.Contains(m, nombre) {
+			return true
+		}
+	}
+	return false
 }

@@ -256,3 +256,24 @@ func TestFalloTransitorioSeReintentaConEsperasCrecientesYLuegoVaAlDLQ(t *testing
 		}
 	}
 }
+
+func TestRechazoDefinitivoSoloLoQueReenviarNoCura(t *testing.T) {
+	for _, c := range []struct {
+		nombre string
+		err    error
+		want   bool
+	}{
+		{"esquema incompatible", errors.New("server error: IncompatibleSchema: org.apache.pulsar.broker.service.schema.exceptions.IncompatibleSchemaException"), true},
+		{"tópico inexistente", errors.New("TopicNotFound"), true},
+		{"tópico inexistente envuelto", fmt.Errorf("productor de x: %w", bus.ErrTopicoInexistente), true},
+		{"sin permiso", errors.New("server error: AuthorizationError: Proxy Client is not authorized to Produce"), true},
+		{"sin permiso, envuelto", fmt.Errorf("x: %w", bus.ErrAutorizacion), true},
+		{"plazo", fmt.Errorf("productor de x: %w", context.DeadlineExceeded), false},
+		{"conexión", errors.New("connection error: dial tcp 127.0.0.1:6650: connect: connection refused"), false},
+		{"nada", nil, false},
+	} {
+		if got := bus.RechazoDefinitivo(c.err); got != c.want {
+			t.Errorf("%s: RechazoDefinitivo(%v) = %v, want %v", c.nombre, c.err, got, c.want)
+		}
+	}
+}

@@ -295,9 +295,13 @@ func (c *Consumidor) manejar(ctx context.Context, msg pulsar.Message) error {
 	return c.respondido(k, d, err)
 }
 
-// aplicar applies one command alone; its error is retryable.
+// aplicar applies one command alone; its error is retryable, unless the
+// store refuses the command (almacen.ErrInvalido): that one is permanent.
 func (c *Consumidor) aplicar(ctx context.Context, k *comando) (bandeja.Decision, error) {
 	d, err := c.almacen.Aplicar(ctx, k.alm)
+	if errors.Is(err, almacen.ErrInvalido) {
+		return d, c.invalido("invalido", err)
+	}
 	if err != nil {
 		k.logger.Warn("comando no procesado; se reintentará", "err", err)
 		return d, fmt.Errorf("procesar %s de la saga %s: %w", k.cmd.Nombre(), k.cmd.SagaID, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alpespartner/sagas/coordinador/mensajeria"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/topologia"
@@ -31,21 +32,17 @@ type config struct {
 	Tenant         string
 	Namespace      string
 	// Provisioning (-preparar).
-	Roles        topologia.Roles // SAGAS_PULSAR_ROLES
-	Politicas    bus.Politicas   // SAGAS_PULSAR_RETENTION_*
-	APIAddr      string
-	APIToken     string
-	TokenLectura string // SAGAS_API_READ_TOKEN: the API's GET routes only
-	Replica      string
-	LogDir       string // "" = seeds' log files off
-	LogLevel     slog.Level
-	Puente       bool
-	Temporizador time.Duration
-	Trabajadores int
-	// Reintentos is SAGAS_MAX_REDELIVERIES and SAGAS_REDELIVERY_DELAY*:
-	// the bound and backoff of replies and legacy events that fail
-	// transiently.
-	Reintentos     bus.Reintentos
+	Roles     topologia.Roles // SAGAS_PULSAR_ROLES
+	Politicas bus.Politicas   // SAGAS_PULSAR_RETENTION_*
+	APIAddr        string
+	APIToken       string
+	TokenLectura   string // SAGAS_API_READ_TOKEN: the API's GET routes only
+	Replica        string
+	LogDir         string // "" = seeds' log files off
+	LogLevel       slog.Level
+	Puente         bool
+	Temporizador   time.Duration
+	Trabajadores   int
 	Definiciones   string // directory of extra/overriding saga definitions (*.json)
 	LegadoCampania string // legacy topic of EventoCampaniaCreada
 	LegadoLanzar   string // legacy topic of ComandoLanzarCampaniaCompleta
@@ -58,6 +55,14 @@ type config struct {
 	// SinAutenticacion is SAGAS_HTTP_ALLOW_UNAUTHENTICATED: listeners off
 	// loopback may answer without a token.
 	SinAutenticacion bool
+
+	// Reintentos is SAGAS_MAX_REDELIVERIES and SAGAS_REDELIVERY_DELAY*:
+	// the bound and backoff of replies and legacy events that fail
+	// transiently, and the spacing of a refused outbox row's attempts.
+	Reintentos bus.Reintentos
+	// MaxIntentosOutbox is SAGAS_OUTBOX_MAX_ATTEMPTS: refusals of an outbox
+	// row before it is parked.
+	MaxIntentosOutbox int
 }
 
 // leerConfig reads and validates the environment through the shared table
@@ -78,6 +83,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.Reintentos = bus.LeerReintentos(l)
+	c.MaxIntentosOutbox = l.Entero("SAGAS_OUTBOX_MAX_ATTEMPTS", mensajeria.MaxIntentosPorDefecto)
 	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}
 	roles, err := topologia.LeerRoles(l.Texto("SAGAS_PULSAR_ROLES"))
 	if err != nil {

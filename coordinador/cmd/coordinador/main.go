@@ -148,7 +148,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Components: built here, started by the group below.
 	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
 		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topo).De,
-		Logger: logger, Registro: reg,
+		Logger: logger, Registro: reg, MaxIntentos: cfg.MaxIntentosOutbox, Reintentos: cfg.Reintentos,
 	})
 	avisos := motor.NuevosAvisos()
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
