@@ -95,6 +95,10 @@ type OpcionesRelay struct {
 	// Reintentos spaces the attempts of a refused row (its Maximo is not
 	// used); zero: bus.ReintentosPorDefecto.
 	Reintentos bus.Reintentos
+	// Topicos are the topics the relay publishes to, known in advance: their
+	// sagas_outbox_aparcados_total series start at 0, so an alert on its
+	// increase sees the first parked row.
+	Topicos []string
 }
 
 // NuevoRelay builds a relay; Correr runs it.
@@ -132,6 +136,9 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	}
 	if r.maxIntentos <= 0 {
 		r.maxIntentos = MaxIntentosPorDefecto
+	}
+	for _, t := range o.Topicos {
+		r.aparcados.WithLabelValues(bus.NombreTopico(t))
 	}
 	if o.Registro != nil {
 		o.Registro.MustRegister(r.publicados, r.rescatados, r.lag, r.fallos, r.aparcados)

@@ -163,7 +163,7 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_REPLICA_ID", Defecto: "hostname", DefectoTexto: "coordinador-<hostname>", Valores: SinSeparadores{},
 		Descripcion: "stable replica id (producer names for broker de-duplication)", Binarios: Coordinador},
 	{Nombre: "SAGAS_OUTBOX_MAX_ATTEMPTS", Defecto: "10", Valores: Entero{1, 1000},
-		Descripcion: "times the broker may refuse an outbox row (incompatible schema, missing topic, permission denied) before the relay parks it: kept in the outbox, never sent, counted in sagas_outbox_aparcados_total and listed at GET /api/v1/outbox/aparcados; its saga's step then times out and the saga retries, fails and compensates. The attempts are spaced like redeliveries (SAGAS_REDELIVERY_DELAY, doubling up to SAGAS_REDELIVERY_DELAY_MAX); a timeout or an unreachable broker never counts",
+		Descripcion: "times the broker may refuse an outbox row (incompatible schema, missing topic, permission denied) before the relay parks it: kept in the outbox, never sent, counted in sagas_outbox_aparcados_total (docs/operations.md, Parked outbox rows, says how to list them); its saga's step then times out and the saga retries, fails and compensates. The attempts are spaced like redeliveries (SAGAS_REDELIVERY_DELAY, doubling up to SAGAS_REDELIVERY_DELAY_MAX); a timeout or an unreachable broker never counts",
 		Binarios: Coordinador},
 	{Nombre: "SAGAS_TIMER_INTERVAL", Defecto: "250ms", Valores: Duracion{10 * time.Millisecond, time.Minute},
 		Descripcion: "how often deadlines are swept", Binarios: Coordinador},

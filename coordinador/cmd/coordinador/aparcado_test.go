@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,6 +65,16 @@ func TestComandoQueElBrokerRechazaSeAparcaYLaSagaTerminaVisible(t *testing.T) {
 		}
 		if n, _, err := e.abrir().Outbox(context.Background()); n != 0 || err != nil {
 			t.Errorf("outbox backlog %d, %v: want only parked rows left", n, err)
+		}
+		resp, err = http.Get("http://" + e.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cuerpo, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		serie := fmt.Sprintf(`sagas_outbox_aparcados_total{topic=%q} %d`, marca, len(aparcados))
+		if !strings.Contains(string(cuerpo), serie+"\n") {
+			t.Errorf("/metrics lacks %s", serie)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,6 +150,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
 		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topo).De,
 		Logger: logger, Registro: reg, MaxIntentos: cfg.MaxIntentosOutbox, Reintentos: cfg.Reintentos,
+		Topicos: topicosDelRelay(plan, topo),
 	})
 	avisos := motor.NuevosAvisos()
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
@@ -262,4 +264,16 @@ func esperarBroker(ctx context.Context, a *bus.Admin, logger *slog.Logger) error
 		logger.Info("esperando al broker", "err", err)
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// topicosDelRelay are the topics the outbox holds rows for: the command
+// topics and the outcome events.
+func topicosDelRelay(plan topologia.Plan, topo eventos.Topologia) []string {
+	out := []string{topo.Eventos()}
+	for _, t := range plan.Topicos {
+		if strings.HasPrefix(t.Nombre, topo.Comandos("")) && !strings.HasSuffix(t.Nombre, "-DLQ") {
+			out = append(out, t.Nombre)
+		}
+	}
+	return out
 }
