@@ -63,6 +63,10 @@ type Config struct {
 	// Trabajadores is SAGAS_CONSUMER_WORKERS (deprecated alias
 	// SAGAS_TRABAJADORES): commands of different sagas processed in parallel.
 	Trabajadores int
+	// Reintentos is SAGAS_MAX_REDELIVERIES, SAGAS_REDELIVERY_DELAY and
+	// SAGAS_REDELIVERY_DELAY_MAX: how a command that failed transiently is
+	// retried before it is dead-lettered.
+	Reintentos bus.Reintentos
 }
 
 // ConfigMySQL says where the service's own MySQL database lives. The
@@ -141,6 +145,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		},
 	}
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
+	c.Reintentos = bus.LeerReintentos(l)
 	if c.DireccionHTTP == "" {
 		c.DireccionHTTP = DireccionHTTPPorDefecto
 	}

@@ -29,6 +29,7 @@ func TestLeerConfigSinVariablesUsaLosValoresPorDefecto(t *testing.T) {
 		Seguridad:    bus.Seguridad{Auth: bus.AuthNinguna},
 		Retencion:    168 * time.Hour, IntervaloRetencion: 10 * time.Minute,
 		Particiones: 1,
+		Reintentos:  bus.ReintentosPorDefecto,
 	}
 	want.Topologia.Tenant, want.Topologia.Namespace = "alpespartner", "sagas"
 	want.Fallos.Semilla = c.Fallos.Semilla // from the clock
@@ -220,5 +221,25 @@ func TestLeerConfigTokenHTTPDeUnArchivo(t *testing.T) {
 	c, err := LeerConfig("marca", entorno(map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_METRICS_TOKEN_FILE": archivo}))
 	if err != nil || c.TokenHTTP != "de-archivo" {
 		t.Fatalf("%q, %v", c.TokenHTTP, err)
+	}
+}
+
+func TestLeerConfigReintentosYSuTopeNoMenorQueLaPrimeraEspera(t *testing.T) {
+	c, err := LeerConfig("marca", entorno(map[string]string{
+		"SAGAS_MAX_REDELIVERIES": "4", "SAGAS_REDELIVERY_DELAY": "250ms", "SAGAS_REDELIVERY_DELAY_MAX": "3s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (bus.Reintentos{Maximo: 4, Inicial: 250 * time.Millisecond, Tope: 3 * time.Second}); c.Reintentos != want {
+		t.Errorf("Reintentos = %+v, want %+v", c.Reintentos, want)
+	}
+	_, err = LeerConfig("marca", entorno(map[string]string{"SAGAS_REDELIVERY_DELAY": "2s", "SAGAS_REDELIVERY_DELAY_MAX": "1s"}))
+	if err == nil || !strings.Contains(err.Error(), "SAGAS_REDELIVERY_DELAY_MAX") {
+		t.Errorf("a cap below the first wait: %v, want an error naming SAGAS_REDELIVERY_DELAY_MAX", err)
+	}
+	_, err = LeerConfig("marca", entorno(map[string]string{"SAGAS_MAX_REDELIVERIES": "0"}))
+	if err == nil || !strings.Contains(err.Error(), "SAGAS_MAX_REDELIVERIES") {
+		t.Errorf("no redelivery at all: %v, want an error naming SAGAS_MAX_REDELIVERIES", err)
 	}
 }

@@ -227,6 +227,7 @@ func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor
 		AdminURL:     p.cfg.PulsarAdminURL,
 		Seguridad:    p.cfg.Seguridad,
 		Trabajadores: p.cfg.Trabajadores,
+		Reintentos:   p.cfg.Reintentos,
 		Latencia:     p.cfg.Fallos.Latencia,
 		Inyector:     p.inyector,
 		Metricas:     p.metricas,

@@ -35,6 +35,11 @@ var (
 	// ErrClaveReutilizada: the idempotency key already created a saga for a
 	// request with another fingerprint (ClaveReutilizadaError says which).
 	ErrClaveReutilizada = errors.New("clave de idempotencia ya usada con otra solicitud")
+	// ErrInvalido: a value the store refuses before writing it (an id or
+	// key longer than its column, a saga without id, invalid raw JSON). It
+	// is permanent: the same input fails again, so a consumer dead-letters
+	// the message that carried it instead of retrying it.
+	ErrInvalido = errors.New("valor que el almacén no admite")
 )
 
 // Idempotencia de-duplicates the creation of a saga. Clave (optional) names
@@ -73,6 +78,8 @@ type Mensaje struct {
 	Carga       []byte // encoded payload (Avro)
 	Propiedades map[string]string
 	Creado      time.Time
+	// Intentos counts the times the broker refused the row (RegistrarRechazos).
+	Intentos int
 }
 
 // Cambio is what a transition function returns to Actualizar.
@@ -166,6 +173,13 @@ type Store interface {
 	// publishes outside any transaction, so its write lock is not held while
 	// the broker answers.
 	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []Mensaje) ([]int64, error)) (int, error)
+	// RegistrarRechazos counts an attempt of each row the broker refused,
+	// keeps its error, makes it wait Espera before DrenarOutbox claims it
+	// again, and parks the rows that reached maxIntentos attempts: they are
+	// kept but never claimed again. It returns the rows parked now.
+	RegistrarRechazos(ctx context.Context, rs []Rechazo, maxIntentos int) ([]Aparcado, error)
+	// Aparcados lists up to limite parked outbox rows, oldest first.
+	Aparcados(ctx context.Context, limite int) ([]Aparcado, error)
 
 	// RegistrarInbox records key in the inbox outside any saga transition.
 	// ErrDuplicado if it is there.
@@ -179,8 +193,9 @@ type Store interface {
 	// Contar counts the sagas f selects by estado; f.Limite and f.ConPasos do
 	// not apply.
 	Contar(ctx context.Context, f Filtro) (Resumen, error)
-	// Outbox returns the number of unsent rows and the creation time of the
-	// oldest (zero when empty), for the backlog and lag metrics.
+	// Outbox returns the number of unsent rows, parked ones excluded, and the
+	// creation time of the oldest (zero when empty), for the backlog and lag
+	// metrics.
 	Outbox(ctx context.Context) (pendientes int, masAntiguo time.Time, err error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

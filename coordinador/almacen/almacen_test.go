@@ -99,6 +99,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"DrenarOutboxEnOrdenYDejaLasNoConfirmadas", probarDrenar},
 		{"DrenarOutboxConcurrenteEntregaCadaFilaUnaVez", probarDrenarConcurrente},
 		{"DrenarOutboxMientrasOtroPublicaNoVeSusFilas", probarDrenarBloqueado},
+		{"FilaRechazadaEsperaYTrasElMaximoSeAparcaSinRetenerNada", probarRechazos},
 		{"ListarYContarConFiltros", probarListar},
 		{"FlujoCompletoConLaMaquina", probarFlujoConLaMaquina},
 		{"PurgarInbox", probarPurgarInbox},
@@ -1588,24 +1589,49 @@ func TestConfigNombraElCampo(t *testing.T) {
 	}
 }
 
-func TestClavesDemasiadoLargas(t *testing.T) {
-	db := abrir(t, configSQLite(t))
-	larga := strings.Repeat("ñ", 256)
-	if err := db.RegistrarInbox(t.Context(), larga); err == nil {
-		t.Fatal("clave de 256 caracteres aceptada")
-	}
-	if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), almacen.Idempotencia{Clave: larga}, nil); err == nil {
-		t.Fatal("clave de idempotencia de 256 caracteres aceptada")
-	}
-	if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), almacen.Idempotencia{Clave: "k", Huella: strings.Repeat("a", 65)}, nil); err == nil {
-		t.Fatal("huella de 65 caracteres aceptada")
-	}
-	s := sagaMinima("s1", t0)
-	s.Datos = json.RawMessage(`{"a":`)
-	if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, nil); err == nil {
-		t.Fatal("datos que no son JSON aceptados")
+// TestValoresQueNoCabenSonErrInvalido: what the columns cannot hold is
+// refused before any write on both stores, with an error wrapping
+// ErrInvalido, so a consumer dead-letters the message instead of retrying
+// it forever (a legacy launch id or a reply id longer than the column).
+func TestValoresQueNoCabenSonErrInvalido(t *testing.T) {
+	for _, st := range []struct {
+		nombre string
+		config nuevaConfig
+	}{{"sqlite", configSQLite}, {"mysql", configMySQL}} {
+		t.Run(st.nombre, func(t *testing.T) {
+			db := abrir(t, st.config(t))
+			larga := strings.Repeat("ñ", 256)
+			if _, _, err := db.CrearSaga(t.Context(), sagaMinima("s1", t0), almacen.Idempotencia{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			s := sagaMinima("s2", t0)
+			s.Datos = json.RawMessage(`{"a":`)
+			nada := func(saga.Saga) (almacen.Cambio, error) { return almacen.Cambio{}, nil }
+			for _, c := range []struct {
+				nombre string
+				err    error
+			}{
+				{"clave de inbox de 256 caracteres", db.RegistrarInbox(t.Context(), larga)},
+				{"id de respuesta de 256 caracteres", db.Actualizar(t.Context(), "s1", larga, nada)},
+				{"id de respuesta de 256 caracteres en un lote", db.ActualizarLote(t.Context(), []almacen.Entrada{
+					{SagaID: "s1", Dedup: "r-corta", Fn: nada}, {SagaID: "s1", Dedup: larga, Fn: nada}})[1]},
+				{"clave de idempotencia (id de lanzamiento) de 256 caracteres", errDe(db.CrearSaga(t.Context(), sagaMinima("s3", t0), almacen.Idempotencia{Clave: larga}, nil))},
+				{"huella de 65 caracteres", errDe(db.CrearSaga(t.Context(), sagaMinima("s4", t0), almacen.Idempotencia{Clave: "k", Huella: strings.Repeat("a", 65)}, nil))},
+				{"datos que no son JSON", errDe(db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, nil))},
+				{"id de saga de 192 caracteres", errDe(db.CrearSaga(t.Context(), sagaMinima(strings.Repeat("x", 192), t0), almacen.Idempotencia{}, nil))},
+			} {
+				if !errors.Is(c.err, almacen.ErrInvalido) {
+					t.Errorf("%s: %v, want an error wrapping almacen.ErrInvalido", c.nombre, c.err)
+				}
+			}
+			if _, err := db.Saga(t.Context(), "s3"); !errors.Is(err, almacen.ErrNoEncontrada) {
+				t.Errorf("a refused saga was written: %v", err)
+			}
+		})
 	}
 }
+
+func errDe(_ string, _ bool, err error) error { return err }
 
 // BenchmarkTransicion measures Actualizar as the engine uses it: inbox dedup,
 // read, two steps changed, one command into the outbox, commit. "serie" is
@@ -1698,5 +1724,83 @@ func BenchmarkCommit(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 			})
 		})
+	}
+}
+
+// probarRechazos: a row the broker refuses waits before it is claimed again
+// and, while it waits, holds its saga's deadline as any unsent row does;
+// after maxIntentos refusals it is parked: never claimed again, not counted
+// as backlog, listed by Aparcados, and its saga's deadline runs again.
+func probarRechazos(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	refusado := mensaje("s1", "Uno.v1")
+	refusado.Topico = "comandos-rechazo"
+	crear(t, db, vencida("s1", saga.EnProgreso, t0), "", refusado, mensaje("s1", "Dos.v1"))
+	drenar := func(confirmar bool) []almacen.Mensaje {
+		t.Helper()
+		var vistos []almacen.Mensaje
+		_, err := db.DrenarOutbox(ctx, 10, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+			vistos = ms
+			var ok []int64
+			for _, m := range ms {
+				if confirmar && m.Topico != "comandos-rechazo" {
+					ok = append(ok, m.ID)
+				}
+			}
+			return ok, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vistos
+	}
+	vencidas := func() int { // sagas handed to the deadline function
+		t.Helper()
+		var n int
+		_, err := db.ProcesarVencidas(ctx, t0.Add(time.Hour), 10, func(s saga.Saga) (almacen.Cambio, error) {
+			n++
+			return almacen.Cambio{Saga: s}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	vistos := drenar(true)
+	if len(vistos) != 2 || vistos[0].Intentos != 0 {
+		t.Fatalf("first drain saw %+v", vistos)
+	}
+	id := vistos[0].ID
+	aparcados, err := db.RegistrarRechazos(ctx, []almacen.Rechazo{{ID: id, Error: "IncompatibleSchema", Espera: time.Hour}}, 2)
+	if err != nil || len(aparcados) != 0 {
+		t.Fatalf("first refusal: parked %v, %v; want none", aparcados, err)
+	}
+	if vistos := drenar(false); len(vistos) != 0 {
+		t.Errorf("a refused row claimed again before its wait ended: %+v", vistos)
+	}
+	if n := vencidas(); n != 0 {
+		t.Errorf("%d sagas due while their refused row still waits to be sent, want 0", n)
+	}
+	if n, _, err := db.Outbox(ctx); n != 1 || err != nil {
+		t.Errorf("Outbox = %d, %v; want the waiting row", n, err)
+	}
+	aparcados, err = db.RegistrarRechazos(ctx, []almacen.Rechazo{{ID: id, Error: strings.Repeat("x", 3000)}}, 2)
+	if err != nil || len(aparcados) != 1 || aparcados[0].ID != id || aparcados[0].Intentos != 2 ||
+		aparcados[0].Topico != "comandos-rechazo" || aparcados[0].Clave != "s1" || len(aparcados[0].UltimoError) != 2000 || aparcados[0].Aparcado.IsZero() {
+		t.Fatalf("second refusal: parked %+v, %v; want the row, 2 attempts, its error cut at 2000", aparcados, err)
+	}
+	if vistos := drenar(false); len(vistos) != 0 {
+		t.Errorf("a parked row claimed: %+v", vistos)
+	}
+	if n, viejo, err := db.Outbox(ctx); n != 0 || !viejo.IsZero() || err != nil {
+		t.Errorf("Outbox = %d, %v, %v; a parked row is no backlog", n, viejo, err)
+	}
+	lista, err := db.Aparcados(ctx, 10)
+	if err != nil || len(lista) != 1 || lista[0].ID != id || string(lista[0].Carga) != string(refusado.Carga) || lista[0].Propiedades["type"] != "Uno.v1" {
+		t.Errorf("Aparcados = %+v, %v", lista, err)
+	}
+	if n := vencidas(); n != 1 {
+		t.Errorf("%d sagas due once their row was parked, want 1", n)
 	}
 }

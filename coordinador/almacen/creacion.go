@@ -75,7 +75,7 @@ func (db *DB) CrearSaga(ctx context.Context, s saga.Saga, idem Idempotencia, msg
 		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, err)
 	}
 	if utf8.RuneCountInString(idem.Huella) > maxHuella {
-		return "", false, fmt.Errorf("crear saga %s: huella de idempotencia de más de %d caracteres", s.ID, maxHuella)
+		return "", false, fmt.Errorf("crear saga %s: %w", s.ID, invalido("huella de idempotencia de más de %d caracteres", maxHuella))
 	}
 	c := &creacion{s: s, idem: idem, msgs: msgs, hecho: make(chan struct{})}
 	g := &db.creaciones

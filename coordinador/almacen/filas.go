@@ -276,10 +276,15 @@ const (
 	maxHuella = 64
 )
 
+// invalido is an ErrInvalido error with its detail.
+func invalido(formato string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalido, fmt.Sprintf(formato, args...))
+}
+
 // validarClave checks an inbox or idempotency key.
 func validarClave(campo, clave string) error {
 	if utf8.RuneCountInString(clave) > maxClave {
-		return fmt.Errorf("%s de %d caracteres (máximo %d)", campo, utf8.RuneCountInString(clave), maxClave)
+		return invalido("%s de %d caracteres (máximo %d)", campo, utf8.RuneCountInString(clave), maxClave)
 	}
 	return nil
 }
@@ -290,21 +295,21 @@ func validarClave(campo, clave string) error {
 func validarSaga(s *saga.Saga, viejo *saga.Saga) error {
 	switch {
 	case s.ID == "":
-		return fmt.Errorf("saga sin id")
+		return invalido("saga sin id")
 	case utf8.RuneCountInString(s.ID) > maxID:
-		return fmt.Errorf("saga %.40s…: id de más de %d caracteres", s.ID, maxID)
+		return invalido("saga %.40s…: id de más de %d caracteres", s.ID, maxID)
 	case s.Tipo == "":
-		return fmt.Errorf("saga %s sin tipo", s.ID)
+		return invalido("saga %s sin tipo", s.ID)
 	case s.Estado == "":
-		return fmt.Errorf("saga %s sin estado", s.ID)
+		return invalido("saga %s sin estado", s.ID)
 	case s.Inicio.IsZero():
-		return fmt.Errorf("saga %s sin inicio", s.ID)
+		return invalido("saga %s sin inicio", s.ID)
 	}
 	jsonValido := func(campo string, nuevo, anterior []byte) error {
 		if len(nuevo) == 0 || (anterior != nil && bytes.Equal(nuevo, anterior)) || json.Valid(nuevo) {
 			return nil
 		}
-		return fmt.Errorf("saga %s: %s no es JSON válido", s.ID, campo)
+		return invalido("saga %s: %s no es JSON válido", s.ID, campo)
 	}
 	var datosViejos []byte
 	if viejo != nil {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // mensajesPorSentencia bounds a multi-row outbox INSERT (and the ids of one
@@ -71,12 +73,15 @@ func (db *DB) DrenarOutbox(ctx context.Context, limite int, publicar func(contex
 	if limite <= 0 {
 		limite = 100
 	}
-	q := "SELECT id, topico, clave, tipo, carga, propiedades, creado FROM outbox ORDER BY id LIMIT ?" + db.d.reclamar
+	// Parked rows are never claimed; a refused row waits for its next try.
+	q := "SELECT id, topico, clave, tipo, carga, propiedades, creado, intentos FROM outbox" +
+		" WHERE aparcado IS NULL AND (reintentar_desde IS NULL OR reintentar_desde <= ?) ORDER BY id LIMIT ?" + db.d.reclamar
+	ahora := db.d.tiempo(time.Now())
 	if db.drenando == nil {
 		var n int
 		var errPublicar error
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			msgs, err := leerMensajes(ctx, tx, q, limite)
+			msgs, err := leerMensajes(ctx, tx, q, ahora, limite)
 			if err != nil || len(msgs) == 0 {
 				return err
 			}
@@ -100,7 +105,7 @@ func (db *DB) DrenarOutbox(ctx context.Context, limite int, publicar func(contex
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	msgs, err := leerMensajes(ctx, db.sql, q, limite)
+	msgs, err := leerMensajes(ctx, db.sql, q, ahora, limite)
 	if err != nil || len(msgs) == 0 {
 		if err != nil {
 			err = fmt.Errorf("drenar outbox: %w", err)
@@ -125,8 +130,8 @@ func (db *DB) DrenarOutbox(ctx context.Context, limite int, publicar func(contex
 	return n, nil
 }
 
-func leerMensajes(ctx context.Context, ex ejecutor, q string, limite int) ([]Mensaje, error) {
-	rows, err := ex.QueryContext(ctx, q, limite)
+func leerMensajes(ctx context.Context, ex ejecutor, q string, args ...any) ([]Mensaje, error) {
+	rows, err := ex.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("leer outbox: %w", err)
 	}
@@ -139,7 +144,7 @@ func leerMensajes(ctx context.Context, ex ejecutor, q string, limite int) ([]Men
 			props  crudo
 			creado instante
 		)
-		if err := rows.Scan(&m.ID, &m.Topico, &m.Clave, &m.Tipo, &carga, &props, &creado); err != nil {
+		if err := rows.Scan(&m.ID, &m.Topico, &m.Clave, &m.Tipo, &carga, &props, &creado, &m.Intentos); err != nil {
 			return nil, fmt.Errorf("leer outbox: %w", err)
 		}
 		m.Carga, m.Creado = carga, creado.tiempo()
@@ -192,11 +197,11 @@ func (db *DB) borrarConfirmados(ctx context.Context, tx *sql.Tx, msgs []Mensaje,
 }
 
 // Outbox returns the number of rows waiting and the creation time of the
-// oldest (zero when empty).
+// oldest (zero when empty); parked rows are not waiting (see Aparcados).
 func (db *DB) Outbox(ctx context.Context) (int, time.Time, error) {
 	var n int
 	var masAntiguo instante
-	if err := db.sql.QueryRowContext(ctx, "SELECT COUNT(*), MIN(creado) FROM outbox").Scan(&n, &masAntiguo); err != nil {
+	if err := db.sql.QueryRowContext(ctx, "SELECT COUNT(*), MIN(creado) FROM outbox WHERE aparcado IS NULL").Scan(&n, &masAntiguo); err != nil {
 		return 0, time.Time{}, fmt.Errorf("estado del outbox: %w", err)
 	}
 	return n, masAntiguo.tiempo(), nil
@@ -206,7 +211,7 @@ func (db *DB) Outbox(ctx context.Context) (int, time.Time, error) {
 // ErrDuplicado if it is there already.
 func (db *DB) RegistrarInbox(ctx context.Context, clave string) error {
 	if clave == "" {
-		return fmt.Errorf("registrar inbox: clave vacía")
+		return fmt.Errorf("registrar inbox: %w", invalido("clave vacía"))
 	}
 	if err := validarClave("clave de inbox", clave); err != nil {
 		return fmt.Errorf("registrar inbox: %w", err)
@@ -246,4 +251,97 @@ func (db *DB) PurgarInbox(ctx context.Context, antes time.Time) (int, error) {
 		return 0, fmt.Errorf("purgar inbox: %w", err)
 	}
 	return int(n), nil
+}
+
+// Rechazo is an outbox row the broker refused (incompatible schema, missing
+// topic, permission denied) and how long to wait before trying it again.
+type Rechazo struct {
+	ID     int64
+	Error  string
+	Espera time.Duration
+}
+
+// Aparcado is a parked outbox row: the broker refused it maxIntentos times,
+// so the relay no longer claims it. It is kept for an operator.
+type Aparcado struct {
+	Mensaje
+	Intentos    int
+	UltimoError string
+	Aparcado    time.Time
+}
+
+// maxError bounds the error kept with a refused row.
+const maxError = 2000
+
+// RegistrarRechazos counts one more attempt of each refused row, keeps its
+// error and when it may be claimed again, and parks the rows that reached
+// maxIntentos attempts. It returns the rows it parked.
+func (db *DB) RegistrarRechazos(ctx context.Context, rs []Rechazo, maxIntentos int) ([]Aparcado, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	ahora := time.Now()
+	ids := make([]any, len(rs))
+	err := db.transaccion(ctx, func(tx *sql.Tx) error {
+		for i, r := range rs {
+			ids[i] = r.ID
+			motivo := r.Error
+			if utf8.RuneCountInString(motivo) > maxError {
+				motivo = string([]rune(motivo)[:maxError])
+			}
+			// aparcado first: MySQL evaluates SET left to right with the
+			// new values, SQLite with the old ones; here both see the old
+			// intentos.
+			if _, err := tx.ExecContext(ctx, "UPDATE outbox SET aparcado = CASE WHEN intentos + 1 >= ? THEN ? ELSE NULL END,"+
+				" reintentar_desde = ?, ultimo_error = ?, intentos = intentos + 1 WHERE id = ? AND aparcado IS NULL",
+				maxIntentos, db.d.tiempo(ahora), db.d.tiempo(ahora.Add(r.Espera)), motivo, r.ID); err != nil {
+				return fmt.Errorf("registrar rechazo del mensaje %d: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	return db.leerAparcados(ctx, "WHERE aparcado = ? AND id IN ("+sqldialecto.Marcadores(len(ids))+") ORDER BY id",
+		append([]any{db.d.tiempo(ahora)}, ids...)...)
+}
+
+// Aparcados returns up to limite parked outbox rows, oldest first.
+func (db *DB) Aparcados(ctx context.Context, limite int) ([]Aparcado, error) {
+	if limite <= 0 {
+		limite = 100
+	}
+	return db.leerAparcados(ctx, "WHERE aparcado IS NOT NULL ORDER BY id LIMIT ?", limite)
+}
+
+func (db *DB) leerAparcados(ctx context.Context, donde string, args ...any) ([]Aparcado, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT id, topico, clave, tipo, carga, propiedades, creado, intentos, ultimo_error, aparcado FROM outbox "+donde, args...)
+	if err != nil {
+		return nil, fmt.Errorf("leer mensajes aparcados: %w", err)
+	}
+	defer rows.Close()
+	var as []Aparcado
+	for rows.Next() {
+		var (
+			a              Aparcado
+			carga, props   crudo
+			creado, cuando instante
+			motivo         sql.NullString
+		)
+		if err := rows.Scan(&a.ID, &a.Topico, &a.Clave, &a.Tipo, &carga, &props, &creado, &a.Intentos, &motivo, &cuando); err != nil {
+			return nil, fmt.Errorf("leer mensajes aparcados: %w", err)
+		}
+		a.Carga, a.Creado, a.UltimoError, a.Aparcado = carga, creado.tiempo(), motivo.String, cuando.tiempo()
+		if props != nil {
+			if err := json.Unmarshal(props, &a.Propiedades); err != nil {
+				return nil, fmt.Errorf("leer mensajes aparcados: mensaje %d: propiedades: %w", a.ID, err)
+			}
+		}
+		as = append(as, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("leer mensajes aparcados: %w", err)
+	}
+	return as, nil
 }

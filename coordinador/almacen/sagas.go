@@ -344,12 +344,14 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 // A saga with a message still in the outbox is not due: its command has not
 // reached the broker (an outage), so no participant could have answered it,
 // and counting that time against its attempts would compensate sagas that
-// had nothing wrong. Its deadline runs again once the relay published.
+// had nothing wrong. Its deadline runs again once the relay published, or
+// once it parked the message (the broker refuses it): the step then times
+// out and the saga retries, fails and compensates as its definition says.
 func (db *DB) reclamarVencidas(ctx context.Context, tx *sql.Tx, ahora time.Time, limite int) ([]saga.Saga, error) {
 	args := append([]any{db.d.tiempo(ahora)}, estadosTerminales...)
 	args = append(args, limite)
 	rows, err := tx.QueryContext(ctx, "SELECT "+selectSaga+" FROM sagas WHERE plazo <= ? AND estado NOT IN ("+
-		sqldialecto.Marcadores(len(estadosTerminales))+") AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.clave = sagas.saga_id)"+
+		sqldialecto.Marcadores(len(estadosTerminales))+") AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.clave = sagas.saga_id AND o.aparcado IS NULL)"+
 		" ORDER BY plazo LIMIT ?"+db.d.reclamar, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reclamar sagas vencidas: %w", err)

@@ -150,7 +150,7 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
 	case errors.As(err, &grande):
 		return entradaDemasiadoGrande(grande.Bytes).codigo, CuerpoError{Error: entradaDemasiadoGrande(grande.Bytes).mensaje}
-	case errors.Is(err, motor.ErrEntradaInvalida):
+	case errors.Is(err, motor.ErrEntradaInvalida), errors.Is(err, almacen.ErrInvalido):
 		return http.StatusBadRequest, CuerpoError{Error: err.Error()}
 	case errors.As(err, &he):
 		switch he.Code {

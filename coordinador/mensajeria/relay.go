@@ -40,6 +40,14 @@ import (
 // ids each partition sees grow too, and a row's partition depends only on
 // its key (bus.HashingScheme): a re-send goes to the partition that holds
 // the first copy and is recognised there.
+//
+// Refusals: a row the broker refuses for a reason that sending again cannot
+// cure by itself (bus.RechazoDefinitivo: incompatible schema, missing topic,
+// no permission) counts an attempt and waits Reintentos.Espera before it is
+// claimed again; after MaxIntentos attempts it is parked (kept, never
+// claimed again, counted in sagas_outbox_aparcados_total). The other rows,
+// on that topic or any other, go on meanwhile. A timeout or a lost
+// connection is not a refusal: the row waits for the broker without limit.
 type Relay struct {
 	store    Outbox
 	client   pulsar.Client
@@ -49,6 +57,12 @@ type Relay struct {
 	lote     int
 	espera   time.Duration
 	aviso    chan struct{}
+
+	maxIntentos int
+	reintentos  bus.Reintentos
+	// rechazos are the refusals of the publicar call in progress (the
+	// drain runs on Correr's goroutine only).
+	rechazos []almacen.Rechazo
 
 	mu          sync.Mutex
 	productores map[string]pulsar.Producer
@@ -60,6 +74,7 @@ type Relay struct {
 	rescatados prometheus.Counter
 	lag        prometheus.Histogram
 	fallos     prometheus.Counter
+	aparcados  *prometheus.CounterVec
 }
 
 // Outbox is what the relay needs from the store: claiming rows and deleting
@@ -67,6 +82,7 @@ type Relay struct {
 // almacen.Store.DrenarOutbox for the contract).
 type Outbox interface {
 	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error)
+	RegistrarRechazos(ctx context.Context, rs []almacen.Rechazo, maxIntentos int) ([]almacen.Aparcado, error)
 }
 
 // OpcionesRelay configure NuevoRelay.
@@ -80,13 +96,23 @@ type OpcionesRelay struct {
 	Registro prometheus.Registerer
 	Lote     int           // rows per claim, default 500
 	Sondeo   time.Duration // poll interval when idle, default 200ms
+	// MaxIntentos is how many times the broker may refuse a row before it
+	// is parked (SAGAS_OUTBOX_MAX_ATTEMPTS); default 10.
+	MaxIntentos int
+	// Reintentos spaces the attempts of a refused row (its Maximo is not
+	// used); zero: bus.ReintentosPorDefecto.
+	Reintentos bus.Reintentos
+	// Topicos are the topics the relay publishes to, known in advance: their
+	// sagas_outbox_aparcados_total series start at 0, so an alert on its
+	// increase sees the first parked row.
+	Topicos []string
 }
 
 // NuevoRelay builds a relay; Correr runs it.
 func NuevoRelay(o OpcionesRelay) *Relay {
 	r := &Relay{
 		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger,
-		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1),
+		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1), maxIntentos: o.MaxIntentos, reintentos: o.Reintentos,
 		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{}, enviado: map[string]int64{},
 		publicados: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_publicados_total", Help: "Outbox messages acknowledged by the broker.",
@@ -101,6 +127,10 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 		fallos: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_fallos_publicacion_total", Help: "Outbox publish attempts that failed (the row stays and is retried).",
 		}),
+		aparcados: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_outbox_aparcados_total",
+			Help: "Outbox rows parked because the broker refused them SAGAS_OUTBOX_MAX_ATTEMPTS times (schema, topic, permission), by topic; they stay in the outbox for an operator.",
+		}, []string{"topic"}),
 	}
 	if r.logger == nil {
 		r.logger = slog.Default()
@@ -111,11 +141,20 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	if r.espera <= 0 {
 		r.espera = 200 * time.Millisecond
 	}
+	if r.maxIntentos <= 0 {
+		r.maxIntentos = MaxIntentosPorDefecto
+	}
+	for _, t := range o.Topicos {
+		r.aparcados.WithLabelValues(bus.NombreTopico(t))
+	}
 	if o.Registro != nil {
-		o.Registro.MustRegister(r.publicados, r.rescatados, r.lag, r.fallos)
+		o.Registro.MustRegister(r.publicados, r.rescatados, r.lag, r.fallos, r.aparcados)
 	}
 	return r
 }
+
+// MaxIntentosPorDefecto is OpcionesRelay.MaxIntentos's default.
+const MaxIntentosPorDefecto = 10
 
 // Avisar wakes the relay: a transaction just wrote outbox rows.
 func (r *Relay) Avisar() {
@@ -132,7 +171,9 @@ func (r *Relay) Correr(ctx context.Context) error {
 	defer r.cerrarProductores()
 	pausa := r.espera
 	for ctx.Err() == nil {
+		r.rechazos = r.rechazos[:0]
 		n, err := r.store.DrenarOutbox(ctx, r.lote, r.publicar)
+		r.registrarRechazos(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.logger.Warn("drenar outbox", "err", err)
@@ -154,6 +195,31 @@ func (r *Relay) Correr(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// registrarRechazos records the refusals of the last drain in the outbox and
+// reports the rows it parked.
+func (r *Relay) registrarRechazos(ctx context.Context) {
+	if len(r.rechazos) == 0 {
+		return
+	}
+	aparcados, err := r.store.RegistrarRechazos(context.WithoutCancel(ctx), r.rechazos, r.maxIntentos)
+	if err != nil {
+		// The rows stay as they were and are tried again: nothing is lost.
+		r.logger.Warn("registrar mensajes rechazados por el broker", "err", err, "mensajes", len(r.rechazos))
+		return
+	}
+	for _, a := range aparcados {
+		r.aparcados.WithLabelValues(bus.NombreTopico(a.Topico)).Inc()
+		r.logger.Error("mensaje aparcado: el broker lo rechazó en cada intento", "saga_id", a.Clave, "topico", a.Topico,
+			"tipo", a.Tipo, "id", a.ID, "intentos", a.Intentos, "err", a.UltimoError)
+	}
+}
+
+// rechazar records that the broker refused m for good (bus.RechazoDefinitivo);
+// it is tried again after a wait that grows with its attempts.
+func (r *Relay) rechazar(m *almacen.Mensaje, err error) {
+	r.rechazos = append(r.rechazos, almacen.Rechazo{ID: m.ID, Error: err.Error(), Espera: r.reintentos.Espera(m.Intentos + 1)})
 }
 
 func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) {
@@ -203,6 +269,10 @@ type envio struct {
 func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, error) {
 	var errs []error
 	var ok []int64
+	rechazosAntes := len(r.rechazos)
+	// A topic whose producer the broker refused is not asked again for
+	// every row of the batch.
+	sinProductor := map[string]error{}
 	pendientes := make([]*almacen.Mensaje, 0, len(msgs))
 	for i := range msgs {
 		pendientes = append(pendientes, &msgs[i])
@@ -216,8 +286,17 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 		usados := map[pulsar.Producer]bool{}
 		for _, m := range pendientes {
 			rescate := ronda == 1 || !r.reservar(m.Topico, m.ID)
-			p, err := r.productor(m.Topico, rescate)
+			err, refusado := sinProductor[m.Topico]
+			var p pulsar.Producer
+			if !refusado {
+				p, err = r.productor(m.Topico, rescate)
+			}
 			if err != nil {
+				sinProductor[m.Topico] = err
+				if bus.RechazoDefinitivo(err) {
+					r.rechazar(m, err)
+					continue
+				}
 				errs = append(errs, err)
 				continue
 			}
@@ -257,6 +336,8 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				}
 			case errors.Is(e.err, errDuplicado):
 				pendientes = append(pendientes, e.msg)
+			case bus.RechazoDefinitivo(e.err):
+				r.rechazar(e.msg, fmt.Errorf("publicar en %s: %w", e.msg.Topico, e.err))
 			default:
 				errs = append(errs, e.err)
 			}
@@ -264,6 +345,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 		vaciados.Wait()
 	}
 	r.publicados.Add(float64(len(ok)))
+	r.fallos.Add(float64(len(r.rechazos) - rechazosAntes))
 	if len(errs) > 0 {
 		r.fallos.Add(float64(len(errs)))
 		return ok, fmt.Errorf("publicar %d de %d mensajes: %w", len(errs), len(msgs), errors.Join(errs...))

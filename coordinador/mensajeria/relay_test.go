@@ -20,6 +20,10 @@ type outboxFalso struct {
 	filas []almacen.Mensaje
 }
 
+func (o *outboxFalso) RegistrarRechazos(context.Context, []almacen.Rechazo, int) ([]almacen.Aparcado, error) {
+	return nil, nil
+}
+
 func (o *outboxFalso) DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
 	if len(o.filas) == 0 {
 		return 0, nil

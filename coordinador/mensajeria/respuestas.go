@@ -51,7 +51,8 @@ func (r *Respuestas) Correr(ctx context.Context) error {
 // ManejadorRespuestas decodes a batch of replies from respuestas-saga and
 // applies the valid ones together (one transaction when the store can). A
 // reply is acked only after its transition committed; a reply that cannot be
-// decoded, is invalid, or names an unknown saga is dead-lettered.
+// decoded, is invalid, names an unknown saga or carries a value the store
+// refuses (almacen.ErrInvalido) is dead-lettered at once.
 func ManejadorRespuestas(codec *eventos.Codec[eventos.Respuesta], motor Aplicador) bus.ManejadorLote {
 	return func(ctx context.Context, msgs []pulsar.Message) []error {
 		errs := make([]error, len(msgs))
@@ -76,8 +77,11 @@ func ManejadorRespuestas(codec *eventos.Codec[eventos.Respuesta], motor Aplicado
 			r := &validas[j]
 			switch {
 			case err == nil:
-			case errors.Is(err, almacen.ErrNoEncontrada):
-				errs[indices[j]] = bus.Permanente(err)
+			case errors.Is(err, almacen.ErrNoEncontrada), errors.Is(err, almacen.ErrInvalido):
+				// The same reply fails the same way every time: an unknown
+				// saga, or a value the store cannot hold (a reply id longer
+				// than the inbox key column, output that is not JSON).
+				errs[indices[j]] = bus.Permanente(fmt.Errorf("aplicar respuesta %s de saga %s: %w", r.ID, r.SagaID, err))
 			default:
 				errs[indices[j]] = fmt.Errorf("aplicar respuesta %s de saga %s: %w", r.ID, r.SagaID, err)
 			}

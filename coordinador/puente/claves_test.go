@@ -87,7 +87,7 @@ func TestPuenteHuellaLanzamientoCambiaConCadaCampoDeLaCarga(t *testing.T) {
 
 // The rules against the real engine and store: per distinct legacy message
 // one saga, a reused envelope id for another campaign another saga, a reused
-// launch id with another payload refused as poison.
+// launch id with another payload or too long for its column refused as poison.
 func TestPuenteConElAlmacenRealUnaSagaPorMensajeDistinto(t *testing.T) {
 	ctx := context.Background()
 	store, err := almacen.Abrir(ctx, almacen.Config{Tipo: "sqlite", Ruta: filepath.Join(t.TempDir(), "sagas.db")})
@@ -136,6 +136,12 @@ func TestPuenteConElAlmacenRealUnaSagaPorMensajeDistinto(t *testing.T) {
 	if !errors.Is(err, bus.ErrPermanente) || !errors.Is(err, almacen.ErrClaveReutilizada) || !strings.Contains(err.Error(), "saga-del-bff") {
 		t.Fatalf("reused launch id with another payload: %v; want a permanent ErrClaveReutilizada naming saga-del-bff", err)
 	}
+	// A launch id longer than the idempotency key column fails the same way
+	// on every delivery: poison, dead-lettered at once, no saga.
+	larga := puenteCodificar(t, esquemaL, puenteValoresLanzar(strings.Repeat("l", 300), "LanzarCampaniaCompletaPayload"))
+	if err := enviar(lanzar, larga, 1); !errors.Is(err, bus.ErrPermanente) || !errors.Is(err, almacen.ErrInvalido) {
+		t.Fatalf("launch id of 300 characters: %v; want a permanent almacen.ErrInvalido", err)
+	}
 
 	sagas, err := store.Listar(ctx, almacen.Filtro{})
 	if err != nil {
@@ -159,7 +165,7 @@ func TestPuenteConElAlmacenRealUnaSagaPorMensajeDistinto(t *testing.T) {
 	}{
 		{p.topicoCampania, ResultadoIniciada, 2}, {p.topicoCampania, ResultadoDuplicado, 1},
 		{p.topicoLanzar, ResultadoIniciada, 1}, {p.topicoLanzar, ResultadoDuplicado, 1},
-		{p.topicoLanzar, ResultadoDeadLetter, 1},
+		{p.topicoLanzar, ResultadoDeadLetter, 2}, // the reused id and the long one
 	} {
 		if n := puenteCuenta(t, reg, c.topico, c.resultado); n != c.n {
 			t.Errorf("sagas_puente_eventos_total{%s,%s} = %v, want %v", bus.NombreTopico(c.topico), c.resultado, n, c.n)

@@ -73,6 +73,9 @@ type Opciones struct {
 	TopicoLanzar string
 	// Suscripcion defaults to SuscripcionPorDefecto.
 	Suscripcion string
+	// Reintentos bounds the retries of a message that failed transiently
+	// (zero: bus.ReintentosPorDefecto).
+	Reintentos bus.Reintentos
 }
 
 // Puente turns legacy choreography messages into sagas (see the package
@@ -83,6 +86,7 @@ type Puente struct {
 	fuente         FuenteEsquemas
 	logger         *slog.Logger
 	metricas       *bus.Metricas
+	reintentos     bus.Reintentos
 	resultados     *prometheus.CounterVec
 	topicoCampania string
 	topicoLanzar   string
@@ -116,6 +120,7 @@ func Nuevo(o Opciones) (*Puente, error) {
 	}
 	p := &Puente{
 		iniciador: o.Iniciador, cliente: o.Cliente, fuente: o.Esquemas, logger: o.Logger, metricas: o.Metricas,
+		reintentos:     o.Reintentos,
 		topicoCampania: o.TopicoCampania, topicoLanzar: o.TopicoLanzar, suscripcion: o.Suscripcion,
 		esquemas: map[versionEsquema]*avro.RecordSchema{}, listo: make(chan struct{}),
 	}
@@ -196,6 +201,7 @@ func (p *Puente) Correr(ctx context.Context) error {
 			// Legacy messages have no key, so the loop would hand them all to
 			// one worker anyway; replicas share the subscription for scale.
 			Trabajadores: 1,
+			Reintentos:   p.reintentos,
 			Logger:       p.logger, Metricas: p.metricas,
 		}, p.manejador(r.topico, r.traducir))
 		if err != nil {
@@ -222,8 +228,11 @@ func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Sol
 		if err == nil {
 			id, creada, err = p.iniciador.Iniciar(ctx, sol)
 			// A launch id reused for another command cannot name a second
-			// saga: refused, never merged (see claves.go).
-			if errors.Is(err, motor.ErrEntradaInvalida) || errors.Is(err, almacen.ErrClaveReutilizada) {
+			// saga: refused, never merged (see claves.go). A launch id the
+			// store cannot hold (longer than the key column) fails the same
+			// way on every delivery.
+			if errors.Is(err, motor.ErrEntradaInvalida) || errors.Is(err, almacen.ErrClaveReutilizada) ||
+				errors.Is(err, almacen.ErrInvalido) {
 				err = bus.Permanente(err)
 			}
 		}

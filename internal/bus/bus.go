@@ -157,22 +157,26 @@ func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar
 }
 
 // ErrPermanente marks a message that can never be processed (malformed,
-// wrong schema, missing saga_id): it is dead-lettered, never redelivered.
-// Wrap it (fmt.Errorf("...: %w", bus.ErrPermanente)) or wrap
-// eventos.ErrMalformado with it via Permanente.
+// wrong schema, missing saga_id, a value the store's columns cannot hold):
+// it is dead-lettered at once, never redelivered. Wrap it
+// (fmt.Errorf("...: %w", bus.ErrPermanente)) or mark an error with
+// Permanente.
 var ErrPermanente = errors.New("mensaje no procesable")
 
 // Permanente marks err as permanent.
 func Permanente(err error) error { return fmt.Errorf("%w: %w", ErrPermanente, err) }
 
 // Manejador processes one message. A nil error acks it; an error wrapping
-// ErrPermanente dead-letters it; any other error nacks it for redelivery
-// after a delay (the message is kept, never lost).
+// ErrPermanente dead-letters it at once; any other error is transient: the
+// message is delivered again after a growing delay (Reintentos), later
+// messages of its key wait behind it, and after the last redelivery it is
+// dead-lettered with its history.
 type Manejador func(ctx context.Context, msg pulsar.Message) error
 
 // ManejadorLote processes several messages, in order, and returns one error
 // per message with Manejador's meaning. It lets a handler commit a batch in
-// one database transaction (group commit).
+// one database transaction (group commit). A batch never holds two messages
+// of one key.
 type ManejadorLote func(ctx context.Context, msgs []pulsar.Message) []error
 
 // Metricas of a consumer; construct with NuevasMetricas and share between
@@ -181,6 +185,8 @@ type ManejadorLote func(ctx context.Context, msgs []pulsar.Message) []error
 type Metricas struct {
 	procesados   *prometheus.CounterVec
 	deadLetters  *prometheus.CounterVec
+	reintentos   *prometheus.CounterVec
+	enEspera     *prometheus.GaugeVec
 	redeliveries *prometheus.CounterVec
 	mensaje      *prometheus.HistogramVec
 	lote         *prometheus.HistogramVec
@@ -193,15 +199,24 @@ func NuevasMetricas(reg prometheus.Registerer) *Metricas {
 			Name: "sagas_mensajes_consumidos_total", Help: "Messages consumed, by topic and result (ok, reintento, dead_letter).",
 		}, []string{"topic", "resultado"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sagas_dead_letters_total", Help: "Poison messages sent to a dead-letter topic, by source topic.",
+			Name: "sagas_dead_letters_total",
+			Help: "Messages sent to a dead-letter topic, by source topic and class: permanente (poison, at once) or reintentos_agotados (transient failures past the bound).",
+		}, []string{"topic", "clase"}),
+		reintentos: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sagas_mensajes_reintentados_total",
+			Help: "Transient handler failures whose message will be delivered again after a backoff, by topic and class (transitoria, plazo).",
+		}, []string{"topic", "clase"}),
+		enEspera: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sagas_mensajes_en_espera",
+			Help: "Messages held by a consumer, by topic: waiting for their retry or behind an earlier message of their key that is.",
 		}, []string{"topic"}),
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sagas_mensajes_reentregados_total", Help: "Messages received with a redelivery count above zero, by topic.",
 		}, []string{"topic"}),
 		mensaje: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "sagas_mensaje_procesamiento_seconds",
-			Help: "Per message, by topic: time from the consumer loop receiving it to its ack, nack or dead letter " +
-				"(waiting behind its key, its batch's handler call, the resolution).",
+			Help: "Per message, by topic: time from the consumer loop receiving it to its ack or dead letter " +
+				"(waiting behind its key, its retries, its batch's handler call, the resolution).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"topic"}),
 		lote: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -210,22 +225,24 @@ func NuevasMetricas(reg prometheus.Registerer) *Metricas {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"topic"}),
 	}
-	reg.MustRegister(m.procesados, m.deadLetters, m.redeliveries, m.mensaje, m.lote)
+	reg.MustRegister(m.procesados, m.deadLetters, m.reintentos, m.enEspera, m.redeliveries, m.mensaje, m.lote)
 	return m
 }
 
 // Consumidor is a running consumer loop.
 type Consumidor struct {
-	consumer pulsar.Consumer
-	dlq      pulsar.Producer
-	topico   string
-	etiqueta string // NombreTopico(topico), the metrics' topic label
-	manejar  ManejadorLote
-	lote     int
-	logger   *slog.Logger
-	m        *Metricas
-	colas    []chan recibido
-	wg       sync.WaitGroup
+	consumer   pulsar.Consumer
+	dlq        pulsar.Producer
+	topico     string
+	etiqueta   string // NombreTopico(topico), the metrics' topic label
+	manejar    ManejadorLote
+	lote       int
+	reintentos Reintentos
+	retener    int // messages a worker holds before it stops taking more
+	logger     *slog.Logger
+	m          *Metricas
+	colas      []chan recibido
+	wg         sync.WaitGroup
 }
 
 // recibido is a message and when the loop received it.
@@ -240,8 +257,9 @@ type OpcionesConsumidor struct {
 	Suscripcion  string
 	Tipo         pulsar.SubscriptionType // default KeyShared
 	Trabajadores int                     // parallel keys; default 8
-	// RetrasoReintento is the nack redelivery delay; default 1s.
-	RetrasoReintento time.Duration
+	// Reintentos bounds and spaces the redeliveries of transient failures;
+	// the zero value is ReintentosPorDefecto.
+	Reintentos Reintentos
 	// Lote bounds the messages ConsumirLotes hands to its handler at once;
 	// default 32. A worker takes what is already queued for it, never
 	// waiting for more: batches grow with the load and add no latency.
@@ -260,8 +278,9 @@ func Consumir(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, maneja
 }
 
 // ConsumirLotes is Consumir with a handler of batches: each worker passes
-// the messages already waiting in its queue (up to o.Lote, in order) in one
-// call. Acks, nacks and dead letters are per message, as with Consumir.
+// the messages already waiting in its queue (up to o.Lote, in order, one
+// per key) in one call. Acks, retries and dead letters are per message, as
+// with Consumir.
 func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, manejar ManejadorLote) (*Consumidor, error) {
 	if o.Lote <= 0 {
 		o.Lote = 32
@@ -271,9 +290,6 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 	}
 	if o.Trabajadores <= 0 {
 		o.Trabajadores = 8
-	}
-	if o.RetrasoReintento <= 0 {
-		o.RetrasoReintento = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -286,7 +302,6 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		SubscriptionName:            o.Suscripcion,
 		Type:                        o.Tipo,
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
-		NackRedeliveryDelay:         o.RetrasoReintento,
 		ReceiverQueueSize:           1000,
 	})
 	if err != nil {
@@ -302,6 +317,7 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 	}
 	k := &Consumidor{
 		consumer: consumer, dlq: dlq, topico: o.Topico, etiqueta: NombreTopico(o.Topico), manejar: manejar, lote: o.Lote,
+		reintentos: o.Reintentos.conDefectos(), retener: max(1000/o.Trabajadores, 4*o.Lote),
 		logger: o.Logger.With("topico", o.Topico, "suscripcion", o.Suscripcion), m: o.Metricas,
 	}
 	for range o.Trabajadores {
@@ -344,73 +360,230 @@ func (k *Consumidor) recibir(ctx context.Context) {
 	}
 }
 
+// pendiente is a message a worker holds and the history of its failures.
+type pendiente struct {
+	recibido
+	fallos      int // failed handler calls in this process
+	primerError string
+	ultimoError string
+	primerFallo time.Time
+	ultimoFallo time.Time
+	proximo     time.Time // when it is due again; zero while due now
+	clase       Clase     // set once it is to be dead-lettered
+	motivoDLQ   error
+	fallosDLQ   int // failed attempts to publish the dead letter
+}
+
+// trabajador is one worker's state: per key, the messages it holds in
+// order. The head of a key's queue is due (in listos) or waits for its
+// retry; the others wait behind it, so a key's messages are handled in
+// order even across retries.
+type trabajador struct {
+	k       *Consumidor
+	claves  map[string][]*pendiente
+	listos  []*pendiente // heads due now, in arrival order
+	tenidos int          // messages in claves
+}
+
 func (k *Consumidor) trabajar(ctx context.Context, q <-chan recibido) {
 	defer k.wg.Done()
-	lote := make([]recibido, 0, k.lote)
-	for r := range q {
-		lote = append(lote[:0], r)
+	t := &trabajador{k: k, claves: map[string][]*pendiente{}}
+	defer func() {
+		// What is left stays unacked: the broker redelivers it when the
+		// subscription closes.
+		k.m.enEspera.WithLabelValues(k.etiqueta).Sub(float64(t.tenidos))
+	}()
+	reloj := time.NewTimer(time.Hour)
+	defer reloj.Stop()
+	for {
+		var vence <-chan time.Time
+		if len(t.listos) == 0 {
+			if proximo, ok := t.proximo(); ok {
+				reloj.Reset(time.Until(proximo))
+				vence = reloj.C
+			}
+		}
+		entrada := q
+		if t.tenidos >= k.retener {
+			entrada = nil // back-pressure: the receiver queue and the broker hold the rest
+		}
+		if len(t.listos) == 0 {
+			select {
+			case r, ok := <-entrada:
+				if !ok {
+					return
+				}
+				t.tomar(r)
+			case <-vence:
+			case <-ctx.Done():
+				return // what it holds stays unacked (see above)
+			}
+		}
+		// Take what is already queued, never waiting for more.
 	llenar:
-		for len(lote) < k.lote {
+		for len(t.listos) < k.lote && t.tenidos < k.retener {
 			select {
 			case r, ok := <-q:
 				if !ok {
-					break llenar
+					return
 				}
-				lote = append(lote, r)
+				t.tomar(r)
 			default:
 				break llenar
 			}
 		}
-		k.procesar(ctx, lote)
+		t.vencidos(time.Now())
+		if len(t.listos) > 0 {
+			n := min(len(t.listos), k.lote)
+			lote := t.listos[:n:n]
+			t.listos = t.listos[n:]
+			t.procesar(ctx, lote)
+		}
 	}
 }
 
-func (k *Consumidor) procesar(ctx context.Context, lote []recibido) {
-	msgs := make([]pulsar.Message, len(lote))
-	for i, r := range lote {
-		msgs[i] = r.msg
-		if r.msg.RedeliveryCount() > 0 {
+// tomar takes a received message: due now if its key holds nothing, else
+// queued behind the key's messages.
+func (t *trabajador) tomar(r recibido) {
+	p := &pendiente{recibido: r}
+	clave := r.msg.Key()
+	cola, ocupada := t.claves[clave]
+	t.claves[clave] = append(cola, p)
+	t.tenidos++
+	t.k.m.enEspera.WithLabelValues(t.k.etiqueta).Inc()
+	if !ocupada {
+		t.listos = append(t.listos, p)
+	}
+}
+
+// proximo is the earliest time a waiting head is due.
+func (t *trabajador) proximo() (time.Time, bool) {
+	var antes time.Time
+	for _, cola := range t.claves {
+		if p := cola[0]; !p.proximo.IsZero() && (antes.IsZero() || p.proximo.Before(antes)) {
+			antes = p.proximo
+		}
+	}
+	return antes, !antes.IsZero()
+}
+
+// vencidos makes the heads whose wait ended due.
+func (t *trabajador) vencidos(ahora time.Time) {
+	for _, cola := range t.claves {
+		if p := cola[0]; !p.proximo.IsZero() && !p.proximo.After(ahora) {
+			p.proximo = time.Time{}
+			t.listos = append(t.listos, p)
+		}
+	}
+}
+
+// terminar drops p, the head of its key, once acked or dead-lettered: the
+// next message of the key becomes due.
+func (t *trabajador) terminar(p *pendiente) {
+	clave := p.msg.Key()
+	cola := t.claves[clave][1:]
+	t.tenidos--
+	t.k.m.enEspera.WithLabelValues(t.k.etiqueta).Dec()
+	t.k.m.mensaje.WithLabelValues(t.k.etiqueta).Observe(time.Since(p.cuando).Seconds())
+	if len(cola) == 0 {
+		delete(t.claves, clave)
+		return
+	}
+	t.claves[clave] = cola
+	t.listos = append(t.listos, cola[0])
+}
+
+func (t *trabajador) procesar(ctx context.Context, lote []*pendiente) {
+	k := t.k
+	var aManejar []*pendiente
+	for _, p := range lote {
+		if p.clase != "" {
+			t.aDeadLetter(ctx, p) // its handler is done with it; only the dead letter failed
+			continue
+		}
+		aManejar = append(aManejar, p)
+	}
+	if len(aManejar) == 0 {
+		return
+	}
+	msgs := make([]pulsar.Message, len(aManejar))
+	for i, p := range aManejar {
+		msgs[i] = p.msg
+		if p.msg.RedeliveryCount() > 0 && p.fallos == 0 {
 			k.m.redeliveries.WithLabelValues(k.etiqueta).Inc()
 		}
 	}
 	inicio := time.Now()
 	errs := k.manejar(ctx, msgs)
 	k.m.lote.WithLabelValues(k.etiqueta).Observe(time.Since(inicio).Seconds())
-	for i, r := range lote {
+	for i, p := range aManejar {
 		var err error
 		if i < len(errs) {
 			err = errs[i]
 		} else {
-			err = fmt.Errorf("el manejador devolvió %d resultados para %d mensajes", len(errs), len(lote))
+			err = fmt.Errorf("el manejador devolvió %d resultados para %d mensajes", len(errs), len(aManejar))
 		}
-		k.resolver(ctx, r.msg, err)
-		k.m.mensaje.WithLabelValues(k.etiqueta).Observe(time.Since(r.cuando).Seconds())
+		t.resolver(ctx, p, err)
 	}
 }
 
-// resolver acks, dead-letters or nacks msg after its handler returned err.
-func (k *Consumidor) resolver(ctx context.Context, msg pulsar.Message, err error) {
-	switch {
-	case err == nil:
-		k.ack(msg)
+// resolver acks, dead-letters or schedules the retry of p after its
+// handler returned err.
+func (t *trabajador) resolver(ctx context.Context, p *pendiente, err error) {
+	k := t.k
+	if err == nil {
+		k.ack(p.msg)
 		k.m.procesados.WithLabelValues(k.etiqueta, "ok").Inc()
-	case errors.Is(err, ErrPermanente):
-		k.logger.Warn("mensaje no procesable: a dead letter", "err", err, "clave", msg.Key(), "id", msg.ID().String())
-		if derr := k.aDeadLetter(ctx, msg, err); derr != nil {
-			k.logger.Error("publicar dead letter; se reintentará", "err", derr)
-			k.consumer.Nack(msg)
-			return
-		}
-		k.ack(msg)
-		k.m.deadLetters.WithLabelValues(k.etiqueta).Inc()
-		k.m.procesados.WithLabelValues(k.etiqueta, "dead_letter").Inc()
+		t.terminar(p)
+		return
+	}
+	if ctx.Err() != nil && !errors.Is(err, ErrPermanente) {
+		// Stopping: not a failure of the message. It stays unacked and the
+		// broker redelivers it once the subscription closes.
+		return
+	}
+	ahora := time.Now()
+	p.fallos++
+	if p.fallos == 1 {
+		p.primerError, p.primerFallo = err.Error(), ahora
+	}
+	p.ultimoError, p.ultimoFallo = err.Error(), ahora
+	clase := Clasificar(err)
+	entregas := int(p.msg.RedeliveryCount()) + p.fallos
+	log := k.logger.With("err", err, "clave", p.msg.Key(), "id", p.msg.ID().String(), "clase", string(clase), "entregas", entregas)
+	switch {
+	case clase == ClasePermanente:
+		log.Warn("mensaje no procesable: a dead letter")
+		p.clase, p.motivoDLQ = ClasePermanente, err
+		t.aDeadLetter(ctx, p)
+	case k.reintentos.Agotados(entregas):
+		log.Error("mensaje sin reintentos: a dead letter", "maximo_reentregas", k.reintentos.Maximo)
+		p.clase, p.motivoDLQ = ClaseAgotada, err
+		t.aDeadLetter(ctx, p)
 	default:
-		if ctx.Err() == nil {
-			k.logger.Warn("mensaje no procesado; se reintentará", "err", err, "clave", msg.Key(), "reentregas", msg.RedeliveryCount())
-		}
-		k.consumer.Nack(msg)
+		espera := k.reintentos.Espera(entregas)
+		log.Warn("mensaje no procesado; se reintentará", "espera", espera.String())
+		p.proximo = ahora.Add(espera)
+		k.m.reintentos.WithLabelValues(k.etiqueta, string(clase)).Inc()
 		k.m.procesados.WithLabelValues(k.etiqueta, "reintento").Inc()
 	}
+}
+
+// aDeadLetter publishes p to the dead-letter topic and acks it; when the
+// publication fails it tries again later, the key still waiting behind p.
+func (t *trabajador) aDeadLetter(ctx context.Context, p *pendiente) {
+	k := t.k
+	if err := k.publicarDeadLetter(ctx, p); err != nil {
+		p.fallosDLQ++
+		espera := k.reintentos.Espera(p.fallosDLQ)
+		k.logger.Error("publicar dead letter; se reintentará", "err", err, "clave", p.msg.Key(), "espera", espera.String())
+		p.proximo = time.Now().Add(espera)
+		return
+	}
+	k.ack(p.msg)
+	k.m.deadLetters.WithLabelValues(k.etiqueta, string(p.clase)).Inc()
+	k.m.procesados.WithLabelValues(k.etiqueta, "dead_letter").Inc()
+	t.terminar(p)
 }
 
 func (k *Consumidor) ack(msg pulsar.Message) {
@@ -420,17 +593,45 @@ func (k *Consumidor) ack(msg pulsar.Message) {
 	}
 }
 
-// aDeadLetter copies the message, untouched, to the dead-letter topic with
-// the reason and origin as properties.
-func (k *Consumidor) aDeadLetter(ctx context.Context, msg pulsar.Message, motivo error) error {
+// Properties of a dead letter, beside the message's own.
+const (
+	// PropMotivo is the last error, the reason of the dead letter.
+	PropMotivo = "dlq_motivo"
+	// PropClase is permanente or reintentos_agotados (Clase).
+	PropClase = "dlq_clase"
+	// PropTopicoOrigen and PropIDOrigen say where the message came from.
+	PropTopicoOrigen = "dlq_topico_origen"
+	PropIDOrigen     = "dlq_id_origen"
+	// PropReentregas counts the deliveries after the first: the broker's
+	// redelivery count plus the consumer's own retries.
+	PropReentregas = "dlq_reentregas"
+	// PropPrimerError and PropPrimerFallo are the first failure's error and
+	// time; PropUltimoFallo the last one's (RFC 3339, UTC).
+	PropPrimerError = "dlq_primer_error"
+	PropPrimerFallo = "dlq_primer_fallo"
+	PropUltimoFallo = "dlq_ultimo_fallo"
+	// PropRecibido is when this consumer first received the message.
+	PropRecibido = "dlq_recibido"
+)
+
+// publicarDeadLetter copies the message, untouched, to the dead-letter
+// topic with the reason, origin and history as properties.
+func (k *Consumidor) publicarDeadLetter(ctx context.Context, p *pendiente) error {
+	msg := p.msg
 	props := map[string]string{}
 	for key, v := range msg.Properties() {
 		props[key] = v
 	}
-	props["dlq_motivo"] = motivo.Error()
-	props["dlq_topico_origen"] = k.topico
-	props["dlq_id_origen"] = msg.ID().String()
-	props["dlq_reentregas"] = strconv.Itoa(int(msg.RedeliveryCount()))
+	marca := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	props[PropMotivo] = p.motivoDLQ.Error()
+	props[PropClase] = string(p.clase)
+	props[PropTopicoOrigen] = k.topico
+	props[PropIDOrigen] = msg.ID().String()
+	props[PropReentregas] = strconv.Itoa(int(msg.RedeliveryCount()) + p.fallos - 1)
+	props[PropPrimerError] = p.primerError
+	props[PropPrimerFallo] = marca(p.primerFallo)
+	props[PropUltimoFallo] = marca(p.ultimoFallo)
+	props[PropRecibido] = marca(p.cuando)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	_, err := k.dlq.Send(sctx, &pulsar.ProducerMessage{Payload: msg.Payload(), Key: msg.Key(), Properties: props})

@@ -102,7 +102,7 @@ func TestConsumidorMideCadaMensajeYCadaLlamadaPorTopico(t *testing.T) {
 	}{
 		{"sagas_mensajes_consumidos_total", map[string]string{"topic": topico, "resultado": "ok"}, 5},
 		{"sagas_mensajes_consumidos_total", map[string]string{"topic": topico, "resultado": "dead_letter"}, 1},
-		{"sagas_dead_letters_total", etiqueta, 1},
+		{"sagas_dead_letters_total", map[string]string{"topic": topico, "clase": "permanente"}, 1},
 		{"sagas_mensaje_procesamiento_seconds", etiqueta, 6},
 		{"sagas_lote_procesamiento_seconds", etiqueta, float64(llamadas.Load())},
 		{"pulsar_client_messages_received", etiqueta, 6},

@@ -103,6 +103,15 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_CONSUMER_WORKERS", Defecto: "2", Valores: Entero{1, 256}, Alias: []string{"SAGAS_TRABAJADORES"},
 		Descripcion: "workers that consume in parallel (the coordinator's replies, a participant's commands); each applies the messages queued for it in one transaction, per saga in order",
 		Binarios:    Coordinador | Participantes},
+	{Nombre: "SAGAS_MAX_REDELIVERIES", Defecto: "10", Valores: Entero{1, 1000},
+		Descripcion: "redeliveries of a consumed message whose handling failed transiently (database down, timeout) before it is dead-lettered with its history (the coordinator's replies and legacy events, a participant's commands); a permanent failure is dead-lettered at once",
+		Binarios:    Coordinador | Participantes},
+	{Nombre: "SAGAS_REDELIVERY_DELAY", Defecto: "1s", Valores: Duracion{10 * time.Millisecond, time.Hour},
+		Descripcion: "wait before the first redelivery of a message that failed transiently; it doubles on every further failure up to SAGAS_REDELIVERY_DELAY_MAX, and the message's later ones of the same saga wait behind it",
+		Binarios:    Coordinador | Participantes},
+	{Nombre: "SAGAS_REDELIVERY_DELAY_MAX", Defecto: "1m", Valores: Duracion{10 * time.Millisecond, time.Hour},
+		Descripcion: "cap of the wait between two deliveries of a message that keeps failing transiently (at least SAGAS_REDELIVERY_DELAY)",
+		Binarios:    Coordinador | Participantes},
 
 	// The store.
 	{Nombre: "SAGAS_STORAGE_TYPE", Defecto: "sqlite", Valores: Opciones{"sqlite", "mysql"},
@@ -182,6 +191,9 @@ var Variables = []Variable{
 	// The coordinator's engine.
 	{Nombre: "SAGAS_REPLICA_ID", Defecto: "hostname", DefectoTexto: "coordinador-<hostname>", Valores: SinSeparadores{},
 		Descripcion: "stable replica id (producer names for broker de-duplication)", Binarios: Coordinador},
+	{Nombre: "SAGAS_OUTBOX_MAX_ATTEMPTS", Defecto: "10", Valores: Entero{1, 1000},
+		Descripcion: "times the broker may refuse an outbox row (incompatible schema, missing topic, permission denied) before the relay parks it: kept in the outbox, never sent, counted in sagas_outbox_aparcados_total (docs/operations.md, Parked outbox rows, says how to list them); its saga's step then times out and the saga retries, fails and compensates. The attempts are spaced like redeliveries (SAGAS_REDELIVERY_DELAY, doubling up to SAGAS_REDELIVERY_DELAY_MAX); a timeout or an unreachable broker never counts",
+		Binarios: Coordinador},
 	{Nombre: "SAGAS_TIMER_INTERVAL", Defecto: "250ms", Valores: Duracion{10 * time.Millisecond, time.Minute},
 		Descripcion: "how often deadlines are swept", Binarios: Coordinador},
 	{Nombre: "SAGAS_DEFINICIONES", Valores: Texto{},

@@ -184,3 +184,30 @@ func TestLoteVeLoQueRegistraronLosComandosAnterioresDelPaso(t *testing.T) {
 		}
 	})
 }
+
+// TestValoresQueNoCabenSonErrInvalidoYNoDejanNada: a command whose values
+// the inbox columns cannot hold is refused before any write, alone or in a
+// batch, on both stores, with an error wrapping ErrInvalido (the consumer
+// dead-letters it at once instead of retrying it).
+func TestValoresQueNoCabenSonErrInvalidoYNoDejanNada(t *testing.T) {
+	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+		largos := map[string]func(*eventos.Comando){
+			"clave_idempotencia": func(c *eventos.Comando) { c.ClaveIdempotencia = strings.Repeat("ñ", almacen.MaxClave+1) },
+			"saga_id":            func(c *eventos.Comando) { c.SagaID = strings.Repeat("s", almacen.MaxSagaID+1) },
+			"paso":               func(c *eventos.Comando) { c.Paso = strings.Repeat("p", almacen.MaxPaso+1) },
+		}
+		for campo, alargar := range largos {
+			c := comando(orden{saga: "s1", accion: eventos.Ejecutar})
+			alargar(c.Peticion.Comando)
+			if _, err := a.Aplicar(t.Context(), c); !errors.Is(err, almacen.ErrInvalido) || !strings.Contains(err.Error(), campo) {
+				t.Errorf("%s too long: Aplicar = %v, want ErrInvalido naming it", campo, err)
+			}
+			if _, err := a.AplicarLote(t.Context(), []almacen.Comando{comando(orden{saga: "s2", accion: eventos.Ejecutar}), c}); !errors.Is(err, almacen.ErrInvalido) {
+				t.Errorf("%s too long in a batch: AplicarLote = %v, want ErrInvalido", campo, err)
+			}
+		}
+		if n := activos(t, a, "s1") + activos(t, a, "s2"); n != 0 {
+			t.Errorf("%d effects left by refused commands", n)
+		}
+	})
+}

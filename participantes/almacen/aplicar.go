@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
@@ -42,6 +43,32 @@ func (c *Comando) paso() clavePaso {
 	return clavePaso{cmd.SagaID, cmd.Paso, cmd.Nombre()}
 }
 
+// ErrInvalido marks a command the store refuses before writing anything: a
+// value longer than its inbox column. It is permanent (the same command
+// fails the same way on every delivery), so the consumer dead-letters it.
+var ErrInvalido = errors.New("valor que el almacén del participante no admite")
+
+// validar checks c against the inbox columns, in characters as MySQL
+// counts them, on both stores alike.
+func (c *Comando) validar() error {
+	cmd := c.Peticion.Comando
+	for _, v := range []struct {
+		campo string
+		valor string
+		max   int
+	}{
+		{"saga_id", cmd.SagaID, MaxSagaID},
+		{"paso", cmd.Paso, MaxPaso},
+		{"comando", cmd.Nombre(), MaxComando},
+		{"clave_idempotencia", cmd.ClaveIdempotencia, MaxClave},
+	} {
+		if n := utf8.RuneCountInString(v.valor); n > v.max {
+			return fmt.Errorf("%w: %s de %d caracteres (máximo %d)", ErrInvalido, v.campo, n, v.max)
+		}
+	}
+	return nil
+}
+
 // ErrNegocioEnLote aborts a batch in which an action or compensation failed
 // for a business reason: without a savepoint per command its partial writes
 // cannot be undone alone, so the batch must run again one command at a time.
@@ -55,6 +82,9 @@ var ErrNegocioEnLote = errors.New("fallo de negocio dentro de un lote")
 // recorded. A decision that records nothing (a redelivery, a failed
 // compensation) is rolled back.
 func (a *Almacen) Aplicar(ctx context.Context, c Comando) (bandeja.Decision, error) {
+	if err := c.validar(); err != nil {
+		return bandeja.Decision{}, err
+	}
 	for intento := 1; ; intento++ {
 		d, err := a.aplicarUno(ctx, &c)
 		switch {
@@ -114,6 +144,11 @@ func (a *Almacen) registradaPorOtra(ctx context.Context, c *Comando, causa error
 // error, a business failure included (ErrNegocioEnLote), rolls all of them
 // back: the caller then applies them one by one with Aplicar.
 func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Decision, error) {
+	for j := range cs {
+		if err := cs[j].validar(); err != nil {
+			return nil, err
+		}
+	}
 	ds := make([]bandeja.Decision, len(cs))
 	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
 		t := transaccion{tx: tx, ahora: a.reloj(), efecto: efectoEnLote}

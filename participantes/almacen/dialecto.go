@@ -7,6 +7,10 @@ import "github.com/alpespartner/sagas/internal/sqldialecto"
 const (
 	MaxSagaID = 191
 	MaxPaso   = 100
+	// MaxComando and MaxClave bound the command name and its idempotency
+	// key (inbox.comando, inbox.clave_idempotencia).
+	MaxComando = 100
+	MaxClave   = 400
 )
 
 // esquemaRuntime is what the runtime itself needs in every service's store.

@@ -58,6 +58,9 @@ type Opciones struct {
 	// Trabajadores is the number of commands of different sagas processed
 	// in parallel.
 	Trabajadores int
+	// Reintentos bounds the retries of a command that failed transiently
+	// (zero: bus.ReintentosPorDefecto).
+	Reintentos bus.Reintentos
 	// Latencia is a delay added to every command (once per batch).
 	Latencia time.Duration
 	// Inyector decides injected failures (nil: none).
@@ -137,6 +140,7 @@ func (c *Consumidor) Correr(ctx context.Context) error {
 		Suscripcion:  topologia.SuscripcionParticipante(c.servicio.Nombre),
 		Tipo:         pulsar.KeyShared,
 		Trabajadores: c.o.Trabajadores,
+		Reintentos:   c.o.Reintentos,
 		Logger:       c.o.Logger,
 		Metricas:     c.o.MetricasBus,
 	}, c.manejarLote)
@@ -295,9 +299,13 @@ func (c *Consumidor) manejar(ctx context.Context, msg pulsar.Message) error {
 	return c.respondido(k, d, err)
 }
 
-// aplicar applies one command alone; its error is retryable.
+// aplicar applies one command alone; its error is retryable, unless the
+// store refuses the command (almacen.ErrInvalido): that one is permanent.
 func (c *Consumidor) aplicar(ctx context.Context, k *comando) (bandeja.Decision, error) {
 	d, err := c.almacen.Aplicar(ctx, k.alm)
+	if errors.Is(err, almacen.ErrInvalido) {
+		return d, c.invalido("invalido", err)
+	}
 	if err != nil {
 		k.logger.Warn("comando no procesado; se reintentará", "err", err)
 		return d, fmt.Errorf("procesar %s de la saga %s: %w", k.cmd.Nombre(), k.cmd.SagaID, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/mensajeria"
 	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
@@ -60,6 +61,14 @@ type config struct {
 	// SinAutenticacion is SAGAS_HTTP_ALLOW_UNAUTHENTICATED: listeners off
 	// loopback may answer without a token.
 	SinAutenticacion bool
+
+	// Reintentos is SAGAS_MAX_REDELIVERIES and SAGAS_REDELIVERY_DELAY*:
+	// the bound and backoff of replies and legacy events that fail
+	// transiently, and the spacing of a refused outbox row's attempts.
+	Reintentos bus.Reintentos
+	// MaxIntentosOutbox is SAGAS_OUTBOX_MAX_ATTEMPTS: refusals of an outbox
+	// row before it is parked.
+	MaxIntentosOutbox int
 }
 
 // leerConfig reads and validates the environment through the shared table
@@ -80,6 +89,8 @@ func leerConfig(getenv func(string) string) (config, error) {
 	c.Seguridad = bus.LeerSeguridad(l, c.PulsarURL, c.PulsarAdminURL)
 	c.Retencion, c.IntervaloRetencion = l.Duracion("SAGAS_RETENTION", 168*time.Hour), l.Duracion("SAGAS_RETENTION_INTERVAL", 10*time.Minute)
 	c.MaxLogGeneralMB = l.Entero("SAGAS_LOG_MAX_SIZE_MB", 100)
+	c.Reintentos = bus.LeerReintentos(l)
+	c.MaxIntentosOutbox = l.Entero("SAGAS_OUTBOX_MAX_ATTEMPTS", mensajeria.MaxIntentosPorDefecto)
 	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}
 	roles, err := topologia.LeerRoles(l.Texto("SAGAS_PULSAR_ROLES"))
 	if err != nil {

@@ -35,6 +35,9 @@ type entorno struct {
 	store  *almacen.DB
 	client pulsar.Client
 	topo   eventos.Topologia
+	// api is the address of the API of the last coordinator started in
+	// process.
+	api string
 }
 
 func aleatorio() string {
@@ -153,7 +156,7 @@ func (e *entorno) coordinadorEnProceso(replica string) (detener func()) {
 		fin <- run(ctx, []string{"coordinador"}, func(k string) string { return vars[k] }, salida, listo)
 	}()
 	select {
-	case <-listo:
+	case e.api = <-listo:
 	case err := <-fin:
 		e.t.Fatalf("coordinator did not start: %v", err)
 	case <-time.After(60 * time.Second):

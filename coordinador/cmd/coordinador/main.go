@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -165,7 +166,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Components: built here, started by the group below.
 	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
 		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topo).De,
-		Logger: logger, Registro: reg,
+		Logger: logger, Registro: reg, MaxIntentos: cfg.MaxIntentosOutbox, Reintentos: cfg.Reintentos,
+		Topicos: topicosDelRelay(plan, topo),
 	})
 	avisos := motor.NuevosAvisos()
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
@@ -175,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
 		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.KeyShared,
-		Trabajadores: cfg.Trabajadores, Logger: logger, Metricas: metricasBus,
+		Trabajadores: cfg.Trabajadores, Reintentos: cfg.Reintentos, Logger: logger, Metricas: metricasBus,
 	}, codecRespuesta, sagas)
 	e, err := api.Nuevo(api.Opciones{
 		Iniciador: sagas, Consultas: store, Esperas: avisos, Catalogo: catalogo,
@@ -201,6 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Puente {
 		p, err := puente.Nuevo(puente.Opciones{
 			Iniciador: sagas, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
+			Reintentos:     cfg.Reintentos,
 			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
 		})
 		if err != nil {
@@ -277,4 +280,16 @@ func esperarBroker(ctx context.Context, a *bus.Admin, logger *slog.Logger) error
 		logger.Info("esperando al broker", "err", err)
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// topicosDelRelay are the topics the outbox holds rows for: the command
+// topics and the outcome events.
+func topicosDelRelay(plan topologia.Plan, topo eventos.Topologia) []string {
+	out := []string{topo.Eventos()}
+	for _, t := range plan.Topicos {
+		if strings.HasPrefix(t.Nombre, topo.Comandos("")) && !strings.HasSuffix(t.Nombre, "-DLQ") {
+			out = append(out, t.Nombre)
+		}
+	}
+	return out
 }
