@@ -2,6 +2,7 @@ package saga
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -327,5 +328,22 @@ func TestCatalogoConservaLasVersionesAnteriores(t *testing.T) {
 	}
 	if d, _ := c.Buscar(TipoLanzarCampaniaCompleta); !reflect.DeepEqual(d.Pasos, LanzarCampaniaCompleta().Pasos) {
 		t.Fatal("version 2 from JSON is not current")
+	}
+}
+
+// The JSON of version 1 shipped for operators who want the sequential flow
+// back (copy it into SAGAS_DEFINICIONES) is the built-in version 1.
+func TestEjemploDeVersion1EsLaIntegrada(t *testing.T) {
+	f, err := os.Open("../../ejemplos/definiciones/lanzar-campania-completa-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := Leer(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d, LanzarCampaniaCompletaV1()) {
+		t.Fatalf("ejemplos/definiciones/lanzar-campania-completa-v1.json differs from LanzarCampaniaCompletaV1: %+v", d)
 	}
 }
