@@ -98,12 +98,16 @@ func ambosFlujos(t *testing.T, s *sistema.Sistema) {
 		pasos  []string
 		// which participants hold an effect of each step
 		servicios []string
+		// grupo is the first step of the flow's parallel group, which runs
+		// from there to the last step (-1: sequential flow)
+		grupo int
 	}{
 		{"/campana-saga", func(e string) string { return fmt.Sprintf(cuerpoCampana, e) },
-			[]string{"influencer", "marca", "tracking"}, []string{"influencer", "marca", "tracking"}},
+			[]string{"influencer", "marca", "tracking"}, []string{"influencer", "marca", "tracking"}, -1},
+		// Version 2: commissions, tracking and notifications in parallel.
 		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento,
 			[]string{"solicitar_afiliados_elegibles", "configurar_comisiones_campania", "inicializar_tracking_conversiones", "preparar_notificaciones_campania"},
-			[]string{"afiliados", "comisiones", "tracking", "notificaciones"}},
+			[]string{"afiliados", "comisiones", "tracking", "notificaciones"}, 1},
 	}
 	for _, f := range flujos {
 		inicio := time.Now()
@@ -122,6 +126,9 @@ func ambosFlujos(t *testing.T, s *sistema.Sistema) {
 				t.Fatalf("%s: completed saga %s has no effect in %s (%v)", f.ruta, r.ID, svc, activos)
 			}
 		}
+		if f.grupo >= 0 {
+			verGrupo(t, s, r.ID, f.pasos[f.grupo:])
+		}
 		for i, paso := range f.pasos {
 			code, b, err := s.Post(ctx, f.ruta+"?esperar=60s", f.cuerpo(`,"simular_fallo":"`+paso+`"`))
 			if err != nil || code != 200 {
@@ -129,14 +136,66 @@ func ambosFlujos(t *testing.T, s *sistema.Sistema) {
 			}
 			r := decodificar(t, b)
 			want := slices.Clone(f.pasos[:i+1])
-			slices.Reverse(want)
-			if r.Estado != "COMPENSADA" || r.PasoFallido != paso || !slices.Equal(r.Compensaciones, want) || r.Error == "" {
+			got := slices.Clone(r.Compensaciones)
+			if f.grupo >= 0 && i >= f.grupo {
+				// Every member started, so every member is compensated,
+				// in the order their compensations could start, before
+				// the steps before the group: compare the group as a set.
+				want = slices.Clone(f.pasos)
+				if len(got) >= len(f.pasos)-f.grupo {
+					slices.Sort(got[:len(f.pasos)-f.grupo])
+				}
+				slices.Sort(want[f.grupo:])
+				slices.Reverse(want[:f.grupo])
+				want = append(slices.Clone(want[f.grupo:]), want[:f.grupo]...)
+			} else {
+				slices.Reverse(want)
+			}
+			if r.Estado != "COMPENSADA" || r.PasoFallido != paso || !slices.Equal(got, want) || r.Error == "" {
 				t.Fatalf("%s failing at %s: want compensaciones %v: %s", f.ruta, paso, want, b)
 			}
 			if activos := efectosActivos(t, s, r.ID); len(activos) != 0 {
 				t.Fatalf("%s failing at %s: effects left %v", f.ruta, paso, activos)
 			}
 		}
+	}
+}
+
+// verGrupo checks in the saga's detail that the steps of grupo belong to one
+// parallel group and started together.
+func verGrupo(t *testing.T, s *sistema.Sistema, id string, grupo []string) {
+	t.Helper()
+	code, b, err := s.Get(context.Background(), "/api/v1/sagas/"+id)
+	if err != nil || code != 200 {
+		t.Fatalf("detail of %s: %d %v %s", id, code, err, b)
+	}
+	var d struct {
+		Version int `json:"version_definicion"`
+		Pasos   []struct {
+			Paso   string    `json:"paso"`
+			Grupo  string    `json:"grupo"`
+			Inicio time.Time `json:"inicio"`
+		} `json:"pasos"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var inicio time.Time
+	var miembros []string
+	for _, p := range d.Pasos {
+		if p.Grupo == "" {
+			continue
+		}
+		miembros = append(miembros, p.Paso)
+		if inicio.IsZero() {
+			inicio = p.Inicio
+		}
+		if !p.Inicio.Equal(inicio) {
+			t.Fatalf("saga %s: member %s started at %v, not with its group at %v", id, p.Paso, p.Inicio, inicio)
+		}
+	}
+	if d.Version != 2 || !slices.Equal(miembros, grupo) {
+		t.Fatalf("saga %s: version %d, group %v; want version 2 and group %v", id, d.Version, miembros, grupo)
 	}
 }
 

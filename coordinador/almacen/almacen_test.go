@@ -102,6 +102,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"FilaRechazadaEsperaYTrasElMaximoSeAparcaSinRetenerNada", probarRechazos},
 		{"ListarYContarConFiltros", probarListar},
 		{"FlujoCompletoConLaMaquina", probarFlujoConLaMaquina},
+		{"FlujoParaleloConLaMaquina", probarFlujoParaleloConLaMaquina},
 		{"PurgarInbox", probarPurgarInbox},
 	}
 	for _, p := range pruebas {
@@ -130,6 +131,7 @@ func normal(s saga.Saga) saga.Saga {
 	for i := range s.Pasos {
 		p := &s.Pasos[i]
 		p.Inicio, p.Fin, p.InicioCompensacion, p.FinCompensacion = n(p.Inicio), n(p.Fin), n(p.InicioCompensacion), n(p.FinCompensacion)
+		p.Plazo = n(p.Plazo)
 	}
 	return s
 }
@@ -162,7 +164,7 @@ func sagaCompleta(id string) saga.Saga {
 				Inicio: t0.Add(2 * time.Second), Fin: t0.Add(2500 * time.Millisecond),
 				Entrada: json.RawMessage(`[1, 2 ,3]`), Error: "la marca dijo que no",
 				IntentoCompensacion: 2, InicioCompensacion: t0.Add(5 * time.Second),
-				ErrorCompensacion: "sin respuesta a la compensación (timeout)",
+				ErrorCompensacion: "sin respuesta a la compensación (timeout)", Plazo: t0.Add(time.Minute + 123*time.Nanosecond),
 			},
 			{Nombre: "tracking", Servicio: "tracking", Estado: saga.PasoPendiente},
 		},
@@ -1458,6 +1460,83 @@ func comandos(t *testing.T, cs []saga.Comando) []almacen.Mensaje {
 		ms = append(ms, almacen.Mensaje{Topico: "comandos-" + c.Servicio, Clave: c.SagaID, Tipo: c.Nombre + ".v1", Carga: b})
 	}
 	return ms
+}
+
+// probarFlujoParaleloConLaMaquina drives a saga of lanzar-campania-completa
+// version 2 through the store: three members in flight at once, each with
+// its own deadline and attempts, answering out of order; the one that never
+// answers is retried alone, fails, and the group is compensated.
+func probarFlujoParaleloConLaMaquina(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	d := saga.LanzarCampaniaCompleta()
+	ahora := t0
+	var esperado saga.Saga
+	const id = "paralela"
+	aplicar := func(r saga.Respuesta, cmds int) {
+		t.Helper()
+		ahora = ahora.Add(1234567 * time.Nanosecond)
+		var enviados int
+		err := db.Actualizar(ctx, id, saga.Clave(id, r.Paso, r.Accion)+fmt.Sprint(r.Intento), func(s saga.Saga) (almacen.Cambio, error) {
+			tr := saga.Aplicar(d, s, r, ahora)
+			esperado, enviados = tr.Saga, len(tr.Comandos)
+			return almacen.Cambio{Saga: tr.Saga, Guardar: tr.Cambio, Mensajes: comandos(t, tr.Comandos)}, nil
+		})
+		if err != nil || enviados != cmds {
+			t.Fatalf("%s %s: %v, %d commands, want %d", r.Paso, r.Accion, err, enviados, cmds)
+		}
+		esperado.Version++
+		igual(t, "tras "+r.Paso+" "+string(r.Accion), leer(t, db, id), normal(esperado))
+	}
+	exito := func(paso string, a saga.Accion) saga.Respuesta {
+		return saga.Respuesta{Paso: paso, Accion: a, Intento: 1, Exito: true, Datos: json.RawMessage(`{"de":"` + paso + `"}`)}
+	}
+	tr := saga.Nueva(d, id, json.RawMessage(`{"nombre":"Verano"}`), ahora)
+	crear(t, db, tr.Saga, "http-"+id, comandos(t, tr.Comandos)...)
+	aplicar(exito(d.Pasos[0].Nombre, saga.Ejecutar), 3) // the group starts: three commands in one transaction
+	if n := len(publicarTodo(t, db)); n != 4 {
+		t.Fatalf("outbox had %d messages, want 4", n)
+	}
+	aplicar(exito(d.Pasos[3].Nombre, saga.Ejecutar), 0)
+	aplicar(exito(d.Pasos[1].Nombre, saga.Ejecutar), 0)
+	s := leer(t, db, id)
+	if s.Estado != saga.EnProgreso || s.Pasos[2].Plazo.IsZero() || !s.Pasos[1].Plazo.IsZero() || !s.Plazo.Equal(s.Pasos[2].Plazo) {
+		t.Fatalf("one member out: %s, plazos %v / %v / saga %v", s.Estado, s.Pasos[1].Plazo, s.Pasos[2].Plazo, s.Plazo)
+	}
+	// The silent member is retried alone, then fails: the compensations
+	// start with the highest member that answered.
+	silencioso := d.Pasos[2]
+	for i := range silencioso.Intentos {
+		publicarTodo(t, db)
+		ahora = ahora.Add(time.Duration(silencioso.Plazo) + time.Second)
+		n, err := db.ProcesarVencidas(ctx, ahora, 10, func(s saga.Saga) (almacen.Cambio, error) {
+			tr := saga.Vencer(d, s, ahora)
+			want := saga.Clave(id, silencioso.Nombre, saga.Ejecutar)
+			if i == silencioso.Intentos-1 {
+				want = saga.Clave(id, d.Pasos[3].Nombre, saga.Compensar)
+			}
+			if len(tr.Comandos) != 1 || tr.Comandos[0].Clave != want {
+				t.Errorf("vencer %d: commands %v, want %s", i, tr.Comandos, want)
+			}
+			return almacen.Cambio{Saga: tr.Saga, Guardar: tr.Cambio, Mensajes: comandos(t, tr.Comandos)}, nil
+		})
+		if err != nil || n != 1 {
+			t.Fatalf("ProcesarVencidas = %d, %v; quiero 1", n, err)
+		}
+	}
+	s = leer(t, db, id)
+	if s.Estado != saga.Compensando || s.PasoFallido != silencioso.Nombre || s.Pasos[1].Intento != 1 || s.Pasos[2].Intento != silencioso.Intentos {
+		t.Fatalf("tras el timeout: %s, paso fallido %q, intentos %d/%d", s.Estado, s.PasoFallido, s.Pasos[1].Intento, s.Pasos[2].Intento)
+	}
+	for _, p := range []string{d.Pasos[3].Nombre, d.Pasos[2].Nombre, d.Pasos[1].Nombre} {
+		aplicar(exito(p, saga.Compensar), 1)
+	}
+	aplicar(exito(d.Pasos[0].Nombre, saga.Compensar), 0)
+	s = leer(t, db, id)
+	want := []string{d.Pasos[3].Nombre, d.Pasos[2].Nombre, d.Pasos[1].Nombre, d.Pasos[0].Nombre}
+	if s.Estado != saga.Compensada || !reflect.DeepEqual(s.Compensaciones, want) || !s.Plazo.IsZero() {
+		t.Fatalf("%s, compensaciones %v, plazo %v", s.Estado, s.Compensaciones, s.Plazo)
+	}
 }
 
 // probarFlujoConLaMaquina drives real sagas of the campana flow through the

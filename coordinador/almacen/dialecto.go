@@ -48,7 +48,7 @@ var columnasActualizables = []string{
 	"nombre", "microservicio", "estado", "intento_numero", "timestamp_inicio", "timestamp_fin",
 	"duracion_segundos", "datos_entrada", "datos_salida", "error_mensaje", "intento_compensacion",
 	"timestamp_inicio_compensacion", "timestamp_fin_compensacion", "datos_salida_compensacion",
-	"error_compensacion",
+	"error_compensacion", "plazo",
 }
 
 func upsert(formato string) string { return asignar(columnasActualizables, formato) }

@@ -28,7 +28,7 @@ var (
 		"saga_id", "orden", "nombre", "microservicio", "estado", "intento_numero",
 		"timestamp_inicio", "timestamp_fin", "datos_entrada", "datos_salida", "error_mensaje",
 		"intento_compensacion", "timestamp_inicio_compensacion", "timestamp_fin_compensacion",
-		"datos_salida_compensacion", "error_compensacion",
+		"datos_salida_compensacion", "error_compensacion", "plazo",
 	}
 	colsPasoEscritas = append([]string{"paso_id", "saga_id", "orden", "descripcion"}, columnasActualizables...)
 )
@@ -110,7 +110,7 @@ func (d *dialecto) valoresPaso(args []any, sagaID string, i int, p *saga.EstadoD
 		p.Nombre, p.Servicio, string(p.Estado), p.Intento, d.tiempo(p.Inicio), d.tiempo(p.Fin),
 		segundos(p.Inicio, p.Fin), jsonONulo(p.Entrada), jsonONulo(p.Salida), nuloSiVacio(p.Error),
 		p.IntentoCompensacion, d.tiempo(p.InicioCompensacion), d.tiempo(p.FinCompensacion),
-		jsonONulo(p.SalidaCompensacion), nuloSiVacio(p.ErrorCompensacion),
+		jsonONulo(p.SalidaCompensacion), nuloSiVacio(p.ErrorCompensacion), d.tiempo(p.Plazo),
 	)
 }
 
@@ -150,17 +150,18 @@ func (f *filaSaga) saga() (saga.Saga, error) {
 
 // filaPasoLeida holds the scan targets of colsPasoLeidas.
 type filaPasoLeida struct {
-	sagaID                                 texto
-	orden, intento, intentoComp            entero
-	nombre, servicio, estado, err, errComp texto
-	inicio, fin, inicioComp, finComp       instante
-	entrada, salida, salidaComp            crudo
+	sagaID                                  texto
+	orden, intento, intentoComp             entero
+	nombre, servicio, estado, err, errComp  texto
+	inicio, fin, inicioComp, finComp, plazo instante
+	entrada, salida, salidaComp             crudo
 }
 
 func (f *filaPasoLeida) destinos() []any {
 	return []any{
 		&f.sagaID, &f.orden, &f.nombre, &f.servicio, &f.estado, &f.intento, &f.inicio, &f.fin,
 		&f.entrada, &f.salida, &f.err, &f.intentoComp, &f.inicioComp, &f.finComp, &f.salidaComp, &f.errComp,
+		&f.plazo,
 	}
 }
 
@@ -171,7 +172,7 @@ func (f *filaPasoLeida) paso() saga.EstadoDePaso {
 		Entrada: json.RawMessage(f.entrada), Salida: json.RawMessage(f.salida), Error: string(f.err),
 		IntentoCompensacion: int(f.intentoComp), InicioCompensacion: f.inicioComp.tiempo(),
 		FinCompensacion: f.finComp.tiempo(), SalidaCompensacion: json.RawMessage(f.salidaComp),
-		ErrorCompensacion: string(f.errComp),
+		ErrorCompensacion: string(f.errComp), Plazo: f.plazo.tiempo(),
 	}
 }
 
@@ -265,7 +266,8 @@ func pasoIgual(a, b *saga.EstadoDePaso) bool {
 		a.IntentoCompensacion == b.IntentoCompensacion &&
 		normalizar(a.InicioCompensacion).Equal(normalizar(b.InicioCompensacion)) &&
 		normalizar(a.FinCompensacion).Equal(normalizar(b.FinCompensacion)) &&
-		bytes.Equal(a.SalidaCompensacion, b.SalidaCompensacion) && a.ErrorCompensacion == b.ErrorCompensacion
+		bytes.Equal(a.SalidaCompensacion, b.SalidaCompensacion) && a.ErrorCompensacion == b.ErrorCompensacion &&
+		normalizar(a.Plazo).Equal(normalizar(b.Plazo))
 }
 
 // Column limits of the MySQL schema, checked for both stores so that they

@@ -223,7 +223,15 @@ func (en *entorno) terminar(id, falla, fallaCompensacion string) (saga.Saga, err
 		if s.Estado.Terminal() {
 			return s, nil
 		}
+		// Members of a parallel group are in flight together: answer the
+		// last one first, so that their replies arrive out of order.
 		p := s.Pasos[s.Actual]
+		for j := len(s.Pasos) - 1; j >= 0; j-- {
+			if e := s.Pasos[j].Estado; e == saga.PasoEjecutando || e == saga.PasoCompensando {
+				p = s.Pasos[j]
+				break
+			}
+		}
 		r := eventos.Respuesta{ID: uuid.NewString(), SagaID: id, Paso: p.Nombre, Datos: `{"participante":"simulado"}`}
 		switch {
 		case p.Estado == saga.PasoEjecutando:

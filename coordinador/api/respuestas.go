@@ -66,8 +66,8 @@ type detalleSaga struct {
 	PasoFallido       string          `json:"paso_fallido,omitempty"`
 	Compensaciones    []string        `json:"compensaciones"`
 	Error             string          `json:"error,omitempty"`
-	// Plazo is the next deadline: the reply deadline of the outstanding
-	// command, or the end of a backoff wait.
+	// Plazo is the next deadline: the earliest of the steps' (a reply
+	// deadline, or the end of a backoff wait).
 	Plazo   time.Time     `json:"plazo,omitzero"`
 	Version int64         `json:"version"`
 	Pasos   []pasoDetalle `json:"pasos"`
@@ -77,6 +77,7 @@ type detalleSaga struct {
 type pasoDetalle struct {
 	Paso             string          `json:"paso"`
 	Descripcion      string          `json:"descripcion,omitempty"`
+	Grupo            string          `json:"grupo,omitempty"`
 	Servicio         string          `json:"servicio"`
 	Estado           saga.EstadoPaso `json:"estado"`
 	Intento          int             `json:"intento"`
@@ -118,7 +119,7 @@ func detalleDe(s saga.Saga, def *saga.Definicion) detalleSaga {
 		}
 		if def != nil {
 			if i := def.Indice(p.Nombre); i >= 0 {
-				pd.Descripcion = def.Pasos[i].Descripcion
+				pd.Descripcion, pd.Grupo = def.Pasos[i].Descripcion, def.Pasos[i].Grupo
 			}
 		}
 		if p.IntentoCompensacion > 0 || !p.InicioCompensacion.IsZero() {

@@ -190,7 +190,7 @@ func (s *servidor) detalle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	def, _ := s.catalogo.Buscar(sg.Tipo) // an unknown tipo just has no step descriptions
+	def, _ := s.catalogo.BuscarVersion(sg.Tipo, sg.VersionDefinicion) // an unknown tipo just has no step descriptions
 	return c.JSON(http.StatusOK, detalleDe(sg, def))
 }
 

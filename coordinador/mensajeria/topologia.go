@@ -29,13 +29,20 @@ func (e Esquemas) De(topico string) string {
 	return ""
 }
 
-// Servicios lists the participant services the catalogue's flows use.
+// Servicios lists the participant services the catalogue's flows use, in
+// every version it knows.
 func Servicios(c saga.Catalogo) []string {
 	var out []string
-	for _, d := range c {
-		for _, p := range d.Pasos {
-			if !slices.Contains(out, p.Servicio) {
-				out = append(out, p.Servicio)
+	for tipo := range c {
+		for _, v := range c.Versiones(tipo) {
+			d, err := c.BuscarVersion(tipo, v)
+			if err != nil {
+				continue
+			}
+			for _, p := range d.Pasos {
+				if !slices.Contains(out, p.Servicio) {
+					out = append(out, p.Servicio)
+				}
 			}
 		}
 	}

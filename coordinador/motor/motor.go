@@ -189,7 +189,7 @@ func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 	// keep only the last run's observation.
 	hechos := map[string]func(){}
 	n, err := m.store.ProcesarVencidas(ctx, ahora, limite, func(s saga.Saga) (almacen.Cambio, error) {
-		def, err := m.catalogo.Buscar(s.Tipo)
+		def, err := m.catalogo.BuscarVersion(s.Tipo, s.VersionDefinicion)
 		if err != nil {
 			return almacen.Cambio{}, err
 		}
@@ -233,7 +233,7 @@ type transicionHecha struct {
 // one committed).
 func (m *Motor) funcion(h *transicionHecha, f paso) func(saga.Saga) (almacen.Cambio, error) {
 	return func(s saga.Saga) (almacen.Cambio, error) {
-		def, err := m.catalogo.Buscar(s.Tipo)
+		def, err := m.catalogo.BuscarVersion(s.Tipo, s.VersionDefinicion)
 		if err != nil {
 			return almacen.Cambio{}, err
 		}

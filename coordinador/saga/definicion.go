@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"time"
 )
 
@@ -43,6 +44,11 @@ type Paso struct {
 	Plazo Duracion `json:"plazo"`
 	// Intentos is how many attempts the action gets before the step counts as failed.
 	Intentos int `json:"intentos"`
+	// Grupo, when set, names the parallel group of the step: consecutive
+	// steps with the same Grupo start together and the saga goes on once all
+	// of them completed. A member receives the outputs of the steps before
+	// its group, not those of the other members.
+	Grupo string `json:"grupo,omitempty"`
 }
 
 // Definicion is a saga flow as data: name, version and ordered steps. The
@@ -58,6 +64,10 @@ type Definicion struct {
 	PlazoCompensacion    Duracion `json:"plazo_compensacion"`
 	EsperaCompensacion   Duracion `json:"espera_compensacion"`
 	EsperaMaxima         Duracion `json:"espera_maxima"`
+
+	// anteriores are earlier versions of this tipo that the catalogue still
+	// knows, so that sagas started on them run to their end on them.
+	anteriores []*Definicion
 }
 
 // Validar reports every problem of the definition at once.
@@ -72,7 +82,7 @@ func (d *Definicion) Validar() error {
 	if len(d.Pasos) == 0 {
 		errs = append(errs, fmt.Errorf("%s: sin pasos", d.Tipo))
 	}
-	vistos := map[string]bool{}
+	vistos, gruposVistos := map[string]bool{}, map[string]bool{}
 	for i, p := range d.Pasos {
 		switch {
 		case p.Nombre == "":
@@ -87,6 +97,10 @@ func (d *Definicion) Validar() error {
 		if p.Plazo <= 0 || p.Intentos < 1 {
 			errs = append(errs, fmt.Errorf("%s: paso %q necesita plazo > 0 e intentos >= 1", d.Tipo, p.Nombre))
 		}
+		if p.Grupo != "" && i > 0 && d.Pasos[i-1].Grupo != p.Grupo && gruposVistos[p.Grupo] {
+			errs = append(errs, fmt.Errorf("%s: grupo %q con pasos no consecutivos (paso %q)", d.Tipo, p.Grupo, p.Nombre))
+		}
+		gruposVistos[p.Grupo] = true
 	}
 	if d.IntentosCompensacion < 1 || d.PlazoCompensacion <= 0 || d.EsperaCompensacion <= 0 || d.EsperaMaxima < d.EsperaCompensacion {
 		errs = append(errs, fmt.Errorf("%s: política de compensación inválida", d.Tipo))
@@ -104,6 +118,23 @@ func (d *Definicion) Indice(paso string) int {
 	return -1
 }
 
+// Grupo returns the positions [desde, hasta) of the steps that start
+// together with step i: its parallel group, or step i alone.
+func (d *Definicion) Grupo(i int) (desde, hasta int) {
+	desde, hasta = i, i+1
+	g := d.Pasos[i].Grupo
+	if g == "" {
+		return desde, hasta
+	}
+	for desde > 0 && d.Pasos[desde-1].Grupo == g {
+		desde--
+	}
+	for hasta < len(d.Pasos) && d.Pasos[hasta].Grupo == g {
+		hasta++
+	}
+	return desde, hasta
+}
+
 // Leer decodes and validates a definition written as JSON.
 func Leer(r io.Reader) (*Definicion, error) {
 	var d Definicion
@@ -118,16 +149,73 @@ func Leer(r io.Reader) (*Definicion, error) {
 	return &d, nil
 }
 
-// Catalogo holds the known definitions by tipo.
+// Catalogo holds the current definition of each tipo (new sagas start on
+// it), each one carrying the earlier versions still known.
 type Catalogo map[string]*Definicion
 
-// Buscar returns the definition of tipo or ErrTipoDesconocido.
+// Buscar returns the current definition of tipo or ErrTipoDesconocido.
 func (c Catalogo) Buscar(tipo string) (*Definicion, error) {
 	d, ok := c[tipo]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrTipoDesconocido, tipo)
 	}
 	return d, nil
+}
+
+// BuscarVersion returns the definition a saga of tipo started on: that
+// version when the catalogue knows it, else the current one (a saga older
+// than every known version goes on with the current flow, as before
+// versions were kept).
+func (c Catalogo) BuscarVersion(tipo string, version int) (*Definicion, error) {
+	d, err := c.Buscar(tipo)
+	if err != nil {
+		return nil, err
+	}
+	if d.Version == version {
+		return d, nil
+	}
+	for _, a := range d.anteriores {
+		if a.Version == version {
+			return a, nil
+		}
+	}
+	return d, nil
+}
+
+// Versiones lists the versions of tipo the catalogue knows, current first.
+func (c Catalogo) Versiones(tipo string) []int {
+	d, ok := c[tipo]
+	if !ok {
+		return nil
+	}
+	out := []int{d.Version}
+	for _, a := range d.anteriores {
+		out = append(out, a.Version)
+	}
+	return out
+}
+
+// agregar makes d the current definition of its tipo, keeping the one it
+// replaces (and that one's earlier versions) as earlier versions; a
+// definition of the same version is replaced outright.
+func (c Catalogo) agregar(d *Definicion) {
+	viejo, ok := c[d.Tipo]
+	if !ok {
+		c[d.Tipo] = d
+		return
+	}
+	var anteriores []*Definicion
+	for _, a := range append([]*Definicion{viejo}, viejo.anteriores...) {
+		if a.Version != d.Version {
+			anteriores = append(anteriores, &Definicion{
+				Tipo: a.Tipo, Version: a.Version, Pasos: a.Pasos,
+				IntentosCompensacion: a.IntentosCompensacion, PlazoCompensacion: a.PlazoCompensacion,
+				EsperaCompensacion: a.EsperaCompensacion, EsperaMaxima: a.EsperaMaxima,
+			})
+		}
+	}
+	d.anteriores = append(d.anteriores, anteriores...)
+	c[d.Tipo] = d
 }
 
 // Tipos of the two flows of the original system.
@@ -163,10 +251,25 @@ func Campana() *Definicion {
 	})
 }
 
-// LanzarCampaniaCompleta is the BFF's full launch: eligible affiliates,
-// commissions, conversion tracking, notifications. Step names are the legacy
-// system's, so its operators recognise them.
+// LanzarCampaniaCompleta is the BFF's full launch (version 2): reserve the
+// eligible affiliates, then configure commissions, initialise conversion
+// tracking and prepare notifications in parallel, since each of those three
+// needs only the reserved affiliates and the saga's input. Step names are
+// the legacy system's, so its operators recognise them.
 func LanzarCampaniaCompleta() *Definicion {
+	d := LanzarCampaniaCompletaV1()
+	d.Version = 2
+	d.Pasos = slices.Clone(d.Pasos)
+	for i := 1; i < len(d.Pasos); i++ {
+		d.Pasos[i].Grupo = "preparar_lanzamiento"
+	}
+	return d
+}
+
+// LanzarCampaniaCompletaV1 is the first, sequential version of
+// LanzarCampaniaCompleta (affiliates, commissions, conversion tracking,
+// notifications, one after the other). Sagas started on it finish on it.
+func LanzarCampaniaCompletaV1() *Definicion {
 	return politica(Definicion{
 		Tipo: TipoLanzarCampaniaCompleta, Version: 1,
 		Pasos: []Paso{
@@ -186,19 +289,28 @@ func LanzarCampaniaCompleta() *Definicion {
 	})
 }
 
-// CatalogoPorDefecto returns both flows of the original system.
+// CatalogoPorDefecto returns both flows of the original system, each at its
+// newest version (LanzarCampaniaCompleta also keeps version 1).
 func CatalogoPorDefecto() Catalogo {
-	return Catalogo{TipoCampana: Campana(), TipoLanzarCampaniaCompleta: LanzarCampaniaCompleta()}
+	c := Catalogo{TipoCampana: Campana(), TipoLanzarCampaniaCompleta: LanzarCampaniaCompletaV1()}
+	c.agregar(LanzarCampaniaCompleta())
+	return c
 }
 
-// CargarDirectorio adds to c every definition in dir/*.json, replacing a
-// built-in one of the same tipo (e.g. to change deadlines without a build).
+// CargarDirectorio adds to c every definition in dir/*.json. A file's
+// definition becomes the current one of its tipo (e.g. to change deadlines
+// without a build, or to go back to an earlier version); the definition it
+// replaces stays known for the sagas that started on it. Of several files of
+// one tipo, the highest version becomes the current one.
 func (c Catalogo) CargarDirectorio(fsys fs.FS) error {
 	nombres, err := fs.Glob(fsys, "*.json")
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var (
+		errs   []error
+		leidas []*Definicion
+	)
 	for _, n := range nombres {
 		f, err := fsys.Open(n)
 		if err != nil {
@@ -211,7 +323,12 @@ func (c Catalogo) CargarDirectorio(fsys fs.FS) error {
 			errs = append(errs, fmt.Errorf("%s: %w", n, err))
 			continue
 		}
-		c[d.Tipo] = d
+		leidas = append(leidas, d)
+	}
+	// Lowest version first, so that the highest of a tipo ends current.
+	slices.SortStableFunc(leidas, func(a, b *Definicion) int { return a.Version - b.Version })
+	for _, d := range leidas {
+		c.agregar(d)
 	}
 	return errors.Join(errs...)
 }

@@ -5,11 +5,17 @@
 // is a new Saga value plus the commands to send. The store persists both in one
 // transaction (the outbox), so the machine can be table-tested exhaustively.
 //
+// Steps of a parallel group (Paso.Grupo) are sent together and each has its
+// own deadline and attempts; when one fails, the members that answered are
+// compensated, those still out are awaited (their reply or their deadline,
+// without further attempts) and compensated too, and only then the steps
+// before the group, newest first. Compensations run one at a time.
+//
 //	stateDiagram-v2
-//	    [*] --> INICIADA: Nueva (command of step 1)
+//	    [*] --> INICIADA: Nueva (command of step 1, or of every member of its group)
 //	    INICIADA --> EN_PROGRESO: step 1 OK
 //	    INICIADA --> COMPENSANDO: step 1 failed / timed out after its retries
-//	    EN_PROGRESO --> EN_PROGRESO: step OK, next step
+//	    EN_PROGRESO --> EN_PROGRESO: step OK, next step (group: next once every member is OK)
 //	    EN_PROGRESO --> COMPLETADA: last step OK
 //	    EN_PROGRESO --> COMPENSANDO: step failed / timed out after its retries
 //	    COMPENSANDO --> COMPENSANDO: compensation OK, previous step / failed, retry with backoff
@@ -90,6 +96,10 @@ type EstadoDePaso struct {
 	// Salida is the participant's reply data of the action.
 	Salida json.RawMessage `json:"salida,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// Plazo is the step's own deadline (zero when none): the reply deadline
+	// of its outstanding command, or the end of its compensation's backoff
+	// wait. Members of a parallel group each have theirs.
+	Plazo time.Time `json:"plazo,omitzero"`
 
 	IntentoCompensacion int             `json:"intento_compensacion"`
 	InicioCompensacion  time.Time       `json:"inicio_compensacion,omitzero"`
@@ -109,11 +119,15 @@ type Saga struct {
 	UsuarioID         string          `json:"usuario_id,omitempty"`
 	Datos             json.RawMessage `json:"datos,omitempty"` // the saga's input
 	Pasos             []EstadoDePaso  `json:"pasos"`
-	// Actual is the index of the step being executed or compensated.
+	// Actual is the index of the step being executed (the first member of a
+	// parallel group) or compensated (or, after a group failed, the member
+	// whose reply is awaited before compensating it).
 	Actual int `json:"actual"`
-	// Plazo is the next deadline (zero when none): the reply deadline of the
-	// outstanding command, or the end of a backoff wait when EnEspera is set.
-	Plazo          time.Time `json:"plazo,omitzero"`
+	// Plazo is the earliest of the steps' deadlines (zero when none); the
+	// store sweeps sagas by it.
+	Plazo time.Time `json:"plazo,omitzero"`
+	// EnEspera is set while the compensation in course waits out its backoff
+	// (compensations run one at a time).
 	EnEspera       bool      `json:"en_espera,omitempty"`
 	PasoFallido    string    `json:"paso_fallido,omitempty"`
 	Compensaciones []string  `json:"compensaciones"`
@@ -185,7 +199,8 @@ type Transicion struct {
 // Clave is the idempotency key of one action of one step of one saga.
 func Clave(sagaID, paso string, a Accion) string { return sagaID + ":" + paso + ":" + string(a) }
 
-// Nueva starts a saga: the first step is sent and its deadline set.
+// Nueva starts a saga: the first step (or every member of the first
+// parallel group) is sent and its deadline set.
 func Nueva(d *Definicion, id string, datos json.RawMessage, ahora time.Time) Transicion {
 	s := Saga{
 		ID: id, Tipo: d.Tipo, VersionDefinicion: d.Version, Estado: Iniciada,
@@ -195,7 +210,8 @@ func Nueva(d *Definicion, id string, datos json.RawMessage, ahora time.Time) Tra
 		s.Pasos = append(s.Pasos, EstadoDePaso{Nombre: p.Nombre, Servicio: p.Servicio, Estado: PasoPendiente})
 	}
 	t := Transicion{Saga: s, Cambio: true, Motivo: "saga iniciada"}
-	t.ejecutar(d, 0, ahora)
+	t.ejecutarGrupo(d, 0, ahora)
+	t.plazo()
 	return t
 }
 
@@ -204,66 +220,106 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 	t := Transicion{Saga: s.Clone()}
 	s2 := &t.Saga
 	i := d.Indice(r.Paso)
+	if i < 0 || i >= len(s2.Pasos) {
+		t.Motivo = fmt.Sprintf("respuesta de %s/%s, paso desconocido: ignorada", r.Paso, r.Accion)
+		return t
+	}
+	p := &s2.Pasos[i]
 	// A compensation that succeeded after the coordinator gave up on it (its
 	// reply was late) resumes the saga: nothing is left to undo there, so an
 	// operator need not be called.
-	tardia := s2.Estado == CompensacionFallida && r.Accion == Compensar && r.Exito && i == s2.Actual
-	if s2.Estado.Terminal() && !tardia {
+	tardia := s2.Estado == CompensacionFallida && r.Accion == Compensar && r.Exito && i == s2.Actual && p.Estado == PasoCompensando
+	// A member of a failed group may answer after the saga gave up on a
+	// compensation: its outcome is recorded so that the operator's retry
+	// compensates it with its output.
+	miembroTardio := s2.Estado == CompensacionFallida && r.Accion == Ejecutar && p.Estado == PasoEjecutando
+	if s2.Estado.Terminal() && !tardia && !miembroTardio {
 		t.Motivo = "respuesta a saga terminada: ignorada"
 		return t
 	}
 	if tardia {
 		s2.Estado, s2.Fin = Compensando, time.Time{}
 	}
-	if i < 0 || i != s2.Actual {
-		t.Motivo = fmt.Sprintf("respuesta de %s/%s fuera de turno: ignorada", r.Paso, r.Accion)
-		return t
-	}
-	p := &s2.Pasos[i]
 	switch {
-	case r.Accion == Ejecutar && p.Estado == PasoEjecutando:
-		if r.Exito {
-			p.Estado, p.Fin, p.Salida, p.Error = PasoCompletado, ahora, r.Datos, ""
-			t.Cambio = true
-			if i == len(d.Pasos)-1 {
-				s2.Estado, s2.Fin, s2.Plazo, s2.EnEspera = Completada, ahora, time.Time{}, false
-				t.Terminada = true
-				t.Motivo = "último paso completado: saga COMPLETADA"
-				return t
-			}
-			s2.Estado = EnProgreso
-			t.Motivo = "paso " + r.Paso + " completado"
-			t.ejecutar(d, i+1, ahora)
-			return t
-		}
+	case r.Accion == Ejecutar && p.Estado == PasoEjecutando && s2.Estado != EnProgreso && s2.Estado != Iniciada:
+		// The group already failed: this member is compensated in its turn.
 		t.Cambio = true
+		p.Plazo, p.Fin = time.Time{}, ahora
 		if len(r.Datos) > 0 {
 			p.Salida = r.Datos
 		}
-		t.fallar(d, i, nonEmpty(r.Error, "el participante respondió con un fallo"), ahora)
-		return t
+		if r.Exito {
+			p.Estado = PasoCompletado
+			t.anotar("paso " + r.Paso + " completado tras el fallo de su grupo")
+		} else {
+			p.Estado, p.Error = PasoFallido, nonEmpty(r.Error, "el participante respondió con un fallo")
+			t.anotar("paso " + r.Paso + " falló tras el fallo de su grupo")
+		}
+		if s2.Estado == Compensando {
+			t.siguienteCompensacion(d, ahora)
+		}
+	case r.Accion == Ejecutar && p.Estado == PasoEjecutando:
+		t.Cambio = true
+		p.Plazo = time.Time{}
+		if !r.Exito {
+			if len(r.Datos) > 0 {
+				p.Salida = r.Datos
+			}
+			t.fallar(d, i, nonEmpty(r.Error, "el participante respondió con un fallo"), ahora)
+			break
+		}
+		p.Estado, p.Fin, p.Salida, p.Error = PasoCompletado, ahora, r.Datos, ""
+		s2.Estado = EnProgreso
+		desde, hasta := d.Grupo(i)
+		if faltan := pendientes(s2.Pasos[desde:hasta]); faltan > 0 {
+			t.anotar(fmt.Sprintf("paso %s completado; faltan %d del grupo %s", r.Paso, faltan, d.Pasos[i].Grupo))
+			break
+		}
+		if hasta == len(d.Pasos) {
+			s2.Estado, s2.Fin, s2.EnEspera = Completada, ahora, false
+			t.Terminada = true
+			t.anotar("último paso completado: saga COMPLETADA")
+			break
+		}
+		t.anotar("paso " + r.Paso + " completado")
+		t.ejecutarGrupo(d, hasta, ahora)
 	case r.Accion == Compensar && p.Estado == PasoCompensando && r.Exito:
 		// Also during a backoff wait: a slow reply to the previous attempt
 		// is as good as the next attempt's.
 		t.Cambio = true
 		p.Estado, p.FinCompensacion, p.SalidaCompensacion, p.ErrorCompensacion = PasoCompensado, ahora, r.Datos, ""
+		p.Plazo = time.Time{}
 		s2.Compensaciones = append(s2.Compensaciones, p.Nombre)
 		s2.EnEspera = false
-		t.Motivo = "paso " + r.Paso + " compensado"
-		t.compensarAnterior(d, i, ahora)
-		return t
+		t.anotar("paso " + r.Paso + " compensado")
+		t.siguienteCompensacion(d, ahora)
 	case r.Accion == Compensar && p.Estado == PasoCompensando && !s2.EnEspera:
 		t.Cambio = true
 		p.ErrorCompensacion = nonEmpty(r.Error, "el participante no pudo compensar")
 		t.reintentarCompensacion(d, i, ahora)
+	default:
+		t.Motivo = fmt.Sprintf("respuesta duplicada o tardía de %s/%s (paso %s): ignorada", r.Paso, r.Accion, p.Estado)
 		return t
 	}
-	t.Motivo = fmt.Sprintf("respuesta duplicada o tardía de %s/%s (paso %s): ignorada", r.Paso, r.Accion, p.Estado)
+	t.plazo()
 	return t
 }
 
-// Vencer feeds the passage of time: if the saga's deadline has passed, the
-// silent command is retried, or the step fails, or a backoff wait ends.
+// pendientes counts the steps of ps not completed.
+func pendientes(ps []EstadoDePaso) int {
+	n := 0
+	for _, p := range ps {
+		if p.Estado != PasoCompletado {
+			n++
+		}
+	}
+	return n
+}
+
+// Vencer feeds the passage of time: each command whose deadline passed is
+// retried, or its step fails, or a backoff wait ends. A member of a failed
+// group that never answered is not retried: it counts as failed and is
+// compensated in its turn.
 func Vencer(d *Definicion, s Saga, ahora time.Time) Transicion {
 	t := Transicion{Saga: s.Clone()}
 	s2 := &t.Saga
@@ -271,29 +327,45 @@ func Vencer(d *Definicion, s Saga, ahora time.Time) Transicion {
 		t.Motivo = "sin plazo vencido"
 		return t
 	}
-	t.Cambio = true
-	i := s2.Actual
-	p := &s2.Pasos[i]
-	switch p.Estado {
-	case PasoEjecutando:
-		if p.Intento < d.Pasos[i].Intentos {
-			t.Motivo = fmt.Sprintf("paso %s sin respuesta: reintento %d", p.Nombre, p.Intento+1)
+	for i := range s2.Pasos {
+		p := &s2.Pasos[i]
+		if p.Plazo.IsZero() || ahora.Before(p.Plazo) {
+			continue
+		}
+		t.Cambio = true
+		switch {
+		case p.Estado == PasoEjecutando && s2.Estado == Compensando:
+			p.Estado, p.Fin, p.Plazo = PasoFallido, ahora, time.Time{}
+			p.Error = fmt.Sprintf("paso %s sin respuesta tras el fallo de su grupo (timeout)", p.Nombre)
+			t.anotar(p.Error)
+		case p.Estado == PasoEjecutando && p.Intento < d.Pasos[i].Intentos:
+			t.anotar(fmt.Sprintf("paso %s sin respuesta: reintento %d", p.Nombre, p.Intento+1))
 			t.enviar(d, i, Ejecutar, ahora)
-			return t
-		}
-		t.fallar(d, i, fmt.Sprintf("paso %s sin respuesta tras %d intentos (timeout)", p.Nombre, p.Intento), ahora)
-	case PasoCompensando:
-		if s2.EnEspera {
+		case p.Estado == PasoEjecutando:
+			t.fallar(d, i, fmt.Sprintf("paso %s sin respuesta tras %d intentos (timeout)", p.Nombre, p.Intento), ahora)
+		case p.Estado == PasoCompensando && s2.EnEspera:
 			s2.EnEspera = false
-			t.Motivo = fmt.Sprintf("reintento %d de la compensación de %s", p.IntentoCompensacion+1, p.Nombre)
+			t.anotar(fmt.Sprintf("reintento %d de la compensación de %s", p.IntentoCompensacion+1, p.Nombre))
 			t.enviar(d, i, Compensar, ahora)
-			return t
+		case p.Estado == PasoCompensando:
+			p.ErrorCompensacion = "sin respuesta a la compensación (timeout)"
+			t.reintentarCompensacion(d, i, ahora)
+		default:
+			p.Plazo = time.Time{} // a deadline left on a step with no command out
 		}
-		p.ErrorCompensacion = "sin respuesta a la compensación (timeout)"
-		t.reintentarCompensacion(d, i, ahora)
-	default:
-		t.Cambio = false
-		t.Motivo = "plazo sin comando pendiente: ignorado"
+		if s2.Estado.Terminal() {
+			break
+		}
+	}
+	if s2.Estado == Compensando {
+		t.siguienteCompensacion(d, ahora)
+	}
+	antes := s2.Plazo
+	t.plazo()
+	if !t.Cambio {
+		// The saga's deadline was stale (no step had one due): only that moves.
+		t.Cambio = !s2.Plazo.Equal(antes)
+		t.Motivo = "plazo sin comando pendiente"
 	}
 	return t
 }
@@ -309,27 +381,99 @@ func Reintentar(d *Definicion, s Saga, ahora time.Time) (Transicion, error) {
 	s2.Estado, s2.Fin, s2.EnEspera = Compensando, time.Time{}, false
 	s2.Pasos[s2.Actual].IntentoCompensacion = 0
 	t.enviar(d, s2.Actual, Compensar, ahora)
+	t.plazo()
 	return t, nil
 }
 
-// ejecutar starts step i.
-func (t *Transicion) ejecutar(d *Definicion, i int, ahora time.Time) {
-	s := &t.Saga
-	s.Actual = i
-	p := &s.Pasos[i]
-	p.Estado, p.Inicio, p.Intento = PasoEjecutando, ahora, 0
-	t.enviar(d, i, Ejecutar, ahora)
+// anotar adds m to the transition's account of what happened.
+func (t *Transicion) anotar(m string) {
+	if t.Motivo == "" {
+		t.Motivo = m
+		return
+	}
+	t.Motivo += "; " + m
 }
 
-// fallar marks step i failed and starts compensating it (the failed step
-// included: its participant may have applied part of it, or may apply it late).
+// plazo sets the saga's deadline to the earliest of its steps' (none when
+// terminal): the store sweeps sagas by it.
+func (t *Transicion) plazo() {
+	s := &t.Saga
+	s.Plazo = time.Time{}
+	if s.Estado.Terminal() {
+		s.EnEspera = false
+		return
+	}
+	for _, p := range s.Pasos {
+		if !p.Plazo.IsZero() && (s.Plazo.IsZero() || p.Plazo.Before(s.Plazo)) {
+			s.Plazo = p.Plazo
+		}
+	}
+}
+
+// ejecutarGrupo starts step i and, when it belongs to a parallel group,
+// every member of the group.
+func (t *Transicion) ejecutarGrupo(d *Definicion, i int, ahora time.Time) {
+	desde, hasta := d.Grupo(i)
+	t.Saga.Actual = desde
+	for j := desde; j < hasta; j++ {
+		p := &t.Saga.Pasos[j]
+		p.Estado, p.Inicio, p.Intento = PasoEjecutando, ahora, 0
+		t.enviar(d, j, Ejecutar, ahora)
+	}
+}
+
+// fallar marks step i failed and starts compensating (the failed step
+// included: its participant may have applied part of it, or may apply it
+// late).
 func (t *Transicion) fallar(d *Definicion, i int, motivo string, ahora time.Time) {
 	s := &t.Saga
 	p := &s.Pasos[i]
-	p.Estado, p.Fin, p.Error = PasoFallido, ahora, motivo
+	p.Estado, p.Fin, p.Error, p.Plazo = PasoFallido, ahora, motivo, time.Time{}
 	s.Estado, s.PasoFallido, s.Error = Compensando, p.Nombre, motivo
-	t.Motivo = "paso " + p.Nombre + " falló: " + motivo + "; compensando"
-	t.compensar(d, i, ahora)
+	t.anotar("paso " + p.Nombre + " falló: " + motivo + "; compensando")
+	t.siguienteCompensacion(d, ahora)
+}
+
+// siguienteCompensacion starts the next compensation, newest step first,
+// one at a time: first the members of the failed group that answered
+// (highest position first); while a member has not answered, its reply or
+// its deadline is awaited before going below the group; then the earlier
+// steps. With nothing left to undo, the saga is COMPENSADA.
+func (t *Transicion) siguienteCompensacion(d *Definicion, ahora time.Time) {
+	s := &t.Saga
+	for _, p := range s.Pasos {
+		if p.Estado == PasoCompensando {
+			return
+		}
+	}
+	desde, hasta := len(s.Pasos), len(s.Pasos)
+	if f := d.Indice(s.PasoFallido); f >= 0 {
+		desde, hasta = d.Grupo(f)
+	}
+	esperando := -1
+	for j := hasta - 1; j >= desde; j-- {
+		switch s.Pasos[j].Estado {
+		case PasoCompletado, PasoFallido:
+			t.compensar(d, j, ahora)
+			return
+		case PasoEjecutando:
+			esperando = max(esperando, j)
+		}
+	}
+	if esperando >= 0 {
+		s.Actual, s.EnEspera = esperando, false
+		t.anotar("esperando la respuesta de " + s.Pasos[esperando].Nombre + " para compensarlo")
+		return
+	}
+	for j := desde - 1; j >= 0; j-- {
+		if e := s.Pasos[j].Estado; e == PasoCompletado || e == PasoFallido {
+			t.compensar(d, j, ahora)
+			return
+		}
+	}
+	s.Estado, s.Fin, s.EnEspera = Compensada, ahora, false
+	t.Terminada = true
+	t.anotar("saga COMPENSADA")
 }
 
 func (t *Transicion) compensar(d *Definicion, i int, ahora time.Time) {
@@ -340,34 +484,21 @@ func (t *Transicion) compensar(d *Definicion, i int, ahora time.Time) {
 	t.enviar(d, i, Compensar, ahora)
 }
 
-// compensarAnterior moves to the newest started step before i, or ends the saga.
-func (t *Transicion) compensarAnterior(d *Definicion, i int, ahora time.Time) {
-	s := &t.Saga
-	for j := i - 1; j >= 0; j-- {
-		if s.Pasos[j].Estado != PasoPendiente {
-			t.compensar(d, j, ahora)
-			return
-		}
-	}
-	s.Estado, s.Fin, s.Plazo, s.EnEspera = Compensada, ahora, time.Time{}, false
-	t.Terminada = true
-	t.Motivo += ": saga COMPENSADA"
-}
-
 // reintentarCompensacion waits with backoff before the next attempt, or gives up.
 func (t *Transicion) reintentarCompensacion(d *Definicion, i int, ahora time.Time) {
 	s := &t.Saga
 	p := &s.Pasos[i]
 	if p.IntentoCompensacion >= d.IntentosCompensacion {
-		s.Estado, s.Fin, s.Plazo, s.EnEspera = CompensacionFallida, ahora, time.Time{}, false
+		s.Estado, s.Fin, s.EnEspera = CompensacionFallida, ahora, false
+		p.Plazo = time.Time{}
 		s.Error = fmt.Sprintf("compensación de %s falló tras %d intentos: %s", p.Nombre, p.IntentoCompensacion, p.ErrorCompensacion)
 		t.Terminada = true
-		t.Motivo = s.Error
+		t.anotar(s.Error)
 		return
 	}
 	s.EnEspera = true
-	s.Plazo = ahora.Add(Espera(d, p.IntentoCompensacion))
-	t.Motivo = fmt.Sprintf("compensación de %s falló (%s): reintento tras espera", p.Nombre, p.ErrorCompensacion)
+	p.Plazo = ahora.Add(Espera(d, p.IntentoCompensacion))
+	t.anotar(fmt.Sprintf("compensación de %s falló (%s): reintento tras espera", p.Nombre, p.ErrorCompensacion))
 }
 
 // Espera is the backoff before compensation attempt n+1: base·2^(n-1), capped.
@@ -395,8 +526,11 @@ func (t *Transicion) enviar(d *Definicion, i int, a Accion, ahora time.Time) {
 		p.IntentoCompensacion++
 		intento, nombre, plazo = p.IntentoCompensacion, def.Compensacion, time.Duration(d.PlazoCompensacion)
 	}
-	s.Plazo, s.EnEspera = ahora.Add(plazo), false
-	datos := datosComando(s, i, a)
+	p.Plazo = ahora.Add(plazo)
+	if a == Compensar {
+		s.EnEspera = false
+	}
+	datos := datosComando(d, s, i, a)
 	if a == Ejecutar {
 		p.Entrada = datos
 	}
@@ -407,17 +541,18 @@ func (t *Transicion) enviar(d *Definicion, i int, a Accion, ahora time.Time) {
 }
 
 // datosComando is what a participant receives: the saga's input and the
-// outputs of the steps before this one (for a compensation, also its own).
-func datosComando(s *Saga, i int, a Accion) json.RawMessage {
+// outputs of the steps before this one's group (for a compensation, also its
+// own). Members of a group do not see each other's outputs: they run at once.
+func datosComando(d *Definicion, s *Saga, i int, a Accion) json.RawMessage {
 	previos := map[string]json.RawMessage{}
-	hasta := i
-	if a == Compensar {
-		hasta = i + 1
-	}
-	for _, p := range s.Pasos[:hasta] {
+	desde, _ := d.Grupo(i)
+	for _, p := range s.Pasos[:desde] {
 		if len(p.Salida) > 0 {
 			previos[p.Nombre] = p.Salida
 		}
+	}
+	if p := s.Pasos[i]; a == Compensar && len(p.Salida) > 0 {
+		previos[p.Nombre] = p.Salida
 	}
 	entrada := s.Datos
 	if len(entrada) == 0 {

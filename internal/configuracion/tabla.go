@@ -197,7 +197,7 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_TIMER_INTERVAL", Defecto: "250ms", Valores: Duracion{10 * time.Millisecond, time.Minute},
 		Descripcion: "how often deadlines are swept", Binarios: Coordinador},
 	{Nombre: "SAGAS_DEFINICIONES", Valores: Texto{},
-		Descripcion: "directory of saga definitions (*.json) that add to or replace the built-in ones", Binarios: Coordinador},
+		Descripcion: "directory of saga definitions (*.json) that add to or replace the built-in ones (a replaced version stays known, so sagas started on it finish on it)", Binarios: Coordinador},
 	{Nombre: "SAGAS_PUENTE", Defecto: "on", Valores: Interruptor{},
 		Descripcion: "consume the legacy choreography topics", Binarios: Coordinador},
 	{Nombre: "SAGAS_LEGADO_TOPICO_CAMPANIA", Defecto: "persistent://public/default/eventos-campania", Valores: Topico{},

@@ -462,3 +462,72 @@ func TestDosReplicasMilSagas(t *testing.T) {
 		}
 	}
 }
+
+// TestGrupoParaleloCompletaYCompensaContraElBroker runs lanzar-campania-completa
+// version 2 (affiliates, then commissions, tracking and notifications at
+// once) through a coordinator on the real broker: the group's commands leave
+// together and the replies come back in whatever order the participants
+// answer; when tracking fails, the members that answered, the member that
+// answers late and the one that never answers are all compensated, then the
+// affiliates step, and nothing is left applied.
+func TestGrupoParaleloCompletaYCompensaContraElBroker(t *testing.T) {
+	almacenes(t, func(t *testing.T, tipo string) {
+		e := nuevoEntorno(t, tipo)
+		p := e.participantes(servicios, func(c eventos.Comando) (bool, bool) {
+			if c.Accion != eventos.Ejecutar {
+				return true, true
+			}
+			switch {
+			case c.Paso == "inicializar_tracking_conversiones" && strings.Contains(c.Datos, "fallar"):
+				return true, false
+			case c.Paso == "configurar_comisiones_campania" && strings.Contains(c.Datos, "fallar"):
+				time.Sleep(300 * time.Millisecond) // answers after tracking failed
+			case c.Paso == "preparar_notificaciones_campania" && strings.Contains(c.Datos, "silencio"):
+				return false, false // never answers: its deadline (1s) runs out
+			}
+			return true, true
+		})
+		e.coordinadorEnProceso("r1")
+		m := e.motor()
+		miembros := []string{"configurar_comisiones_campania", "inicializar_tracking_conversiones", "preparar_notificaciones_campania"}
+
+		ok := e.esperarTerminal(e.iniciar(m, saga.TipoLanzarCampaniaCompleta, `{"nombre":"bien"}`), 30*time.Second)
+		want := append([]string{"solicitar_afiliados_elegibles"}, miembros...)
+		if ok.Estado != saga.Completada || ok.VersionDefinicion != 2 || !slices.Equal(ok.PasosEjecutados(), want) {
+			t.Fatalf("happy path: %s v%d %v", ok.Estado, ok.VersionDefinicion, ok.PasosEjecutados())
+		}
+		for _, s := range ok.Pasos[2:] {
+			if !s.Inicio.Equal(ok.Pasos[1].Inicio) {
+				t.Fatalf("members did not start together: %s at %v, %s at %v", s.Nombre, s.Inicio, ok.Pasos[1].Nombre, ok.Pasos[1].Inicio)
+			}
+		}
+
+		id := e.iniciar(m, saga.TipoLanzarCampaniaCompleta, `{"nombre":"fallar silencio"}`)
+		mal := e.esperarTerminal(id, 30*time.Second)
+		if mal.Estado != saga.Compensada || mal.PasoFallido != "inicializar_tracking_conversiones" {
+			t.Fatalf("failure path: %s paso_fallido %q error %q", mal.Estado, mal.PasoFallido, mal.Error)
+		}
+		if n := len(mal.Compensaciones); n != 4 || mal.Compensaciones[3] != "solicitar_afiliados_elegibles" {
+			t.Fatalf("compensaciones %v: every member first, then the affiliates", mal.Compensaciones)
+		}
+		comp := slices.Clone(mal.Compensaciones[:3])
+		slices.Sort(comp)
+		if !slices.Equal(comp, miembros) {
+			t.Fatalf("compensaciones %v", mal.Compensaciones)
+		}
+		if s := mal.Pasos[3]; s.Intento != 1 || !strings.Contains(s.Error, "timeout") {
+			t.Fatalf("silent member: intento %d error %q; want one attempt, timed out", s.Intento, s.Error)
+		}
+		if p.recibido(saga.Clave(id, "preparar_notificaciones_campania", saga.Ejecutar), 2) != 0 {
+			t.Fatal("the silent member was retried after its group failed")
+		}
+		p.mu.Lock()
+		for _, paso := range want {
+			if v := p.efectos[id+":"+paso]; v != 0 {
+				t.Errorf("%s left applied (%d)", paso, v)
+			}
+		}
+		p.mu.Unlock()
+		e.outboxVacio(10 * time.Second)
+	})
+}
