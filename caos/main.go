@@ -55,6 +55,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,7 +133,7 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 	fs.Int64Var(&c.Semilla, "semilla", 20261124, "SAGAS_SEMILLA of the participants and seed of the load's bodies")
 	fs.DurationVar(&c.Cota, "cota", 3*time.Minute, "every saga must be terminal within this bound after the last fault")
 	fs.DurationVar(&c.PlazoPost, "plazo-post", 5*time.Minute, "give up retrying one saga's POST after this")
-	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto or ninguno (default completo, corto with -corto)")
+	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto, ninguno, zombie, partition, crash, skew or overlap (default completo, corto with -corto); docs/operations.md \"Chaos runs\" describes each")
 	fs.StringVar(&c.Estado, "estado", "", "state dir (default <repo>/.run/caos)")
 	fs.IntVar(&c.PuertoPulsar, "puerto-pulsar", 6661, "broker binary protocol port")
 	fs.IntVar(&c.PuertoPulsarHTTP, "puerto-pulsar-http", 8061, "broker admin REST port")
@@ -166,8 +167,8 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 			c.Plan = "corto"
 		}
 	}
-	if c.Plan != "completo" && c.Plan != "corto" && c.Plan != "ninguno" {
-		errs = append(errs, fmt.Errorf("-plan=%q: allowed values are completo, corto, ninguno", c.Plan))
+	if !slices.Contains(planesValidos, c.Plan) {
+		errs = append(errs, fmt.Errorf("-plan=%q: allowed values are %s", c.Plan, strings.Join(planesValidos, ", ")))
 	}
 	if c.N < 1 || c.N > 1_000_000 {
 		errs = append(errs, fmt.Errorf("-n=%d: must be between 1 and 1000000", c.N))
