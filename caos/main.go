@@ -11,6 +11,13 @@
 //  3. broker restart (scripts/pulsar.sh stop; start, same data);
 //  4. MariaDB restart (scripts/mariadb.sh stop; start, same data).
 //
+// -plan picks another plan (planes.go; docs/operations.md "Chaos runs"):
+// zombie (SIGSTOP of replica 2 while it holds locked rows, then SIGCONT),
+// partition (replica 2 ↔ MariaDB and marca ↔ broker through caos's own
+// proxies, cut silently and healed), crash (kill -9 of the broker, MariaDB
+// and each replica), skew (replica 2's clock 5 minutes behind) and overlap
+// (zombie and a broker kill -9 at once).
+//
 // Then it reads the stores themselves and prints a table of checks:
 //
 //   - every saga got its 202 and is in the coordinator's sagas table under
@@ -43,6 +50,7 @@
 //
 //	go run ./caos              2,000 sagas, full plan (or scripts/caos.sh)
 //	go run ./caos -corto       ~200 sagas, one fault of each kind, faster plan
+//	go run ./caos -plan zombie -n 300   a chaos v2 plan on a small load
 //	go run ./caos -h           its flags and the environment it reads
 package main
 

@@ -17,11 +17,11 @@ type proxy struct {
 	ln      net.Listener
 	destino string
 
-	mu       sync.Mutex
-	abierto  chan struct{} // closed while forwarding; open (blocking) while cut
-	conns    map[net.Conn]bool
-	cerrado  bool
-	wg       sync.WaitGroup
+	mu      sync.Mutex
+	abierto chan struct{} // closed while forwarding; open (blocking) while cut
+	conns   map[net.Conn]bool
+	cerrado bool
+	wg      sync.WaitGroup
 }
 
 // nuevoProxy listens on a free loopback port and forwards to destino.
