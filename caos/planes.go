@@ -75,9 +75,13 @@ func planV2(nombre string, m *mundo) []falla {
 	case planDesfase:
 		// The fault is the skewed clock of replica 2 from its start; the
 		// plan only waits while the load runs on both replicas.
+		espera := 20 * time.Second
+		if m.cfg.Corto {
+			espera = 5 * time.Second
+		}
 		return []falla{{
 			Nombre: fmt.Sprintf("%s con el reloj desfasado %s (desde su inicio)", c2.nombre, desfaseReloj),
-			Antes:  20 * time.Second, Caida: 20 * time.Second,
+			Antes:  espera, Caida: espera,
 			romper: func(context.Context) (string, error) {
 				return fmt.Sprintf("%s (pid %d) corre con SAGAS_CAOS_DESFASE_RELOJ=%s", c2.nombre, c2.Pid(), desfaseReloj), nil
 			},
