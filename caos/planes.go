@@ -140,7 +140,7 @@ func solapar(antes time.Duration, fs ...falla) falla {
 
 // fallaZombie freezes p with SIGSTOP for plazoZombie while it holds open
 // transactions (locked saga and outbox rows), then SIGCONT. It retries the
-// stop a few times until it catches p inside a transaction.
+// stop until it catches p inside a transaction, and says if it never did.
 func (m *mundo) fallaZombie(p *proceso, antes time.Duration) falla {
 	return falla{
 		Nombre: fmt.Sprintf("zombie: SIGSTOP de %s %s, luego SIGCONT", p.nombre, plazoZombie),
@@ -151,27 +151,33 @@ func (m *mundo) fallaZombie(p *proceso, antes time.Duration) falla {
 				return "", err
 			}
 			defer db.Close()
+			// Stop, look for open transactions on the frozen process's own
+			// connections, and if it holds none let it run a moment and
+			// try again; after the last try it stays stopped.
+			const intentos = 60
 			var trx, filas int
-			intento := 0
-			for intento = 1; intento <= 10; intento++ {
+			for intento := 1; ; intento++ {
 				if err := p.senalSinEsperar(syscall.SIGSTOP); err != nil {
 					return "", err
 				}
-				time.Sleep(1500 * time.Millisecond)
-				// The other replica's transactions last milliseconds: one
-				// open for more than a second belongs to the frozen one.
-				trx, filas, err = transaccionesViejas(ctx, db)
-				if err != nil || trx > 0 {
-					break
+				time.Sleep(200 * time.Millisecond)
+				trx, filas, err = transaccionesDe(ctx, db, p.Pid())
+				if err != nil {
+					return fmt.Sprintf("SIGSTOP %s (pid %d); no se pudo leer INNODB_TRX: %v", p.nombre, p.Pid(), err), nil
 				}
-				p.senalSinEsperar(syscall.SIGCONT)
-				time.Sleep(300 * time.Millisecond)
+				if trx > 0 {
+					return fmt.Sprintf("SIGSTOP %s (pid %d) en el intento %d: congelada con %d transacciones abiertas y %d filas bloqueadas",
+						p.nombre, p.Pid(), intento, trx, filas), nil
+				}
+				if intento == intentos {
+					return fmt.Sprintf("SIGSTOP %s (pid %d): en %d intentos no se la pilló dentro de una transacción; queda congelada sin filas bloqueadas",
+						p.nombre, p.Pid(), intentos), nil
+				}
+				if err := p.senalSinEsperar(syscall.SIGCONT); err != nil {
+					return "", err
+				}
+				time.Sleep(time.Duration(100+intento*7%200) * time.Millisecond)
 			}
-			if err != nil {
-				return fmt.Sprintf("SIGSTOP %s (pid %d); no se pudo leer INNODB_TRX: %v", p.nombre, p.Pid(), err), nil
-			}
-			return fmt.Sprintf("SIGSTOP %s (pid %d) en el intento %d: %d transacciones abiertas de más de 1s con %d filas bloqueadas",
-				p.nombre, p.Pid(), intento, trx, filas), nil
 		},
 		reparar: func(context.Context) (string, error) {
 			return fmt.Sprintf("SIGCONT %s (pid %d)", p.nombre, p.Pid()), p.senalSinEsperar(syscall.SIGCONT)
@@ -179,16 +185,70 @@ func (m *mundo) fallaZombie(p *proceso, antes time.Duration) falla {
 	}
 }
 
-// transaccionesViejas counts InnoDB transactions open for more than a
-// second and the rows they lock.
-func transaccionesViejas(ctx context.Context, db *sql.DB) (int, int, error) {
+// transaccionesDe counts the open InnoDB transactions of the connections
+// process pid holds to MariaDB (matched by their local TCP port, the
+// HOST column of the processlist) and the rows they lock.
+func transaccionesDe(ctx context.Context, db *sql.DB, pid int) (int, int, error) {
+	puertos, err := puertosLocales(pid)
+	if err != nil {
+		return 0, 0, err
+	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var n int
-	var filas sql.NullInt64
-	err := db.QueryRowContext(qctx, `SELECT COUNT(*), SUM(trx_rows_locked) FROM information_schema.INNODB_TRX
-		WHERE trx_started <= NOW() - INTERVAL 1 SECOND`).Scan(&n, &filas)
-	return n, int(filas.Int64), err
+	filas, err := db.QueryContext(qctx, `SELECT p.HOST, t.trx_rows_locked FROM information_schema.INNODB_TRX t
+		JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id`)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer filas.Close()
+	n, bloqueadas := 0, 0
+	for filas.Next() {
+		var host string
+		var b int
+		if err := filas.Scan(&host, &b); err != nil {
+			return 0, 0, err
+		}
+		_, puerto, _ := strings.Cut(host, ":")
+		if puertos[puerto] {
+			n++
+			bloqueadas += b
+		}
+	}
+	return n, bloqueadas, filas.Err()
+}
+
+// puertosLocales are the local ports of pid's TCP sockets (from
+// /proc/<pid>/fd and /proc/<pid>/net/tcp), as decimal strings.
+func puertosLocales(pid int) (map[string]bool, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil, err
+	}
+	inodos := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodos[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	puertos := map[string]bool{}
+	for _, tabla := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, tabla))
+		if err != nil {
+			continue
+		}
+		for _, linea := range strings.Split(string(b), "\n")[1:] {
+			campos := strings.Fields(linea)
+			if len(campos) < 10 || !inodos[campos[9]] {
+				continue
+			}
+			_, hex, _ := strings.Cut(campos[1], ":")
+			if p, err := strconv.ParseUint(hex, 16, 16); err == nil {
+				puertos[strconv.FormatUint(p, 10)] = true
+			}
+		}
+	}
+	return puertos, nil
 }
 
 // fallaMatarProceso is kill -9 of p, restarted after caida.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -109,5 +110,23 @@ func TestProxyReenviaCortaSinCerrarYSana(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", p.Direccion(), time.Second); err == nil {
 		t.Fatal("after Cerrar the proxy still accepts connections")
+	}
+}
+
+// The zombie plan finds the frozen replica's database connections by the
+// local ports of its sockets.
+func TestPuertosLocalesIncluyeUnaConexionPropia(t *testing.T) {
+	c, err := net.Dial("tcp", eco(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, puerto, _ := net.SplitHostPort(c.LocalAddr().String())
+	ps, err := puertosLocales(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ps[puerto] {
+		t.Fatalf("local port %s of an open connection not among %v", puerto, ps)
 	}
 }
