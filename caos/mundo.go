@@ -144,7 +144,7 @@ func (m *mundo) Preparar(ctx context.Context) error {
 		if m.proxyDB, err = nuevoProxy(fmt.Sprintf("127.0.0.1:%d", m.cfg.PuertoDB)); err != nil {
 			return err
 		}
-		if m.proxyBroker, err = nuevoProxyPulsar(fmt.Sprintf("127.0.0.1:%d", m.cfg.PuertoPulsar)); err != nil {
+		if m.proxyBroker, err = nuevoProxy(fmt.Sprintf("127.0.0.1:%d", m.cfg.PuertoPulsar)); err != nil {
 			return err
 		}
 		m.b.Printf("proxies: coordinador-2 → MariaDB por %s, %s → broker por %s", m.proxyDB.Direccion(), participanteVictima, m.proxyBroker.Direccion())

@@ -16,10 +16,6 @@ import (
 type proxy struct {
 	ln      net.Listener
 	destino string
-	// pulsar: the destination is a Pulsar broker, whose lookup responses
-	// are rewritten so the client's every connection goes through the
-	// proxy (proxy_pulsar.go).
-	pulsar bool
 
 	mu      sync.Mutex
 	abierto chan struct{} // closed while forwarding; open (blocking) while cut
@@ -28,20 +24,15 @@ type proxy struct {
 	wg      sync.WaitGroup
 }
 
-// nuevoProxyPulsar is nuevoProxy for a Pulsar broker's binary protocol.
-func nuevoProxyPulsar(destino string) (*proxy, error) { return nuevoProxyDe(destino, true) }
-
 // nuevoProxy listens on a free loopback port and forwards to destino.
-func nuevoProxy(destino string) (*proxy, error) { return nuevoProxyDe(destino, false) }
-
-func nuevoProxyDe(destino string, pulsar bool) (*proxy, error) {
+func nuevoProxy(destino string) (*proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("proxy hacia %s: %w", destino, err)
 	}
 	abierto := make(chan struct{})
 	close(abierto)
-	p := &proxy{ln: ln, destino: destino, pulsar: pulsar, abierto: abierto, conns: map[net.Conn]bool{}}
+	p := &proxy{ln: ln, destino: destino, abierto: abierto, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.aceptar()
 	return p, nil
@@ -173,14 +164,7 @@ func (p *proxy) atender(cliente net.Conn) {
 	defer p.olvidar(destino)
 	hecho := make(chan struct{}, 2)
 	go func() { p.copiar(destino, cliente); hecho <- struct{}{} }()
-	go func() {
-		if p.pulsar {
-			p.copiarPulsar(cliente, destino)
-		} else {
-			p.copiar(cliente, destino)
-		}
-		hecho <- struct{}{}
-	}()
+	go func() { p.copiar(cliente, destino); hecho <- struct{}{} }()
 	// One direction ended (EOF or error): close both, which ends the other.
 	<-hecho
 	cliente.Close()
