@@ -28,6 +28,9 @@ type ventana struct {
 	// none did.
 	PrimeraTrasFalla      time.Time
 	PrimeraTrasReparacion time.Time
+	// UltimaEnCurso is when the last saga that was in flight at the break
+	// ended.
+	UltimaEnCurso time.Time
 }
 
 // participanteVictima is the participant the plan kills.

@@ -322,17 +322,27 @@ func medirRecuperacion(ctx context.Context, db *sql.DB, vs []ventana, b *bitacor
 		err := db.QueryRowContext(qctx, "SELECT MIN(timestamp_fin) FROM sagas WHERE timestamp_fin >= ?", desde.UTC()).Scan(&t)
 		return t.Time, err
 	}
+	ultimaEnCurso := func(rotura time.Time) (time.Time, error) {
+		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		var t sql.NullTime
+		err := db.QueryRowContext(qctx, "SELECT MAX(timestamp_fin) FROM sagas WHERE timestamp_inicio < ? AND timestamp_fin >= ?",
+			rotura.UTC(), rotura.UTC()).Scan(&t)
+		return t.Time, err
+	}
 	for i := range vs {
 		v := &vs[i]
 		var err1, err2 error
 		v.PrimeraTrasFalla, err1 = primera(v.Inicio)
 		v.PrimeraTrasReparacion, err2 = primera(v.Fin)
-		if err := errors.Join(err1, err2); err != nil {
+		var err3 error
+		v.UltimaEnCurso, err3 = ultimaEnCurso(v.Inicio)
+		if err := errors.Join(err1, err2, err3); err != nil {
 			b.Printf("recuperación de %q: no se pudo leer sagas.timestamp_fin: %v", v.Falla, err)
 			continue
 		}
-		b.Printf("recuperación de %q: primera saga terminada %s tras la falla y %s tras la reparación",
-			v.Falla, demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion))
+		b.Printf("recuperación de %q: primera saga terminada %s tras la falla y %s tras la reparación; la última de las que estaban en curso al romper, %s tras la falla",
+			v.Falla, demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion), demora(v.Inicio, v.UltimaEnCurso))
 	}
 }
 
