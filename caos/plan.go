@@ -28,9 +28,9 @@ type ventana struct {
 	// none did.
 	PrimeraTrasFalla      time.Time
 	PrimeraTrasReparacion time.Time
-	// UltimaEnCurso is when the last saga that was in flight at the break
-	// ended.
-	UltimaEnCurso time.Time
+	// UltimaSolapada is when the last saga the fault overlapped (started
+	// before the repair, not ended before the break) ended.
+	UltimaSolapada time.Time
 }
 
 // participanteVictima is the participant the plan kills.

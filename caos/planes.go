@@ -322,12 +322,14 @@ func medirRecuperacion(ctx context.Context, db *sql.DB, vs []ventana, b *bitacor
 		err := db.QueryRowContext(qctx, "SELECT MIN(timestamp_fin) FROM sagas WHERE timestamp_fin >= ?", desde.UTC()).Scan(&t)
 		return t.Time, err
 	}
-	ultimaEnCurso := func(rotura time.Time) (time.Time, error) {
+	// The sagas the fault overlapped: started before the repair, not
+	// ended before the break.
+	ultimaSolapada := func(v *ventana) (time.Time, error) {
 		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		var t sql.NullTime
 		err := db.QueryRowContext(qctx, "SELECT MAX(timestamp_fin) FROM sagas WHERE timestamp_inicio < ? AND timestamp_fin >= ?",
-			rotura.UTC(), rotura.UTC()).Scan(&t)
+			v.Fin.UTC(), v.Inicio.UTC()).Scan(&t)
 		return t.Time, err
 	}
 	for i := range vs {
@@ -336,13 +338,13 @@ func medirRecuperacion(ctx context.Context, db *sql.DB, vs []ventana, b *bitacor
 		v.PrimeraTrasFalla, err1 = primera(v.Inicio)
 		v.PrimeraTrasReparacion, err2 = primera(v.Fin)
 		var err3 error
-		v.UltimaEnCurso, err3 = ultimaEnCurso(v.Inicio)
+		v.UltimaSolapada, err3 = ultimaSolapada(v)
 		if err := errors.Join(err1, err2, err3); err != nil {
 			b.Printf("recuperación de %q: no se pudo leer sagas.timestamp_fin: %v", v.Falla, err)
 			continue
 		}
-		b.Printf("recuperación de %q: primera saga terminada %s tras la falla y %s tras la reparación; la última de las que estaban en curso al romper, %s tras la falla",
-			v.Falla, demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion), demora(v.Inicio, v.UltimaEnCurso))
+		b.Printf("recuperación de %q: primera saga terminada %s tras la falla y %s tras la reparación; la última de las que la falla solapó, %s tras la reparación",
+			v.Falla, demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion), demora(v.Fin, v.UltimaSolapada))
 	}
 }
 
