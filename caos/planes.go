@@ -141,6 +141,7 @@ func solapar(antes time.Duration, fs ...falla) falla {
 // fallaZombie freezes p with SIGSTOP for plazoZombie while it holds open
 // transactions (locked saga and outbox rows), then SIGCONT. It retries the
 // stop until it catches p inside a transaction, and says if it never did.
+// Watching costs one small query every few milliseconds for at most 45s.
 func (m *mundo) fallaZombie(p *proceso, antes time.Duration) falla {
 	return falla{
 		Nombre: fmt.Sprintf("zombie: SIGSTOP de %s %s, luego SIGCONT", p.nombre, plazoZombie),
@@ -151,33 +152,57 @@ func (m *mundo) fallaZombie(p *proceso, antes time.Duration) falla {
 				return "", err
 			}
 			defer db.Close()
-			// Stop, look for open transactions on the frozen process's own
-			// connections, and if it holds none let it run a moment and
-			// try again; after the last try it stays stopped.
-			const intentos = 60
-			var trx, filas int
-			for intento := 1; ; intento++ {
+			// Watch the replica's own connections (by their local ports)
+			// for an open transaction; when one shows, stop the replica and
+			// look again: if the transaction is still open the replica is
+			// frozen holding its rows, otherwise let it run and keep
+			// watching. After plazoCaptura it is stopped anyway.
+			const plazoCaptura = 45 * time.Second
+			pid := p.Pid()
+			limite := time.Now().Add(plazoCaptura)
+			var puertos map[string]bool
+			var leidos time.Time
+			intentos := 0
+			for time.Now().Before(limite) && ctx.Err() == nil {
+				if time.Since(leidos) > time.Second {
+					if puertos, err = puertosLocales(pid); err != nil {
+						return "", fmt.Errorf("zombie: sockets de %s: %w", p.nombre, err)
+					}
+					leidos = time.Now()
+				}
+				trx, _, err := transaccionesDe(ctx, db, puertos)
+				if err != nil {
+					return "", fmt.Errorf("zombie: INNODB_TRX: %w", err)
+				}
+				if trx == 0 {
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
+				intentos++
 				if err := p.senalSinEsperar(syscall.SIGSTOP); err != nil {
 					return "", err
 				}
-				time.Sleep(200 * time.Millisecond)
-				trx, filas, err = transaccionesDe(ctx, db, p.Pid())
+				time.Sleep(100 * time.Millisecond)
+				if puertos, err = puertosLocales(pid); err != nil {
+					return "", fmt.Errorf("zombie: sockets de %s: %w", p.nombre, err)
+				}
+				trx, filas, err := transaccionesDe(ctx, db, puertos)
 				if err != nil {
-					return fmt.Sprintf("SIGSTOP %s (pid %d); no se pudo leer INNODB_TRX: %v", p.nombre, p.Pid(), err), nil
+					return "", fmt.Errorf("zombie: INNODB_TRX: %w", err)
 				}
 				if trx > 0 {
 					return fmt.Sprintf("SIGSTOP %s (pid %d) en el intento %d: congelada con %d transacciones abiertas y %d filas bloqueadas",
-						p.nombre, p.Pid(), intento, trx, filas), nil
-				}
-				if intento == intentos {
-					return fmt.Sprintf("SIGSTOP %s (pid %d): en %d intentos no se la pilló dentro de una transacción; queda congelada sin filas bloqueadas",
-						p.nombre, p.Pid(), intentos), nil
+						p.nombre, pid, intentos, trx, filas), nil
 				}
 				if err := p.senalSinEsperar(syscall.SIGCONT); err != nil {
 					return "", err
 				}
-				time.Sleep(time.Duration(100+intento*7%200) * time.Millisecond)
 			}
+			if err := p.senalSinEsperar(syscall.SIGSTOP); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("SIGSTOP %s (pid %d): en %s (%d intentos) no se la pilló dentro de una transacción; queda congelada sin filas bloqueadas",
+				p.nombre, pid, plazoCaptura, intentos), nil
 		},
 		reparar: func(context.Context) (string, error) {
 			return fmt.Sprintf("SIGCONT %s (pid %d)", p.nombre, p.Pid()), p.senalSinEsperar(syscall.SIGCONT)
@@ -186,13 +211,9 @@ func (m *mundo) fallaZombie(p *proceso, antes time.Duration) falla {
 }
 
 // transaccionesDe counts the open InnoDB transactions of the connections
-// process pid holds to MariaDB (matched by their local TCP port, the
-// HOST column of the processlist) and the rows they lock.
-func transaccionesDe(ctx context.Context, db *sql.DB, pid int) (int, int, error) {
-	puertos, err := puertosLocales(pid)
-	if err != nil {
-		return 0, 0, err
-	}
+// whose client ports are puertos (the HOST column of the processlist; see
+// puertosLocales) and the rows they lock.
+func transaccionesDe(ctx context.Context, db *sql.DB, puertos map[string]bool) (int, int, error) {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	filas, err := db.QueryContext(qctx, `SELECT p.HOST, t.trx_rows_locked FROM information_schema.INNODB_TRX t
