@@ -116,6 +116,10 @@ func ejecutar(ctx context.Context, cfg config, m *mundo, b *bitacora) (*resultad
 	if err != nil {
 		return nil, err
 	}
+	medirRecuperacion(ctx, db, ventanas, b)
+	if cfg.Plan == planDesfase {
+		comprobarReintentosPorPlazo(ctx, db, res)
+	}
 	res.Plan = ventanas
 	res.TasaObjetivo = tasa
 	res.Inicio, res.FinCarga, res.FinFallas, res.Referencia, res.Cota = inicio, finCarga, finFallas, referencia, cfg.Cota

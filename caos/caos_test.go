@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,4 +67,58 @@ func TestCaosCorto(t *testing.T) {
 			t.Errorf("port %d still open after the run: something it started was not stopped", p)
 		}
 	}
+}
+
+// TestCaosSkewCorto runs the skew plan on a small load: replica 2 of a
+// coordinator built with -tags caos runs 5 minutes behind, and the run
+// fails if any deadline fired (a step re-sent or timed out) or any other
+// check fails. Ports apart from TestCaosCorto's and the run's.
+func TestCaosSkewCorto(t *testing.T) {
+	if os.Getenv("SAGAS_TEST_REQUIRED") != "1" && os.Getenv("SAGAS_TEST_CAOS") != "1" {
+		t.Skip("set SAGAS_TEST_CAOS=1 (or SAGAS_TEST_REQUIRED=1): it starts its own broker and MariaDB and takes about 3 minutes")
+	}
+	raiz, err := raizRepositorio()
+	if err != nil {
+		t.Fatal(err)
+	}
+	estado := filepath.Join(raiz, ".run", "caos-test-skew")
+	puertos := []int{6663, 8063, 3319, 18083, 18084}
+	args := []string{"caos", "-corto", "-plan", "skew", "-n", "100", "-tasa", "4", "-estado", estado,
+		"-puerto-pulsar", "6663", "-puerto-pulsar-http", "8063", "-puerto-db", "3319",
+		"-puertos-api", "18083,18084", "-puerto-metricas", "18181"}
+	var todo bufferSeguro
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	inicio := time.Now()
+	if err := run(ctx, args, sinEntorno, io.MultiWriter(&registroT{t: t}, &todo)); err != nil {
+		t.Errorf("caos -plan skew: %v (state and logs in %s)", err, estado)
+	}
+	// The plan's own check must have run, not only the common ones.
+	if !strings.Contains(todo.String(), "ok  skew: ningún plazo vencido") {
+		t.Errorf("the summary has no passed skew check")
+	}
+	t.Logf("caos -plan skew took %s", time.Since(inicio).Round(time.Second))
+	for _, p := range append(puertos, 18181, 18186) {
+		if puertoAbierto(p) {
+			t.Errorf("port %d still open after the run: something it started was not stopped", p)
+		}
+	}
+}
+
+// bufferSeguro is a bytes.Buffer safe for concurrent writes.
+type bufferSeguro struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *bufferSeguro) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *bufferSeguro) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -19,8 +19,9 @@ func imprimir(w io.Writer, r *resultado) {
 	if len(r.Plan) > 0 {
 		fmt.Fprintf(w, "plan de fallas:\n")
 		for i, v := range r.Plan {
-			fmt.Fprintf(w, "  %d. +%6.1fs  %-60s reparado +%6.1fs (%.1fs caído)\n", i+1,
-				v.Inicio.Sub(r.Inicio).Seconds(), v.Falla, v.Fin.Sub(r.Inicio).Seconds(), v.Fin.Sub(v.Inicio).Seconds())
+			fmt.Fprintf(w, "  %d. +%6.1fs  %-60s reparado +%6.1fs (%.1fs caído); primera saga terminada %s tras la falla, %s tras la reparación; última de las solapadas terminada %s tras la reparación\n", i+1,
+				v.Inicio.Sub(r.Inicio).Seconds(), v.Falla, v.Fin.Sub(r.Inicio).Seconds(), v.Fin.Sub(v.Inicio).Seconds(),
+				demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion), demora(v.Fin, v.UltimaSolapada))
 		}
 	}
 

@@ -11,6 +11,13 @@
 //  3. broker restart (scripts/pulsar.sh stop; start, same data);
 //  4. MariaDB restart (scripts/mariadb.sh stop; start, same data).
 //
+// -plan picks another plan (planes.go; docs/operations.md "Chaos runs"):
+// zombie (SIGSTOP of replica 2 while it holds locked rows, then SIGCONT),
+// partition (replica 2 ↔ MariaDB and marca ↔ broker through caos's own
+// proxies, cut silently and healed), crash (kill -9 of the broker, MariaDB
+// and each replica), skew (replica 2's clock 5 minutes behind) and overlap
+// (zombie and a broker kill -9 at once).
+//
 // Then it reads the stores themselves and prints a table of checks:
 //
 //   - every saga got its 202 and is in the coordinator's sagas table under
@@ -43,6 +50,7 @@
 //
 //	go run ./caos              2,000 sagas, full plan (or scripts/caos.sh)
 //	go run ./caos -corto       ~200 sagas, one fault of each kind, faster plan
+//	go run ./caos -plan zombie -n 300   a chaos v2 plan on a small load
 //	go run ./caos -h           its flags and the environment it reads
 package main
 
@@ -55,6 +63,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,7 +141,7 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 	fs.Int64Var(&c.Semilla, "semilla", 20261124, "SAGAS_SEMILLA of the participants and seed of the load's bodies")
 	fs.DurationVar(&c.Cota, "cota", 3*time.Minute, "every saga must be terminal within this bound after the last fault")
 	fs.DurationVar(&c.PlazoPost, "plazo-post", 5*time.Minute, "give up retrying one saga's POST after this")
-	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto or ninguno (default completo, corto with -corto)")
+	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto, ninguno, zombie, partition, crash, skew or overlap (default completo, corto with -corto); docs/operations.md \"Chaos runs\" describes each")
 	fs.StringVar(&c.Estado, "estado", "", "state dir (default <repo>/.run/caos)")
 	fs.IntVar(&c.PuertoPulsar, "puerto-pulsar", 6661, "broker binary protocol port")
 	fs.IntVar(&c.PuertoPulsarHTTP, "puerto-pulsar-http", 8061, "broker admin REST port")
@@ -166,8 +175,8 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 			c.Plan = "corto"
 		}
 	}
-	if c.Plan != "completo" && c.Plan != "corto" && c.Plan != "ninguno" {
-		errs = append(errs, fmt.Errorf("-plan=%q: allowed values are completo, corto, ninguno", c.Plan))
+	if !slices.Contains(planesValidos, c.Plan) {
+		errs = append(errs, fmt.Errorf("-plan=%q: allowed values are %s", c.Plan, strings.Join(planesValidos, ", ")))
 	}
 	if c.N < 1 || c.N > 1_000_000 {
 		errs = append(errs, fmt.Errorf("-n=%d: must be between 1 and 1000000", c.N))

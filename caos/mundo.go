@@ -57,6 +57,10 @@ type mundo struct {
 	tiempoDB      time.Duration
 	coordinadores []*proceso
 	participantes map[string]*proceso
+
+	// proxyDB (coordinator replica 2 to MariaDB) and proxyBroker (the
+	// participantVictima to the broker) exist in plans that cut them.
+	proxyDB, proxyBroker *proxy
 }
 
 // caida is a process exit the plan did not ask for.
@@ -135,26 +139,48 @@ func (m *mundo) Preparar(ctx context.Context) error {
 	}
 	m.b.Printf("broker listo en %s, MariaDB en %s", m.tiempoBroker.Round(100*time.Millisecond), m.tiempoDB.Round(100*time.Millisecond))
 
+	if usaProxies(m.cfg.Plan) {
+		var err error
+		if m.proxyDB, err = nuevoProxy(fmt.Sprintf("127.0.0.1:%d", m.cfg.PuertoDB)); err != nil {
+			return err
+		}
+		if m.proxyBroker, err = nuevoProxy(fmt.Sprintf("127.0.0.1:%d", m.cfg.PuertoPulsar)); err != nil {
+			return err
+		}
+		m.b.Printf("proxies: coordinador-2 → MariaDB por %s, %s → broker por %s", m.proxyDB.Direccion(), participanteVictima, m.proxyBroker.Direccion())
+	}
 	for i, puerto := range m.cfg.PuertosAPI {
 		nombre := fmt.Sprintf("coordinador-%d", i+1)
-		p := m.nuevoProceso(nombre, "coordinador", append(m.entornoComun(),
+		env := append(m.entornoComun(),
 			"SAGAS_DB_NAME="+baseCoord,
 			"SAGAS_API_HOST=127.0.0.1",
 			"SAGAS_API_PORT="+strconv.Itoa(puerto),
 			"SAGAS_REPLICA_ID=caos-"+nombre,
 			"SAGAS_LOG_DIR=off",
-		))
+		)
+		// Later entries win in exec's environment.
+		if i == 1 && m.proxyDB != nil {
+			env = append(env, "SAGAS_DB_PORT="+strconv.Itoa(m.proxyDB.Puerto()))
+		}
+		if i == 1 && m.cfg.Plan == planDesfase {
+			env = append(env, "SAGAS_CAOS_DESFASE_RELOJ="+desfaseReloj.String())
+		}
+		p := m.nuevoProceso(nombre, "coordinador", env)
 		p.listo = m.coordinadorListo(puerto)
 		p.puertos = []int{puerto}
 		m.coordinadores = append(m.coordinadores, p)
 	}
 	for i, s := range servicios() {
-		p := m.nuevoProceso(s.Servicio, s.Servicio, append(m.entornoComun(),
+		env := append(m.entornoComun(),
 			"SAGAS_FALLOS=semillas",
 			"SAGAS_SEMILLA="+strconv.FormatInt(m.cfg.Semilla, 10),
 			"SAGAS_METRICS_ADDR=127.0.0.1:"+strconv.Itoa(m.cfg.PuertoMetricas+i),
 			"SAGAS_DATA_DIR="+filepath.Join(m.cfg.Estado, "data"),
-		))
+		)
+		if s.Servicio == participanteVictima && m.proxyBroker != nil {
+			env = append(env, "SAGAS_PULSAR_URL=pulsar://"+m.proxyBroker.Direccion())
+		}
+		p := m.nuevoProceso(s.Servicio, s.Servicio, env)
 		p.listo = lineaEnLog("participante iniciado")
 		p.puertos = []int{m.cfg.PuertoMetricas + i}
 		m.participantes[s.Servicio] = p
@@ -310,7 +336,9 @@ func (m *mundo) compilar(ctx context.Context) error {
 			goBin = filepath.Join(r, "bin", "go")
 		}
 	}
-	args := []string{"build", "-o", m.dirBin + "/", m.cfg.PaqueteCoord, "./participantes/..."}
+	// -tags caos: the coordinator reads SAGAS_CAOS_DESFASE_RELOJ (the skew
+	// plan); no other file of ours carries the tag.
+	args := []string{"build", "-tags", "caos", "-o", m.dirBin + "/", m.cfg.PaqueteCoord, "./participantes/..."}
 	t := time.Now()
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = m.cfg.Raiz
@@ -479,6 +507,24 @@ func (p *proceso) Detener() {
 	}
 }
 
+// senalSinEsperar sends s (SIGSTOP, SIGCONT) to p's process group without
+// waiting for an exit.
+func (p *proceso) senalSinEsperar(s syscall.Signal) error {
+	p.mu.Lock()
+	if p.cmd == nil || p.hecho == nil {
+		p.mu.Unlock()
+		return fmt.Errorf("%s no corre", p.nombre)
+	}
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	if err := syscall.Kill(-pid, s); err != nil {
+		if err := syscall.Kill(pid, s); err != nil {
+			return fmt.Errorf("%v a %s (pid %d): %w", s, p.nombre, pid, err)
+		}
+	}
+	return nil
+}
+
 func (p *proceso) senal(s syscall.Signal, espera time.Duration) (int, error) {
 	p.mu.Lock()
 	if p.cmd == nil || p.hecho == nil {
@@ -577,6 +623,11 @@ func (m *mundo) Apagar() {
 		}()
 	}
 	wg.Wait()
+	for _, px := range []*proxy{m.proxyDB, m.proxyBroker} {
+		if px != nil {
+			px.Cerrar()
+		}
+	}
 	ctx := context.Background()
 	if err := m.script(ctx, "mariadb.sh", "stop"); err != nil {
 		m.b.Printf("detener MariaDB: %v", err)

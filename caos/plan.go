@@ -23,6 +23,14 @@ type ventana struct {
 	Inicio time.Time
 	Fin    time.Time
 	Err    error
+	// PrimeraTrasFalla and PrimeraTrasReparacion are when the first saga
+	// ended (timestamp_fin) after the break and after the repair; zero if
+	// none did.
+	PrimeraTrasFalla      time.Time
+	PrimeraTrasReparacion time.Time
+	// UltimaSolapada is when the last saga the fault overlapped (started
+	// before the repair, not ended before the break) ended.
+	UltimaSolapada time.Time
 }
 
 // participanteVictima is the participant the plan kills.
@@ -31,8 +39,11 @@ const participanteVictima = "marca"
 // planDeFallas returns the run's faults, in order: kill -9 of coordinator
 // replica 2, kill -9 of a participant, broker restart, MariaDB restart.
 func planDeFallas(nombre string, m *mundo) []falla {
-	if nombre == "ninguno" {
+	switch nombre {
+	case "ninguno":
 		return nil
+	case planZombie, planParticion, planCrash, planDesfase, planSolape:
+		return planV2(nombre, m)
 	}
 	// Waits before each fault and how long it stays broken.
 	t := map[string][2]time.Duration{

@@ -5,6 +5,7 @@
 #
 #   scripts/caos.sh               2,000 sagas, full fault plan (~6-8 minutes)
 #   scripts/caos.sh -corto        ~200 sagas, one fault of each kind (~4 minutes)
+#   scripts/caos.sh -plan zombie  another fault plan (zombie, partition, crash, skew, overlap)
 #   scripts/caos.sh -h            every option
 #
 # caos starts its own broker (6661/8061) and MariaDB (3317) through
