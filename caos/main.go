@@ -137,7 +137,11 @@ func (c config) urlPulsar() string {
 
 func (c config) urlAdmin() string {
 	if c.Cluster {
-		return "http://" + idBroker(otroBroker(c.BrokerVictima))
+		// An invalid -broker-victima is refused later; never index with it.
+		if c.BrokerVictima == 1 {
+			return "http://" + idBroker(2)
+		}
+		return "http://" + idBroker(1)
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", c.PuertoPulsarHTTP)
 }
