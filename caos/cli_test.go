@@ -54,7 +54,8 @@ func TestConfigDeLosPlanesDelCluster(t *testing.T) {
 		{"-cluster"}, // completo restarts the world's own broker
 		{"-cluster", "-plan", "partition"},
 		{"-plan", "broker-cluster", "-broker-victima", "3"},
-		{"-plan", "unload", "-particiones", "0"},
+		{"-plan", "unload", "-particiones", "-1"},
+		{"-plan", "unload", "-particiones", "1025"},
 	} {
 		if _, err := leerConfig(append([]string{"caos"}, args...), sinEntorno, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v: accepted", args)
