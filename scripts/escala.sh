@@ -17,7 +17,9 @@
 #
 # Usage: scripts/escala.sh [-n SAGAS] [-c CONCURRENCY] [-w WARMUP] [CONFIG...]
 #   defaults: -n 1500 -c 32 -w 300, configurations 1x1 2x1 3x1 1x2 2x2
-# Env: ESCALA_DB_PORT [3342], ESCALA_PARTITIONS [4],
+# Env: ESCALA_DB_PORT [3342], ESCALA_PARTITIONS [4], ESCALA_COTAS [2x1]
+#      (the configuration whose run also measures carga's broker and
+#      database bounds, 10-20 s more),
 #      ESCALA_API_PORT [18401] (replica i on +i-1),
 #      ESCALA_METRICS_PORT [18411] (participant instances from there on).
 set -euo pipefail
@@ -172,7 +174,9 @@ for cfg in "${CONFIGS[@]}"; do
     bytes_antes=$(bytes_guardados)
     m_antes=$(metricas)
     log "$cfg: measured, $N sagas at concurrency $C (load: $carga_antes)"
-    carga -n "$N" -concurrencia "$C" -cotas=false -cpu-solo "$SAGAS_ROOT/.run" -json "$OUT/$cfg.json" >"$OUT/$cfg.txt" 2>&1 ||
+    cotas=false
+    [[ $cfg == "${ESCALA_COTAS:-2x1}" ]] && cotas=true
+    carga -n "$N" -concurrencia "$C" -cotas=$cotas -almacen mysql -cpu-solo "$SAGAS_ROOT/.run" -json "$OUT/$cfg.json" >"$OUT/$cfg.txt" 2>&1 ||
         { cat "$OUT/$cfg.txt" >&2; die "measured load failed"; }
     m_despues=$(metricas)
     carga_despues=$(uptime)
