@@ -65,10 +65,18 @@ mkdir -p "$OUT" "$BIN" "$LOGS"
 
 PIDS=()
 OWN_CLUSTER=0
+# parar_sistema: TERM to every process started, KILL to those still alive
+# 20 s later (a process still starting may not act on TERM yet).
 parar_sistema() {
-    local p
+    local p vivos _
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for _ in $(seq 1 40); do
+        vivos=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && vivos=1; done
+        [[ $vivos == 0 ]] && break
+        sleep 0.5
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     PIDS=()
 }
 salir() {
