@@ -98,6 +98,17 @@ log "building the coordinator, the participants and carga into $BIN"
 go build -o "$BIN/" ./coordinador/cmd/coordinador ./participantes/... ./carga
 
 # The environment every process of the system gets (nothing of the caller's).
+# lanzar runs a command with it in the background and records its pid: the
+# subshell execs into env, which execs the binary, so the pid is the binary's.
+lanzar() {
+    (exec env -i PATH="$PATH:/usr/sbin:/sbin" HOME="$HOME" GOMAXPROCS=1 \
+        SAGAS_PULSAR_URL="$PULSAR_URL" SAGAS_PULSAR_ADMIN_URL="$ADMIN_URL" \
+        SAGAS_PULSAR_TENANT=alpespartner SAGAS_PULSAR_NAMESPACE="$NS" SAGAS_PULSAR_PARTITIONS="$PARTS" \
+        SAGAS_STORAGE_TYPE=mysql SAGAS_DB_HOST=127.0.0.1 SAGAS_DB_PORT="$DB_PORT" \
+        SAGAS_DB_USER=sagas SAGAS_DB_PASSWORD=sagas123 SAGAS_LOG_LEVEL=warn \
+        SAGAS_LOG_DIR=off SAGAS_PUENTE=off SAGAS_DATA_DIR="$ESCALA_DIR/data" "$@") &
+    PIDS+=($!)
+}
 base_env() {
     env -i PATH="$PATH:/usr/sbin:/sbin" HOME="$HOME" GOMAXPROCS=1 \
         SAGAS_PULSAR_URL="$PULSAR_URL" SAGAS_PULSAR_ADMIN_URL="$ADMIN_URL" \
@@ -143,16 +154,24 @@ for cfg in "${CONFIGS[@]}"; do
     APIS=()
     for ((i = 0; i < R; i++)); do
         port=$((API0 + i))
-        base_env SAGAS_DB_NAME=sagas SAGAS_API_HOST=127.0.0.1 SAGAS_API_PORT=$port SAGAS_REPLICA_ID="escala-$((i + 1))" \
-            "$BIN/coordinador" >"$LOGS/coordinador-$((i + 1))-$cfg.log" 2>&1 &
-        PIDS+=($!)
+        lanzar SAGAS_DB_NAME=sagas SAGAS_API_HOST=127.0.0.1 SAGAS_API_PORT=$port SAGAS_REPLICA_ID="escala-$((i + 1))" \
+            "$BIN/coordinador" >"$LOGS/coordinador-$((i + 1))-$cfg.log" 2>&1
         APIS+=("http://127.0.0.1:$port")
     done
+    # indice SERVICE INSTANCE: the instance's offset from ESCALA_METRICS_PORT.
+    indice() {
+        local k=0 x j
+        for x in "${PARTICIPANTS[@]}"; do
+            for ((j = 1; j <= M; j++)); do
+                [[ $x == "$1" && $j == "$2" ]] && { echo $k; return; }
+                k=$((k + 1))
+            done
+        done
+    }
     k=0
     for s in "${PARTICIPANTS[@]}"; do
         for ((j = 1; j <= M; j++)); do
-            base_env SAGAS_METRICS_ADDR=127.0.0.1:$((MET0 + k)) "$BIN/$s" >"$LOGS/$s-$j-$cfg.log" 2>&1 &
-            PIDS+=($!)
+            lanzar SAGAS_METRICS_ADDR=127.0.0.1:$((MET0 + k)) "$BIN/$s" >"$LOGS/$s-$j-$cfg.log" 2>&1
             k=$((k + 1))
         done
     done
@@ -162,7 +181,12 @@ for cfg in "${CONFIGS[@]}"; do
     done
     for s in "${PARTICIPANTS[@]}"; do
         for ((j = 1; j <= M; j++)); do
-            iniciado() { grep -q "participante iniciado" "$LOGS/$s-$j-$cfg.log"; }
+            # Started: its consumer of the command topic is open (the
+            # Pulsar client's metrics; at log level warn it logs nothing).
+            iniciado() {
+                curl -sf --max-time 5 "http://127.0.0.1:$((MET0 + $(indice "$s" "$j")))/metrics" |
+                    grep -E "^pulsar_client_consumers_opened\{.*topic=\"[^\"]*/comandos-$s\"\} [1-9]" >/dev/null
+            }
             wait_until 180 "$s #$j" iniciado || { tail -20 "$LOGS/$s-$j-$cfg.log" >&2; die "$s #$j did not start"; }
         done
     done
