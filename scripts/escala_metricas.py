@@ -7,8 +7,8 @@ a load:
 
   broker_in_msgs, broker_out_msgs   pulsar_in/out_messages_total of the
                                     namespace's topics (argv[1]), both brokers
-  broker_entries                    pulsar_storage_write_latency_count of those
-                                    topics: entries (batches) written to BookKeeper
+                                    (the per-topic storage histograms are per
+                                    stats interval, not counters: not used)
   bookie_adds, bookie_write_bytes,  every bookie: entries added (ADD_ENTRY,
   bookie_journal_fsyncs             journal force-write), bytes written, journal
                                     flushes; all the cluster's writes, not only
@@ -65,8 +65,6 @@ for linea in sys.stdin:
             sumar("broker_in_msgs", v)
         elif nombre == "pulsar_out_messages_total":
             sumar("broker_out_msgs", v)
-        elif nombre == "pulsar_storage_write_latency_count":
-            sumar("broker_entries", v)
     elif seccion == "bookie":
         if nombre == "bookkeeper_server_ADD_ENTRY_count" and 'success="true"' in etiquetas:
             sumar("bookie_adds", v)
