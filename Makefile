@@ -1,11 +1,15 @@
 # Entry points; the work is done by scripts/ (see each script's header).
-.PHONY: run test build pulsar-start pulsar-stop mariadb-start mariadb-stop clean cluster-start cluster-stop
+.PHONY: run test test-cluster build pulsar-start pulsar-stop mariadb-start mariadb-stop clean cluster-start cluster-stop
 
 run:
 	scripts/run.sh
 
 test:
 	scripts/test.sh
+
+# The failover tests on the multi-broker cluster (not part of make test).
+test-cluster:
+	scripts/test-cluster.sh
 
 build:
 	go build ./...

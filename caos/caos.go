@@ -117,6 +117,9 @@ func ejecutar(ctx context.Context, cfg config, m *mundo, b *bitacora) (*resultad
 		return nil, err
 	}
 	medirRecuperacion(ctx, db, ventanas, b)
+	if esPlanCluster(cfg.Plan) {
+		medirDetencion(ctx, db, ventanas, b)
+	}
 	if cfg.Plan == planDesfase {
 		comprobarReintentosPorPlazo(ctx, db, res)
 	}

@@ -22,6 +22,9 @@ func imprimir(w io.Writer, r *resultado) {
 			fmt.Fprintf(w, "  %d. +%6.1fs  %-60s reparado +%6.1fs (%.1fs caído); primera saga terminada %s tras la falla, %s tras la reparación; última de las solapadas terminada %s tras la reparación\n", i+1,
 				v.Inicio.Sub(r.Inicio).Seconds(), v.Falla, v.Fin.Sub(r.Inicio).Seconds(), v.Fin.Sub(v.Inicio).Seconds(),
 				demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion), demora(v.Fin, v.UltimaSolapada))
+			if !v.Reanudada.IsZero() {
+				fmt.Fprintf(w, "     ninguna saga terminó durante %.1fs tras la falla; la primera terminó de nuevo %s tras la falla\n", v.Detenida.Seconds(), demora(v.Inicio, v.Reanudada))
+			}
 		}
 	}
 

@@ -108,7 +108,15 @@ type config struct {
 	Namespace        string
 	PaqueteCoord     string // package of the coordinator's main
 	ReiniciarCaidos  bool
-	Version          bool // -version: print it and exit
+
+	// Cluster runs the world on scripts/cluster.sh's multi-broker cluster
+	// (started if it is down, state under EstadoCluster) instead of its own
+	// standalone broker; the cluster plans set it.
+	Cluster       bool
+	EstadoCluster string
+	Particiones   int  // SAGAS_PULSAR_PARTITIONS of the world
+	BrokerVictima int  // the broker the broker-cluster plan kills (1 or 2)
+	Version       bool // -version: print it and exit
 
 	// Seguridad is how caos's own clients (reading the dead-letter topics)
 	// authenticate to the world's broker (SAGAS_PULSAR_AUTH and its family).
@@ -116,9 +124,27 @@ type config struct {
 	Seguridad bus.Seguridad
 }
 
-// urlPulsar and urlAdmin are the world's broker, for caos's own clients.
-func (c config) urlPulsar() string { return fmt.Sprintf("pulsar://127.0.0.1:%d", c.PuertoPulsar) }
-func (c config) urlAdmin() string  { return fmt.Sprintf("http://127.0.0.1:%d", c.PuertoPulsarHTTP) }
+// urlPulsar and urlAdmin are the world's broker, for caos's own clients
+// and the world's processes. On the cluster the service URL names both
+// brokers; the admin URL (one host: the processes' admin client takes one)
+// is the broker the broker-cluster plan does not kill.
+func (c config) urlPulsar() string {
+	if c.Cluster {
+		return fmt.Sprintf("pulsar://127.0.0.1:%d,127.0.0.1:%d", puertosBrokerCluster[0], puertosBrokerCluster[1])
+	}
+	return fmt.Sprintf("pulsar://127.0.0.1:%d", c.PuertoPulsar)
+}
+
+func (c config) urlAdmin() string {
+	if c.Cluster {
+		// An invalid -broker-victima is refused later; never index with it.
+		if c.BrokerVictima == 1 {
+			return "http://" + idBroker(2)
+		}
+		return "http://" + idBroker(1)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", c.PuertoPulsarHTTP)
+}
 
 // leerConfig reads the command line and the broker's credentials from
 // getenv; -h writes the flags and the environment caos reads to ayuda and
@@ -141,7 +167,7 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 	fs.Int64Var(&c.Semilla, "semilla", 20261124, "SAGAS_SEMILLA of the participants and seed of the load's bodies")
 	fs.DurationVar(&c.Cota, "cota", 3*time.Minute, "every saga must be terminal within this bound after the last fault")
 	fs.DurationVar(&c.PlazoPost, "plazo-post", 5*time.Minute, "give up retrying one saga's POST after this")
-	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto, ninguno, zombie, partition, crash, skew or overlap (default completo, corto with -corto); docs/operations.md \"Chaos runs\" describes each")
+	fs.StringVar(&c.Plan, "plan", "", "fault plan: completo, corto, ninguno, zombie, partition, crash, skew, overlap, broker-cluster or unload (default completo, corto with -corto); docs/operations.md \"Chaos runs\" describes each")
 	fs.StringVar(&c.Estado, "estado", "", "state dir (default <repo>/.run/caos)")
 	fs.IntVar(&c.PuertoPulsar, "puerto-pulsar", 6661, "broker binary protocol port")
 	fs.IntVar(&c.PuertoPulsarHTTP, "puerto-pulsar-http", 8061, "broker admin REST port")
@@ -151,12 +177,25 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 	fs.StringVar(&c.Namespace, "namespace", "", "Pulsar namespace (default caos-<unix time>, unique per run)")
 	fs.StringVar(&c.PaqueteCoord, "paquete-coordinador", "./coordinador/cmd/coordinador", "package of the coordinator's main")
 	fs.BoolVar(&c.ReiniciarCaidos, "reiniciar-caidos", true, "restart a process that exits outside the plan (the exit is still a violation)")
+	fs.BoolVar(&c.Cluster, "cluster", false, "run on the multi-broker cluster of scripts/cluster.sh (pulsar://127.0.0.1:6680,127.0.0.1:6681; started if down and then stopped again) instead of an own broker; the plans broker-cluster and unload imply it")
+	fs.StringVar(&c.EstadoCluster, "estado-cluster", "", "state dir of scripts/cluster.sh (SAGAS_STATE_DIR; default <repo>/.run, the cluster in <repo>/.run/cluster)")
+	fs.IntVar(&c.Particiones, "particiones", 0, "SAGAS_PULSAR_PARTITIONS of the world (default 4 on the cluster, 1 otherwise)")
+	fs.IntVar(&c.BrokerVictima, "broker-victima", 1, "the broker (1 or 2) the broker-cluster plan kills; the world's admin URL is the other one")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
 	}
 	if c.Version {
 		return c, nil
+	}
+	if esPlanCluster(c.Plan) {
+		c.Cluster = true
+	}
+	if c.Particiones == 0 {
+		c.Particiones = 1
+		if c.Cluster {
+			c.Particiones = 4
+		}
 	}
 	env := configuracion.Leer(getenv)
 	c.Seguridad = bus.LeerSeguridad(env, c.urlPulsar(), c.urlAdmin())
@@ -186,6 +225,15 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 	}
 	if c.Cota <= 0 || c.PlazoPost <= 0 {
 		errs = append(errs, errors.New("-cota and -plazo-post must be positive"))
+	}
+	if c.Particiones < 1 || c.Particiones > 1024 {
+		errs = append(errs, fmt.Errorf("-particiones=%d: must be between 1 and 1024", c.Particiones))
+	}
+	if c.BrokerVictima != 1 && c.BrokerVictima != 2 {
+		errs = append(errs, fmt.Errorf("-broker-victima=%d: the cluster has brokers 1 and 2", c.BrokerVictima))
+	}
+	if c.Cluster && (usaProxies(c.Plan) || c.Plan == "completo" || c.Plan == "corto" || c.Plan == planCrash || c.Plan == planSolape) {
+		errs = append(errs, fmt.Errorf("-plan=%s restarts or proxies the world's own broker: it does not run on the cluster", c.Plan))
 	}
 	partes := strings.Split(*apis, ",")
 	if len(partes) != 2 {
@@ -217,6 +265,12 @@ func leerConfig(args []string, getenv func(string) string, ayuda io.Writer) (con
 	}
 	if c.Estado, err = filepath.Abs(c.Estado); err != nil {
 		errs = append(errs, fmt.Errorf("-estado: %w", err))
+	}
+	if c.EstadoCluster == "" {
+		c.EstadoCluster = filepath.Join(raiz, ".run")
+	}
+	if c.EstadoCluster, err = filepath.Abs(c.EstadoCluster); err != nil {
+		errs = append(errs, fmt.Errorf("-estado-cluster: %w", err))
 	}
 	return c, errors.Join(errs...)
 }

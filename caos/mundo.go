@@ -58,6 +58,11 @@ type mundo struct {
 	coordinadores []*proceso
 	participantes map[string]*proceso
 
+	// On the cluster: the broker killed and not yet restarted (0: none),
+	// and whether caos started the cluster (then it stops it at the end).
+	brokerCaido     int
+	clusterIniciado bool
+
 	// proxyDB (coordinator replica 2 to MariaDB) and proxyBroker (the
 	// participantVictima to the broker) exist in plans that cut them.
 	proxyDB, proxyBroker *proxy
@@ -110,9 +115,13 @@ func (m *mundo) Preparar(ctx context.Context) error {
 		}
 	}
 
-	m.b.Printf("limpiando datos de un run anterior (pulsar.sh clean, mariadb.sh clean)")
-	if err := m.script(ctx, "pulsar.sh", "clean"); err != nil {
-		return err
+	if m.cfg.Cluster {
+		m.b.Printf("limpiando datos de un run anterior (mariadb.sh clean); el cluster conserva los suyos, cada run usa su propio namespace")
+	} else {
+		m.b.Printf("limpiando datos de un run anterior (pulsar.sh clean, mariadb.sh clean)")
+		if err := m.script(ctx, "pulsar.sh", "clean"); err != nil {
+			return err
+		}
 	}
 	if err := m.script(ctx, "mariadb.sh", "clean"); err != nil {
 		return err
@@ -120,11 +129,20 @@ func (m *mundo) Preparar(ctx context.Context) error {
 
 	// The broker takes tens of seconds: start it while the database starts
 	// and the binaries build.
-	m.b.Printf("iniciando broker en 127.0.0.1:%d/%d, MariaDB en 127.0.0.1:%d y compilando", m.cfg.PuertoPulsar, m.cfg.PuertoPulsarHTTP, m.cfg.PuertoDB)
+	if m.cfg.Cluster {
+		m.b.Printf("cluster de scripts/cluster.sh (%s, estado %s, %d particiones por tópico), MariaDB en 127.0.0.1:%d y compilando", m.cfg.urlPulsar(), m.cfg.EstadoCluster, m.cfg.Particiones, m.cfg.PuertoDB)
+	} else {
+		m.b.Printf("iniciando broker en 127.0.0.1:%d/%d, MariaDB en 127.0.0.1:%d y compilando", m.cfg.PuertoPulsar, m.cfg.PuertoPulsarHTTP, m.cfg.PuertoDB)
+	}
 	errBroker := make(chan error, 1)
 	go func() {
 		t := time.Now()
-		err := m.script(ctx, "pulsar.sh", "start")
+		var err error
+		if m.cfg.Cluster {
+			err = m.iniciarCluster(ctx)
+		} else {
+			err = m.script(ctx, "pulsar.sh", "start")
+		}
 		m.mu.Lock()
 		m.tiempoBroker = time.Since(t)
 		m.mu.Unlock()
@@ -256,7 +274,26 @@ func (m *mundo) entornoComun() []string {
 		"SAGAS_DB_USER="+usuarioDB,
 		"SAGAS_DB_PASSWORD="+claveDB,
 		"SAGAS_LOG_LEVEL=info",
+		"SAGAS_PULSAR_PARTITIONS="+strconv.Itoa(m.cfg.Particiones),
 	)
+}
+
+// iniciarCluster starts scripts/cluster.sh's cluster unless it already
+// serves; caos stops it at the end only if it started it here.
+func (m *mundo) iniciarCluster(ctx context.Context) error {
+	if m.scriptCluster(ctx, "status") == nil {
+		m.b.Printf("el cluster ya corría: se usa y se deja corriendo")
+		return nil
+	}
+	m.mu.Lock()
+	m.clusterIniciado = true
+	m.mu.Unlock()
+	return m.scriptCluster(ctx, "start")
+}
+
+// scriptCluster runs scripts/cluster.sh with the cluster's state dir.
+func (m *mundo) scriptCluster(ctx context.Context, args ...string) error {
+	return m.scriptEn(ctx, m.cfg.EstadoCluster, "cluster.sh", args...)
 }
 
 // preparar runs `coordinador -preparar` with the coordinators' environment.
@@ -283,6 +320,11 @@ func (m *mundo) dsn(base string) string {
 // output appended to logs/<nombre>.log. When ctx ends the script's process
 // group is stopped (what it spawned detached is stopped by Apagar).
 func (m *mundo) script(ctx context.Context, nombre string, args ...string) error {
+	return m.scriptEn(ctx, m.cfg.Estado, nombre, args...)
+}
+
+// scriptEn is script with estado as the script's SAGAS_STATE_DIR.
+func (m *mundo) scriptEn(ctx context.Context, estado, nombre string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, plazoScript)
 	defer cancel()
 	ruta := filepath.Join(m.dirLogs, strings.TrimSuffix(nombre, ".sh")+".log")
@@ -299,7 +341,7 @@ func (m *mundo) script(ctx context.Context, nombre string, args ...string) error
 		"PULSAR_PORT="+strconv.Itoa(m.cfg.PuertoPulsar),
 		"PULSAR_HTTP_PORT="+strconv.Itoa(m.cfg.PuertoPulsarHTTP),
 		"SAGAS_DB_PORT="+strconv.Itoa(m.cfg.PuertoDB),
-		"SAGAS_STATE_DIR="+m.cfg.Estado,
+		"SAGAS_STATE_DIR="+estado,
 	)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -632,8 +674,23 @@ func (m *mundo) Apagar() {
 	if err := m.script(ctx, "mariadb.sh", "stop"); err != nil {
 		m.b.Printf("detener MariaDB: %v", err)
 	}
-	if err := m.script(ctx, "pulsar.sh", "stop"); err != nil {
-		m.b.Printf("detener broker: %v", err)
+	m.mu.Lock()
+	clusterIniciado, brokerCaido := m.clusterIniciado, m.brokerCaido
+	m.mu.Unlock()
+	switch {
+	case m.cfg.Cluster && clusterIniciado:
+		if err := m.scriptCluster(ctx, "stop"); err != nil {
+			m.b.Printf("detener el cluster: %v", err)
+		}
+	case m.cfg.Cluster && brokerCaido != 0:
+		// Leave the cluster as it was found: both brokers up.
+		if err := m.scriptCluster(ctx, "restart-broker", strconv.Itoa(brokerCaido)); err != nil {
+			m.b.Printf("reiniciar el broker %d del cluster: %v", brokerCaido, err)
+		}
+	case !m.cfg.Cluster:
+		if err := m.script(ctx, "pulsar.sh", "stop"); err != nil {
+			m.b.Printf("detener broker: %v", err)
+		}
 	}
 	m.b.Printf("apagado")
 }

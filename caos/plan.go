@@ -31,6 +31,12 @@ type ventana struct {
 	// UltimaSolapada is when the last saga the fault overlapped (started
 	// before the repair, not ended before the break) ended.
 	UltimaSolapada time.Time
+	// Reanudada is, on the cluster plans, when the first saga ended after
+	// the longest stretch without any saga ending that began within
+	// margenDetencion of the break (zero if there was none): the time from
+	// the fault to the first saga finishing again. Detenida is that stretch.
+	Reanudada time.Time
+	Detenida  time.Duration
 }
 
 // participanteVictima is the participant the plan kills.
@@ -44,6 +50,8 @@ func planDeFallas(nombre string, m *mundo) []falla {
 		return nil
 	case planZombie, planParticion, planCrash, planDesfase, planSolape:
 		return planV2(nombre, m)
+	case planBrokerCluster, planUnload:
+		return planCluster(nombre, m)
 	}
 	// Waits before each fault and how long it stays broken.
 	t := map[string][2]time.Duration{

@@ -24,7 +24,7 @@ const (
 )
 
 // planesValidos are every -plan value, in the help's order.
-var planesValidos = []string{"completo", "corto", "ninguno", planZombie, planParticion, planCrash, planDesfase, planSolape}
+var planesValidos = []string{"completo", "corto", "ninguno", planZombie, planParticion, planCrash, planDesfase, planSolape, planBrokerCluster, planUnload}
 
 // desfaseReloj is the clock offset of the skewed replica in the skew plan
 // (SAGAS_CAOS_DESFASE_RELOJ of a coordinator built with -tags caos).

@@ -48,6 +48,8 @@ var participantesCPU = []string{"influencer", "marca", "tracking", "afiliados", 
 
 // grupoDe names the group of a process from its command name (comm) and,
 // for a JVM only, its command line; "" when it is not part of the system.
+// The JVMs of a cluster (scripts/cluster.sh) are told apart by their main
+// class: broker, bookie, zookeeper; a standalone is pulsar.
 func grupoDe(comm string, cmdline func() string, propio bool) string {
 	switch {
 	case propio:
@@ -58,8 +60,18 @@ func grupoDe(comm string, cmdline func() string, propio bool) string {
 		return "participantes"
 	case comm == "mariadbd" || comm == "mysqld":
 		return "mariadb"
-	case comm == "java" && strings.Contains(cmdline(), "pulsar"):
-		return "pulsar"
+	case comm == "java":
+		c := cmdline()
+		switch {
+		case strings.Contains(c, "org.apache.pulsar.PulsarBrokerStarter"):
+			return "broker"
+		case strings.Contains(c, "org.apache.bookkeeper.server.Main"), strings.Contains(c, "org.apache.pulsar.PulsarBookieStarter"):
+			return "bookie"
+		case strings.Contains(c, "org.apache.zookeeper.server.quorum.QuorumPeerMain"), strings.Contains(c, "org.apache.pulsar.zookeeper.ZooKeeperStarter"):
+			return "zookeeper"
+		case strings.Contains(c, "pulsar"):
+			return "pulsar"
+		}
 	}
 	return ""
 }
@@ -84,8 +96,11 @@ type procesoCPU struct {
 const hzUsuario = 100
 
 // leerCPU reads the machine's counters and those of the system's processes
-// from procfs (rooted at /proc). self is this process's pid.
-func leerCPU(procfs fs.FS, self int) (*muestraCPU, error) {
+// from procfs (rooted at /proc). self is this process's pid. With solo set,
+// only processes whose command line contains it count (this tool always
+// does): on a shared machine, other people's brokers, databases and
+// coordinators are left out.
+func leerCPU(procfs fs.FS, self int, solo string) (*muestraCPU, error) {
 	m := &muestraCPU{procesos: map[int]procesoCPU{}}
 	stat, err := fs.ReadFile(procfs, "stat")
 	if err != nil {
@@ -117,7 +132,7 @@ func leerCPU(procfs fs.FS, self int) (*muestraCPU, error) {
 			return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		}
 		g := grupoDe(comm, cmdline, pid == self)
-		if g == "" {
+		if g == "" || (solo != "" && pid != self && !strings.Contains(cmdline(), solo)) {
 			continue
 		}
 		m.procesos[pid] = procesoCPU{grupo: g, jiffies: jiffies, cambios: cambiosDeContexto(procfs, e.Name())}
@@ -249,13 +264,14 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 type medidorCPU struct {
 	procfs fs.FS
 	self   int
+	solo   string
 	inicio *muestraCPU
 	err    error
 }
 
-func iniciarCPU(procfs fs.FS) *medidorCPU {
-	m := &medidorCPU{procfs: procfs, self: os.Getpid()}
-	m.inicio, m.err = leerCPU(procfs, m.self)
+func iniciarCPU(procfs fs.FS, solo string) *medidorCPU {
+	m := &medidorCPU{procfs: procfs, self: os.Getpid(), solo: solo}
+	m.inicio, m.err = leerCPU(procfs, m.self, solo)
 	return m
 }
 
@@ -263,7 +279,7 @@ func (m *medidorCPU) fin(sagas int) (*CPU, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
-	b, err := leerCPU(m.procfs, m.self)
+	b, err := leerCPU(m.procfs, m.self, m.solo)
 	if err != nil {
 		return nil, err
 	}

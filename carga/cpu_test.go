@@ -57,11 +57,11 @@ func TestCPUEntre(t *testing.T) {
 		"16": {statDe("16", "carga (x)", "11", "1"), "/tmp/carga", nil},
 		"18": {statDe("18", "marca", "999", "0"), "/x/bin/marca", nil}, // started during the run
 	})
-	a, err := leerCPU(antes, 16)
+	a, err := leerCPU(antes, 16, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := leerCPU(despues, 16)
+	b, err := leerCPU(despues, 16, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +102,60 @@ func TestCPUEntre(t *testing.T) {
 	}
 }
 
+// On a cluster the broker, bookie and ZooKeeper JVMs are groups of their
+// own; with solo, only the processes whose command line holds it count
+// (and the tool itself).
+func TestCPUGruposDelClusterYSolo(t *testing.T) {
+	const dir = "/w/.run/cluster"
+	ps := func(j string) map[string]procesoFalso {
+		return map[string]procesoFalso{
+			"20": {statDe("20", "java", j, "0"), "java -Dpulsar.log.file=pulsar-broker.log org.apache.pulsar.PulsarBrokerStarter --broker-conf " + dir + "/broker1/conf/broker.conf", nil},
+			"21": {statDe("21", "java", j, "0"), "java -Dpulsar.log.file=bookkeeper.log org.apache.bookkeeper.server.Main --conf " + dir + "/bookie1/conf/bookkeeper.conf", nil},
+			"22": {statDe("22", "java", j, "0"), "java -Dpulsar.log.file=zookeeper.log org.apache.zookeeper.server.quorum.QuorumPeerMain " + dir + "/zk/conf/zookeeper.conf", nil},
+			"23": {statDe("23", "java", j, "0"), "java -cp /otro/lib org.apache.pulsar.PulsarStandaloneStarter --config /otro/standalone.conf", nil},
+			"24": {statDe("24", "coordinador", j, "0"), "/w/.run/escala/bin/coordinador", nil},
+			"25": {statDe("25", "coordinador", j, "0"), "/otro/bin/coordinador", nil},
+			"26": {statDe("26", "carga", j, "0"), "/tmp/carga", nil},
+		}
+	}
+	antes, despues := procFalso("cpu  0 0 0 0 0 0 0 0 0 0", ps("0")), procFalso("cpu  100 0 0 0 0 0 0 0 0 0", ps("10"))
+	for _, caso := range []struct {
+		solo string
+		want []string
+	}{
+		{"", []string{"bookie", "broker", "carga", "coordinador", "pulsar", "zookeeper"}},
+		{"/w/.run", []string{"bookie", "broker", "carga", "coordinador", "zookeeper"}},
+	} {
+		procesos := map[string]int{"coordinador": 1}
+		if caso.solo == "" {
+			procesos["coordinador"] = 2
+		}
+		a, err := leerCPU(antes, 26, caso.solo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := leerCPU(despues, 26, caso.solo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, g := range cpuEntre(a, b, 1).Grupos {
+			got = append(got, g.Nombre)
+			if want := max(procesos[g.Nombre], 1); g.Procesos != want {
+				t.Errorf("solo %q: group %s has %d processes, want %d", caso.solo, g.Nombre, g.Procesos, want)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(caso.want, ",") {
+			t.Errorf("solo %q: groups %v, want %v", caso.solo, got, caso.want)
+		}
+	}
+}
+
 func TestLeerCPURechazaStatSinCPU(t *testing.T) {
-	if _, err := leerCPU(fstest.MapFS{"stat": {Data: []byte("intr 1\n")}}, 1); err == nil {
+	if _, err := leerCPU(fstest.MapFS{"stat": {Data: []byte("intr 1\n")}}, 1, ""); err == nil {
 		t.Fatal("leerCPU accepted a /proc/stat without a cpu line")
 	}
-	if _, err := leerCPU(fstest.MapFS{}, 1); err == nil {
+	if _, err := leerCPU(fstest.MapFS{}, 1, ""); err == nil {
 		t.Fatal("leerCPU accepted a procfs without stat")
 	}
 }
@@ -117,7 +166,7 @@ func TestCPUPropioEnProc(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("/proc accounting is Linux only")
 	}
-	m := iniciarCPU(os.DirFS("/proc"))
+	m := iniciarCPU(os.DirFS("/proc"), "")
 	if m.err != nil {
 		t.Fatal(m.err)
 	}

@@ -78,6 +78,7 @@ type opciones struct {
 	sqlite       string
 	cotas        bool
 	cpu          bool
+	cpuSolo      string
 	salida       string
 	espera       time.Duration
 	token        string
@@ -144,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		configuracion.Ayuda(fs.Output(), configuracion.Carga)
 	}
 	env := configuracion.Leer(getenv)
-	fs.StringVar(&o.api, "api", "http://127.0.0.1:8003", "coordinator API base URL")
+	fs.StringVar(&o.api, "api", "http://127.0.0.1:8003", "coordinator API base URL; several replicas' URLs comma-separated get the POSTs in turn")
 	fs.StringVar(&o.flujo, "flujo", "campana", "campana or lanzar-campania-completa")
 	fs.IntVar(&o.n, "n", 500, "number of sagas")
 	fs.Float64Var(&o.tasa, "tasa", 0, "target start rate in sagas/s (0: fixed concurrency, closed loop)")
@@ -159,6 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
 	fs.BoolVar(&o.cotas, "cotas", true, "measure the broker and DB bounds in the same run")
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
+	fs.StringVar(&o.cpuSolo, "cpu-solo", "", "count only the processes whose command line contains this text (e.g. your run's state dir), leaving out others' on a shared machine")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
 	fs.DurationVar(&o.espera, "espera", 5*time.Minute, "give up waiting for outcomes after this")
 	fs.StringVar(&o.token, "token", env.Secreto("SAGAS_API_TOKEN"), "API bearer token (default $SAGAS_API_TOKEN, or the content of $SAGAS_API_TOKEN_FILE)")
@@ -218,7 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var cpu *medidorCPU
 	if o.cpu {
-		cpu = iniciarCPU(os.DirFS("/proc"))
+		cpu = iniciarCPU(os.DirFS("/proc"), o.cpuSolo)
 	}
 	res, err := cargar(ctx, o, client, topo, stderr)
 	if err != nil {
@@ -405,9 +407,11 @@ func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.
 	if o.fallos > 0 {
 		cada = int(math.Round(1 / o.fallos))
 	}
+	apis := strings.Split(o.api, ",")
 	iniciar := func(i int) (string, error) {
 		cuerpo := cuerpoDe(o.flujo, i, cada > 0 && i%cada == 0, pasoFinal)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.api+ruta, bytes.NewReader(cuerpo))
+		api := strings.TrimSpace(apis[i%len(apis)])
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+ruta, bytes.NewReader(cuerpo))
 		if err != nil {
 			return "", err
 		}
