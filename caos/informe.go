@@ -22,8 +22,12 @@ func imprimir(w io.Writer, r *resultado) {
 			fmt.Fprintf(w, "  %d. +%6.1fs  %-60s reparado +%6.1fs (%.1fs caído); primera saga terminada %s tras la falla, %s tras la reparación; última de las solapadas terminada %s tras la reparación\n", i+1,
 				v.Inicio.Sub(r.Inicio).Seconds(), v.Falla, v.Fin.Sub(r.Inicio).Seconds(), v.Fin.Sub(v.Inicio).Seconds(),
 				demora(v.Inicio, v.PrimeraTrasFalla), demora(v.Fin, v.PrimeraTrasReparacion), demora(v.Fin, v.UltimaSolapada))
+			if i < len(r.API) {
+				fmt.Fprintf(w, "       durante la falla, %s\n", r.API[i])
+			}
 		}
 	}
+	fmt.Fprintf(w, "en todo el run, %s\n", r.APITotal)
 
 	fmt.Fprintf(w, "desenlaces:\n")
 	tipos := make([]string, 0, len(r.Desenlaces))
