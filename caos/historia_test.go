@@ -82,7 +82,9 @@ func TestCompensacionesDeUnGrupoEnCualquierOrden(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-	en := func(s float64) sql.NullTime { return sql.NullTime{Time: t0.Add(time.Duration(s * float64(time.Second))), Valid: true} }
+	en := func(s float64) sql.NullTime {
+		return sql.NullTime{Time: t0.Add(time.Duration(s * float64(time.Second))), Valid: true}
+	}
 	s := &sagaHistoria{ID: "l1", Tipo: d.Tipo, VersionDef: d.Version, Estado: string(saga.Compensada), Version: 4}
 	for i, p := range d.Pasos {
 		ph := pasoHistoria{Orden: i, Nombre: p.Nombre, Estado: "COMPENSADO", Inicio: en(1), Fin: en(2), InicioComp: en(3), FinComp: en(4)}
