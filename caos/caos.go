@@ -116,6 +116,13 @@ func ejecutar(ctx context.Context, cfg config, m *mundo, b *bitacora) (*resultad
 	if err != nil {
 		return nil, err
 	}
+	if err := comprobarHistorias(ctx, m, db, ids, res, logger); err != nil {
+		return nil, err
+	}
+	for _, v := range ventanas {
+		res.API = append(res.API, l.registro.en(v.Inicio, v.Fin))
+	}
+	res.APITotal = l.registro.en(inicio, time.Now())
 	medirRecuperacion(ctx, db, ventanas, b)
 	if esPlanCluster(cfg.Plan) {
 		medirDetencion(ctx, db, ventanas, b)

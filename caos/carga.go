@@ -127,6 +127,9 @@ type lanzador struct {
 	b          *bitacora
 	reintentos atomic.Int64
 	aceptadas  atomic.Int64
+	// registro holds every POST attempt, for the API's 5xx and latency
+	// during each fault.
+	registro registroPOST
 }
 
 func nuevoLanzador(apis []string, plazo time.Duration, b *bitacora) *lanzador {
@@ -220,10 +223,13 @@ func (l *lanzador) post(ctx context.Context, api string, p pedido) (id string, r
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", p.Clave)
+	enviado := time.Now()
 	resp, err := l.httpc.Do(req)
 	if err != nil {
+		l.registro.anotar(intentoPOST{Enviado: enviado, Duracion: time.Since(enviado)})
 		return "", true, err
 	}
+	l.registro.anotar(intentoPOST{Enviado: enviado, Duracion: time.Since(enviado), Codigo: resp.StatusCode})
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var cuerpo struct {

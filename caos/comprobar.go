@@ -66,6 +66,8 @@ type resultado struct {
 
 	Desenlaces     map[string]map[string]int // tipo → estado → sagas
 	Plan           []ventana
+	API            []apiEnVentana // POSTs sent during each fault of Plan
+	APITotal       apiEnVentana   // every POST of the run
 	Caidas         []caida
 	TasaObjetivo   float64
 	Aceptadas      int

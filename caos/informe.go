@@ -25,8 +25,12 @@ func imprimir(w io.Writer, r *resultado) {
 			if !v.Reanudada.IsZero() {
 				fmt.Fprintf(w, "     ninguna saga terminó durante %.1fs tras la falla; la primera terminó de nuevo %s tras la falla\n", v.Detenida.Seconds(), demora(v.Inicio, v.Reanudada))
 			}
+			if i < len(r.API) {
+				fmt.Fprintf(w, "       durante la falla, %s\n", r.API[i])
+			}
 		}
 	}
+	fmt.Fprintf(w, "en todo el run, %s\n", r.APITotal)
 
 	fmt.Fprintf(w, "desenlaces:\n")
 	tipos := make([]string, 0, len(r.Desenlaces))

@@ -40,9 +40,14 @@
 //   - the coordinator's outbox is empty;
 //   - no message in any *-DLQ topic of the namespace decodes as a valid
 //     command, reply or outcome (that would be a lost message);
+//   - each saga's history is a valid path of the state machine (steps in
+//     definition order, compensations newest first, a version no smaller
+//     than the transitions its steps show) with exactly one outcome event
+//     on eventos-saga that agrees with the store (historia.go);
 //   - no process exited that the plan did not kill.
 //
-// It also prints the outcomes and the throughput, and exits non-zero on any
+// It also prints the outcomes, the throughput and, per fault, the API's 5xx
+// count and POST latency while it held, and exits non-zero on any
 // violation. The clients caos opens itself (reading the dead-letter topics)
 // use the SAGAS_PULSAR_AUTH family of its environment; the world's broker
 // is open and its processes get none of the caller's SAGAS_ settings. Everything it started is stopped at the end, also on failure

@@ -40,6 +40,9 @@ var (
 	// is permanent: the same input fails again, so a consumer dead-letters
 	// the message that carried it instead of retrying it.
 	ErrInvalido = errors.New("valor que el almacén no admite")
+	// ErrAparcadoNoEncontrado: no parked outbox row with that id (it was
+	// never parked, was sent again or was deleted).
+	ErrAparcadoNoEncontrado = errors.New("mensaje aparcado no encontrado")
 )
 
 // Idempotencia de-duplicates the creation of a saga. Clave (optional) names

@@ -1882,4 +1882,25 @@ func probarRechazos(t *testing.T, c almacen.Config) {
 	if n := vencidas(); n != 1 {
 		t.Errorf("%d sagas due once their row was parked, want 1", n)
 	}
+	if n, err := db.ContarAparcados(ctx); n != 1 || err != nil {
+		t.Errorf("ContarAparcados = %d, %v; want 1", n, err)
+	}
+	// The operator sends it again: unparked with its attempts reset, it is
+	// claimed by the next drain and no longer listed.
+	if _, err := db.Reenviar(ctx, id+1000); !errors.Is(err, almacen.ErrAparcadoNoEncontrado) {
+		t.Errorf("Reenviar of an unknown row: %v, want ErrAparcadoNoEncontrado", err)
+	}
+	reenviado, err := db.Reenviar(ctx, id)
+	if err != nil || reenviado.ID != id || reenviado.Clave != "s1" || reenviado.Intentos != 2 {
+		t.Fatalf("Reenviar = %+v, %v; want the parked row as it was", reenviado, err)
+	}
+	if _, err := db.Reenviar(ctx, id); !errors.Is(err, almacen.ErrAparcadoNoEncontrado) {
+		t.Errorf("Reenviar twice: %v, want ErrAparcadoNoEncontrado", err)
+	}
+	if n, err := db.ContarAparcados(ctx); n != 0 || err != nil {
+		t.Errorf("ContarAparcados after Reenviar = %d, %v; want 0", n, err)
+	}
+	if vistos := drenar(false); len(vistos) != 1 || vistos[0].ID != id || vistos[0].Intentos != 0 {
+		t.Errorf("drain after Reenviar saw %+v; want the row again with 0 attempts", vistos)
+	}
 }

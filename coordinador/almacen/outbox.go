@@ -315,6 +315,46 @@ func (db *DB) Aparcados(ctx context.Context, limite int) ([]Aparcado, error) {
 	return db.leerAparcados(ctx, "WHERE aparcado IS NOT NULL ORDER BY id LIMIT ?", limite)
 }
 
+// ContarAparcados returns how many outbox rows are parked.
+func (db *DB) ContarAparcados(ctx context.Context) (int, error) {
+	var n int
+	if err := db.sql.QueryRowContext(ctx, "SELECT COUNT(*) FROM outbox WHERE aparcado IS NOT NULL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("contar mensajes aparcados: %w", err)
+	}
+	return n, nil
+}
+
+// Reenviar clears the parked mark of outbox row id and its attempts, so the
+// relay claims and publishes it again, and returns the row as it was
+// parked. ErrAparcadoNoEncontrado if no parked row has that id.
+func (db *DB) Reenviar(ctx context.Context, id int64) (Aparcado, error) {
+	as, err := db.leerAparcados(ctx, "WHERE aparcado IS NOT NULL AND id = ?", id)
+	if err != nil {
+		return Aparcado{}, err
+	}
+	if len(as) == 0 {
+		return Aparcado{}, fmt.Errorf("mensaje %d: %w", id, ErrAparcadoNoEncontrado)
+	}
+	var n int64
+	err = db.transaccion(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE outbox SET aparcado = NULL, intentos = 0, reintentar_desde = NULL WHERE id = ? AND aparcado IS NOT NULL", id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return Aparcado{}, fmt.Errorf("reenviar mensaje aparcado %d: %w", id, err)
+	}
+	if n == 0 {
+		// Another operator cleared it (or deleted it) between the read and
+		// the update.
+		return Aparcado{}, fmt.Errorf("mensaje %d: %w", id, ErrAparcadoNoEncontrado)
+	}
+	return as[0], nil
+}
+
 func (db *DB) leerAparcados(ctx context.Context, donde string, args ...any) ([]Aparcado, error) {
 	rows, err := db.sql.QueryContext(ctx, "SELECT id, topico, clave, tipo, carga, propiedades, creado, intentos, ultimo_error, aparcado FROM outbox "+donde, args...)
 	if err != nil {

@@ -64,11 +64,13 @@ type Esperas interface {
 // Comprobacion is one readiness check: nil when the dependency answers.
 type Comprobacion func(ctx context.Context) error
 
-// Opciones configure Nuevo. Iniciador, Consultas and Esperas are required.
+// Opciones configure Nuevo. Iniciador, Consultas, Esperas and Outbox are required.
 type Opciones struct {
 	Iniciador Iniciador
 	Consultas Consultas
 	Esperas   Esperas
+	// Outbox lists and re-sends parked outbox rows.
+	Outbox Outbox
 	// BaseDatos and Broker are the readiness checks of /readyz (for example
 	// the store's Ping and a broker round trip). A nil check is not run.
 	BaseDatos Comprobacion
@@ -105,10 +107,13 @@ type servidor struct {
 	iniciador  Iniciador
 	consultas  Consultas
 	esperas    Esperas
+	outbox     Outbox
 	baseDatos  Comprobacion
 	broker     Comprobacion
 	plazoSalud time.Duration
-	token      []byte
+	// plazoAlmacen bounds each store call of a handler.
+	plazoAlmacen time.Duration
+	token        []byte
 	// tokenLectura opens the GET routes only.
 	tokenLectura []byte
 	limite       int64
@@ -138,6 +143,9 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	if o.Esperas == nil {
 		faltan = append(faltan, errors.New("falta Esperas"))
 	}
+	if o.Outbox == nil {
+		faltan = append(faltan, errors.New("falta Outbox"))
+	}
 	switch {
 	case o.TokenLectura != "" && o.Token == "":
 		faltan = append(faltan, errors.New("TokenLectura (SAGAS_API_READ_TOKEN) sin Token (SAGAS_API_TOKEN): un token de solo lectura no protege nada si las demás rutas quedan abiertas"))
@@ -160,6 +168,7 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 		plazoAlmacen = PlazoAlmacenPorDefecto
 	}
 	s.iniciador = iniciadorConPlazo{o.Iniciador, plazoAlmacen}
+	s.outbox, s.plazoAlmacen = o.Outbox, plazoAlmacen
 	s.consultas = consultasConPlazo{o.Consultas, plazoAlmacen}
 	if o.Token != "" {
 		s.token = []byte(o.Token)
@@ -219,6 +228,8 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar(leer))
 	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar(operar))
 	e.GET("/api/v1/campanias", s.campanias, s.autenticar(leer))
+	e.GET("/api/v1/outbox/aparcados", s.aparcados, s.autenticar(leer))
+	e.POST("/api/v1/outbox/aparcados/:id/reenviar", s.reenviar, s.autenticar(operar))
 	inspector.Rutas(e)
 	return e, nil
 }

@@ -631,7 +631,7 @@ func TestTokenDeSoloLecturaLeePeroNoOpera(t *testing.T) {
 func TestTokenDeSoloLecturaExigeOtroTokenDeOperador(t *testing.T) {
 	base := func() Opciones {
 		en := nuevoEntorno(t)
-		return Opciones{Iniciador: en.iniciador, Consultas: en.store, Esperas: en.avisos}
+		return Opciones{Iniciador: en.iniciador, Consultas: en.store, Esperas: en.avisos, Outbox: en.store}
 	}
 	for _, c := range []struct{ token, lectura, dice string }{
 		{"", "lector", "sin Token (SAGAS_API_TOKEN)"},
@@ -1038,13 +1038,13 @@ func TestNuevoExigeSusDependencias(t *testing.T) {
 	if err == nil {
 		t.Fatal("Nuevo accepted empty options")
 	}
-	for _, falta := range []string{"Iniciador", "Consultas", "Esperas"} {
+	for _, falta := range []string{"Iniciador", "Consultas", "Esperas", "Outbox"} {
 		if !strings.Contains(err.Error(), falta) {
 			t.Fatalf("the error does not name %s: %v", falta, err)
 		}
 	}
 	en := nuevoEntorno(t)
-	_, err = Nuevo(Opciones{Iniciador: en.iniciador, Consultas: en.store, Esperas: en.avisos, Registro: en.registro})
+	_, err = Nuevo(Opciones{Iniciador: en.iniciador, Consultas: en.store, Esperas: en.avisos, Outbox: en.store, Registro: en.registro})
 	if err == nil || !strings.Contains(err.Error(), "métricas") {
 		t.Fatalf("registering the metrics twice on one registry: %v", err)
 	}

@@ -39,6 +39,16 @@ func (c consultasCaidas) Contar(ctx context.Context, _ almacen.Filtro) (almacen.
 	return nil, c.esperar(ctx)
 }
 
+func (c consultasCaidas) Aparcados(ctx context.Context, _ int) ([]almacen.Aparcado, error) {
+	return nil, c.esperar(ctx)
+}
+
+func (c consultasCaidas) ContarAparcados(ctx context.Context) (int, error) { return 0, c.esperar(ctx) }
+
+func (c consultasCaidas) Reenviar(ctx context.Context, _ int64) (almacen.Aparcado, error) {
+	return almacen.Aparcado{}, c.esperar(ctx)
+}
+
 func TestBaseDeDatosCaidaOLentaResponde503ConRetryAfterATiempo(t *testing.T) {
 	rechazada := &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("connect: %w", syscall.ECONNREFUSED)}
 	casos := []struct {
@@ -54,6 +64,7 @@ func TestBaseDeDatosCaidaOLentaResponde503ConRetryAfterATiempo(t *testing.T) {
 		t.Run(c.nombre, func(t *testing.T) {
 			en := nuevoEntorno(t, func(o *Opciones) {
 				o.Consultas = consultasCaidas{c.err}
+				o.Outbox = consultasCaidas{c.err}
 				o.PlazoAlmacen = 200 * time.Millisecond
 				o.BaseDatos = func(ctx context.Context) error { return consultasCaidas{c.err}.esperar(ctx) }
 				o.PlazoSalud = 200 * time.Millisecond
@@ -65,6 +76,17 @@ func TestBaseDeDatosCaidaOLentaResponde503ConRetryAfterATiempo(t *testing.T) {
 			}
 			if r.codigo != http.StatusServiceUnavailable || r.cabecera.Get("Retry-After") != "5" || !strings.Contains(r.json(t)["error"].(string), c.clase) {
 				t.Fatalf("%d Retry-After=%q %s", r.codigo, r.cabecera.Get("Retry-After"), r.cuerpo)
+			}
+			for _, ruta := range []string{"/api/v1/outbox/aparcados", "/api/v1/outbox/aparcados/7/reenviar"} {
+				metodo := http.MethodGet
+				if strings.HasSuffix(ruta, "reenviar") {
+					metodo = http.MethodPost
+				}
+				inicio = time.Now()
+				r := en.hacer(metodo, ruta, "")
+				if d := time.Since(inicio); d > 2*time.Second || r.codigo != http.StatusServiceUnavailable || r.cabecera.Get("Retry-After") != "5" {
+					t.Fatalf("%s %s: %d after %v: %s", metodo, ruta, r.codigo, d, r.cuerpo)
+				}
 			}
 			r = en.hacer(http.MethodGet, "/readyz", "")
 			causas, _ := r.json(t)["causas"].(map[string]any)

@@ -126,7 +126,7 @@ func nuevoEntorno(t *testing.T, ajustar ...func(*Opciones)) *entorno {
 	})
 	en.iniciador = &iniciadorProbado{Motor: en.motor}
 	o := Opciones{
-		Iniciador: en.iniciador, Consultas: store, Esperas: en.avisos,
+		Iniciador: en.iniciador, Consultas: store, Esperas: en.avisos, Outbox: store,
 		BaseDatos: store.Ping, Broker: func(context.Context) error { return nil },
 		Registro: en.registro, Logger: logger,
 	}

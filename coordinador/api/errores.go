@@ -146,6 +146,8 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 			cabeceraIdempotente, claveDeCabecera(reutilizada.Clave), reutilizada.SagaID)}
 	case errors.Is(err, almacen.ErrNoEncontrada):
 		return http.StatusNotFound, CuerpoError{Error: "saga no encontrada"}
+	case errors.Is(err, almacen.ErrAparcadoNoEncontrado):
+		return http.StatusNotFound, CuerpoError{Error: "mensaje aparcado no encontrado (nunca se aparcó, ya se reenvió o se borró)"}
 	case errors.Is(err, saga.ErrNoReintentable):
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
 	case errors.As(err, &grande):

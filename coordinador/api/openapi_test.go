@@ -229,6 +229,17 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 		hacer(http.MethodGet, url, "", "Authorization", "Bearer mal")
 	}
 	hacer(http.MethodPost, "/api/v1/sagas/x/reintentar", "", "Authorization", "")
+	// Parked outbox rows: one row parked by hand, listed and sent again.
+	aparcado := aparcarUno(t, en)
+	hacer(http.MethodGet, "/api/v1/outbox/aparcados", "")          // 200
+	hacer(http.MethodGet, "/api/v1/outbox/aparcados?limite=x", "") // 400
+	hacer(http.MethodGet, "/api/v1/outbox/aparcados", "", "Authorization", "Bearer mal")
+	cancelada(http.MethodGet, "/api/v1/outbox/aparcados", "")
+	hacer(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "", "Authorization", "Bearer lec") // 403
+	hacer(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "", "Authorization", "")           // 401
+	cancelada(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "")
+	hacer(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "") // 202
+	hacer(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "") // 404: no longer parked
 	dbCaida.Store(true)
 	hacer(http.MethodGet, "/readyz", "")
 

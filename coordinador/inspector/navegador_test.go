@@ -172,8 +172,12 @@ func (p *pagina) diagnostico() string {
 	if len(texto) > 3000 {
 		texto = texto[:3000] + "…"
 	}
+	registro := "(no coordinator process)"
+	if p.s != nil {
+		registro = p.s.Log("coordinador")
+	}
 	return fmt.Sprintf("--- page ---\n%s\n--- console errors ---\n%s\n--- coordinator log ---\n%s",
-		texto, strings.Join(p.errores(), "\n"), p.s.Log("coordinador"))
+		texto, strings.Join(p.errores(), "\n"), registro)
 }
 
 func (p *pagina) hacer(que string, pasos ...chromedp.Action[chromedp.Void]) {

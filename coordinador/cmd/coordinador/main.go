@@ -180,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Trabajadores: cfg.Trabajadores, Reintentos: cfg.Reintentos, Logger: logger, Metricas: metricasBus,
 	}, codecRespuesta, sagas)
 	e, err := api.Nuevo(api.Opciones{
-		Iniciador: sagas, Consultas: store, Esperas: avisos, Catalogo: catalogo,
+		Iniciador: sagas, Consultas: store, Esperas: avisos, Outbox: store, Catalogo: catalogo,
 		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, TokenLectura: cfg.TokenLectura, Logger: logger,
 	})
 	if err != nil {
