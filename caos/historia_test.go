@@ -24,13 +24,22 @@ func historiaCompensada() (*sagaHistoria, []eventos.Evento) {
 			{Orden: 1, Nombre: "marca", Estado: "COMPENSADO", Inicio: en(1), Fin: en(2), InicioComp: en(4), FinComp: en(5)},
 			{Orden: 2, Nombre: "tracking", Estado: "COMPENSADO", Inicio: en(2), Fin: en(3), InicioComp: en(3), FinComp: en(4)},
 		}}
-	return s, []eventos.Evento{{SagaID: "s1", Estado: s.Estado, Compensaciones: []string{"tracking", "marca", "influencer"}}}
+	return s, []eventos.Evento{{ID: "e1", SagaID: "s1", Estado: s.Estado, Compensaciones: []string{"tracking", "marca", "influencer"}}}
 }
 
 func TestHistoriaValidaPasaYCadaDesvioSeNombra(t *testing.T) {
 	cat := saga.CatalogoPorDefecto()
 	if s, evs := historiaCompensada(); validarHistoria(s, cat, evs) != "" {
 		t.Fatalf("a valid history refused: %s", validarHistoria(s, cat, evs))
+	}
+	// A compensation that gave up and later resumed (a late reply or an
+	// operator's retry) announced COMPENSACION_FALLIDA before its outcome.
+	{
+		s, evs := historiaCompensada()
+		evs = append([]eventos.Evento{{ID: "e0", SagaID: "s1", Estado: string(saga.CompensacionFallida)}}, evs...)
+		if got := validarHistoria(s, cat, evs); got != "" {
+			t.Errorf("COMPENSACION_FALLIDA then COMPENSADA refused: %s", got)
+		}
 	}
 	casos := []struct {
 		nombre string
@@ -47,6 +56,12 @@ func TestHistoriaValidaPasaYCadaDesvioSeNombra(t *testing.T) {
 		}, "empezó antes que la de"},
 		{"a version that went back", func(s *sagaHistoria, _ *[]eventos.Evento) { s.Version = 5 }, "versión 5 menor"},
 		{"two outcome events", func(s *sagaHistoria, evs *[]eventos.Evento) { *evs = append(*evs, (*evs)[0]) }, "2 eventos en eventos-saga"},
+		{"the same event twice (a re-send nobody de-duplicated)", func(s *sagaHistoria, evs *[]eventos.Evento) {
+			*evs = append([]eventos.Evento{(*evs)[0]}, *evs...)
+		}, "el evento e1 está 2 veces"},
+		{"a second outcome after the final one", func(s *sagaHistoria, evs *[]eventos.Evento) {
+			*evs = append(*evs, eventos.Evento{ID: "e2", SagaID: "s1", Estado: string(saga.CompensacionFallida)})
+		}, "2 eventos en eventos-saga: [COMPENSADA COMPENSACION_FALLIDA]"},
 		{"no outcome event", func(s *sagaHistoria, evs *[]eventos.Evento) { *evs = nil }, "ningún evento"},
 		{"an event that disagrees", func(s *sagaHistoria, evs *[]eventos.Evento) { (*evs)[0].Estado = "COMPLETADA" }, "el evento dice COMPLETADA"},
 		{"a step started before the previous ended", func(s *sagaHistoria, _ *[]eventos.Evento) {
