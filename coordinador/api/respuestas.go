@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/traza"
 )
 
 // Saga states in the order listings report them, and those still running.
@@ -50,22 +51,25 @@ func estadoDe(s saga.Saga) estadoSaga {
 // detalleSaga is GET /api/v1/sagas/{saga_id}: the saga with its input and
 // the timeline of its steps.
 type detalleSaga struct {
-	IDSaga            string          `json:"id_saga"`
-	Tipo              string          `json:"tipo"`
-	VersionDefinicion int             `json:"version_definicion"`
-	Estado            saga.Estado     `json:"estado"`
-	CampaniaID        string          `json:"campania_id,omitempty"`
-	UsuarioID         string          `json:"usuario_id,omitempty"`
-	Entrada           json.RawMessage `json:"entrada,omitempty"`
-	Inicio            time.Time       `json:"inicio"`
-	Fin               time.Time       `json:"fin,omitzero"`
-	DuracionSegundos  *float64        `json:"duracion_segundos,omitempty"`
-	TiempoTotal       string          `json:"tiempo_total,omitempty"`
-	PasoActual        string          `json:"paso_actual,omitempty"`
-	PasosEjecutados   []string        `json:"pasos_ejecutados"`
-	PasoFallido       string          `json:"paso_fallido,omitempty"`
-	Compensaciones    []string        `json:"compensaciones"`
-	Error             string          `json:"error,omitempty"`
+	IDSaga            string      `json:"id_saga"`
+	Tipo              string      `json:"tipo"`
+	VersionDefinicion int         `json:"version_definicion"`
+	Estado            saga.Estado `json:"estado"`
+	CampaniaID        string      `json:"campania_id,omitempty"`
+	UsuarioID         string      `json:"usuario_id,omitempty"`
+	// TraceID is the W3C trace id the saga runs in (absent for sagas
+	// started before traces were kept).
+	TraceID          string          `json:"trace_id,omitempty"`
+	Entrada          json.RawMessage `json:"entrada,omitempty"`
+	Inicio           time.Time       `json:"inicio"`
+	Fin              time.Time       `json:"fin,omitzero"`
+	DuracionSegundos *float64        `json:"duracion_segundos,omitempty"`
+	TiempoTotal      string          `json:"tiempo_total,omitempty"`
+	PasoActual       string          `json:"paso_actual,omitempty"`
+	PasosEjecutados  []string        `json:"pasos_ejecutados"`
+	PasoFallido      string          `json:"paso_fallido,omitempty"`
+	Compensaciones   []string        `json:"compensaciones"`
+	Error            string          `json:"error,omitempty"`
 	// Plazo is the next deadline: the earliest of the steps' (a reply
 	// deadline, or the end of a backoff wait).
 	Plazo   time.Time     `json:"plazo,omitzero"`
@@ -105,7 +109,7 @@ func detalleDe(s saga.Saga, def *saga.Definicion) detalleSaga {
 	e := estadoDe(s)
 	d := detalleSaga{
 		IDSaga: s.ID, Tipo: s.Tipo, VersionDefinicion: s.VersionDefinicion, Estado: s.Estado,
-		CampaniaID: s.CampaniaID, UsuarioID: s.UsuarioID, Entrada: objetoJSON(s.Datos),
+		CampaniaID: s.CampaniaID, UsuarioID: s.UsuarioID, TraceID: traza.TraceID(s.Traceparent), Entrada: objetoJSON(s.Datos),
 		Inicio: s.Inicio, Fin: e.Fin, DuracionSegundos: duracion(s.Inicio, s.Fin), TiempoTotal: e.TiempoTotal,
 		PasoActual: e.PasoActual, PasosEjecutados: e.PasosEjecutados, PasoFallido: s.PasoFallido,
 		Compensaciones: e.Compensaciones, Error: s.Error, Plazo: s.Plazo, Version: s.Version,
