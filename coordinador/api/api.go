@@ -232,15 +232,21 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 // trazar runs each POST (what starts or changes a saga) in the trace of its
 // W3C traceparent header, or in a new trace when the header is absent or
 // invalid, within a server span when spans are exported. The engine stores
-// that context with the saga it starts.
+// that context with the saga it starts. A POST on an existing saga (a
+// retry) runs in that saga's trace instead, so one saga stays one trace.
 func (s *servidor) trazar(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if r.Method != http.MethodPost {
 			return next(c)
 		}
-		ruta := c.Path()
-		ctx, span := s.trazador.IniciarEn(r.Context(), r.Header.Get("traceparent"), r.Method+" "+ruta, traza.Servidor,
+		ruta, tp := c.Path(), r.Header.Get("traceparent")
+		if id := c.Param("saga_id"); id != "" && formatoID.MatchString(id) {
+			if sg, err := s.consultas.Saga(r.Context(), id); err == nil && sg.Traceparent != "" {
+				tp = sg.Traceparent
+			}
+		}
+		ctx, span := s.trazador.IniciarEn(r.Context(), tp, r.Method+" "+ruta, traza.Servidor,
 			traza.Atributos(attribute.String("http.request.method", r.Method), attribute.String("http.route", ruta),
 				attribute.String("url.path", r.URL.Path)))
 		c.SetRequest(r.WithContext(ctx))

@@ -221,7 +221,8 @@ func (r *Relay) registrarRechazos(ctx context.Context) {
 	for _, a := range aparcados {
 		r.aparcados.WithLabelValues(bus.NombreTopico(a.Topico)).Inc()
 		r.logger.Error("mensaje aparcado: el broker lo rechazó en cada intento", "saga_id", a.Clave, "topico", a.Topico,
-			"tipo", a.Tipo, "id", a.ID, "intentos", a.Intentos, "err", a.UltimoError)
+			"tipo", a.Tipo, "id", a.ID, "intentos", a.Intentos, "err", a.UltimoError,
+			"trace_id", traza.TraceID(a.Propiedades[eventos.PropTraceparent]))
 	}
 }
 
