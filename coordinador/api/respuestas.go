@@ -51,25 +51,23 @@ func estadoDe(s saga.Saga) estadoSaga {
 // detalleSaga is GET /api/v1/sagas/{saga_id}: the saga with its input and
 // the timeline of its steps.
 type detalleSaga struct {
-	IDSaga            string      `json:"id_saga"`
-	Tipo              string      `json:"tipo"`
-	VersionDefinicion int         `json:"version_definicion"`
-	Estado            saga.Estado `json:"estado"`
-	CampaniaID        string      `json:"campania_id,omitempty"`
-	UsuarioID         string      `json:"usuario_id,omitempty"`
-	// TraceID is the W3C trace id the saga runs in (absent for sagas
-	// started before traces were kept).
-	TraceID          string          `json:"trace_id,omitempty"`
-	Entrada          json.RawMessage `json:"entrada,omitempty"`
-	Inicio           time.Time       `json:"inicio"`
-	Fin              time.Time       `json:"fin,omitzero"`
-	DuracionSegundos *float64        `json:"duracion_segundos,omitempty"`
-	TiempoTotal      string          `json:"tiempo_total,omitempty"`
-	PasoActual       string          `json:"paso_actual,omitempty"`
-	PasosEjecutados  []string        `json:"pasos_ejecutados"`
-	PasoFallido      string          `json:"paso_fallido,omitempty"`
-	Compensaciones   []string        `json:"compensaciones"`
-	Error            string          `json:"error,omitempty"`
+	IDSaga            string          `json:"id_saga"`
+	Tipo              string          `json:"tipo"`
+	VersionDefinicion int             `json:"version_definicion"`
+	Estado            saga.Estado     `json:"estado"`
+	CampaniaID        string          `json:"campania_id,omitempty"`
+	UsuarioID         string          `json:"usuario_id,omitempty"`
+	TraceID           string          `json:"trace_id,omitempty"` // absent for sagas started before traces were kept
+	Entrada           json.RawMessage `json:"entrada,omitempty"`
+	Inicio            time.Time       `json:"inicio"`
+	Fin               time.Time       `json:"fin,omitzero"`
+	DuracionSegundos  *float64        `json:"duracion_segundos,omitempty"`
+	TiempoTotal       string          `json:"tiempo_total,omitempty"`
+	PasoActual        string          `json:"paso_actual,omitempty"`
+	PasosEjecutados   []string        `json:"pasos_ejecutados"`
+	PasoFallido       string          `json:"paso_fallido,omitempty"`
+	Compensaciones    []string        `json:"compensaciones"`
+	Error             string          `json:"error,omitempty"`
 	// Plazo is the next deadline: the earliest of the steps' (a reply
 	// deadline, or the end of a backoff wait).
 	Plazo   time.Time     `json:"plazo,omitzero"`
