@@ -14,6 +14,7 @@ import (
 	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
+	"github.com/alpespartner/sagas/internal/traza"
 )
 
 // Store types.
@@ -67,6 +68,9 @@ type Config struct {
 	// SAGAS_REDELIVERY_DELAY_MAX: how a command that failed transiently is
 	// retried before it is dead-lettered.
 	Reintentos bus.Reintentos
+	// Traza is OTEL_EXPORTER_OTLP_*: where the spans of the command path
+	// go (none when unset).
+	Traza traza.Config
 }
 
 // ConfigMySQL says where the service's own MySQL database lives. The
@@ -138,6 +142,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		Retencion:          l.Duracion("SAGAS_RETENTION", 168*time.Hour),
 		IntervaloRetencion: l.Duracion("SAGAS_RETENTION_INTERVAL", 10*time.Minute),
 		Particiones:        l.Entero("SAGAS_PULSAR_PARTITIONS", 1),
+		Traza:              traza.LeerConfig(l),
 		Fallos: ConfigFallos{
 			Semillas: l.Texto("SAGAS_FALLOS") == "semillas",
 			Semilla:  uint64(l.Entero64("SAGAS_SEMILLA", time.Now().UnixNano())),

@@ -74,6 +74,7 @@ import (
 
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/ciclo"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/alpespartner/sagas/internal/version"
 	"github.com/alpespartner/sagas/participantes/almacen"
 	"github.com/alpespartner/sagas/participantes/bandeja"
@@ -152,6 +153,7 @@ type Participante struct {
 	metricasBus *bus.Metricas
 	almacen     *almacen.Almacen
 	inyector    *fallos.Inyector
+	trazador    *traza.Trazador
 }
 
 // Nuevo validates the declaration, opens the service's store and migrates
@@ -163,9 +165,16 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	if cfg.Servicio != s.Nombre {
 		return nil, fmt.Errorf("la configuración es de %q y el servicio es %q", cfg.Servicio, s.Nombre)
 	}
+	trazador, err := traza.Nuevo(cfg.Traza, s.Nombre)
+	if err != nil {
+		return nil, err
+	}
 	a, err := almacen.Abrir(ctx, opcionesAlmacen(cfg, false), &s)
 	if err != nil {
 		return nil, err
+	}
+	if trazador.Activo() {
+		logger.Info("trazas exportadas por OTLP", "endpoint", cfg.Traza.Endpoint)
 	}
 	logger.Info("almacén abierto", "almacen", a.Tipo(), "donde", a.Donde(), "semilla", cfg.Fallos.Semilla)
 	reg := prometheus.NewRegistry()
@@ -173,7 +182,7 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	return &Participante{
 		cfg: cfg, servicio: s, logger: logger, registro: reg,
 		metricas: mensajeria.NuevasMetricas(reg, &s), metricasBus: bus.NuevasMetricas(reg),
-		almacen: a, inyector: inyectorDe(s, cfg.Fallos),
+		almacen: a, inyector: inyectorDe(s, cfg.Fallos), trazador: trazador,
 	}, nil
 }
 
@@ -233,6 +242,7 @@ func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor
 		Metricas:     p.metricas,
 		MetricasBus:  p.metricasBus,
 		Logger:       p.logger,
+		Trazador:     p.trazador,
 	})
 }
 
@@ -257,7 +267,9 @@ func (p *Participante) EfectosActivos(ctx context.Context, sagaID string) (int, 
 }
 
 // Close closes the store. Run it after the consumer has stopped.
-func (p *Participante) Close() error { return p.almacen.Close() }
+func (p *Participante) Close() error {
+	return errors.Join(p.trazador.Cerrar(context.Background()), p.almacen.Close())
+}
 
 // purgador removes, every SAGAS_RETENTION_INTERVAL, the inbox rows and step
 // locks older than SAGAS_RETENTION (almacen.Almacen.Purgar), counting them in

@@ -53,6 +53,19 @@ ensure_python_pulsar() {
 ensure_docker_compose() { need_cmd docker-compose docker-compose; }
 ensure_prometheus() { need_cmd prometheus prometheus; }
 ensure_chromium() { need_cmd chromium chromium; }
+# Jaeger all-in-one (the trace end-to-end test's backend) is a go.mod tool of
+# its own module, scripts/jaeger, built once per version into $STATE_DIR/bin
+# (a cold build takes minutes: it runs in the background while the brokers
+# start).
+JAEGER_VERSION=$(awk '$1 == "github.com/jaegertracing/jaeger" {print $2}' "$SAGAS_ROOT/scripts/jaeger/go.mod")
+JAEGER_BIN="$STATE_DIR/bin/jaeger-$JAEGER_VERSION"
+build_jaeger() {
+    [[ -x $JAEGER_BIN ]] && return 0
+    mkdir -p "$STATE_DIR/bin"
+    log "go build jaeger $JAEGER_VERSION (scripts/jaeger)"
+    go build -C "$SAGAS_ROOT/scripts/jaeger" -o "$JAEGER_BIN.tmp" github.com/jaegertracing/jaeger/cmd/jaeger &&
+        mv "$JAEGER_BIN.tmp" "$JAEGER_BIN"
+}
 
 # --- services ----------------------------------------------------------------
 PULSAR_ENV=(env PULSAR_PORT="$TEST_PULSAR_PORT" PULSAR_HTTP_PORT="$TEST_PULSAR_HTTP_PORT")
@@ -68,6 +81,7 @@ STARTED_DB=0
 STARTED_DB_TLS=0
 PULSAR_JOB=
 PULSAR_SEGURO_JOB=
+JAEGER_JOB=
 
 cleanup() {
     local rc=$?
@@ -76,6 +90,10 @@ cleanup() {
     if [[ -n $PULSAR_JOB ]] && kill -0 "$PULSAR_JOB" 2>/dev/null; then
         kill "$PULSAR_JOB" 2>/dev/null
         wait "$PULSAR_JOB" 2>/dev/null
+    fi
+    if [[ -n $JAEGER_JOB ]] && kill -0 "$JAEGER_JOB" 2>/dev/null; then
+        kill "$JAEGER_JOB" 2>/dev/null
+        wait "$JAEGER_JOB" 2>/dev/null
     fi
     if [[ -n $PULSAR_SEGURO_JOB ]] && kill -0 "$PULSAR_SEGURO_JOB" 2>/dev/null; then
         kill "$PULSAR_SEGURO_JOB" 2>/dev/null
@@ -108,6 +126,8 @@ ensure_chromium
 "$SAGAS_ROOT/scripts/pulsar.sh" fetch
 log "go mod download"
 go mod download
+build_jaeger &
+JAEGER_JOB=$!
 
 # Fresh data every run. The broker starts in the background (it takes tens
 # of seconds) while MariaDB starts and go vet runs.
@@ -143,6 +163,9 @@ PULSAR_JOB=
 log "waiting for the secured test broker"
 wait "$PULSAR_SEGURO_JOB" || die "secured test broker did not start"
 PULSAR_SEGURO_JOB=
+log "waiting for the jaeger build"
+wait "$JAEGER_JOB" || die "go build jaeger $JAEGER_VERSION failed"
+JAEGER_JOB=
 
 export SAGAS_TEST_REQUIRED=1
 export SAGAS_TEST_PULSAR_URL="pulsar://127.0.0.1:$TEST_PULSAR_PORT"
@@ -153,6 +176,7 @@ export SAGAS_TEST_PULSAR_SEGURO_DIR="$STATE_DIR/pulsar-seguro-$TEST_PULSAR_TLS_P
 export SAGAS_TEST_MYSQL_DSN="sagas:sagas123@tcp(127.0.0.1:$TEST_DB_PORT)/sagas?parseTime=true&multiStatements=true"
 export SAGAS_TEST_MYSQL_SEGURO_ADDR="127.0.0.1:$TEST_DB_TLS_PORT"
 export SAGAS_TEST_MYSQL_SEGURO_DIR="$STATE_DIR/mariadb-tls-$TEST_DB_TLS_PORT/seguridad"
+export SAGAS_TEST_JAEGER="$JAEGER_BIN"
 
 TEST_ARGS=("$@")
 [[ ${#TEST_ARGS[@]} -gt 0 ]] || TEST_ARGS=(./...)

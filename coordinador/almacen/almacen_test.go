@@ -150,7 +150,8 @@ func sagaCompleta(id string) saga.Saga {
 	return saga.Saga{
 		ID: id, Tipo: "campana", VersionDefinicion: 3, Estado: saga.Compensando,
 		CampaniaID: "camp-7", UsuarioID: "usuario-ñ",
-		Datos: json.RawMessage(`{"nombre":  "Verano",  "presupuesto": 1.50, "tags":["a","ü"]}`),
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Datos:       json.RawMessage(`{"nombre":  "Verano",  "presupuesto": 1.50, "tags":["a","ü"]}`),
 		Pasos: []saga.EstadoDePaso{
 			{
 				Nombre: "influencer", Servicio: "influencer", Estado: saga.PasoCompensado, Intento: 2,

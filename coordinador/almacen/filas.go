@@ -17,7 +17,7 @@ import (
 // and scan targets below.
 var (
 	colsSaga = []string{
-		"saga_id", "tipo", "version_definicion", "campania_id", "usuario_id", "metadatos", "timestamp_inicio",
+		"saga_id", "tipo", "version_definicion", "campania_id", "usuario_id", "metadatos", "timestamp_inicio", "traceparent",
 		// From here on, what transitions change (see updateSagaCorto).
 		"estado", "paso_actual", "plazo", "en_espera", "paso_fallido", "compensaciones", "error_mensaje",
 		"timestamp_fin", "duracion_total_segundos", "version",
@@ -35,7 +35,7 @@ var (
 
 // colsMutables is the index in colsSaga of the first column a transition may
 // change.
-const colsMutables = 7
+const colsMutables = 8
 
 // lista joins columns, each prefixed with alias (e.g. "s.").
 func lista(alias string, cols []string) string {
@@ -93,7 +93,7 @@ func (d *dialecto) valoresSaga(s *saga.Saga, version int64) ([]any, error) {
 	}
 	return []any{
 		s.ID, s.Tipo, s.VersionDefinicion, nuloSiVacio(s.CampaniaID), nuloSiVacio(s.UsuarioID),
-		jsonONulo(s.Datos), d.tiempo(s.Inicio),
+		jsonONulo(s.Datos), d.tiempo(s.Inicio), nuloSiVacio(s.Traceparent),
 		string(s.Estado), s.Actual, d.tiempo(s.Plazo), enEspera, nuloSiVacio(s.PasoFallido), string(comp),
 		nuloSiVacio(s.Error), d.tiempo(s.Fin), segundos(s.Inicio, s.Fin), version,
 	}, nil
@@ -119,6 +119,7 @@ type filaSaga struct {
 	id, tipo, estado                          texto
 	versionDef, actual, enEspera, version     entero
 	campania, usuario, pasoFallido, errorSaga texto
+	traceparent                               texto
 	datos, compensaciones                     crudo
 	plazo, inicio, fin                        instante
 	duracion                                  sql.NullFloat64
@@ -126,7 +127,7 @@ type filaSaga struct {
 
 func (f *filaSaga) destinos() []any {
 	return []any{
-		&f.id, &f.tipo, &f.versionDef, &f.campania, &f.usuario, &f.datos, &f.inicio,
+		&f.id, &f.tipo, &f.versionDef, &f.campania, &f.usuario, &f.datos, &f.inicio, &f.traceparent,
 		&f.estado, &f.actual, &f.plazo, &f.enEspera, &f.pasoFallido, &f.compensaciones, &f.errorSaga,
 		&f.fin, &f.duracion, &f.version,
 	}
@@ -138,7 +139,7 @@ func (f *filaSaga) saga() (saga.Saga, error) {
 		Estado: saga.Estado(f.estado), CampaniaID: string(f.campania), UsuarioID: string(f.usuario),
 		Datos: json.RawMessage(f.datos), Actual: int(f.actual), Plazo: f.plazo.tiempo(),
 		EnEspera: f.enEspera != 0, PasoFallido: string(f.pasoFallido), Error: string(f.errorSaga),
-		Inicio: f.inicio.tiempo(), Fin: f.fin.tiempo(), Version: int64(f.version),
+		Inicio: f.inicio.tiempo(), Fin: f.fin.tiempo(), Version: int64(f.version), Traceparent: string(f.traceparent),
 	}
 	if len(f.compensaciones) > 0 {
 		if err := json.Unmarshal(f.compensaciones, &s.Compensaciones); err != nil {
@@ -254,7 +255,8 @@ func leerPasos(rows *sql.Rows, sagas []saga.Saga) error {
 // colsMutables, so that updateSagaCorto suffices.
 func mismaIdentidad(a, b *saga.Saga) bool {
 	return a.Tipo == b.Tipo && a.VersionDefinicion == b.VersionDefinicion && a.CampaniaID == b.CampaniaID &&
-		a.UsuarioID == b.UsuarioID && bytes.Equal(a.Datos, b.Datos) && normalizar(a.Inicio).Equal(normalizar(b.Inicio))
+		a.UsuarioID == b.UsuarioID && bytes.Equal(a.Datos, b.Datos) && normalizar(a.Inicio).Equal(normalizar(b.Inicio)) &&
+		a.Traceparent == b.Traceparent
 }
 
 // pasoIgual reports whether two step states would be stored identically.
@@ -276,6 +278,8 @@ const (
 	maxID     = 191
 	maxClave  = 255
 	maxHuella = 64
+	// maxTraceparent is a W3C traceparent's length (version 00).
+	maxTraceparent = 55
 )
 
 // invalido is an ErrInvalido error with its detail.
@@ -306,6 +310,8 @@ func validarSaga(s *saga.Saga, viejo *saga.Saga) error {
 		return invalido("saga %s sin estado", s.ID)
 	case s.Inicio.IsZero():
 		return invalido("saga %s sin inicio", s.ID)
+	case len(s.Traceparent) > maxTraceparent:
+		return invalido("saga %s: traceparent de %d caracteres (máximo %d)", s.ID, len(s.Traceparent), maxTraceparent)
 	}
 	jsonValido := func(campo string, nuevo, anterior []byte) error {
 		if len(nuevo) == 0 || (anterior != nil && bytes.Equal(nuevo, anterior)) || json.Valid(nuevo) {

@@ -23,9 +23,11 @@ import (
 	"github.com/alpespartner/sagas/coordinador/inspector"
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Defaults and limits of the API.
@@ -100,6 +102,9 @@ type Opciones struct {
 	Logger   *slog.Logger
 	// Reloj is the clock of the audit log; default time.Now.
 	Reloj func() time.Time
+	// Trazador makes the span of each POST (nil: none). Either way a POST
+	// runs in the trace of its traceparent header, or in a new one.
+	Trazador *traza.Trazador
 }
 
 // servidor holds the handlers' dependencies.
@@ -126,6 +131,7 @@ type servidor struct {
 	logger    *slog.Logger
 	ahora     func() time.Time
 	metricas  *metricas
+	trazador  *traza.Trazador
 }
 
 // Nuevo builds the API's echo instance with every route registered. Serve it
@@ -161,7 +167,7 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	s := &servidor{
 		iniciador: o.Iniciador, consultas: o.Consultas, esperas: o.Esperas,
 		baseDatos: o.BaseDatos, broker: o.Broker, plazoSalud: o.PlazoSalud,
-		limite: o.LimiteCuerpo, catalogo: o.Catalogo, logger: o.Logger, ahora: o.Reloj,
+		limite: o.LimiteCuerpo, catalogo: o.Catalogo, logger: o.Logger, ahora: o.Reloj, trazador: o.Trazador,
 	}
 	plazoAlmacen := o.PlazoAlmacen
 	if plazoAlmacen == 0 {
@@ -213,7 +219,7 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	// Metrics are outermost: they see the status the error handler chose.
 	// The token is checked before the body is read, so a caller without
 	// one learns nothing about the body limit.
-	e.Use(s.medir)
+	e.Use(s.medir, s.trazar)
 
 	e.GET("/healthz", s.vivo)
 	e.GET("/readyz", s.listo)
@@ -232,6 +238,42 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	e.POST("/api/v1/outbox/aparcados/:id/reenviar", s.reenviar, s.autenticar(operar))
 	inspector.Rutas(e)
 	return e, nil
+}
+
+// trazar runs each POST (what starts or changes a saga) in the trace of its
+// W3C traceparent header, or in a new trace when the header is absent or
+// invalid, within a server span when spans are exported. The engine stores
+// that context with the saga it starts. A POST on an existing saga (a
+// retry) runs in that saga's trace instead, so one saga stays one trace.
+func (s *servidor) trazar(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodPost {
+			return next(c)
+		}
+		ruta, tp := c.Path(), r.Header.Get("traceparent")
+		if id := c.Param("saga_id"); id != "" && formatoID.MatchString(id) {
+			if sg, err := s.consultas.Saga(r.Context(), id); err == nil && sg.Traceparent != "" {
+				tp = sg.Traceparent
+			}
+		}
+		ctx, span := s.trazador.IniciarEn(r.Context(), tp, r.Method+" "+ruta, traza.Servidor,
+			traza.Atributos(attribute.String("http.request.method", r.Method), attribute.String("http.route", ruta),
+				attribute.String("url.path", r.URL.Path)))
+		c.SetRequest(r.WithContext(ctx))
+		err := next(c)
+		if span.IsRecording() {
+			codigo := c.Response().Status
+			var he *echo.HTTPError
+			if err != nil && errors.As(err, &he) {
+				codigo = he.Code
+			}
+			span.SetAttributes(attribute.Int("http.response.status_code", codigo))
+			traza.Fallo(span, err)
+			span.End()
+		}
+		return err
+	}
 }
 
 // ServidorHTTP returns an http.Server for the API with timeouts that suit it:

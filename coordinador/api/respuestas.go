@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/traza"
 )
 
 // Saga states in the order listings report them, and those still running.
@@ -56,6 +57,7 @@ type detalleSaga struct {
 	Estado            saga.Estado     `json:"estado"`
 	CampaniaID        string          `json:"campania_id,omitempty"`
 	UsuarioID         string          `json:"usuario_id,omitempty"`
+	TraceID           string          `json:"trace_id,omitempty"` // absent for sagas started before traces were kept
 	Entrada           json.RawMessage `json:"entrada,omitempty"`
 	Inicio            time.Time       `json:"inicio"`
 	Fin               time.Time       `json:"fin,omitzero"`
@@ -105,7 +107,7 @@ func detalleDe(s saga.Saga, def *saga.Definicion) detalleSaga {
 	e := estadoDe(s)
 	d := detalleSaga{
 		IDSaga: s.ID, Tipo: s.Tipo, VersionDefinicion: s.VersionDefinicion, Estado: s.Estado,
-		CampaniaID: s.CampaniaID, UsuarioID: s.UsuarioID, Entrada: objetoJSON(s.Datos),
+		CampaniaID: s.CampaniaID, UsuarioID: s.UsuarioID, TraceID: traza.TraceID(s.Traceparent), Entrada: objetoJSON(s.Datos),
 		Inicio: s.Inicio, Fin: e.Fin, DuracionSegundos: duracion(s.Inicio, s.Fin), TiempoTotal: e.TiempoTotal,
 		PasoActual: e.PasoActual, PasosEjecutados: e.PasosEjecutados, PasoFallido: s.PasoFallido,
 		Compensaciones: e.Compensaciones, Error: s.Error, Plazo: s.Plazo, Version: s.Version,

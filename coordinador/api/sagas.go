@@ -17,6 +17,7 @@ import (
 	"github.com/alpespartner/sagas/coordinador/motor"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 )
@@ -199,7 +200,8 @@ func (s *servidor) detalle(c echo.Context) error {
 func (s *servidor) reintentar(c echo.Context) error {
 	ctx := c.Request().Context()
 	id := c.Param("saga_id")
-	auditoria := []any{"saga_id", id, "quien", s.sujeto, "remoto", c.Request().RemoteAddr, "cuando", s.ahora().UTC()}
+	auditoria := []any{"saga_id", id, "quien", s.sujeto, "remoto", c.Request().RemoteAddr, "cuando", s.ahora().UTC(),
+		"trace_id", traza.TraceIDDe(ctx)}
 	sg, err := s.leerSaga(ctx, id)
 	if err == nil && sg.Estado != saga.CompensacionFallida {
 		err = fmt.Errorf("saga %s en %s: %w", id, sg.Estado, saga.ErrNoReintentable)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -89,6 +90,7 @@ type entrada struct {
 	sagaID, tipo   string
 	antes, despues saga.Estado
 	paso, motivo   string
+	traceID        string
 }
 
 // Abrir creates the directory, opens the general log and starts the writer.
@@ -160,7 +162,7 @@ func (b *Bitacora) Transicion(antes, despues saga.Saga, t saga.Transicion) {
 	}
 	e := entrada{
 		hora: b.ahora(), sagaID: despues.ID, tipo: despues.Tipo, antes: antes.Estado, despues: despues.Estado,
-		motivo: t.Motivo,
+		motivo: t.Motivo, traceID: traza.TraceID(despues.Traceparent),
 	}
 	if despues.Actual >= 0 && despues.Actual < len(despues.Pasos) {
 		e.paso = despues.Pasos[despues.Actual].Nombre
@@ -378,6 +380,10 @@ func formatear(e entrada) []byte {
 	if e.paso != "" {
 		b = append(b, " paso="...)
 		b = appendValor(b, e.paso)
+	}
+	if e.traceID != "" {
+		b = append(b, " trace_id="...)
+		b = append(b, e.traceID...)
 	}
 	b = append(b, " motivo="...)
 	b = strconv.AppendQuote(b, e.motivo)

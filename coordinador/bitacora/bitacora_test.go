@@ -185,6 +185,15 @@ func TestLineaConValoresRarosSigueSiendoUnaLinea(t *testing.T) {
 	}
 }
 
+func TestLineaLlevaElTraceIDDeLaSaga(t *testing.T) {
+	l := string(formatear(entrada{hora: hora, sagaID: "s1", tipo: "campana", despues: saga.EnProgreso, paso: "marca",
+		motivo: "m", traceID: "4bf92f3577b34da6a3ce929d0e0e4736"}))
+	want := `2025-03-01T10:00:00.123Z saga_id=s1 tipo=campana estado=EN_PROGRESO paso=marca trace_id=4bf92f3577b34da6a3ce929d0e0e4736 motivo="m"` + "\n"
+	if l != want {
+		t.Fatalf("got  %q\nwant %q", l, want)
+	}
+}
+
 func TestArchivosAbiertosAcotados(t *testing.T) {
 	if _, err := os.Stat("/proc/self/fd"); err != nil {
 		t.Skip("needs /proc/self/fd")

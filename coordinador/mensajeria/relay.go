@@ -9,14 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Relay publishes outbox rows and deletes them once the broker acknowledged
@@ -75,6 +79,8 @@ type Relay struct {
 	lag        prometheus.Histogram
 	fallos     prometheus.Counter
 	aparcados  *prometheus.CounterVec
+
+	trazador *traza.Trazador
 }
 
 // Outbox is what the relay needs from the store: claiming rows and deleting
@@ -106,12 +112,15 @@ type OpcionesRelay struct {
 	// sagas_outbox_aparcados_total series start at 0, so an alert on its
 	// increase sees the first parked row.
 	Topicos []string
+	// Trazador makes a span per published row (nil: none; the row's
+	// traceparent is published as it is).
+	Trazador *traza.Trazador
 }
 
 // NuevoRelay builds a relay; Correr runs it.
 func NuevoRelay(o OpcionesRelay) *Relay {
 	r := &Relay{
-		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger,
+		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger, trazador: o.Trazador,
 		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1), maxIntentos: o.MaxIntentos, reintentos: o.Reintentos,
 		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{}, enviado: map[string]int64{},
 		publicados: prometheus.NewCounter(prometheus.CounterOpts{
@@ -212,7 +221,8 @@ func (r *Relay) registrarRechazos(ctx context.Context) {
 	for _, a := range aparcados {
 		r.aparcados.WithLabelValues(bus.NombreTopico(a.Topico)).Inc()
 		r.logger.Error("mensaje aparcado: el broker lo rechazó en cada intento", "saga_id", a.Clave, "topico", a.Topico,
-			"tipo", a.Tipo, "id", a.ID, "intentos", a.Intentos, "err", a.UltimoError)
+			"tipo", a.Tipo, "id", a.ID, "intentos", a.Intentos, "err", a.UltimoError,
+			"trace_id", traza.TraceID(a.Propiedades[eventos.PropTraceparent]))
 	}
 }
 
@@ -301,6 +311,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				continue
 			}
 			pm := &pulsar.ProducerMessage{Payload: m.Carga, Key: m.Clave, Properties: m.Propiedades}
+			trazado := r.trazar(m, pm)
 			if !rescate {
 				seq := m.ID
 				pm.SequenceID = &seq
@@ -315,6 +326,7 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 				if dup {
 					err = errDuplicado
 				}
+				trazado(err)
 				resultados <- envio{msg: m, err: err, rescate: rescate}
 			})
 		}
@@ -354,6 +366,30 @@ func (r *Relay) publicar(ctx context.Context, msgs []almacen.Mensaje) ([]int64, 
 }
 
 var errDuplicado = errors.New("el broker lo tomó por duplicado")
+
+// trazar starts the span of row m's trip (from its outbox insert to the
+// broker's answer) as a child of the row's traceparent and puts the span's
+// context on pm; the function it returns ends the span with the broker's
+// answer. Without spans, or for a row without traceparent, it does nothing.
+func (r *Relay) trazar(m *almacen.Mensaje, pm *pulsar.ProducerMessage) func(error) {
+	tp := m.Propiedades[eventos.PropTraceparent]
+	if !r.trazador.Activo() || tp == "" {
+		return func(error) {}
+	}
+	opts := []traza.Opcion{traza.Productor, traza.Atributos(traza.Saga(m.Clave, m.Propiedades[eventos.PropPaso])...),
+		traza.Atributos(attribute.String("messaging.destination.name", m.Topico), attribute.Int64("outbox.id", m.ID))}
+	if !m.Creado.IsZero() {
+		opts = append(opts, traza.Desde(m.Creado))
+	}
+	ctx, span := r.trazador.Iniciar(traza.Contexto(context.Background(), tp), "enviar "+eventos.NombreDeTipo(m.Tipo), opts...)
+	props := maps.Clone(m.Propiedades)
+	props[eventos.PropTraceparent] = traza.Traceparent(ctx)
+	pm.Properties = props
+	return func(err error) {
+		traza.Fallo(span, err)
+		span.End()
+	}
+}
 
 // reservar records that the named producer of topico sends id, if id is above
 // everything it sent; otherwise the row must go through the unnamed producer.

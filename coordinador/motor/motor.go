@@ -20,6 +20,7 @@ import (
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/google/uuid"
 )
 
@@ -103,7 +104,8 @@ type Solicitud struct {
 
 // Iniciar starts a saga, or returns the existing one for a repeated
 // idempotency key or saga id (creada == false). A repeated key with another
-// fingerprint is a *almacen.ClaveReutilizadaError.
+// fingerprint is a *almacen.ClaveReutilizadaError. The saga is traced in the
+// span context of ctx (package traza), or in a new trace when ctx has none.
 func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada bool, err error) {
 	def, err := m.catalogo.Buscar(sol.Tipo)
 	if err != nil {
@@ -121,7 +123,10 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 	ahora := m.ahora().UTC()
 	t := saga.Nueva(def, sol.SagaID, sol.Datos, ahora)
 	t.Saga.CampaniaID, t.Saga.UsuarioID = sol.CampaniaID, sol.UsuarioID
-	msgs, err := m.mensajes(t, ahora)
+	if t.Saga.Traceparent = traza.Traceparent(ctx); t.Saga.Traceparent == "" {
+		t.Saga.Traceparent = traza.Nueva()
+	}
+	msgs, err := m.mensajes(t, ahora, "")
 	if err != nil {
 		return "", false, err
 	}
@@ -130,22 +135,26 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 		return "", false, fmt.Errorf("guardar saga %s: %w", sol.SagaID, err)
 	}
 	if creada {
-		m.logger.Info("saga iniciada", "saga_id", id, "tipo", sol.Tipo, "campania_id", sol.CampaniaID)
+		m.logger.Info("saga iniciada", "saga_id", id, "tipo", sol.Tipo, "campania_id", sol.CampaniaID,
+			"trace_id", traza.TraceID(t.Saga.Traceparent))
 		m.observar(saga.Saga{}, t)
 	}
 	return id, creada, nil
 }
 
 // AplicarRespuesta feeds one participant reply, de-duplicated by its message id.
-// A duplicate returns nil: it was applied before.
+// A duplicate returns nil: it was applied before. The commands it causes are
+// sent in the span context of ctx (the saga's own when ctx has none).
 func (m *Motor) AplicarRespuesta(ctx context.Context, r eventos.Respuesta) error {
-	return m.AplicarRespuestas(ctx, []eventos.Respuesta{r})[0]
+	return m.AplicarRespuestas(ctx, []eventos.Respuesta{r}, []string{traza.Traceparent(ctx)})[0]
 }
 
 // AplicarRespuestas feeds several replies in order, committed together when
 // the store can (group commit), and returns one error per reply, as
-// AplicarRespuesta would.
-func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) []error {
+// AplicarRespuesta would. trazas, when not nil, holds each reply's
+// traceparent (the span of its handling): the commands it causes are sent in
+// it; "" (or a nil trazas) sends them in the saga's.
+func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta, trazas []string) []error {
 	es := make([]almacen.Entrada, len(rs))
 	hechas := make([]transicionHecha, len(rs))
 	for i := range rs {
@@ -156,7 +165,7 @@ func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) [
 		}
 		es[i] = almacen.Entrada{
 			SagaID: r.SagaID, Dedup: "respuesta:" + r.ID,
-			Fn: m.funcion(&hechas[i], func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
+			Fn: m.funcion(&hechas[i], trazaDe(trazas, i), func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
 				return saga.Aplicar(def, s, acotar(s, resp), ahora), nil
 			}),
 		}
@@ -165,7 +174,8 @@ func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta) [
 	for i, err := range errs {
 		switch {
 		case errors.Is(err, almacen.ErrDuplicado):
-			m.logger.Debug("respuesta duplicada", "saga_id", rs[i].SagaID, "paso", rs[i].Paso, "id", rs[i].ID)
+			m.logger.Debug("respuesta duplicada", "saga_id", rs[i].SagaID, "paso", rs[i].Paso, "id", rs[i].ID,
+				"trace_id", traza.TraceID(trazaDe(trazas, i)))
 			errs[i] = nil
 		case err == nil:
 			m.hecha(rs[i].SagaID, hechas[i])
@@ -194,7 +204,7 @@ func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 			return almacen.Cambio{}, err
 		}
 		t := saga.Vencer(def, s, ahora)
-		c, err := m.cambio(t, ahora)
+		c, err := m.cambio(t, ahora, "")
 		if err == nil && t.Cambio {
 			antes := s
 			hechos[s.ID] = func() { m.observar(antes, t) }
@@ -213,9 +223,11 @@ func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
 
 type paso func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error)
 
+// transicion applies f to the saga; its commands are sent in the span context
+// of ctx (the saga's when ctx has none).
 func (m *Motor) transicion(ctx context.Context, sagaID, dedup string, f paso) error {
 	var h transicionHecha
-	if err := m.store.Actualizar(ctx, sagaID, dedup, m.funcion(&h, f)); err != nil {
+	if err := m.store.Actualizar(ctx, sagaID, dedup, m.funcion(&h, traza.Traceparent(ctx), f)); err != nil {
 		return err
 	}
 	m.hecha(sagaID, h)
@@ -230,8 +242,8 @@ type transicionHecha struct {
 
 // funcion turns f into the store's transition function; each run records
 // its result in h (the store may run it more than once: the last run is the
-// one committed).
-func (m *Motor) funcion(h *transicionHecha, f paso) func(saga.Saga) (almacen.Cambio, error) {
+// one committed). The commands are sent in traceparent tp ("": the saga's).
+func (m *Motor) funcion(h *transicionHecha, tp string, f paso) func(saga.Saga) (almacen.Cambio, error) {
 	return func(s saga.Saga) (almacen.Cambio, error) {
 		def, err := m.catalogo.BuscarVersion(s.Tipo, s.VersionDefinicion)
 		if err != nil {
@@ -243,7 +255,7 @@ func (m *Motor) funcion(h *transicionHecha, f paso) func(saga.Saga) (almacen.Cam
 			return almacen.Cambio{}, err
 		}
 		h.antes, h.t = s, t
-		return m.cambio(t, ahora)
+		return m.cambio(t, ahora, tp)
 	}
 }
 
@@ -252,28 +264,33 @@ func (m *Motor) hecha(sagaID string, h transicionHecha) {
 	if h.t.Cambio {
 		m.observar(h.antes, h.t)
 	} else {
-		m.logger.Debug(h.t.Motivo, "saga_id", sagaID)
+		m.logger.Debug(h.t.Motivo, "saga_id", sagaID, "trace_id", traza.TraceID(h.t.Saga.Traceparent))
 	}
 }
 
 func (m *Motor) observar(antes saga.Saga, t saga.Transicion) {
-	m.logger.Info(t.Motivo, "saga_id", t.Saga.ID, "tipo", t.Saga.Tipo, "estado", t.Saga.Estado)
+	m.logger.Info(t.Motivo, "saga_id", t.Saga.ID, "tipo", t.Saga.Tipo, "estado", t.Saga.Estado,
+		"trace_id", traza.TraceID(t.Saga.Traceparent))
 	if m.observador != nil {
 		m.observador.Transicion(antes, t.Saga, t)
 	}
 }
 
-func (m *Motor) cambio(t saga.Transicion, ahora time.Time) (almacen.Cambio, error) {
+func (m *Motor) cambio(t saga.Transicion, ahora time.Time, tp string) (almacen.Cambio, error) {
 	if !t.Cambio {
 		return almacen.Cambio{Saga: t.Saga}, nil
 	}
-	msgs, err := m.mensajes(t, ahora)
+	msgs, err := m.mensajes(t, ahora, tp)
 	return almacen.Cambio{Saga: t.Saga, Mensajes: msgs, Guardar: true}, err
 }
 
 // mensajes encodes the transition's commands, and its outcome event when the
-// saga ended, as outbox rows.
-func (m *Motor) mensajes(t saga.Transicion, ahora time.Time) ([]almacen.Mensaje, error) {
+// saga ended, as outbox rows carrying traceparent tp (the saga's when "";
+// none for a saga stored before it had one).
+func (m *Motor) mensajes(t saga.Transicion, ahora time.Time, tp string) ([]almacen.Mensaje, error) {
+	if tp == "" {
+		tp = t.Saga.Traceparent
+	}
 	var out []almacen.Mensaje
 	for _, c := range t.Comandos {
 		cmd := eventos.Comando{
@@ -293,6 +310,9 @@ func (m *Motor) mensajes(t saga.Transicion, ahora time.Time) ([]almacen.Mensaje,
 				eventos.PropTipo: cmd.Type,
 			},
 		})
+		if tp != "" {
+			out[len(out)-1].Propiedades[eventos.PropTraceparent] = tp
+		}
 	}
 	if t.Terminada {
 		ev := Resultado(t.Saga, ahora)
@@ -304,6 +324,9 @@ func (m *Motor) mensajes(t saga.Transicion, ahora time.Time) ([]almacen.Mensaje,
 			Topico: m.topologia.Eventos(), Clave: t.Saga.ID, Tipo: ev.Type, Carga: b, Creado: ahora,
 			Propiedades: map[string]string{eventos.PropSagaID: t.Saga.ID, eventos.PropTipo: ev.Type},
 		})
+		if tp != "" {
+			out[len(out)-1].Propiedades[eventos.PropTraceparent] = tp
+		}
 	}
 	return out, nil
 }
@@ -325,6 +348,14 @@ func Resultado(s saga.Saga, ahora time.Time) eventos.Evento {
 		PasoFallido: eventos.Opcional(s.PasoFallido), Compensaciones: append([]string{}, s.Compensaciones...),
 		Error: eventos.Opcional(s.Error), DuracionMs: s.Fin.Sub(s.Inicio).Milliseconds(),
 	}
+}
+
+// trazaDe is trazas[i], "" when trazas has none.
+func trazaDe(trazas []string, i int) string {
+	if i < len(trazas) {
+		return trazas[i]
+	}
+	return ""
 }
 
 func datosJSON(s string) json.RawMessage {

@@ -16,9 +16,11 @@ import (
 	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // SuscripcionPorDefecto is the subscription of the bridge on the legacy topics.
@@ -76,6 +78,9 @@ type Opciones struct {
 	// Reintentos bounds the retries of a message that failed transiently
 	// (zero: bus.ReintentosPorDefecto).
 	Reintentos bus.Reintentos
+	// Trazador makes the span of each legacy message (nil: none). Each
+	// message starts a trace of its own, unless it carries a traceparent.
+	Trazador *traza.Trazador
 }
 
 // Puente turns legacy choreography messages into sagas (see the package
@@ -91,6 +96,7 @@ type Puente struct {
 	topicoCampania string
 	topicoLanzar   string
 	suscripcion    string
+	trazador       *traza.Trazador
 
 	muEsquemas sync.Mutex
 	esquemas   map[versionEsquema]*avro.RecordSchema
@@ -120,7 +126,7 @@ func Nuevo(o Opciones) (*Puente, error) {
 	}
 	p := &Puente{
 		iniciador: o.Iniciador, cliente: o.Cliente, fuente: o.Esquemas, logger: o.Logger, metricas: o.Metricas,
-		reintentos:     o.Reintentos,
+		reintentos: o.Reintentos, trazador: o.Trazador,
 		topicoCampania: o.TopicoCampania, topicoLanzar: o.TopicoLanzar, suscripcion: o.Suscripcion,
 		esquemas: map[versionEsquema]*avro.RecordSchema{}, listo: make(chan struct{}),
 	}
@@ -221,12 +227,21 @@ func (p *Puente) Correr(ctx context.Context) error {
 // dead-lettered by bus; any other failure is retried.
 func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Solicitud, error)) bus.Manejador {
 	corto, etiqueta := nombreCortoTopico(topico), bus.NombreTopico(topico)
-	return func(ctx context.Context, msg pulsar.Message) error {
+	return func(ctx context.Context, msg pulsar.Message) (err error) {
+		ctx, span := p.trazador.IniciarEn(ctx, msg.Properties()[eventos.PropTraceparent], "legado "+corto,
+			traza.Consumidor, traza.Atributos(attribute.String("messaging.destination.name", topico)))
+		defer func() {
+			traza.Fallo(span, err)
+			span.End()
+		}()
 		sol, err := p.solicitud(ctx, topico, msg, traducir)
 		var id string
 		var creada bool
 		if err == nil {
 			id, creada, err = p.iniciador.Iniciar(ctx, sol)
+			if id != "" {
+				span.SetAttributes(traza.Saga(id, "")...)
+			}
 			// A launch id reused for another command cannot name a second
 			// saga: refused, never merged (see claves.go). A launch id the
 			// store cannot hold (longer than the key column) fails the same
@@ -245,7 +260,7 @@ func (p *Puente) manejador(topico string, traducir func(registroAvro) (motor.Sol
 		case creada:
 			p.resultados.WithLabelValues(etiqueta, ResultadoIniciada).Inc()
 			p.logger.Info("mensaje legado: saga iniciada", "saga_id", id, "tipo", sol.Tipo, "topico", corto,
-				"clave_idempotencia", sol.ClaveIdempotencia, "campania_id", sol.CampaniaID)
+				"clave_idempotencia", sol.ClaveIdempotencia, "campania_id", sol.CampaniaID, "trace_id", traza.TraceIDDe(ctx))
 		default:
 			p.resultados.WithLabelValues(etiqueta, ResultadoDuplicado).Inc()
 			p.logger.Info("mensaje legado repetido: la saga ya existía", "saga_id", id, "tipo", sol.Tipo, "topico", corto,

@@ -143,9 +143,10 @@ type puenteMensajeFalso struct {
 	version []byte
 }
 
-func (m puenteMensajeFalso) Payload() []byte         { return m.carga }
-func (m puenteMensajeFalso) SchemaVersion() []byte   { return m.version }
-func (m puenteMensajeFalso) RedeliveryCount() uint32 { return 0 }
+func (m puenteMensajeFalso) Payload() []byte               { return m.carga }
+func (m puenteMensajeFalso) SchemaVersion() []byte         { return m.version }
+func (m puenteMensajeFalso) RedeliveryCount() uint32       { return 0 }
+func (m puenteMensajeFalso) Properties() map[string]string { return nil }
 
 type puenteClienteNulo struct{ pulsar.Client }
 

@@ -118,7 +118,11 @@ type Saga struct {
 	CampaniaID        string          `json:"campania_id,omitempty"`
 	UsuarioID         string          `json:"usuario_id,omitempty"`
 	Datos             json.RawMessage `json:"datos,omitempty"` // the saga's input
-	Pasos             []EstadoDePaso  `json:"pasos"`
+	// Traceparent is the W3C trace context the saga started in (the API
+	// request's or the legacy message's); commands not caused by a reply
+	// (deadlines, an operator's retry) are sent in it.
+	Traceparent string         `json:"traceparent,omitempty"`
+	Pasos       []EstadoDePaso `json:"pasos"`
 	// Actual is the index of the step being executed (the first member of a
 	// parallel group) or compensated (or, after a group failed, the member
 	// whose reply is awaited before compensating it).

@@ -176,6 +176,14 @@ var Variables = []Variable{
 		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty; pprof has no authentication, so an address that is not loopback needs SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on", Binarios: Coordinador},
 	{Nombre: "SAGAS_HTTP_ALLOW_UNAUTHENTICATED", Defecto: "off", Valores: Interruptor{},
 		Descripcion: "on lets an HTTP listener that is not loopback answer without authentication (the API without SAGAS_API_TOKEN, the metrics listener without SAGAS_METRICS_TOKEN, pprof); each such listener is logged as a warning at start. Only for a network you control end to end", Binarios: Coordinador | Participantes},
+	// Tracing (internal/traza; docs/operations.md, Traces). The standard
+	// OpenTelemetry names, so the collector's usual settings apply.
+	{Nombre: "OTEL_EXPORTER_OTLP_ENDPOINT", Valores: URL{"http", "https"},
+		Descripcion: "OTLP/HTTP base URL of a trace collector (Jaeger, the OpenTelemetry Collector), e.g. http://127.0.0.1:4318: spans are posted to <url>/v1/traces. Unset (and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset): no spans are made; the W3C traceparent still travels on every message and trace_id is still logged. The SDK reads OTEL_EXPORTER_OTLP_HEADERS, _CERTIFICATE, _TIMEOUT and _COMPRESSION (and their _TRACES_ forms) itself", Binarios: Coordinador | Participantes},
+	{Nombre: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Valores: URL{"http", "https"},
+		Descripcion: "full OTLP/HTTP URL spans are posted to (e.g. http://127.0.0.1:4318/v1/traces), used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT", Binarios: Coordinador | Participantes},
+	{Nombre: "OTEL_TRACES_EXPORTER", Defecto: "otlp", Valores: Opciones{"otlp", "none"},
+		Descripcion: "none turns span export off even when an OTLP endpoint is set (propagation and trace_id in logs stay)", Binarios: Coordinador | Participantes},
 	// Retention.
 	{Nombre: "SAGAS_RETENTION", Defecto: "168h", Valores: Duracion{},
 		Descripcion: "age after which what is no longer needed is purged: the coordinator's finished sagas (COMPLETADA, COMPENSADA) with their steps, its inbox keys and per-saga log files; a participant's inbox rows and step locks (its tables of effects are kept). Must exceed the longest time before an operator retries a COMPENSACION_FALLIDA saga. 0s turns purging off", Binarios: Coordinador | Participantes},
@@ -193,7 +201,7 @@ var Variables = []Variable{
 		Descripcion: "stable replica id (producer names for broker de-duplication)", Binarios: Coordinador},
 	{Nombre: "SAGAS_OUTBOX_MAX_ATTEMPTS", Defecto: "10", Valores: Entero{1, 1000},
 		Descripcion: "times the broker may refuse an outbox row (incompatible schema, missing topic, permission denied) before the relay parks it: kept in the outbox, never sent, counted in sagas_outbox_aparcados_total (docs/operations.md, Parked outbox rows, says how to list them); its saga's step then times out and the saga retries, fails and compensates. The attempts are spaced like redeliveries (SAGAS_REDELIVERY_DELAY, doubling up to SAGAS_REDELIVERY_DELAY_MAX); a timeout or an unreachable broker never counts",
-		Binarios: Coordinador},
+		Binarios:    Coordinador},
 	{Nombre: "SAGAS_TIMER_INTERVAL", Defecto: "250ms", Valores: Duracion{10 * time.Millisecond, time.Minute},
 		Descripcion: "how often deadlines are swept", Binarios: Coordinador},
 	{Nombre: "SAGAS_DEFINICIONES", Valores: Texto{},

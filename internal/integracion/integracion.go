@@ -42,6 +42,10 @@ func PulsarURL(t testing.TB) string { return need(t, "SAGAS_TEST_PULSAR_URL") }
 // PulsarAdminURL returns the broker's admin REST URL, e.g. http://127.0.0.1:8080.
 func PulsarAdminURL(t testing.TB) string { return need(t, "SAGAS_TEST_PULSAR_ADMIN_URL") }
 
+// Jaeger returns the path of a Jaeger all-in-one binary (v2, the go.mod
+// tool of scripts/jaeger, which scripts/test.sh builds), for the trace tests.
+func Jaeger(t testing.TB) string { return need(t, "SAGAS_TEST_JAEGER") }
+
 // MySQLDSN returns a go-sql-driver/mysql DSN for the test MariaDB server
 // (database sagas, user sagas). Tests that need isolation create their own
 // databases with this user, which has the privileges to do so.

@@ -12,8 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +26,7 @@ import (
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/topologia"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/alpespartner/sagas/participantes/almacen"
 	"github.com/alpespartner/sagas/participantes/bandeja"
 	"github.com/alpespartner/sagas/participantes/fallos"
@@ -70,6 +75,9 @@ type Opciones struct {
 	Metricas    *Metricas
 	MetricasBus *bus.Metricas
 	Logger      *slog.Logger // nil: slog.Default()
+	// Trazador makes the span of each command's handling (nil: none; the
+	// command's traceparent is still passed to its reply).
+	Trazador *traza.Trazador
 }
 
 // Consumidor runs a service's command path. Build it with Nuevo and run it
@@ -215,6 +223,17 @@ type comando struct {
 	alm    almacen.Comando
 	inicio time.Time
 	logger *slog.Logger
+	// traza holds the span context of the command's handling (its own
+	// span, or the command's traceparent when no spans are made); span
+	// ends with the handling.
+	traza context.Context
+	span  trace.Span
+}
+
+// terminar ends the span of k's handling, failed when err is not nil.
+func (k *comando) terminar(err error) {
+	traza.Fallo(k.span, err)
+	k.span.End()
 }
 
 // decodificar decodes and checks a command; a poison one gets an error
@@ -247,7 +266,11 @@ func (c *Consumidor) decodificar(msg pulsar.Message) (*comando, error) {
 		ErrDatos:  errDatos,
 		Fallo:     c.o.Inyector.Veredicto(cmd.Accion, cmd.Paso, fallos.LeerSimulacion(datos.Entrada)),
 	}
-	k.logger = c.o.Logger.With("saga_id", cmd.SagaID, "paso", cmd.Paso, "comando", cmd.Nombre(), "accion", cmd.Accion, "intento", cmd.Intento)
+	k.traza, k.span = c.o.Trazador.Iniciar(traza.Contexto(context.Background(), msg.Properties()[eventos.PropTraceparent]),
+		cmd.Nombre(), traza.Consumidor, traza.Desde(k.inicio), traza.Atributos(traza.Saga(cmd.SagaID, cmd.Paso)...),
+		traza.Atributos(attribute.String("saga.accion", cmd.Accion), attribute.Int("saga.intento", cmd.Intento)))
+	k.logger = c.o.Logger.With("saga_id", cmd.SagaID, "paso", cmd.Paso, "comando", cmd.Nombre(), "accion", cmd.Accion, "intento", cmd.Intento,
+		"trace_id", traza.TraceIDDe(k.traza))
 	return k, nil
 }
 
@@ -279,7 +302,8 @@ func (c *Consumidor) manejar(ctx context.Context, msg pulsar.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := c.esperarLatencia(ctx); err != nil {
+	defer func() { k.terminar(err) }()
+	if err = c.esperarLatencia(ctx); err != nil {
 		return err
 	}
 	// From here on the command is finished even if the participant is asked
@@ -296,7 +320,8 @@ func (c *Consumidor) manejar(ctx context.Context, msg pulsar.Message) error {
 	if err == nil {
 		_, err = c.productor.Send(tctx, pm)
 	}
-	return c.respondido(k, d, err)
+	err = c.respondido(k, d, err)
+	return err
 }
 
 // aplicar applies one command alone; its error is retryable, unless the
@@ -352,6 +377,14 @@ func (c *Consumidor) manejarLote(ctx context.Context, msgs []pulsar.Message) []e
 	if len(ks) == 0 {
 		return errs
 	}
+	// aplicarLote drops from ks the commands it could not apply: end the
+	// span of every one.
+	todos := slices.Clone(ks)
+	defer func() {
+		for j, k := range todos {
+			k.terminar(errs[indices[j]])
+		}
+	}()
 	tctx, cancelar := context.WithTimeout(context.WithoutCancel(ctx), plazoComando)
 	defer cancelar()
 
@@ -479,7 +512,7 @@ func (c *Consumidor) mensajeRespuesta(k *comando, d bandeja.Decision) (*pulsar.P
 		eventos.PropIntento: strconv.Itoa(r.Intento),
 		eventos.PropTipo:    r.Type,
 	}
-	if tp := k.msg.Properties()[eventos.PropTraceparent]; tp != "" {
+	if tp := traza.Traceparent(k.traza); tp != "" {
 		props[eventos.PropTraceparent] = tp
 	}
 	return &pulsar.ProducerMessage{Payload: carga, Key: r.SagaID, Properties: props}, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/topologia"
+	"github.com/alpespartner/sagas/internal/traza"
 )
 
 // config is the coordinator's configuration, read once from the environment.
@@ -69,6 +70,8 @@ type config struct {
 	// MaxIntentosOutbox is SAGAS_OUTBOX_MAX_ATTEMPTS: refusals of an outbox
 	// row before it is parked.
 	MaxIntentosOutbox int
+	// Traza is OTEL_EXPORTER_OTLP_*: where spans go (none when unset).
+	Traza traza.Config
 }
 
 // leerConfig reads and validates the environment through the shared table
@@ -91,6 +94,7 @@ func leerConfig(getenv func(string) string) (config, error) {
 	c.MaxLogGeneralMB = l.Entero("SAGAS_LOG_MAX_SIZE_MB", 100)
 	c.Reintentos = bus.LeerReintentos(l)
 	c.MaxIntentosOutbox = l.Entero("SAGAS_OUTBOX_MAX_ATTEMPTS", mensajeria.MaxIntentosPorDefecto)
+	c.Traza = traza.LeerConfig(l)
 	c.Politicas = bus.Politicas{Retencion: l.Duracion("SAGAS_PULSAR_RETENTION_TIME", 24*time.Hour), RetencionMB: l.Entero64("SAGAS_PULSAR_RETENTION_SIZE_MB", 1024)}
 	roles, err := topologia.LeerRoles(l.Texto("SAGAS_PULSAR_ROLES"))
 	if err != nil {

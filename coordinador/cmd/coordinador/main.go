@@ -32,6 +32,7 @@ import (
 	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/topologia"
+	"github.com/alpespartner/sagas/internal/traza"
 	"github.com/alpespartner/sagas/internal/version"
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// Spans still queued are flushed after every component stopped.
+	trazador, err := traza.Nuevo(cfg.Traza, coordinador.Servicio)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := trazador.Cerrar(context.WithoutCancel(ctx)); err != nil {
+			logger.Warn("cerrar exportador de trazas", "err", err)
+		}
+	}()
+	if trazador.Activo() {
+		logger.Info("trazas exportadas por OTLP", "endpoint", cfg.Traza.Endpoint)
+	}
+
 	topo := eventos.Topologia{Tenant: cfg.Tenant, Namespace: cfg.Namespace}
 	admin, err := bus.NuevoAdminSeguro(cfg.PulsarAdminURL, cfg.Seguridad)
 	if err != nil {
@@ -167,7 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
 		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topo).De,
 		Logger: logger, Registro: reg, MaxIntentos: cfg.MaxIntentosOutbox, Reintentos: cfg.Reintentos,
-		Topicos: topicosDelRelay(plan, topo),
+		Topicos: topicosDelRelay(plan, topo), Trazador: trazador,
 	})
 	avisos := motor.NuevosAvisos()
 	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
@@ -178,10 +193,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
 		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.KeyShared,
 		Trabajadores: cfg.Trabajadores, Reintentos: cfg.Reintentos, Logger: logger, Metricas: metricasBus,
-	}, codecRespuesta, sagas)
+	}, codecRespuesta, sagas, trazador)
 	e, err := api.Nuevo(api.Opciones{
 		Iniciador: sagas, Consultas: store, Esperas: avisos, Outbox: store, Catalogo: catalogo,
 		BaseDatos: store.Ping, Broker: admin.Vivo, Registro: reg, Token: cfg.APIToken, TokenLectura: cfg.TokenLectura, Logger: logger,
+		Trazador: trazador,
 	})
 	if err != nil {
 		return err
@@ -203,7 +219,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.Puente {
 		p, err := puente.Nuevo(puente.Opciones{
 			Iniciador: sagas, Cliente: client, Esquemas: admin, Logger: logger, Metricas: metricasBus, Registro: reg,
-			Reintentos:     cfg.Reintentos,
+			Reintentos: cfg.Reintentos, Trazador: trazador,
 			TopicoCampania: cfg.LegadoCampania, TopicoLanzar: cfg.LegadoLanzar,
 		})
 		if err != nil {
