@@ -1915,6 +1915,8 @@ func probarEnCursoPorVersion(t *testing.T, c almacen.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Slice(en, func(i, j int) bool { return en[i].Tipo+strconv.Itoa(en[i].Version) < en[j].Tipo+strconv.Itoa(en[j].Version) })
+	sort.Slice(en, func(i, j int) bool {
+		return en[i].Tipo+strconv.Itoa(en[i].Version) < en[j].Tipo+strconv.Itoa(en[j].Version)
+	})
 	igual(t, "en curso por versión", en, []saga.EnCurso{{Tipo: "campana", Version: 2, Sagas: 4}, {Tipo: "campana", Version: 3, Sagas: 1}, {Tipo: "otro", Version: 7, Sagas: 1}})
 }

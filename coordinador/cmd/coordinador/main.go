@@ -83,6 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
 		}
 	}
+	if _, err := api.CompilarEsquemas(catalogo); err != nil {
+		return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
+	}
 	if *check {
 		fmt.Fprintln(stdout, "configuration OK")
 		return nil
