@@ -145,7 +145,9 @@ func TestLasSagasEnCursoTerminanConSuVersionTrasCambiarLaDefinicion(t *testing.T
 			}
 			s.Reanudar("marca")
 
-			terminal := func(d detalle) bool { return d.Estado == "COMPLETADA" || d.Estado == "COMPENSADA" || d.Estado == "COMPENSACION_FALLIDA" }
+			terminal := func(d detalle) bool {
+				return d.Estado == "COMPLETADA" || d.Estado == "COMPENSADA" || d.Estado == "COMPENSACION_FALLIDA"
+			}
 			for _, id := range viejas {
 				d := esperarDetalle(t, s, id, 90*time.Second, terminal)
 				nombres, estados := d.pasos()
