@@ -196,6 +196,9 @@ type Store interface {
 	// Contar counts the sagas f selects by estado; f.Limite and f.ConPasos do
 	// not apply.
 	Contar(ctx context.Context, f Filtro) (Resumen, error)
+	// EnCursoPorVersion counts, by tipo and definition version, the sagas
+	// that still need their definition (see saga.EnCurso).
+	EnCursoPorVersion(ctx context.Context) ([]saga.EnCurso, error)
 	// Outbox returns the number of unsent rows, parked ones excluded, and the
 	// creation time of the oldest (zero when empty), for the backlog and lag
 	// metrics.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +106,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"FlujoCompletoConLaMaquina", probarFlujoConLaMaquina},
 		{"FlujoParaleloConLaMaquina", probarFlujoParaleloConLaMaquina},
 		{"PurgarInbox", probarPurgarInbox},
+		{"EnCursoPorVersionCuentaLasQueNecesitanSuDefinicion", probarEnCursoPorVersion},
 	}
 	for _, p := range pruebas {
 		t.Run(p.nombre, func(t *testing.T) { p.f(t, nueva(t)) })
@@ -1904,4 +1907,38 @@ func probarRechazos(t *testing.T, c almacen.Config) {
 	if vistos := drenar(false); len(vistos) != 1 || vistos[0].ID != id || vistos[0].Intentos != 0 {
 		t.Errorf("drain after Reenviar saw %+v; want the row again with 0 attempts", vistos)
 	}
+}
+
+func probarEnCursoPorVersion(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	if en, err := db.EnCursoPorVersion(t.Context()); err != nil || len(en) != 0 {
+		t.Fatalf("empty store: %v %v", en, err)
+	}
+	n := 0
+	poner := func(tipo string, version int, e saga.Estado) {
+		n++
+		s := sagaMinima(fmt.Sprintf("v-%d", n), t0)
+		s.Tipo, s.VersionDefinicion, s.Estado = tipo, version, e
+		if e.Terminal() {
+			s.Fin = t0.Add(time.Second)
+		}
+		crear(t, db, s, "")
+	}
+	poner("campana", 2, saga.Iniciada)
+	poner("campana", 2, saga.EnProgreso)
+	poner("campana", 2, saga.Compensando)
+	poner("campana", 2, saga.CompensacionFallida)
+	poner("campana", 2, saga.Completada)
+	poner("campana", 3, saga.Iniciada)
+	poner("campana", 1, saga.Compensada)
+	poner("otro", 1, saga.Completada)
+	poner("otro", 7, saga.EnProgreso)
+	en, err := db.EnCursoPorVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(en, func(i, j int) bool {
+		return en[i].Tipo+strconv.Itoa(en[i].Version) < en[j].Tipo+strconv.Itoa(en[j].Version)
+	})
+	igual(t, "en curso por versión", en, []saga.EnCurso{{Tipo: "campana", Version: 2, Sagas: 4}, {Tipo: "campana", Version: 3, Sagas: 1}, {Tipo: "otro", Version: 7, Sagas: 1}})
 }

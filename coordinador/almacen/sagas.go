@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -485,4 +486,41 @@ func (db *DB) Contar(ctx context.Context, f Filtro) (Resumen, error) {
 		return nil, fmt.Errorf("contar sagas: %w", err)
 	}
 	return r, nil
+}
+
+// EnCursoPorVersion counts, by tipo and definition version, the sagas that
+// still need their definition: every saga not ended, and those in
+// COMPENSACION_FALLIDA, whose operator retry runs their compensations.
+func (db *DB) EnCursoPorVersion(ctx context.Context) ([]saga.EnCurso, error) {
+	rows, err := db.sql.QueryContext(ctx, "SELECT tipo, version_definicion, estado, COUNT(*) FROM sagas"+
+		" WHERE estado NOT IN (?, ?) GROUP BY tipo, version_definicion, estado", string(saga.Completada), string(saga.Compensada))
+	if err != nil {
+		return nil, fmt.Errorf("contar sagas en curso por versión: %w", err)
+	}
+	defer rows.Close()
+	indice := map[[2]string]int{}
+	var out []saga.EnCurso
+	for rows.Next() {
+		var (
+			e      saga.EnCurso
+			estado string
+		)
+		if err := rows.Scan(&e.Tipo, &e.Version, &estado, &e.Sagas); err != nil {
+			return nil, fmt.Errorf("contar sagas en curso por versión: %w", err)
+		}
+		if est := saga.Estado(estado); est.Terminal() && est != saga.CompensacionFallida {
+			continue
+		}
+		clave := [2]string{e.Tipo, strconv.Itoa(e.Version)}
+		if i, ok := indice[clave]; ok {
+			out[i].Sagas += e.Sagas
+			continue
+		}
+		indice[clave] = len(out)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("contar sagas en curso por versión: %w", err)
+	}
+	return out, nil
 }

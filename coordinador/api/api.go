@@ -27,6 +27,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -125,7 +126,10 @@ type servidor struct {
 	catalogo     saga.Catalogo
 	// nombresPasos and sujeto are derived once from catalogo and token.
 	nombresPasos map[string][]string
-	sujeto       string
+	// esquemas are the compiled input schemas of the tipos the generic
+	// route starts.
+	esquemas map[string]*jsonschema.Schema
+	sujeto   string
 	// documento is the OpenAPI document served at /openapi.json.
 	documento []byte
 	logger    *slog.Logger
@@ -192,6 +196,11 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 		s.catalogo = saga.CatalogoPorDefecto()
 	}
 	s.nombresPasos, s.sujeto = nombresPasos(s.catalogo), sujeto(s.token)
+	esquemas, err := CompilarEsquemas(s.catalogo)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.esquemas = esquemas
 	documento, err := documentoServido(len(s.token) > 0, s.tipos(), s.nombresPasos)
 	if err != nil {
 		return nil, err
@@ -232,6 +241,7 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	e.GET("/api/v1/sagas", s.listar, s.autenticar(leer))
 	e.GET("/api/v1/sagas/activas", s.activas, s.autenticar(leer))
 	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar(leer))
+	e.POST(rutaGenerica, s.iniciarGenerico, s.autenticar(operar), s.limitarCuerpo)
 	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar(operar))
 	e.GET("/api/v1/campanias", s.campanias, s.autenticar(leer))
 	e.GET("/api/v1/outbox/aparcados", s.aparcados, s.autenticar(leer))

@@ -121,7 +121,7 @@ func nuevoEntorno(t *testing.T, ajustar ...func(*Opciones)) *entorno {
 	}
 	logger := slog.New(slog.NewJSONHandler(en.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	en.motor = motor.Nuevo(motor.Opciones{
-		Store: store, Catalogo: saga.CatalogoPorDefecto(), Topologia: eventos.TopologiaPorDefecto,
+		Store: store, Catalogo: catalogoConAviso(t), Topologia: eventos.TopologiaPorDefecto,
 		Comandos: comandos, Eventos: evs, Logger: slog.New(slog.DiscardHandler), Observador: en.avisos, Reloj: en.reloj.ahora,
 	})
 	en.iniciador = &iniciadorProbado{Motor: en.motor}

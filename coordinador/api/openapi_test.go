@@ -119,6 +119,17 @@ func TestEsquemasYEjemplosDelDocumento(t *testing.T) {
 			_, err := decodificarLanzamiento(b, pasos[saga.TipoLanzarCampaniaCompleta], &campos{})
 			return err
 		},
+		"EntradaSaga": func(b []byte) error {
+			esquemas, err := CompilarEsquemas(catalogoConAviso(t))
+			if err != nil {
+				return err
+			}
+			var entrada any
+			if err := json.Unmarshal(b, &entrada); err != nil {
+				return err
+			}
+			return esquemas[tipoAviso].Validate(entrada)
+		},
 	} {
 		esquema := esquemasDoc[nombre].(map[string]any)
 		ejemplo, err := json.Marshal(esquema["example"])
@@ -148,6 +159,7 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	var dbCaida atomic.Bool
 	en := nuevoEntorno(t, func(o *Opciones) {
 		o.Token, o.TokenLectura = "tok", "lec"
+		o.Catalogo = catalogoConAviso(t)
 		o.BaseDatos = func(ctx context.Context) error {
 			if dbCaida.Load() {
 				return errors.New("caída")
@@ -190,6 +202,7 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	for _, post := range []struct{ ruta, cuerpo string }{
 		{"/campana-saga", cuerpoSemillas},
 		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento},
+		{"/api/v1/sagas/" + tipoAviso, cuerpoAviso},
 	} {
 		hacer(http.MethodPost, post.ruta+"?esperar=5s", post.cuerpo)                                              // 200
 		hacer(http.MethodPost, post.ruta, post.cuerpo, "Idempotency-Key", post.ruta)                              // 202
@@ -204,6 +217,8 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 		hacer(http.MethodPost, post.ruta, post.cuerpo, "Content-Type", "text/plain") // 415
 	}
 	en.iniciador.despues = nil
+	hacer(http.MethodPost, "/api/v1/sagas/no-existe", cuerpoAviso)            // 404
+	hacer(http.MethodPost, "/api/v1/sagas/"+saga.TipoCampana, cuerpoSemillas) // 404: no esquema_entrada
 	for _, id := range []string{compensada, enCurso, fallida, uuid.NewString()} {
 		hacer(http.MethodGet, "/saga/"+id+"/estado", "")
 		hacer(http.MethodGet, "/api/v1/sagas/"+id, "")
@@ -327,7 +342,7 @@ type sonda struct {
 // accept the others, and answer only statuses the operation documents. A
 // constraint added to the document is exercised without touching this test.
 func TestCadaRestriccionDelDocumentoSeCumpleEnSuLimite(t *testing.T) {
-	en := nuevoEntorno(t)
+	en := nuevoEntorno(t, conAviso(t))
 	// A probe with ?esperar= has its saga end at once, so the wait is short;
 	// the others leave theirs running (playing the steps is the slow part).
 	var terminar bool
@@ -349,7 +364,7 @@ func TestCadaRestriccionDelDocumentoSeCumpleEnSuLimite(t *testing.T) {
 	for _, op := range operaciones(doc) {
 		metodo, plantilla, _ := strings.Cut(op, " ")
 		operacion := mapa(mapa(doc["paths"])[plantilla])[strings.ToLower(metodo)].(map[string]any)
-		ruta := strings.NewReplacer("{id_saga}", existente, "{saga_id}", existente).Replace(plantilla)
+		ruta := strings.NewReplacer("{id_saga}", existente, "{saga_id}", existente, "{tipo}", tipoAviso).Replace(plantilla)
 		var cuerpoBase any
 		var esquemaCuerpo map[string]any
 		if rb, ok := operacion["requestBody"].(map[string]any); ok {

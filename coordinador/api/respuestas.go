@@ -138,21 +138,24 @@ func detalleDe(s saga.Saga, def *saga.Definicion) detalleSaga {
 
 // resumenSaga is one saga of a listing.
 type resumenSaga struct {
-	IDSaga      string      `json:"id_saga"`
-	Tipo        string      `json:"tipo"`
-	Estado      saga.Estado `json:"estado"`
-	CampaniaID  string      `json:"campania_id,omitempty"`
-	Nombre      string      `json:"nombre,omitempty"`
-	Inicio      time.Time   `json:"inicio"`
-	Fin         time.Time   `json:"fin,omitzero"`
-	TiempoTotal string      `json:"tiempo_total,omitempty"`
-	PasoFallido string      `json:"paso_fallido,omitempty"`
-	Error       string      `json:"error,omitempty"`
+	IDSaga string `json:"id_saga"`
+	Tipo   string `json:"tipo"`
+	// VersionDefinicion is the version of its tipo's definition the saga
+	// started on, and runs to its end on.
+	VersionDefinicion int         `json:"version_definicion"`
+	Estado            saga.Estado `json:"estado"`
+	CampaniaID        string      `json:"campania_id,omitempty"`
+	Nombre            string      `json:"nombre,omitempty"`
+	Inicio            time.Time   `json:"inicio"`
+	Fin               time.Time   `json:"fin,omitzero"`
+	TiempoTotal       string      `json:"tiempo_total,omitempty"`
+	PasoFallido       string      `json:"paso_fallido,omitempty"`
+	Error             string      `json:"error,omitempty"`
 }
 
 func resumenDe(s saga.Saga) resumenSaga {
 	r := resumenSaga{
-		IDSaga: s.ID, Tipo: s.Tipo, Estado: s.Estado, CampaniaID: s.CampaniaID, Nombre: nombreDe(s.Datos),
+		IDSaga: s.ID, Tipo: s.Tipo, VersionDefinicion: s.VersionDefinicion, Estado: s.Estado, CampaniaID: s.CampaniaID, Nombre: nombreDe(s.Datos),
 		Inicio: s.Inicio, PasoFallido: s.PasoFallido, Error: s.Error,
 	}
 	if s.Estado.Terminal() {

@@ -359,6 +359,10 @@ func TestUnaPersonaInspeccionaSagasEnUnNavegadorReal(t *testing.T) {
 	p.hacer("blur the row and move the mouse away", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`),
 		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 1, 799))
 	p.captura("inspector-lista.png", false)
+	// Each row names its tipo and the definition version the saga runs on.
+	if tipo := evaluar[string](p, fmt.Sprintf(`document.querySelector('#filas tr[data-id=%q] td[data-etiqueta="Tipo"]').innerText`, completada.ID)); !strings.Contains(tipo, "campana") || !strings.Contains(tipo, "versión 1") {
+		t.Errorf("the list's Tipo cell reads %q, want the tipo and its definition version", tipo)
+	}
 
 	// Filter by estado: only compensated sagas remain, and the count button
 	// of that state is pressed.
@@ -389,6 +393,9 @@ func TestUnaPersonaInspeccionaSagasEnUnNavegadorReal(t *testing.T) {
 	p.hacer("open the compensated saga", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#filas tr[data-id=%q]`, compensada.ID))))
 	p.esperar("its detail", fmt.Sprintf(`document.getElementById('d-id').textContent === %q
 		&& document.getElementById('d-estado').textContent === 'Compensada' && document.querySelectorAll('#d-compensacion > li').length === 3`, compensada.ID), 10*time.Second)
+	if datos := evaluar[string](p, `document.getElementById('d-datos').innerText`); !strings.Contains(datos, "campana (versión 1)") {
+		t.Errorf("the detail does not show the definition version: %q", datos)
+	}
 	ejecucion, compensacion := p.linea("ejecucion"), p.linea("compensacion")
 	if got, want := pasos(ejecucion), []string{"influencer:COMPLETADO", "marca:COMPLETADO", "tracking:FALLIDO"}; !slices.Equal(got, want) {
 		t.Errorf("execution timeline %v, want %v", got, want)

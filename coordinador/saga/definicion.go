@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -64,6 +66,11 @@ type Definicion struct {
 	PlazoCompensacion    Duracion `json:"plazo_compensacion"`
 	EsperaCompensacion   Duracion `json:"espera_compensacion"`
 	EsperaMaxima         Duracion `json:"espera_maxima"`
+	// EsquemaEntrada, when set, is a JSON Schema (draft 2020-12 unless its
+	// $schema says otherwise) of the saga's input: the flow can then be
+	// started through POST /api/v1/sagas/{tipo}, which validates the input
+	// against it. The state machine never reads it.
+	EsquemaEntrada json.RawMessage `json:"esquema_entrada,omitempty"`
 
 	// anteriores are earlier versions of this tipo that the catalogue still
 	// knows, so that sagas started on them run to their end on them.
@@ -102,10 +109,18 @@ func (d *Definicion) Validar() error {
 		}
 		gruposVistos[p.Grupo] = true
 	}
+	if len(d.EsquemaEntrada) > 0 && !esObjetoJSON(d.EsquemaEntrada) {
+		errs = append(errs, fmt.Errorf("%s: esquema_entrada debe ser un objeto JSON (un JSON Schema)", d.Tipo))
+	}
 	if d.IntentosCompensacion < 1 || d.PlazoCompensacion <= 0 || d.EsperaCompensacion <= 0 || d.EsperaMaxima < d.EsperaCompensacion {
 		errs = append(errs, fmt.Errorf("%s: política de compensación inválida", d.Tipo))
 	}
 	return errors.Join(errs...)
+}
+
+func esObjetoJSON(b []byte) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(b, &m) == nil && m != nil
 }
 
 // Indice returns the position of the named step, or -1.
@@ -162,10 +177,9 @@ func (c Catalogo) Buscar(tipo string) (*Definicion, error) {
 	return d, nil
 }
 
-// BuscarVersion returns the definition a saga of tipo started on: that
-// version when the catalogue knows it, else the current one (a saga older
-// than every known version goes on with the current flow, as before
-// versions were kept).
+// BuscarVersion returns the definition a saga of tipo started on. A version
+// the catalogue does not know is ErrVersionDesconocida: a saga never goes on
+// with another version's steps.
 func (c Catalogo) BuscarVersion(tipo string, version int) (*Definicion, error) {
 	d, err := c.Buscar(tipo)
 	if err != nil {
@@ -179,7 +193,56 @@ func (c Catalogo) BuscarVersion(tipo string, version int) (*Definicion, error) {
 			return a, nil
 		}
 	}
-	return d, nil
+	return nil, fmt.Errorf("%w: %s versión %d (conocidas: %s)", ErrVersionDesconocida, tipo, version, listaVersiones(c.Versiones(tipo)))
+}
+
+// EnCurso counts the sagas of one tipo and definition version that still
+// need their definition: those not ended, and those in COMPENSACION_FALLIDA
+// (an operator's retry runs their compensations).
+type EnCurso struct {
+	Tipo    string
+	Version int
+	Sagas   int
+}
+
+// ComprobarEnCurso reports, as one ErrVersionDesconocida, every tipo and
+// version of en that the catalogue cannot run, with how many sagas need it
+// and the versions it knows. A coordinator must not start with such a
+// catalogue: those sagas could not take one more step.
+func (c Catalogo) ComprobarEnCurso(en []EnCurso) error {
+	var (
+		faltan []string
+		sagas  int
+	)
+	for _, e := range en {
+		if e.Sagas == 0 {
+			continue
+		}
+		if _, err := c.BuscarVersion(e.Tipo, e.Version); err == nil {
+			continue
+		}
+		conocidas := "tipo desconocido"
+		if vs := c.Versiones(e.Tipo); len(vs) > 0 {
+			conocidas = "conocidas: " + listaVersiones(vs)
+		}
+		faltan = append(faltan, fmt.Sprintf("%s versión %d (%d sagas; %s)", e.Tipo, e.Version, e.Sagas, conocidas))
+		sagas += e.Sagas
+	}
+	if len(faltan) == 0 {
+		return nil
+	}
+	slices.Sort(faltan)
+	return fmt.Errorf("%w: %d sagas en curso necesitan definiciones que el catálogo no tiene: %s; "+
+		"devuelva esos archivos a SAGAS_DEFINICIONES (un directorio admite varias versiones de un tipo: la más alta es la actual)",
+		ErrVersionDesconocida, sagas, strings.Join(faltan, ", "))
+}
+
+func listaVersiones(vs []int) string {
+	partes := make([]string, len(vs))
+	for i, v := range vs {
+		partes[i] = strconv.Itoa(v)
+	}
+	return strings.Join(partes, ", ")
 }
 
 // Versiones lists the versions of tipo the catalogue knows, current first.
@@ -207,11 +270,9 @@ func (c Catalogo) agregar(d *Definicion) {
 	var anteriores []*Definicion
 	for _, a := range append([]*Definicion{viejo}, viejo.anteriores...) {
 		if a.Version != d.Version {
-			anteriores = append(anteriores, &Definicion{
-				Tipo: a.Tipo, Version: a.Version, Pasos: a.Pasos,
-				IntentosCompensacion: a.IntentosCompensacion, PlazoCompensacion: a.PlazoCompensacion,
-				EsperaCompensacion: a.EsperaCompensacion, EsperaMaxima: a.EsperaMaxima,
-			})
+			copia := *a
+			copia.anteriores = nil
+			anteriores = append(anteriores, &copia)
 		}
 	}
 	d.anteriores = append(d.anteriores, anteriores...)

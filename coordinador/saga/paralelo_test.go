@@ -2,6 +2,7 @@ package saga
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"reflect"
 	"slices"
@@ -296,11 +297,17 @@ func TestCatalogoConservaLasVersionesAnteriores(t *testing.T) {
 	if got := c.Versiones(TipoLanzarCampaniaCompleta); !slices.Equal(got, []int{2, 1}) {
 		t.Fatalf("versiones %v", got)
 	}
-	for v, grupo := range map[int]string{1: "", 2: "preparar_lanzamiento", 9: "preparar_lanzamiento"} {
+	for v, grupo := range map[int]string{1: "", 2: "preparar_lanzamiento"} {
 		d, err := c.BuscarVersion(TipoLanzarCampaniaCompleta, v)
 		if err != nil || d.Pasos[1].Grupo != grupo {
 			t.Fatalf("version %d: %v, grupo %q", v, err, d.Pasos[1].Grupo)
 		}
+	}
+	// A version the catalogue does not hold is an error naming it, never
+	// another version's steps.
+	if d, err := c.BuscarVersion(TipoLanzarCampaniaCompleta, 9); !errors.Is(err, ErrVersionDesconocida) || d != nil ||
+		!strings.Contains(err.Error(), "lanzar-campania-completa versión 9 (conocidas: 2, 1)") {
+		t.Fatalf("version 9: %v, %+v", err, d)
 	}
 	// Loading version 1 as JSON makes it current again; version 2 stays
 	// known for the sagas that started on it.

@@ -79,7 +79,10 @@ const (
 // Errors of the state machine.
 var (
 	ErrTipoDesconocido = errors.New("tipo de saga desconocido")
-	ErrNoReintentable  = errors.New("la saga no está en COMPENSACION_FALLIDA")
+	// ErrVersionDesconocida is a definition version of a known tipo that the
+	// catalogue does not hold (its file left SAGAS_DEFINICIONES).
+	ErrVersionDesconocida = errors.New("versión de definición desconocida")
+	ErrNoReintentable     = errors.New("la saga no está en COMPENSACION_FALLIDA")
 )
 
 // EstadoDePaso is the timeline entry of one step: its action and its

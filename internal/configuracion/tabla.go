@@ -205,7 +205,7 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_TIMER_INTERVAL", Defecto: "250ms", Valores: Duracion{10 * time.Millisecond, time.Minute},
 		Descripcion: "how often deadlines are swept", Binarios: Coordinador},
 	{Nombre: "SAGAS_DEFINICIONES", Valores: Texto{},
-		Descripcion: "directory of saga definitions (*.json) that add to or replace the built-in ones (a replaced version stays known, so sagas started on it finish on it)", Binarios: Coordinador},
+		Descripcion: "directory of saga definitions (*.json): new tipos and new versions; of one tipo the highest version is current and every other stays loadable, so sagas started on it finish on it (the coordinator refuses to start while a saga in flight needs a version no file gives); a definition with esquema_entrada starts through POST /api/v1/sagas/{tipo}", Binarios: Coordinador},
 	{Nombre: "SAGAS_PUENTE", Defecto: "on", Valores: Interruptor{},
 		Descripcion: "consume the legacy choreography topics", Binarios: Coordinador},
 	{Nombre: "SAGAS_LEGADO_TOPICO_CAMPANIA", Defecto: "persistent://public/default/eventos-campania", Valores: Topico{},

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -83,6 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
 		}
 	}
+	if _, err := api.CompilarEsquemas(catalogo); err != nil {
+		return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
+	}
 	if *check {
 		fmt.Fprintln(stdout, "configuration OK")
 		return nil
@@ -99,6 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	if err := comprobarDefiniciones(ctx, store, catalogo, logger); err != nil {
+		return err
+	}
 	// Deadlines are set and compared on the database's clock, whatever this
 	// host's clock says.
 	reloj, err := store.NuevoReloj(ctx, relojLocal, logger)
@@ -248,6 +255,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Apagando: func(motivo error) { logger.Info("apagando", "motivo", motivo) },
 	}
 	return grupo.Correr(ctx)
+}
+
+// comprobarDefiniciones refuses to start when a saga in flight needs a
+// definition version the catalogue no longer holds (a saga runs to its end
+// on the version it started with), naming how many sagas need which version.
+func comprobarDefiniciones(ctx context.Context, store *almacen.DB, catalogo saga.Catalogo, logger *slog.Logger) error {
+	enCurso, err := store.EnCursoPorVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if err := catalogo.ComprobarEnCurso(enCurso); err != nil {
+		return fmt.Errorf("SAGAS_DEFINICIONES: %w", err)
+	}
+	tipos := make([]string, 0, len(catalogo))
+	for tipo := range catalogo {
+		tipos = append(tipos, tipo)
+	}
+	slices.Sort(tipos)
+	versiones := make([]any, 0, 2*len(tipos))
+	for _, tipo := range tipos {
+		versiones = append(versiones, tipo, catalogo.Versiones(tipo))
+	}
+	logger.Info("definiciones cargadas (versión actual primero)", versiones...)
+	return nil
 }
 
 // relojLocal is this process's clock (nil: time.Now); tests skew it.

@@ -359,7 +359,9 @@ function textoDuracion(s) {
 function celdas(s) {
   return [
     el('th', { scope: 'row', role: 'rowheader', 'data-etiqueta': 'Saga' }, el('code', { class: 'id' }, s.id_saga)),
-    el('td', { role: 'cell', 'data-etiqueta': 'Tipo' }, s.tipo),
+    el('td', { role: 'cell', 'data-etiqueta': 'Tipo' }, el('div', {},
+      el('span', {}, s.tipo),
+      el('span', { class: 'secundaria', title: 'versión de la definición con la que empezó y termina' }, `versión ${s.version_definicion}`))),
     el('td', { role: 'cell', 'data-etiqueta': 'Estado', class: 'celda-estado' }, insignia(s.estado)),
     el('td', { role: 'cell', 'data-etiqueta': 'Campaña' }, s.nombre || s.campania_id ? el('div', {},
       s.nombre ? el('span', { class: 'nombre' }, s.nombre) : null,
