@@ -212,8 +212,13 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	hacer(http.MethodPost, "/api/v1/sagas/"+compensada+"/reintentar", "") // 409
 	hacer(http.MethodPost, "/api/v1/sagas/"+uuid.NewString()+"/reintentar", "")
 	hacer(http.MethodPost, "/api/v1/sagas/"+fallida+"/reintentar", "", "Authorization", "Bearer lec") // 403
+	hacer(http.MethodPost, "/api/v1/sagas/"+enCurso+"/cancelar", "")                                  // 202
+	hacer(http.MethodPost, "/api/v1/sagas/"+compensada+"/cancelar", "")                               // 409
+	hacer(http.MethodPost, "/api/v1/sagas/"+uuid.NewString()+"/cancelar", "")
+	hacer(http.MethodPost, "/api/v1/sagas/"+enCurso+"/cancelar", "", "Authorization", "Bearer lec") // 403
 	for _, id := range []string{compensada, uuid.NewString()} {
 		cancelada(http.MethodPost, "/api/v1/sagas/"+id+"/reintentar", "")
+		cancelada(http.MethodPost, "/api/v1/sagas/"+id+"/cancelar", "")
 		cancelada(http.MethodGet, "/saga/"+id+"/estado", "")
 		cancelada(http.MethodGet, "/api/v1/sagas/"+id, "")
 	}
@@ -229,6 +234,7 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 		hacer(http.MethodGet, url, "", "Authorization", "Bearer mal")
 	}
 	hacer(http.MethodPost, "/api/v1/sagas/x/reintentar", "", "Authorization", "")
+	hacer(http.MethodPost, "/api/v1/sagas/x/cancelar", "", "Authorization", "")
 	dbCaida.Store(true)
 	hacer(http.MethodGet, "/readyz", "")
 
