@@ -178,7 +178,7 @@ var Variables = []Variable{
 		Descripcion: "on lets an HTTP listener that is not loopback answer without authentication (the API without SAGAS_API_TOKEN, the metrics listener without SAGAS_METRICS_TOKEN, pprof); each such listener is logged as a warning at start. Only for a network you control end to end", Binarios: Coordinador | Participantes},
 	// Retention.
 	{Nombre: "SAGAS_RETENTION", Defecto: "168h", Valores: Duracion{},
-		Descripcion: "age after which what is no longer needed is purged: the coordinator's finished sagas (COMPLETADA, COMPENSADA) with their steps, its inbox keys and per-saga log files; a participant's inbox rows and step locks (its tables of effects are kept). Must exceed the longest time before an operator retries a COMPENSACION_FALLIDA saga. 0s turns purging off", Binarios: Coordinador | Participantes},
+		Descripcion: "age after which what is no longer needed is purged: the coordinator's finished sagas (COMPLETADA, COMPENSADA, CANCELADA) with their steps, its inbox keys and per-saga log files; a participant's inbox rows and step locks (its tables of effects are kept). Must exceed the longest time before an operator retries a COMPENSACION_FALLIDA saga. 0s turns purging off", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_RETENTION_INTERVAL", Defecto: "10m", Valores: Duracion{Min: 100 * time.Millisecond, Max: 24 * time.Hour},
 		Descripcion: "how often the purge runs", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_LOG_MAX_SIZE_MB", Defecto: "100", Valores: Entero{0, 1 << 20},
