@@ -46,6 +46,9 @@ func TestCancelarEnCursoCompensaLosIniciadosIncluidoElQueEstaEnVuelo(t *testing.
 			if s.PasoFallido != "" || s.Error != MotivoCancelacion || !s.Cancelacion.Equal(seg(3)) || !s.Fin.Equal(seg(15)) || !s.Plazo.IsZero() {
 				t.Fatalf("paso_fallido %q error %q cancelacion %v fin %v plazo %v", s.PasoFallido, s.Error, s.Cancelacion, s.Fin, s.Plazo)
 			}
+			if c.nombre == "sin respuesta" && s.Pasos[2].Error != "paso tracking sin respuesta tras la cancelación (timeout)" {
+				t.Fatalf("tracking's error reads %q", s.Pasos[2].Error)
+			}
 			if s.Pasos[2].Intento != 1 {
 				t.Fatalf("tracking was retried after the cancel: %d attempts", s.Pasos[2].Intento)
 			}

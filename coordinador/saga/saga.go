@@ -286,10 +286,10 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 		}
 		if r.Exito {
 			p.Estado = PasoCompletado
-			t.anotar("paso " + r.Paso + " completado tras el fallo de su grupo")
+			t.anotar("paso " + r.Paso + " completado tras " + s2.porQueCompensa())
 		} else {
 			p.Estado, p.Error = PasoFallido, nonEmpty(r.Error, "el participante respondió con un fallo")
-			t.anotar("paso " + r.Paso + " falló tras el fallo de su grupo")
+			t.anotar("paso " + r.Paso + " falló tras " + s2.porQueCompensa())
 		}
 		if s2.Estado == Compensando {
 			t.siguienteCompensacion(d, ahora)
@@ -341,6 +341,15 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 	return t
 }
 
+// porQueCompensa names what stopped the saga, for the texts about a step
+// that answered (or not) after it.
+func (s *Saga) porQueCompensa() string {
+	if !s.Cancelacion.IsZero() {
+		return "la cancelación"
+	}
+	return "el fallo de su grupo"
+}
+
 // pendientes counts the steps of ps not completed.
 func pendientes(ps []EstadoDePaso) int {
 	n := 0
@@ -372,7 +381,7 @@ func Vencer(d *Definicion, s Saga, ahora time.Time) Transicion {
 		switch {
 		case p.Estado == PasoEjecutando && s2.Estado == Compensando:
 			p.Estado, p.Fin, p.Plazo = PasoFallido, ahora, time.Time{}
-			p.Error = fmt.Sprintf("paso %s sin respuesta tras el fallo de su grupo (timeout)", p.Nombre)
+			p.Error = fmt.Sprintf("paso %s sin respuesta tras %s (timeout)", p.Nombre, s2.porQueCompensa())
 			t.anotar(p.Error)
 		case p.Estado == PasoEjecutando && p.Intento < d.Pasos[i].Intentos:
 			t.anotar(fmt.Sprintf("paso %s sin respuesta: reintento %d", p.Nombre, p.Intento+1))
