@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/alpespartner/sagas/coordinador/saga"
 )
 
 // tasaSinPlan is the POST rate when there is no plan to spread the load over.
@@ -203,5 +205,5 @@ func contarPendientes(ctx context.Context, db *sql.DB, ids map[string]bool) (int
 }
 
 func esTerminal(estado string) bool {
-	return estado == "COMPLETADA" || estado == "COMPENSADA" || estado == "COMPENSACION_FALLIDA"
+	return saga.Estado(estado).Terminal()
 }

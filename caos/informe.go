@@ -41,13 +41,13 @@ func imprimir(w io.Writer, r *resultado) {
 	total := map[string]int{}
 	for _, t := range tipos {
 		var partes []string
-		for _, e := range []string{"COMPLETADA", "COMPENSADA", "COMPENSACION_FALLIDA"} {
+		for _, e := range []string{"COMPLETADA", "COMPENSADA", "CANCELADA", "COMPENSACION_FALLIDA"} {
 			partes = append(partes, fmt.Sprintf("%s %d", e, r.Desenlaces[t][e]))
 			total[e] += r.Desenlaces[t][e]
 		}
 		fmt.Fprintf(w, "  %-26s %s\n", t, strings.Join(partes, "  "))
 	}
-	terminales := total["COMPLETADA"] + total["COMPENSADA"] + total["COMPENSACION_FALLIDA"]
+	terminales := total["COMPLETADA"] + total["COMPENSADA"] + total["CANCELADA"] + total["COMPENSACION_FALLIDA"]
 	pct := 0.0
 	if terminales > 0 {
 		pct = 100 * float64(total["COMPENSADA"]) / float64(terminales)

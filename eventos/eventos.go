@@ -31,6 +31,9 @@ const (
 	SagaCompletada          = "SagaCompletada"
 	SagaCompensada          = "SagaCompensada"
 	SagaCompensacionFallida = "SagaCompensacionFallida"
+	// SagaCancelada: an operator cancelled the saga and every started step
+	// was compensated (estado CANCELADA, error "cancelada por el operador").
+	SagaCancelada = "SagaCancelada"
 )
 
 // Message property keys set on every message we publish. The key of every

@@ -105,6 +105,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"ListarYContarConFiltros", probarListar},
 		{"FlujoCompletoConLaMaquina", probarFlujoConLaMaquina},
 		{"FlujoParaleloConLaMaquina", probarFlujoParaleloConLaMaquina},
+		{"CancelarConLaMaquinaTerminaCancelada", probarCancelarConLaMaquina},
 		{"PurgarInbox", probarPurgarInbox},
 		{"EnCursoPorVersionCuentaLasQueNecesitanSuDefinicion", probarEnCursoPorVersion},
 	}
@@ -130,7 +131,7 @@ func normal(s saga.Saga) saga.Saga {
 		}
 		return t.Truncate(time.Microsecond).UTC()
 	}
-	s.Plazo, s.Inicio, s.Fin = n(s.Plazo), n(s.Inicio), n(s.Fin)
+	s.Plazo, s.Inicio, s.Fin, s.Cancelacion = n(s.Plazo), n(s.Inicio), n(s.Fin), n(s.Cancelacion)
 	for i := range s.Pasos {
 		p := &s.Pasos[i]
 		p.Inicio, p.Fin, p.InicioCompensacion, p.FinCompensacion = n(p.Inicio), n(p.Fin), n(p.InicioCompensacion), n(p.FinCompensacion)
@@ -284,6 +285,11 @@ func probarIdaYVueltaExacta(t *testing.T, c almacen.Config) {
 		func() saga.Saga {
 			s := sagaCompleta("terminada")
 			s.Estado, s.Fin, s.Plazo, s.EnEspera = saga.CompensacionFallida, t0.Add(time.Hour), time.Time{}, false
+			return s
+		}(),
+		func() saga.Saga {
+			s := sagaCompleta("cancelada")
+			s.Estado, s.PasoFallido, s.Cancelacion = saga.Compensando, "", t0.Add(1234567*time.Nanosecond)
 			return s
 		}(),
 	} {
@@ -1941,4 +1947,54 @@ func probarEnCursoPorVersion(t *testing.T, c almacen.Config) {
 		return en[i].Tipo+strconv.Itoa(en[i].Version) < en[j].Tipo+strconv.Itoa(en[j].Version)
 	})
 	igual(t, "en curso por versión", en, []saga.EnCurso{{Tipo: "campana", Version: 2, Sagas: 4}, {Tipo: "campana", Version: 3, Sagas: 1}, {Tipo: "otro", Version: 7, Sagas: 1}})
+}
+
+// probarCancelarConLaMaquina: the cancel is one more transition through
+// Actualizar; it survives every later one (on whichever replica reads the
+// saga) until the saga ends CANCELADA.
+func probarCancelarConLaMaquina(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	d := saga.Campana()
+	ahora := t0
+	tr := saga.Nueva(d, "c", json.RawMessage(`{"nombre":"Verano"}`), ahora)
+	crear(t, db, tr.Saga, "", comandos(t, tr.Comandos)...)
+	transicion := func(dedup string, f func(saga.Saga) (saga.Transicion, error)) {
+		t.Helper()
+		ahora = ahora.Add(time.Second)
+		err := db.Actualizar(ctx, "c", dedup, func(s saga.Saga) (almacen.Cambio, error) {
+			tr, err := f(s)
+			return almacen.Cambio{Saga: tr.Saga, Guardar: tr.Cambio, Mensajes: comandos(t, tr.Comandos)}, err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", dedup, err)
+		}
+	}
+	responder := func(paso string, a saga.Accion) {
+		transicion(paso+string(a), func(s saga.Saga) (saga.Transicion, error) {
+			return saga.Aplicar(d, s, saga.Respuesta{Paso: paso, Accion: a, Intento: 1, Exito: true}, ahora), nil
+		})
+	}
+	responder("influencer", saga.Ejecutar)
+	transicion("", func(s saga.Saga) (saga.Transicion, error) { return saga.Cancelar(d, s, ahora) })
+	cancelada := ahora
+	if s := leer(t, db, "c"); s.Estado != saga.Compensando || !s.Cancelacion.Equal(cancelada.Truncate(time.Microsecond)) {
+		t.Fatalf("tras cancelar: %s, cancelacion %v; quiero COMPENSANDO y %v", s.Estado, s.Cancelacion, cancelada)
+	}
+	responder("marca", saga.Ejecutar) // in flight at the cancel: compensated, not continued
+	responder("marca", saga.Compensar)
+	responder("influencer", saga.Compensar)
+	s := leer(t, db, "c")
+	if s.Estado != saga.Cancelada || !reflect.DeepEqual(s.Compensaciones, []string{"marca", "influencer"}) || s.Pasos[2].Estado != saga.PasoPendiente {
+		t.Fatalf("saga c: %s, compensaciones %v, tracking %s; quiero CANCELADA, [marca influencer], PENDIENTE", s.Estado, s.Compensaciones, s.Pasos[2].Estado)
+	}
+	err := db.Actualizar(ctx, "c", "", func(s saga.Saga) (almacen.Cambio, error) {
+		s.Estado, s.Cancelacion = saga.Completada, time.Time{} // as if it had completed instead
+		tr, err := saga.Cancelar(d, s, ahora)
+		return almacen.Cambio{Saga: tr.Saga, Guardar: tr.Cambio}, err
+	})
+	var nc *saga.NoCancelableError
+	if !errors.As(err, &nc) || nc.Estado != saga.Completada {
+		t.Fatalf("cancelar una saga terminada: %v; quiero *saga.NoCancelableError a través del almacén", err)
+	}
 }

@@ -20,7 +20,7 @@ var (
 		"saga_id", "tipo", "version_definicion", "campania_id", "usuario_id", "metadatos", "timestamp_inicio", "traceparent",
 		// From here on, what transitions change (see updateSagaCorto).
 		"estado", "paso_actual", "plazo", "en_espera", "paso_fallido", "compensaciones", "error_mensaje",
-		"timestamp_fin", "duracion_total_segundos", "version",
+		"timestamp_fin", "duracion_total_segundos", "timestamp_cancelacion", "version",
 	}
 	// colsPasoLeidas are read back; paso_id, descripcion and
 	// duracion_segundos are derived or not part of saga.EstadoDePaso.
@@ -95,7 +95,7 @@ func (d *dialecto) valoresSaga(s *saga.Saga, version int64) ([]any, error) {
 		s.ID, s.Tipo, s.VersionDefinicion, nuloSiVacio(s.CampaniaID), nuloSiVacio(s.UsuarioID),
 		jsonONulo(s.Datos), d.tiempo(s.Inicio), nuloSiVacio(s.Traceparent),
 		string(s.Estado), s.Actual, d.tiempo(s.Plazo), enEspera, nuloSiVacio(s.PasoFallido), string(comp),
-		nuloSiVacio(s.Error), d.tiempo(s.Fin), segundos(s.Inicio, s.Fin), version,
+		nuloSiVacio(s.Error), d.tiempo(s.Fin), segundos(s.Inicio, s.Fin), d.tiempo(s.Cancelacion), version,
 	}, nil
 }
 
@@ -121,7 +121,7 @@ type filaSaga struct {
 	campania, usuario, pasoFallido, errorSaga texto
 	traceparent                               texto
 	datos, compensaciones                     crudo
-	plazo, inicio, fin                        instante
+	plazo, inicio, fin, cancelacion           instante
 	duracion                                  sql.NullFloat64
 }
 
@@ -129,7 +129,7 @@ func (f *filaSaga) destinos() []any {
 	return []any{
 		&f.id, &f.tipo, &f.versionDef, &f.campania, &f.usuario, &f.datos, &f.inicio, &f.traceparent,
 		&f.estado, &f.actual, &f.plazo, &f.enEspera, &f.pasoFallido, &f.compensaciones, &f.errorSaga,
-		&f.fin, &f.duracion, &f.version,
+		&f.fin, &f.duracion, &f.cancelacion, &f.version,
 	}
 }
 
@@ -139,7 +139,7 @@ func (f *filaSaga) saga() (saga.Saga, error) {
 		Estado: saga.Estado(f.estado), CampaniaID: string(f.campania), UsuarioID: string(f.usuario),
 		Datos: json.RawMessage(f.datos), Actual: int(f.actual), Plazo: f.plazo.tiempo(),
 		EnEspera: f.enEspera != 0, PasoFallido: string(f.pasoFallido), Error: string(f.errorSaga),
-		Inicio: f.inicio.tiempo(), Fin: f.fin.tiempo(), Version: int64(f.version), Traceparent: string(f.traceparent),
+		Inicio: f.inicio.tiempo(), Fin: f.fin.tiempo(), Cancelacion: f.cancelacion.tiempo(), Version: int64(f.version), Traceparent: string(f.traceparent),
 	}
 	if len(f.compensaciones) > 0 {
 		if err := json.Unmarshal(f.compensaciones, &s.Compensaciones); err != nil {

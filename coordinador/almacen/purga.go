@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
 // Purga counts what one Purgar removed.
@@ -22,8 +23,8 @@ type Purga struct {
 const LotePurga = 500
 
 // Purgar deletes what is no longer needed once it is older than antes:
-// sagas that finished (COMPLETADA, COMPENSADA) before antes, with their
-// steps, and the inbox keys of replies received before antes (a key is only
+// sagas that finished (COMPLETADA, COMPENSADA, CANCELADA) before antes,
+// with their steps, and the inbox keys of replies received before antes (a key is only
 // needed while the broker may redeliver that reply). Sagas that wait for an
 // operator (COMPENSACION_FALLIDA) and sagas in flight are never purged.
 // Several replicas may purge at once.
@@ -44,13 +45,15 @@ func (db *DB) Purgar(ctx context.Context, antes time.Time) (Purga, error) {
 	return p, err
 }
 
-var estadosPurgables = []any{string(saga.Completada), string(saga.Compensada)}
+// estadosPurgables are the terminal states that need nothing more: every
+// effect is in place or undone (COMPENSACION_FALLIDA waits for an operator).
+var estadosPurgables = []any{string(saga.Completada), string(saga.Compensada), string(saga.Cancelada)}
 
 func (db *DB) purgarLote(ctx context.Context, antes time.Time) (int, error) {
 	var n int
 	err := db.transaccion(ctx, func(tx *sql.Tx) error {
 		args := append(append([]any{}, estadosPurgables...), db.d.tiempo(antes), LotePurga)
-		filas, err := tx.QueryContext(ctx, "SELECT saga_id FROM sagas WHERE estado IN (?, ?) AND timestamp_fin < ? ORDER BY timestamp_fin LIMIT ?", args...)
+		filas, err := tx.QueryContext(ctx, "SELECT saga_id FROM sagas WHERE estado IN ("+sqldialecto.Marcadores(len(estadosPurgables))+") AND timestamp_fin < ? ORDER BY timestamp_fin LIMIT ?", args...)
 		if err != nil {
 			return err
 		}
@@ -75,7 +78,7 @@ func (db *DB) purgarLote(ctx context.Context, antes time.Time) (int, error) {
 			return err
 		}
 		// The state is checked again: a saga retried meanwhile stays.
-		res, err := tx.ExecContext(ctx, "DELETE FROM sagas WHERE saga_id IN "+lista+" AND estado IN (?, ?)", append(ids, estadosPurgables...)...)
+		res, err := tx.ExecContext(ctx, "DELETE FROM sagas WHERE saga_id IN "+lista+" AND estado IN ("+sqldialecto.Marcadores(len(estadosPurgables))+")", append(ids, estadosPurgables...)...)
 		if err != nil {
 			return err
 		}

@@ -34,7 +34,7 @@ func probarPurgar(t *testing.T, c almacen.Config) {
 		terminada("espera-operador", saga.CompensacionFallida, viejo),
 		sagaMinima("en-curso", viejo),
 	}
-	van := []saga.Saga{terminada("completada-vieja", saga.Completada, viejo), terminada("compensada-vieja", saga.Compensada, viejo)}
+	van := []saga.Saga{terminada("completada-vieja", saga.Completada, viejo), terminada("compensada-vieja", saga.Compensada, viejo), terminada("cancelada-vieja", saga.Cancelada, viejo)}
 	for i := range almacen.LotePurga + 3 { // more than one batch
 		van = append(van, terminada(fmt.Sprintf("lote-%03d", i), saga.Completada, viejo))
 	}

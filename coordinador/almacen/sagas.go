@@ -28,7 +28,7 @@ var errVersion = errors.New("versión obsoleta")
 // as terminal.
 var estadosTerminales = func() []any {
 	var out []any
-	for _, e := range []saga.Estado{saga.Iniciada, saga.EnProgreso, saga.Completada, saga.Compensando, saga.Compensada, saga.CompensacionFallida} {
+	for _, e := range saga.Estados {
 		if e.Terminal() {
 			out = append(out, string(e))
 		}

@@ -44,10 +44,12 @@ const (
 	PlazoSaludPorDefecto = 2 * time.Second
 )
 
-// Iniciador starts sagas and retries stuck ones (*motor.Motor).
+// Iniciador starts sagas, retries stuck ones and cancels running ones
+// (*motor.Motor).
 type Iniciador interface {
 	Iniciar(ctx context.Context, sol motor.Solicitud) (id string, creada bool, err error)
 	Reintentar(ctx context.Context, sagaID string) error
+	Cancelar(ctx context.Context, sagaID string) error
 }
 
 // Consultas reads sagas (the almacen.Store).
@@ -243,6 +245,7 @@ func Nuevo(o Opciones) (*echo.Echo, error) {
 	e.GET("/api/v1/sagas/:saga_id", s.detalle, s.autenticar(leer))
 	e.POST(rutaGenerica, s.iniciarGenerico, s.autenticar(operar), s.limitarCuerpo)
 	e.POST("/api/v1/sagas/:saga_id/reintentar", s.reintentar, s.autenticar(operar))
+	e.POST("/api/v1/sagas/:saga_id/cancelar", s.cancelar, s.autenticar(operar))
 	e.GET("/api/v1/campanias", s.campanias, s.autenticar(leer))
 	e.GET("/api/v1/outbox/aparcados", s.aparcados, s.autenticar(leer))
 	e.POST("/api/v1/outbox/aparcados/:id/reenviar", s.reenviar, s.autenticar(operar))

@@ -550,6 +550,7 @@ func TestTokenProtegeTodoMenosSaludMetricasYDocumento(t *testing.T) {
 		{http.MethodGet, "/api/v1/sagas/activas", ""},
 		{http.MethodGet, "/api/v1/sagas/x", ""},
 		{http.MethodPost, "/api/v1/sagas/x/reintentar", ""},
+		{http.MethodPost, "/api/v1/sagas/x/cancelar", ""},
 		{http.MethodGet, "/api/v1/campanias", ""},
 	}
 	for _, p := range protegidas {
@@ -605,6 +606,7 @@ func TestTokenDeSoloLecturaLeePeroNoOpera(t *testing.T) {
 		{"/campana-saga", cuerpoSemillas},
 		{"/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento},
 		{"/api/v1/sagas/" + id + "/reintentar", ""},
+		{"/api/v1/sagas/" + id + "/cancelar", ""},
 	}
 	for _, op := range operaciones {
 		r := en.hacer(http.MethodPost, op.ruta, op.cuerpo, "Authorization", "Bearer lector")
@@ -712,6 +714,66 @@ func TestReintentarCompensacionFallidaAuditadoY409SiNoLoEsta(t *testing.T) {
 	}
 }
 
+func TestCancelarAuditadoIdempotenteY409ConElEstadoSiYaTermino(t *testing.T) {
+	en := nuevoEntorno(t, func(o *Opciones) { o.Token = "tok" })
+	id := en.hacer(http.MethodPost, "/api/v1/comandos/lanzar-campania-completa", cuerpoLanzamiento).json(t)["id_saga"].(string)
+	// The first step answers: the parallel group is in flight when the cancel arrives.
+	if err := en.motor.AplicarRespuesta(context.Background(), eventos.Respuesta{ID: uuid.NewString(), SagaID: id,
+		Paso: "solicitar_afiliados_elegibles", Accion: eventos.Ejecutar, Intento: 1, Exito: true, Datos: `{}`}); err != nil {
+		t.Fatal(err)
+	}
+	var primera estadoSaga
+	for i := range 2 { // the second cancel is the same success
+		r := en.hacer(http.MethodPost, "/api/v1/sagas/"+id+"/cancelar", "")
+		var e estadoSaga
+		if err := json.Unmarshal(r.cuerpo, &e); err != nil || r.codigo != http.StatusAccepted || e.Estado != saga.Compensando ||
+			e.Cancelacion.IsZero() || e.Error != saga.MotivoCancelacion || r.cabecera.Get("Location") != "/saga/"+id+"/estado" {
+			t.Fatalf("cancel %d: %d %s", i+1, r.codigo, r.cuerpo)
+		}
+		if i == 1 && !e.Cancelacion.Equal(primera.Cancelacion) {
+			t.Fatalf("the second cancel moved the cancel's time: %v then %v", primera.Cancelacion, e.Cancelacion)
+		}
+		primera = e
+	}
+	logs := en.logs.String()
+	if strings.Count(logs, `"msg":"cancelación de la saga"`) != 2 || !strings.Contains(logs, `"saga_id":"`+id+`"`) ||
+		!strings.Contains(logs, `"quien":"token:`) || !strings.Contains(logs, `"cuando":"2`) || strings.Contains(logs, "tok\"") {
+		t.Fatalf("cancel not audited (or the token leaked): %s", logs)
+	}
+	s := en.terminarYa(id, "", "")
+	if s.Estado != saga.Cancelada || len(s.Compensaciones) != 4 || s.Compensaciones[3] != "solicitar_afiliados_elegibles" {
+		t.Fatalf("the cancelled saga ended %s %v", s.Estado, s.Compensaciones)
+	}
+	// CANCELADA shows in the detail, the listings and their counts.
+	d := en.hacer(http.MethodGet, "/api/v1/sagas/"+id, "").json(t)
+	if d["estado"] != "CANCELADA" || d["cancelacion"] == nil || d["tiempo_total"] == nil {
+		t.Fatalf("detail of a cancelled saga: %v", d)
+	}
+	l := en.hacer(http.MethodGet, "/api/v1/sagas?estado=CANCELADA", "").json(t)
+	if l["total"] != 1.0 || l["conteos"].(map[string]any)["CANCELADA"] != 1.0 {
+		t.Fatalf("listing by CANCELADA: %v", l)
+	}
+	if r := en.hacer(http.MethodPost, "/api/v1/sagas/"+id+"/cancelar", ""); r.codigo != http.StatusAccepted || r.json(t)["estado"] != "CANCELADA" {
+		t.Fatalf("cancel of a CANCELADA saga: %d %s, want the same success", r.codigo, r.cuerpo)
+	}
+
+	otra := en.hacer(http.MethodPost, "/campana-saga", cuerpoSemillas).json(t)["id_saga"].(string)
+	en.terminarYa(otra, "", "")
+	r := en.hacer(http.MethodPost, "/api/v1/sagas/"+otra+"/cancelar", "")
+	if r.codigo != http.StatusConflict || r.json(t)["estado"] != "COMPLETADA" || !strings.Contains(r.json(t)["error"].(string), "COMPLETADA") {
+		t.Fatalf("cancel of a COMPLETADA saga: %d %s, want 409 with its state", r.codigo, r.cuerpo)
+	}
+	if s, _ := en.store.Saga(context.Background(), otra); s.Estado != saga.Completada || !s.Cancelacion.IsZero() {
+		t.Fatalf("a refused cancel changed the saga: %s %v", s.Estado, s.Cancelacion)
+	}
+	if r := en.hacer(http.MethodPost, "/api/v1/sagas/"+uuid.NewString()+"/cancelar", ""); r.codigo != http.StatusNotFound {
+		t.Fatalf("cancel of an unknown saga: %d", r.codigo)
+	}
+	if !strings.Contains(en.logs.String(), `"msg":"cancelación rechazada"`) {
+		t.Fatal("refused cancels are not audited")
+	}
+}
+
 func TestDetalleConLineaDeTiempoDePasos(t *testing.T) {
 	en := nuevoEntorno(t)
 	r := en.hacer(http.MethodPost, "/campana-saga", con(t, cuerpoSemillas, `{"simular_fallo":"marca"}`))
@@ -797,7 +859,7 @@ func TestListadoConFiltrosYConteosPorEstado(t *testing.T) {
 	if !slices.Equal(ids(todas), []string{lanzamiento, enCurso, compensada, completada}) || todas.Total != 4 {
 		t.Fatalf("all, newest first: %v total %d", ids(todas), todas.Total)
 	}
-	wantConteos := map[saga.Estado]int{saga.Iniciada: 2, saga.EnProgreso: 0, saga.Completada: 1, saga.Compensando: 0, saga.Compensada: 1, saga.CompensacionFallida: 0}
+	wantConteos := map[saga.Estado]int{saga.Iniciada: 2, saga.EnProgreso: 0, saga.Completada: 1, saga.Compensando: 0, saga.Compensada: 1, saga.CompensacionFallida: 0, saga.Cancelada: 0}
 	if !reflect.DeepEqual(todas.Conteos, wantConteos) {
 		t.Fatalf("conteos %v, want %v", todas.Conteos, wantConteos)
 	}

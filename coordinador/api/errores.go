@@ -30,6 +30,9 @@ type Campo struct {
 type CuerpoError struct {
 	Error  string  `json:"error"`
 	Campos []Campo `json:"campos,omitempty"`
+	// Estado is the saga's state when it is why the request was refused
+	// (a cancel of a saga that already ended).
+	Estado saga.Estado `json:"estado,omitempty"`
 }
 
 // errorSolicitud is a request the API refuses, with its status and, for a
@@ -50,7 +53,7 @@ func (e *errorSolicitud) Error() string {
 // Sentinel refusals that carry no field list.
 var (
 	errNoAutorizado  = &errorSolicitud{codigo: http.StatusUnauthorized, mensaje: "falta el token o no es válido (Authorization: Bearer <token>)"}
-	errSoloLectura   = &errorSolicitud{codigo: http.StatusForbidden, mensaje: "el token es de solo lectura: iniciar o reintentar sagas requiere el token de operador"}
+	errSoloLectura   = &errorSolicitud{codigo: http.StatusForbidden, mensaje: "el token es de solo lectura: iniciar, reintentar o cancelar sagas requiere el token de operador"}
 	errTipoContenido = &errorSolicitud{codigo: http.StatusUnsupportedMediaType, mensaje: "el cuerpo debe ser JSON (Content-Type: application/json)"}
 	errCuerpoVacio   = &errorSolicitud{codigo: http.StatusBadRequest, mensaje: "el cuerpo está vacío: se espera un objeto JSON"}
 )
@@ -136,6 +139,7 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 	var he *echo.HTTPError
 	var reutilizada *almacen.ClaveReutilizadaError
 	var grande *motor.EntradaDemasiadoGrandeError
+	var terminada *saga.NoCancelableError
 	switch {
 	case errors.As(err, &es):
 		return es.codigo, CuerpoError{Error: es.mensaje, Campos: es.campos}
@@ -150,6 +154,8 @@ func traducir(err error, limite int64) (int, CuerpoError) {
 		return http.StatusNotFound, CuerpoError{Error: "mensaje aparcado no encontrado (nunca se aparcó, ya se reenvió o se borró)"}
 	case errors.Is(err, saga.ErrNoReintentable):
 		return http.StatusConflict, CuerpoError{Error: "solo se puede reintentar una saga en COMPENSACION_FALLIDA"}
+	case errors.As(err, &terminada):
+		return http.StatusConflict, CuerpoError{Error: "la saga ya terminó en " + string(terminada.Estado) + ": no se puede cancelar", Estado: terminada.Estado}
 	case errors.As(err, &grande):
 		return entradaDemasiadoGrande(grande.Bytes).codigo, CuerpoError{Error: entradaDemasiadoGrande(grande.Bytes).mensaje}
 	case errors.Is(err, motor.ErrEntradaInvalida), errors.Is(err, almacen.ErrInvalido):

@@ -227,8 +227,13 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	hacer(http.MethodPost, "/api/v1/sagas/"+compensada+"/reintentar", "") // 409
 	hacer(http.MethodPost, "/api/v1/sagas/"+uuid.NewString()+"/reintentar", "")
 	hacer(http.MethodPost, "/api/v1/sagas/"+fallida+"/reintentar", "", "Authorization", "Bearer lec") // 403
+	hacer(http.MethodPost, "/api/v1/sagas/"+enCurso+"/cancelar", "")                                  // 202
+	hacer(http.MethodPost, "/api/v1/sagas/"+compensada+"/cancelar", "")                               // 409
+	hacer(http.MethodPost, "/api/v1/sagas/"+uuid.NewString()+"/cancelar", "")
+	hacer(http.MethodPost, "/api/v1/sagas/"+enCurso+"/cancelar", "", "Authorization", "Bearer lec") // 403
 	for _, id := range []string{compensada, uuid.NewString()} {
 		cancelada(http.MethodPost, "/api/v1/sagas/"+id+"/reintentar", "")
+		cancelada(http.MethodPost, "/api/v1/sagas/"+id+"/cancelar", "")
 		cancelada(http.MethodGet, "/saga/"+id+"/estado", "")
 		cancelada(http.MethodGet, "/api/v1/sagas/"+id, "")
 	}
@@ -255,6 +260,7 @@ func TestLasRespuestasRealesCumplenElDocumento(t *testing.T) {
 	cancelada(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "")
 	hacer(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "") // 202
 	hacer(http.MethodPost, "/api/v1/outbox/aparcados/"+aparcado+"/reenviar", "") // 404: no longer parked
+	hacer(http.MethodPost, "/api/v1/sagas/x/cancelar", "", "Authorization", "")
 	dbCaida.Store(true)
 	hacer(http.MethodGet, "/readyz", "")
 

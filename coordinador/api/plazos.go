@@ -55,3 +55,9 @@ func (i iniciadorConPlazo) Reintentar(ctx context.Context, sagaID string) error 
 	defer cancel()
 	return i.i.Reintentar(ctx, sagaID)
 }
+
+func (i iniciadorConPlazo) Cancelar(ctx context.Context, sagaID string) error {
+	ctx, cancel := context.WithTimeout(ctx, i.plazo)
+	defer cancel()
+	return i.i.Cancelar(ctx, sagaID)
+}

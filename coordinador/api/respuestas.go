@@ -11,7 +11,7 @@ import (
 
 // Saga states in the order listings report them, and those still running.
 var (
-	estadosSaga = []saga.Estado{saga.Iniciada, saga.EnProgreso, saga.Completada, saga.Compensando, saga.Compensada, saga.CompensacionFallida}
+	estadosSaga = saga.Estados
 	activos     = []saga.Estado{saga.Iniciada, saga.EnProgreso, saga.Compensando}
 )
 
@@ -32,13 +32,15 @@ type estadoSaga struct {
 	PasoFallido     string      `json:"paso_fallido,omitempty"`
 	Compensaciones  []string    `json:"compensaciones"`
 	Error           string      `json:"error,omitempty"`
+	// Cancelacion is when an operator cancelled the saga.
+	Cancelacion time.Time `json:"cancelacion,omitzero"`
 }
 
 func estadoDe(s saga.Saga) estadoSaga {
 	e := estadoSaga{
 		IDSaga: s.ID, Tipo: s.Tipo, Estado: s.Estado, CampaniaID: s.CampaniaID, Inicio: s.Inicio,
 		PasosEjecutados: s.PasosEjecutados(), PasoFallido: s.PasoFallido,
-		Compensaciones: append([]string{}, s.Compensaciones...), Error: s.Error,
+		Compensaciones: append([]string{}, s.Compensaciones...), Error: s.Error, Cancelacion: s.Cancelacion,
 	}
 	if s.Estado.Terminal() {
 		e.Fin, e.TiempoTotal = s.Fin, tiempoTotal(s)
@@ -68,6 +70,7 @@ type detalleSaga struct {
 	PasoFallido       string          `json:"paso_fallido,omitempty"`
 	Compensaciones    []string        `json:"compensaciones"`
 	Error             string          `json:"error,omitempty"`
+	Cancelacion       time.Time       `json:"cancelacion,omitzero"`
 	// Plazo is the next deadline: the earliest of the steps' (a reply
 	// deadline, or the end of a backoff wait).
 	Plazo   time.Time     `json:"plazo,omitzero"`
@@ -110,7 +113,7 @@ func detalleDe(s saga.Saga, def *saga.Definicion) detalleSaga {
 		CampaniaID: s.CampaniaID, UsuarioID: s.UsuarioID, TraceID: traza.TraceID(s.Traceparent), Entrada: objetoJSON(s.Datos),
 		Inicio: s.Inicio, Fin: e.Fin, DuracionSegundos: duracion(s.Inicio, s.Fin), TiempoTotal: e.TiempoTotal,
 		PasoActual: e.PasoActual, PasosEjecutados: e.PasosEjecutados, PasoFallido: s.PasoFallido,
-		Compensaciones: e.Compensaciones, Error: s.Error, Plazo: s.Plazo, Version: s.Version,
+		Compensaciones: e.Compensaciones, Error: s.Error, Cancelacion: s.Cancelacion, Plazo: s.Plazo, Version: s.Version,
 		Pasos: make([]pasoDetalle, 0, len(s.Pasos)),
 	}
 	for _, p := range s.Pasos {
@@ -151,12 +154,13 @@ type resumenSaga struct {
 	TiempoTotal       string      `json:"tiempo_total,omitempty"`
 	PasoFallido       string      `json:"paso_fallido,omitempty"`
 	Error             string      `json:"error,omitempty"`
+	Cancelacion       time.Time   `json:"cancelacion,omitzero"`
 }
 
 func resumenDe(s saga.Saga) resumenSaga {
 	r := resumenSaga{
 		IDSaga: s.ID, Tipo: s.Tipo, VersionDefinicion: s.VersionDefinicion, Estado: s.Estado, CampaniaID: s.CampaniaID, Nombre: nombreDe(s.Datos),
-		Inicio: s.Inicio, PasoFallido: s.PasoFallido, Error: s.Error,
+		Inicio: s.Inicio, PasoFallido: s.PasoFallido, Error: s.Error, Cancelacion: s.Cancelacion,
 	}
 	if s.Estado.Terminal() {
 		r.Fin, r.TiempoTotal = s.Fin, tiempoTotal(s)

@@ -221,6 +221,32 @@ func (s *servidor) reintentar(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, estadoDe(sg))
 }
 
+// cancelar is POST /api/v1/sagas/{saga_id}/cancelar: an operator's cancel
+// of a running saga, logged with who asked and when like a retry. It
+// answers 202 with the saga's state, also when the saga was already
+// cancelled or compensating (a repeated cancel is the same success); 409
+// with the state when the saga already ended.
+func (s *servidor) cancelar(c echo.Context) error {
+	ctx := c.Request().Context()
+	id := c.Param("saga_id")
+	auditoria := []any{"saga_id", id, "quien", s.sujeto, "remoto", c.Request().RemoteAddr, "cuando", s.ahora().UTC()}
+	_, err := s.leerSaga(ctx, id) // an id that cannot be one is 404 without asking the engine
+	if err == nil {
+		err = s.iniciador.Cancelar(ctx, id)
+	}
+	if err != nil {
+		s.logger.Warn("cancelación rechazada", append(auditoria, "error", err)...)
+		return fmt.Errorf("cancelar saga %s: %w", id, err)
+	}
+	sg, err := s.leerSaga(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.logger.Info("cancelación de la saga", append(auditoria, "estado", sg.Estado, "cancelacion", sg.Cancelacion)...)
+	c.Response().Header().Set(echo.HeaderLocation, "/saga/"+id+"/estado")
+	return c.JSON(http.StatusAccepted, estadoDe(sg))
+}
+
 // leerSaga reads a saga; an id that cannot be one is not found.
 func (s *servidor) leerSaga(ctx context.Context, id string) (saga.Saga, error) {
 	if !formatoID.MatchString(id) {

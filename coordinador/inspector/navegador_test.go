@@ -286,8 +286,9 @@ func pasos(es []evento) []string {
 
 // A person opens the inspector on a coordinator that requires a token, follows
 // a saga whose compensation fails, retries it, finds a completed and a
-// compensated saga in the list, filters and searches, and reads the
-// compensated saga's timeline, on a desktop and on a phone.
+// compensated saga in the list, filters and searches, reads the
+// compensated saga's timeline, on a desktop and on a phone, and cancels a
+// running saga after confirming.
 func TestUnaPersonaInspeccionaSagasEnUnNavegadorReal(t *testing.T) {
 	integracion.PulsarURL(t) // skip before building anything without a broker
 	exe := chromium(t)
@@ -452,6 +453,33 @@ func TestUnaPersonaInspeccionaSagasEnUnNavegadorReal(t *testing.T) {
 	}
 	if f.Zona != zonaHoraria || !strings.Contains(f.Fecha, "7:00:00") || !strings.Contains(f.Pie, zonaHoraria) {
 		t.Errorf("12:00 UTC in %s shows as %q (zone %q, footer %q), want 7:00:00", zonaHoraria, f.Fecha, f.Zona, f.Pie)
+	}
+
+	// A running saga is cancelled, after a confirmation that can be
+	// declined. tracking is stopped, so the saga surely waits for it.
+	s.Matar("tracking")
+	enVuelo := recibir(t, iniciar(t, s, "", false)).ID
+	p.hacer("a desktop again", chromedp.EmulateViewport(1280, 900))
+	p.hacer("open the running saga", chromedp.Navigate(s.API+"/inspector/#saga="+enVuelo))
+	p.esperar("its cancel button", fmt.Sprintf(`document.getElementById('d-id').textContent === %q
+		&& !document.getElementById('d-cancelar').hidden && document.getElementById('d-confirmar').hidden`, enVuelo), 15*time.Second)
+	p.hacer("ask to cancel", chromedp.Click(chromedp.ID("cancelar")))
+	p.esperar("the confirmation, focus on «no»", `!document.getElementById('d-confirmar').hidden
+		&& document.activeElement.id === 'desistir-cancelar' && document.getElementById('cancelar').getAttribute('aria-expanded') === 'true'
+		&& /compensan todos los pasos/.test(document.getElementById('texto-confirmar').textContent)`, 5*time.Second)
+	p.hacer("decline", chromedp.Click(chromedp.ID("desistir-cancelar")))
+	p.esperar("no cancel sent", `document.getElementById('d-confirmar').hidden && document.activeElement.id === 'cancelar'
+		&& /^(Iniciada|En progreso)$/.test(document.getElementById('d-estado').textContent)`, 5*time.Second)
+	if code, b, err := s.GetCon(context.Background(), "/api/v1/sagas/"+enVuelo, "Authorization", "Bearer "+tokenAPI); err != nil || code != 200 || strings.Contains(string(b), `"cancelacion"`) {
+		t.Fatalf("declining the confirmation cancelled the saga: %d %v %s", code, err, b)
+	}
+	p.hacer("ask again and confirm", chromedp.Click(chromedp.ID("cancelar")), chromedp.Click(chromedp.ID("confirmar-cancelar")))
+	p.esperar("the accepted cancel, followed live", `/Cancelación aceptada/.test(document.getElementById('d-mensaje').textContent)
+		&& document.getElementById('d-estado').textContent === 'Compensando' && document.getElementById('d-cancelar').hidden
+		&& /Cancelada/.test(document.getElementById('d-datos').textContent)`, 10*time.Second)
+	code, b, err := s.GetCon(context.Background(), "/api/v1/sagas/"+enVuelo, "Authorization", "Bearer "+tokenAPI)
+	if err != nil || code != 200 || !strings.Contains(string(b), `"cancelacion"`) || !strings.Contains(string(b), `"estado":"COMPENSANDO"`) {
+		t.Fatalf("the cancel did not reach the coordinator: %d %v %s", code, err, b)
 	}
 
 	if errs := p.errores(); len(errs) > 0 {

@@ -191,6 +191,19 @@ func (m *Motor) Reintentar(ctx context.Context, sagaID string) error {
 	})
 }
 
+// Cancelar is the operator's cancel of a running saga: it stops advancing
+// and compensates every started step, then ends CANCELADA (saga.Cancelar).
+// It goes through the store like a reply, with the same optimistic version
+// check, so a reply and a cancel that race are applied one after the other,
+// never both to the same version. A saga already cancelled or compensating
+// is left as it is (nil); one that already ended is a
+// *saga.NoCancelableError.
+func (m *Motor) Cancelar(ctx context.Context, sagaID string) error {
+	return m.transicion(ctx, sagaID, "", func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
+		return saga.Cancelar(def, s, ahora)
+	})
+}
+
 // VencerPlazos processes up to limite sagas whose deadline passed. It returns
 // how many changed.
 func (m *Motor) VencerPlazos(ctx context.Context, limite int) (int, error) {
@@ -339,6 +352,8 @@ func Resultado(s saga.Saga, ahora time.Time) eventos.Evento {
 		nombre = eventos.SagaCompensada
 	case saga.CompensacionFallida:
 		nombre = eventos.SagaCompensacionFallida
+	case saga.Cancelada:
+		nombre = eventos.SagaCancelada
 	}
 	return eventos.Evento{
 		ID: s.ID + ":" + string(s.Estado) + ":" + strconv.FormatInt(s.Version+1, 10), Time: eventos.Millis(ahora),

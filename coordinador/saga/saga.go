@@ -11,6 +11,11 @@
 // without further attempts) and compensated too, and only then the steps
 // before the group, newest first. Compensations run one at a time.
 //
+// An operator's Cancelar stops a running saga the same way: the steps of the
+// newest started group that answered are compensated, those in flight are
+// awaited (reply or deadline) and compensated too, then the earlier steps;
+// the saga ends CANCELADA instead of COMPENSADA.
+//
 //	stateDiagram-v2
 //	    [*] --> INICIADA: Nueva (command of step 1, or of every member of its group)
 //	    INICIADA --> EN_PROGRESO: step 1 OK
@@ -18,12 +23,16 @@
 //	    EN_PROGRESO --> EN_PROGRESO: step OK, next step (group: next once every member is OK)
 //	    EN_PROGRESO --> COMPLETADA: last step OK
 //	    EN_PROGRESO --> COMPENSANDO: step failed / timed out after its retries
+//	    INICIADA --> COMPENSANDO: operator cancel (Cancelar)
+//	    EN_PROGRESO --> COMPENSANDO: operator cancel (Cancelar)
 //	    COMPENSANDO --> COMPENSANDO: compensation OK, previous step / failed, retry with backoff
 //	    COMPENSANDO --> COMPENSADA: first step compensated
+//	    COMPENSANDO --> CANCELADA: first step compensated, after a cancel
 //	    COMPENSANDO --> COMPENSACION_FALLIDA: compensation retries exhausted
 //	    COMPENSACION_FALLIDA --> COMPENSANDO: operator retry (Reintentar)
 //	    COMPLETADA --> [*]
 //	    COMPENSADA --> [*]
+//	    CANCELADA --> [*]
 package saga
 
 import (
@@ -46,12 +55,18 @@ const (
 	Compensando         Estado = "COMPENSANDO"
 	Compensada          Estado = "COMPENSADA"
 	CompensacionFallida Estado = "COMPENSACION_FALLIDA"
+	// Cancelada: an operator cancelled the saga and every started step was
+	// compensated (terminal).
+	Cancelada Estado = "CANCELADA"
 )
+
+// Estados lists every saga state, in the order listings report them.
+var Estados = []Estado{Iniciada, EnProgreso, Completada, Compensando, Compensada, CompensacionFallida, Cancelada}
 
 // Terminal reports whether no reply or deadline can change the saga any more
 // (COMPENSACION_FALLIDA leaves it only through an operator's Reintentar).
 func (e Estado) Terminal() bool {
-	return e == Completada || e == Compensada || e == CompensacionFallida
+	return e == Completada || e == Compensada || e == CompensacionFallida || e == Cancelada
 }
 
 // EstadoPaso is the state of one step.
@@ -83,7 +98,25 @@ var (
 	// catalogue does not hold (its file left SAGAS_DEFINICIONES).
 	ErrVersionDesconocida = errors.New("versión de definición desconocida")
 	ErrNoReintentable     = errors.New("la saga no está en COMPENSACION_FALLIDA")
+	// ErrNoCancelable: the saga already ended (NoCancelableError says how).
+	ErrNoCancelable = errors.New("la saga ya terminó: no se puede cancelar")
 )
+
+// NoCancelableError is ErrNoCancelable with the state the saga ended in.
+type NoCancelableError struct {
+	SagaID string
+	Estado Estado
+}
+
+func (e *NoCancelableError) Error() string {
+	return fmt.Sprintf("saga %s en %s: %v", e.SagaID, e.Estado, ErrNoCancelable)
+}
+
+// Unwrap makes errors.Is(err, ErrNoCancelable) hold.
+func (e *NoCancelableError) Unwrap() error { return ErrNoCancelable }
+
+// MotivoCancelacion is the saga's error text once an operator cancelled it.
+const MotivoCancelacion = "cancelada por el operador"
 
 // EstadoDePaso is the timeline entry of one step: its action and its
 // compensation.
@@ -141,6 +174,9 @@ type Saga struct {
 	Error          string    `json:"error,omitempty"`
 	Inicio         time.Time `json:"inicio"`
 	Fin            time.Time `json:"fin,omitzero"`
+	// Cancelacion is when an operator cancelled the saga (zero if never):
+	// its compensations then end in CANCELADA.
+	Cancelacion time.Time `json:"cancelacion,omitzero"`
 	// Version counts the saga's persisted transitions; the store uses it for
 	// optimistic concurrency.
 	Version int64 `json:"version"`
@@ -257,10 +293,10 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 		}
 		if r.Exito {
 			p.Estado = PasoCompletado
-			t.anotar("paso " + r.Paso + " completado tras el fallo de su grupo")
+			t.anotar("paso " + r.Paso + " completado tras " + s2.porQueCompensa())
 		} else {
 			p.Estado, p.Error = PasoFallido, nonEmpty(r.Error, "el participante respondió con un fallo")
-			t.anotar("paso " + r.Paso + " falló tras el fallo de su grupo")
+			t.anotar("paso " + r.Paso + " falló tras " + s2.porQueCompensa())
 		}
 		if s2.Estado == Compensando {
 			t.siguienteCompensacion(d, ahora)
@@ -312,6 +348,15 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 	return t
 }
 
+// porQueCompensa names what stopped the saga, for the texts about a step
+// that answered (or not) after it.
+func (s *Saga) porQueCompensa() string {
+	if !s.Cancelacion.IsZero() {
+		return "la cancelación"
+	}
+	return "el fallo de su grupo"
+}
+
 // pendientes counts the steps of ps not completed.
 func pendientes(ps []EstadoDePaso) int {
 	n := 0
@@ -343,7 +388,7 @@ func Vencer(d *Definicion, s Saga, ahora time.Time) Transicion {
 		switch {
 		case p.Estado == PasoEjecutando && s2.Estado == Compensando:
 			p.Estado, p.Fin, p.Plazo = PasoFallido, ahora, time.Time{}
-			p.Error = fmt.Sprintf("paso %s sin respuesta tras el fallo de su grupo (timeout)", p.Nombre)
+			p.Error = fmt.Sprintf("paso %s sin respuesta tras %s (timeout)", p.Nombre, s2.porQueCompensa())
 			t.anotar(p.Error)
 		case p.Estado == PasoEjecutando && p.Intento < d.Pasos[i].Intentos:
 			t.anotar(fmt.Sprintf("paso %s sin respuesta: reintento %d", p.Nombre, p.Intento+1))
@@ -388,6 +433,30 @@ func Reintentar(d *Definicion, s Saga, ahora time.Time) (Transicion, error) {
 	s2.Estado, s2.Fin, s2.EnEspera = Compensando, time.Time{}, false
 	s2.Pasos[s2.Actual].IntentoCompensacion = 0
 	t.enviar(d, s2.Actual, Compensar, ahora)
+	t.plazo()
+	return t, nil
+}
+
+// Cancelar is the operator's cancel. A running saga (INICIADA, EN_PROGRESO)
+// stops advancing and compensates every started step, newest first: the
+// members of the current group that answered at once, those still in flight
+// once their reply arrives or their deadline passes (never retried). It ends
+// CANCELADA. A saga already cancelled, or already compensating after a
+// failure, is left as it is (Cambio false, no error): the cancel is
+// idempotent. A saga that already ended is a *NoCancelableError.
+func Cancelar(d *Definicion, s Saga, ahora time.Time) (Transicion, error) {
+	switch {
+	case !s.Cancelacion.IsZero():
+		return Transicion{Saga: s, Motivo: "saga ya cancelada: nada que hacer"}, nil
+	case s.Estado == Compensando:
+		return Transicion{Saga: s, Motivo: "saga ya compensando: nada que hacer"}, nil
+	case s.Estado.Terminal():
+		return Transicion{Saga: s}, &NoCancelableError{SagaID: s.ID, Estado: s.Estado}
+	}
+	t := Transicion{Saga: s.Clone(), Cambio: true, Motivo: "cancelada por el operador; compensando"}
+	s2 := &t.Saga
+	s2.Estado, s2.Cancelacion, s2.Error = Compensando, ahora, MotivoCancelacion
+	t.siguienteCompensacion(d, ahora)
 	t.plazo()
 	return t, nil
 }
@@ -456,6 +525,9 @@ func (t *Transicion) siguienteCompensacion(d *Definicion, ahora time.Time) {
 	desde, hasta := len(s.Pasos), len(s.Pasos)
 	if f := d.Indice(s.PasoFallido); f >= 0 {
 		desde, hasta = d.Grupo(f)
+	} else if f := ultimoIniciado(s.Pasos); f >= 0 {
+		// A cancel: no step failed; the newest started group is undone first.
+		desde, hasta = d.Grupo(f)
 	}
 	esperando := -1
 	for j := hasta - 1; j >= desde; j-- {
@@ -479,8 +551,21 @@ func (t *Transicion) siguienteCompensacion(d *Definicion, ahora time.Time) {
 		}
 	}
 	s.Estado, s.Fin, s.EnEspera = Compensada, ahora, false
+	if !s.Cancelacion.IsZero() {
+		s.Estado = Cancelada
+	}
 	t.Terminada = true
-	t.anotar("saga COMPENSADA")
+	t.anotar("saga " + string(s.Estado))
+}
+
+// ultimoIniciado is the position of the newest step that started, or -1.
+func ultimoIniciado(ps []EstadoDePaso) int {
+	for j := len(ps) - 1; j >= 0; j-- {
+		if ps[j].Estado != PasoPendiente {
+			return j
+		}
+	}
+	return -1
 }
 
 func (t *Transicion) compensar(d *Definicion, i int, ahora time.Time) {

@@ -24,13 +24,14 @@ func fallo(paso string, a Accion) Respuesta {
 
 // entrada is one input of a scripted run: a reply, or the clock reaching a time.
 type entrada struct {
-	r       *Respuesta
-	vencer  bool
-	en      time.Time
-	cambio  bool     // whether the input must change the saga
-	cmds    []string // expected commands: "paso/ACCION#intento"
-	estado  Estado   // expected saga state after it
-	termina bool
+	r        *Respuesta
+	vencer   bool
+	cancelar bool
+	en       time.Time
+	cambio   bool     // whether the input must change the saga
+	cmds     []string // expected commands: "paso/ACCION#intento"
+	estado   Estado   // expected saga state after it
+	termina  bool
 }
 
 func resp(r Respuesta, en time.Time, cambio bool, estado Estado, cmds ...string) entrada {
@@ -62,9 +63,15 @@ func correr(t *testing.T, d *Definicion, entradas []entrada) Saga {
 	for i, e := range entradas {
 		antes := s.Clone()
 		var tr Transicion
-		if e.vencer {
+		switch {
+		case e.cancelar:
+			var err error
+			if tr, err = Cancelar(d, s, e.en); err != nil {
+				t.Fatalf("input %d: Cancelar: %v", i, err)
+			}
+		case e.vencer:
 			tr = Vencer(d, s, e.en)
-		} else {
+		default:
 			tr = Aplicar(d, s, *e.r, e.en)
 		}
 		if !reflect.DeepEqual(s, antes) {

@@ -186,7 +186,7 @@ var Variables = []Variable{
 		Descripcion: "none turns span export off even when an OTLP endpoint is set (propagation and trace_id in logs stay)", Binarios: Coordinador | Participantes},
 	// Retention.
 	{Nombre: "SAGAS_RETENTION", Defecto: "168h", Valores: Duracion{},
-		Descripcion: "age after which what is no longer needed is purged: the coordinator's finished sagas (COMPLETADA, COMPENSADA) with their steps, its inbox keys and per-saga log files; a participant's inbox rows and step locks (its tables of effects are kept). Must exceed the longest time before an operator retries a COMPENSACION_FALLIDA saga. 0s turns purging off", Binarios: Coordinador | Participantes},
+		Descripcion: "age after which what is no longer needed is purged: the coordinator's finished sagas (COMPLETADA, COMPENSADA, CANCELADA) with their steps, its inbox keys and per-saga log files; a participant's inbox rows and step locks (its tables of effects are kept). Must exceed the longest time before an operator retries a COMPENSACION_FALLIDA saga. 0s turns purging off", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_RETENTION_INTERVAL", Defecto: "10m", Valores: Duracion{Min: 100 * time.Millisecond, Max: 24 * time.Hour},
 		Descripcion: "how often the purge runs", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_LOG_MAX_SIZE_MB", Defecto: "100", Valores: Entero{0, 1 << 20},

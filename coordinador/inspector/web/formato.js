@@ -17,10 +17,11 @@ export const ESTADOS_SAGA = {
   COMPENSANDO: 'Compensando',
   COMPENSADA: 'Compensada',
   COMPENSACION_FALLIDA: 'Compensación fallida',
+  CANCELADA: 'Cancelada',
 };
 
 // TERMINALES are the states a saga never leaves on its own.
-export const TERMINALES = new Set(['COMPLETADA', 'COMPENSADA', 'COMPENSACION_FALLIDA']);
+export const TERMINALES = new Set(['COMPLETADA', 'COMPENSADA', 'COMPENSACION_FALLIDA', 'CANCELADA']);
 
 export function nombreEstado(estado) {
   return ESTADOS_SAGA[estado] || estado || '—';

@@ -1,6 +1,7 @@
 // The saga inspector page: the list of sagas with its filters, one saga's
 // timeline (polled every second until the saga ends) and the operator's
-// retry of a failed compensation, all through the coordinator's JSON API.
+// retry of a failed compensation and cancel of a running saga (after a
+// confirmation step), all through the coordinator's JSON API.
 // Data from the API is only ever inserted as text, never as markup.
 
 import {
@@ -54,6 +55,11 @@ const ui = {
   dVivo: $('d-vivo'),
   dReintento: $('d-reintento'),
   reintentar: $('reintentar'),
+  dCancelar: $('d-cancelar'),
+  cancelar: $('cancelar'),
+  dConfirmar: $('d-confirmar'),
+  confirmarCancelar: $('confirmar-cancelar'),
+  desistirCancelar: $('desistir-cancelar'),
   dMensaje: $('d-mensaje'),
   dDatos: $('d-datos'),
   dEjecucion: $('d-ejecucion'),
@@ -526,6 +532,12 @@ function pintarDetalle(s) {
   ui.dEstado.className = `estado estado-${s.estado}`;
   ui.dEstado.textContent = nombreEstado(s.estado);
   ui.dReintento.hidden = s.estado !== 'COMPENSACION_FALLIDA';
+  // Only a running saga can be cancelled; one cancelled already shows when.
+  const cancelable = (s.estado === 'INICIADA' || s.estado === 'EN_PROGRESO') && !s.cancelacion;
+  if (ui.dCancelar.hidden === cancelable) {
+    ui.dCancelar.hidden = !cancelable;
+    cerrarConfirmacion(false);
+  }
 
   ui.dDatos.replaceChildren(...[
     dato('Tipo', `${s.tipo} (versión ${s.version_definicion})`),
@@ -539,6 +551,7 @@ function pintarDetalle(s) {
     s.paso_fallido ? dato('Paso fallido', el('span', { class: 'error' }, s.paso_fallido)) : [],
     s.compensaciones.length ? dato('Compensaciones', s.compensaciones.join(' → ')) : [],
     s.error ? dato('Error', el('span', { class: 'error' }, s.error)) : [],
+    s.cancelacion ? dato('Cancelada', tiempo(s.cancelacion, fecha)) : [],
     s.plazo && !TERMINALES.has(s.estado) ? dato('Próximo plazo', tiempo(s.plazo, hora)) : [],
   ].flat());
 
@@ -657,6 +670,48 @@ async function reintentarCompensacion() {
   }
 }
 
+// The cancel asks first: the button opens a confirmation, which says what
+// will happen; only its own button sends the cancel.
+function abrirConfirmacion() {
+  ui.dConfirmar.hidden = false;
+  ui.cancelar.setAttribute('aria-expanded', 'true');
+  ui.desistirCancelar.focus();
+}
+
+function cerrarConfirmacion(enfocar) {
+  ui.dConfirmar.hidden = true;
+  ui.cancelar.setAttribute('aria-expanded', 'false');
+  if (enfocar && !ui.dCancelar.hidden) {
+    ui.cancelar.focus();
+  }
+}
+
+async function cancelarSaga() {
+  const id = detalle.id;
+  ui.confirmarCancelar.disabled = true;
+  ui.dMensaje.hidden = false;
+  ui.dMensaje.textContent = 'Enviando la cancelación…';
+  try {
+    const r = await llamar(`sagas/${encodeURIComponent(id)}/cancelar`, { metodo: 'POST' });
+    limpiarAlerta('cancelacion');
+    cerrarConfirmacion(false);
+    ui.dMensaje.textContent = `Cancelación aceptada: la saga está en «${nombreEstado(r.estado)}» y se actualiza en vivo.`;
+    if (id === detalle.id) {
+      cargarDetalle();
+    }
+  } catch (e) {
+    ui.dMensaje.hidden = true;
+    mostrarError(e, 'No se pudo cancelar la saga', 'cancelacion');
+    if (e.codigo === 401) {
+      ui.token.focus();
+    } else if (e.codigo === 409 && id === detalle.id) {
+      cargarDetalle(); // it ended meanwhile: show how
+    }
+  } finally {
+    ui.confirmarCancelar.disabled = false;
+  }
+}
+
 // --- views -------------------------------------------------------------------
 
 function idEnDireccion() {
@@ -698,6 +753,7 @@ function mostrarDetalle(id) {
   limpiarAlerta('lista');
   if (id !== detalle.id) {
     vaciarDetalle(id);
+    cerrarConfirmacion(false);
   }
   detalle.id = id;
   ui.vistaLista.hidden = true;
@@ -806,8 +862,15 @@ ui.filas.addEventListener('keydown', (ev) => {
 
 ui.volver.addEventListener('click', volver);
 ui.reintentar.addEventListener('click', reintentarCompensacion);
+ui.cancelar.addEventListener('click', abrirConfirmacion);
+ui.desistirCancelar.addEventListener('click', () => cerrarConfirmacion(true));
+ui.confirmarCancelar.addEventListener('click', cancelarSaga);
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape' && !ui.vistaDetalle.hidden && !ev.defaultPrevented) {
+    if (!ui.dConfirmar.hidden) {
+      cerrarConfirmacion(true); // Escape answers the question "no" first
+      return;
+    }
     volver();
   }
 });

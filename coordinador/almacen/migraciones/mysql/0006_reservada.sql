@@ -1,4 +1,0 @@
--- PLACEHOLDER, no statement: this number belongs to a migration of another
--- branch (cancel / definitions), and 0008_traceparent.sql needs a contiguous
--- history to count as applied. Delete this file when that branch is merged
--- (two migrations with one number fail at load, so it cannot be missed).
