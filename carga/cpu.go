@@ -84,8 +84,10 @@ type procesoCPU struct {
 const hzUsuario = 100
 
 // leerCPU reads the machine's counters and those of the system's processes
-// from procfs (rooted at /proc). self is this process's pid.
-func leerCPU(procfs fs.FS, self int) (*muestraCPU, error) {
+// from procfs (rooted at /proc). self is this process's pid. A non-empty
+// marca ("NAME=VALUE") keeps only the processes whose environment holds it:
+// on a machine where other copies of the system run, only this one's.
+func leerCPU(procfs fs.FS, self int, marca string) (*muestraCPU, error) {
 	m := &muestraCPU{procesos: map[int]procesoCPU{}}
 	stat, err := fs.ReadFile(procfs, "stat")
 	if err != nil {
@@ -117,7 +119,7 @@ func leerCPU(procfs fs.FS, self int) (*muestraCPU, error) {
 			return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		}
 		g := grupoDe(comm, cmdline, pid == self)
-		if g == "" {
+		if g == "" || (marca != "" && pid != self && !tieneEntorno(procfs, e.Name(), marca)) {
 			continue
 		}
 		m.procesos[pid] = procesoCPU{grupo: g, jiffies: jiffies, cambios: cambiosDeContexto(procfs, e.Name())}
@@ -244,18 +246,34 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 	return c
 }
 
+// tieneEntorno says whether process pid's environment holds the entry
+// marca ("NAME=VALUE"); false when it cannot be read.
+func tieneEntorno(procfs fs.FS, pid, marca string) bool {
+	b, err := fs.ReadFile(procfs, path.Join(pid, "environ"))
+	if err != nil {
+		return false
+	}
+	for _, v := range bytes.Split(b, []byte{0}) {
+		if string(v) == marca {
+			return true
+		}
+	}
+	return false
+}
+
 // medidorCPU reads /proc at the start of the load; fin returns the
 // accounting, or nil when /proc cannot be read (not Linux).
 type medidorCPU struct {
 	procfs fs.FS
 	self   int
+	marca  string
 	inicio *muestraCPU
 	err    error
 }
 
-func iniciarCPU(procfs fs.FS) *medidorCPU {
-	m := &medidorCPU{procfs: procfs, self: os.Getpid()}
-	m.inicio, m.err = leerCPU(procfs, m.self)
+func iniciarCPU(procfs fs.FS, marca string) *medidorCPU {
+	m := &medidorCPU{procfs: procfs, self: os.Getpid(), marca: marca}
+	m.inicio, m.err = leerCPU(procfs, m.self, marca)
 	return m
 }
 
@@ -263,7 +281,7 @@ func (m *medidorCPU) fin(sagas int) (*CPU, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
-	b, err := leerCPU(m.procfs, m.self)
+	b, err := leerCPU(m.procfs, m.self, m.marca)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,7 @@ type opciones struct {
 	sqlite       string
 	cotas        bool
 	cpu          bool
+	marcaCPU     string
 	salida       string
 	espera       time.Duration
 	token        string
@@ -158,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.dsn, "dsn", "sagas:sagas123@tcp(127.0.0.1:3306)/sagas", "MySQL DSN (DB bound, Com_commit per saga)")
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
 	fs.BoolVar(&o.cotas, "cotas", true, "measure the broker and DB bounds in the same run")
+	fs.StringVar(&o.marcaCPU, "cpu-marca", "", "NAME=VALUE: account only the processes whose environment holds it (another copy of the system on this machine is left out)")
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
 	fs.DurationVar(&o.espera, "espera", 5*time.Minute, "give up waiting for outcomes after this")
@@ -218,7 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var cpu *medidorCPU
 	if o.cpu {
-		cpu = iniciarCPU(os.DirFS("/proc"))
+		cpu = iniciarCPU(os.DirFS("/proc"), o.marcaCPU)
 	}
 	res, err := cargar(ctx, o, client, topo, stderr)
 	if err != nil {
