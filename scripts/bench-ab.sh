@@ -25,8 +25,8 @@
 # Usage: scripts/bench.sh -base COMMIT [-head COMMIT] [-rondas N]
 #            [-almacenes "mysql sqlite"] [-flujos "campana lanzar-campania-completa"]
 #            [-n SAGAS_AT_PEAK]
-# Ports (override if taken): BENCH_PULSAR_PORT 6661, BENCH_PULSAR_HTTP_PORT
-# 8091, BENCH_DB_PORT 3351, BENCH_API_PORT 8051, participants' metrics
+# Ports (override if taken): BENCH_PULSAR_PORT 6667, BENCH_PULSAR_HTTP_PORT
+# 8097, BENCH_DB_PORT 3351, BENCH_API_PORT 8057, participants' metrics
 # BENCH_METRICS_BASE 9161..9166. State and results under
 # $SAGAS_STATE_DIR/bench-ab (default .run/bench-ab); results/*.json are kept.
 set -euo pipefail
@@ -63,10 +63,10 @@ while getopts "b:h:r:a:f:n:" o; do
 done
 [[ -n $BASE ]] || die "-base COMMIT is required"
 
-PPORT=${BENCH_PULSAR_PORT:-6661}
-PHTTP=${BENCH_PULSAR_HTTP_PORT:-8091}
+PPORT=${BENCH_PULSAR_PORT:-6667}
+PHTTP=${BENCH_PULSAR_HTTP_PORT:-8097}
 DBPORT=${BENCH_DB_PORT:-3351}
-APIPORT=${BENCH_API_PORT:-8051}
+APIPORT=${BENCH_API_PORT:-8057}
 MBASE=${BENCH_METRICS_BASE:-9161}
 for p in "$PPORT" "$PHTTP" "$DBPORT" "$APIPORT" $(seq "$MBASE" $((MBASE + 5))); do
     port_open "$p" && die "port $p is in use: set the BENCH_*PORT variables (see the header of $0)"
