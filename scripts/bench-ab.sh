@@ -40,11 +40,13 @@ HEAD=HEAD
 RONDAS=2
 ALMACENES="mysql sqlite"
 FLUJOS="campana lanzar-campania-completa"
-N_PICO=1500
+N_PICO=1000
+SOLO_INFORME=0
 # Long spellings as in the usage line.
 args=()
 for a in "$@"; do
     case $a in
+    -solo-informe) SOLO_INFORME=1 ;;
     -base) args+=(-b) ;; -head) args+=(-h) ;; -rondas) args+=(-r) ;; -almacenes) args+=(-a) ;; -flujos) args+=(-f) ;;
     *) args+=("$a") ;;
     esac
@@ -74,13 +76,13 @@ done
 
 RAIZ="${SAGAS_STATE_DIR:-$SAGAS_ROOT/.run}/bench-ab"
 RES="$RAIZ/results"
-rm -rf "$RAIZ/src" "$RAIZ/bin" "$RAIZ/estado"
-mkdir -p "$RAIZ/src" "$RAIZ/bin" "$RAIZ/estado" "$RES"
 PARTICIPANTES=(influencer marca tracking afiliados comisiones notificaciones)
-
 declare -A COMMIT=()
 COMMIT[base]=$(git rev-parse --short "$BASE^{commit}")
 COMMIT[head]=$(git rev-parse --short "$HEAD^{commit}")
+if ((!SOLO_INFORME)); then
+rm -rf "$RAIZ/src" "$RAIZ/bin" "$RAIZ/estado" "$RES"
+mkdir -p "$RAIZ/src" "$RAIZ/bin" "$RAIZ/estado" "$RES"
 for b in base head; do
     src="$RAIZ/src/$b"
     mkdir -p "$src" "$RAIZ/bin/$b"
@@ -89,6 +91,7 @@ for b in base head; do
     (cd "$src" && go build -o "$RAIZ/bin/$b/" ./coordinador/cmd/coordinador $(printf './participantes/%s ' "${PARTICIPANTES[@]}"))
 done
 go build -o "$RAIZ/bin/carga" ./carga
+fi
 
 PIDS=()
 parar_servicios() {
@@ -172,7 +175,7 @@ json.dump(d, open(sys.argv[1], "w"), indent=2)
 EOF
 }
 
-for ronda in $(seq 1 "$RONDAS"); do
+for ronda in $( ((SOLO_INFORME)) || seq 1 "$RONDAS"); do
     for almacen in $ALMACENES; do
         for b in base head; do
             log "round $ronda/$RONDAS, $almacen, $b (${COMMIT[$b]}): fresh broker and database; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -180,11 +183,11 @@ for ronda in $(seq 1 "$RONDAS"); do
             for flujo in $FLUJOS; do
                 pre="$RES/$almacen-$flujo-$b-$ronda"
                 log "  $flujo: warm-up, idle at 1 in flight, idle at 2/s, 64 in flight, 100/s"
-                carga -flujo "$flujo" -n 300 -concurrencia 16 -cpu=false -json "$pre-calentamiento.json" >/dev/null 2>&1 || true
-                carga_anotada "$pre-uno.json" -flujo "$flujo" -n 60 -concurrencia 1
-                carga_anotada "$pre-reposo.json" -flujo "$flujo" -n 40 -tasa 2
+                carga -flujo "$flujo" -n 200 -concurrencia 16 -cpu=false -json "$pre-calentamiento.json" >/dev/null 2>&1 || true
+                carga_anotada "$pre-uno.json" -flujo "$flujo" -n 40 -concurrencia 1 -linea
+                carga_anotada "$pre-reposo.json" -flujo "$flujo" -n 30 -tasa 2
                 carga_anotada "$pre-pico.json" -flujo "$flujo" -n "$N_PICO" -concurrencia 64
-                carga_anotada "$pre-cien.json" -flujo "$flujo" -n 1000 -tasa 100 -concurrencia 512
+                carga_anotada "$pre-cien.json" -flujo "$flujo" -n 600 -tasa 100 -concurrencia 512
             done
             parar_todo
         done
@@ -251,6 +254,13 @@ for almacen in almacenes:
                     if d and d.get("cpu"):
                         linea.append(f"{esc}{r} load {d['loadavg'][0]:.1f}-{d['loadavg'][1]:.1f} busy {d['cpu']['ocupada_pct']:.0f}%")
             print(f"  machine, {b}: " + "; ".join(linea))
+        # The hops of one saga at one in flight, per build (each round).
+        for b in ("base", "head"):
+            for r in range(1, rondas + 1):
+                d = leer(almacen, flujo, b, r, "uno")
+                if d and d.get("linea"):
+                    print(f"  timeline, {b} round {r} (median per hop, ms): " +
+                          "; ".join(f"{t['hasta']} +{t['ms']:.1f}" for t in d["linea"]))
 EOF
 echo
 echo "durability: MariaDB innodb_flush_log_at_trx_commit=$(grep -h innodb_flush_log_at_trx_commit "$SAGAS_ROOT/scripts/mariadb.sh" | head -1 | awk '{print $3}'); SQLite as the builds set it; Pulsar standalone as scripts/pulsar.sh starts it (journalSyncData=false: the standalone bookie does not fsync its journal)"
