@@ -96,11 +96,11 @@ type procesoCPU struct {
 const hzUsuario = 100
 
 // leerCPU reads the machine's counters and those of the system's processes
-// from procfs (rooted at /proc). self is this process's pid. With solo set,
-// only processes whose command line contains it count (this tool always
-// does): on a shared machine, other people's brokers, databases and
-// coordinators are left out.
-func leerCPU(procfs fs.FS, self int, solo string) (*muestraCPU, error) {
+// from procfs (rooted at /proc). self is this process's pid. On a machine
+// where others run copies of the system, two filters leave theirs out: a
+// non-empty solo keeps only processes whose command line contains it; a
+// non-empty marca ("NAME=VALUE") only those whose environment holds it.
+func leerCPU(procfs fs.FS, self int, solo, marca string) (*muestraCPU, error) {
 	m := &muestraCPU{procesos: map[int]procesoCPU{}}
 	stat, err := fs.ReadFile(procfs, "stat")
 	if err != nil {
@@ -132,7 +132,7 @@ func leerCPU(procfs fs.FS, self int, solo string) (*muestraCPU, error) {
 			return string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		}
 		g := grupoDe(comm, cmdline, pid == self)
-		if g == "" || (solo != "" && pid != self && !strings.Contains(cmdline(), solo)) {
+		if g == "" || (pid != self && ((solo != "" && !strings.Contains(cmdline(), solo)) || (marca != "" && !tieneEntorno(procfs, e.Name(), marca)))) {
 			continue
 		}
 		m.procesos[pid] = procesoCPU{grupo: g, jiffies: jiffies, cambios: cambiosDeContexto(procfs, e.Name())}
@@ -259,19 +259,35 @@ func cpuEntre(a, b *muestraCPU, sagas int) *CPU {
 	return c
 }
 
+// tieneEntorno says whether process pid's environment holds the entry
+// marca ("NAME=VALUE"); false when it cannot be read.
+func tieneEntorno(procfs fs.FS, pid, marca string) bool {
+	b, err := fs.ReadFile(procfs, path.Join(pid, "environ"))
+	if err != nil {
+		return false
+	}
+	for _, v := range bytes.Split(b, []byte{0}) {
+		if string(v) == marca {
+			return true
+		}
+	}
+	return false
+}
+
 // medidorCPU reads /proc at the start of the load; fin returns the
 // accounting, or nil when /proc cannot be read (not Linux).
 type medidorCPU struct {
 	procfs fs.FS
 	self   int
 	solo   string
+	marca  string
 	inicio *muestraCPU
 	err    error
 }
 
-func iniciarCPU(procfs fs.FS, solo string) *medidorCPU {
-	m := &medidorCPU{procfs: procfs, self: os.Getpid(), solo: solo}
-	m.inicio, m.err = leerCPU(procfs, m.self, solo)
+func iniciarCPU(procfs fs.FS, solo, marca string) *medidorCPU {
+	m := &medidorCPU{procfs: procfs, self: os.Getpid(), solo: solo, marca: marca}
+	m.inicio, m.err = leerCPU(procfs, m.self, solo, marca)
 	return m
 }
 
@@ -279,7 +295,7 @@ func (m *medidorCPU) fin(sagas int) (*CPU, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
-	b, err := leerCPU(m.procfs, m.self, m.solo)
+	b, err := leerCPU(m.procfs, m.self, m.solo, m.marca)
 	if err != nil {
 		return nil, err
 	}

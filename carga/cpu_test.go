@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,11 +58,11 @@ func TestCPUEntre(t *testing.T) {
 		"16": {statDe("16", "carga (x)", "11", "1"), "/tmp/carga", nil},
 		"18": {statDe("18", "marca", "999", "0"), "/x/bin/marca", nil}, // started during the run
 	})
-	a, err := leerCPU(antes, 16, "")
+	a, err := leerCPU(antes, 16, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := leerCPU(despues, 16, "")
+	b, err := leerCPU(despues, 16, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +131,11 @@ func TestCPUGruposDelClusterYSolo(t *testing.T) {
 		if caso.solo == "" {
 			procesos["coordinador"] = 2
 		}
-		a, err := leerCPU(antes, 26, caso.solo)
+		a, err := leerCPU(antes, 26, caso.solo, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := leerCPU(despues, 26, caso.solo)
+		b, err := leerCPU(despues, 26, caso.solo, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,10 +153,10 @@ func TestCPUGruposDelClusterYSolo(t *testing.T) {
 }
 
 func TestLeerCPURechazaStatSinCPU(t *testing.T) {
-	if _, err := leerCPU(fstest.MapFS{"stat": {Data: []byte("intr 1\n")}}, 1, ""); err == nil {
+	if _, err := leerCPU(fstest.MapFS{"stat": {Data: []byte("intr 1\n")}}, 1, "", ""); err == nil {
 		t.Fatal("leerCPU accepted a /proc/stat without a cpu line")
 	}
-	if _, err := leerCPU(fstest.MapFS{}, 1, ""); err == nil {
+	if _, err := leerCPU(fstest.MapFS{}, 1, "", ""); err == nil {
 		t.Fatal("leerCPU accepted a procfs without stat")
 	}
 }
@@ -166,7 +167,7 @@ func TestCPUPropioEnProc(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("/proc accounting is Linux only")
 	}
-	m := iniciarCPU(os.DirFS("/proc"), "")
+	m := iniciarCPU(os.DirFS("/proc"), "", "")
 	if m.err != nil {
 		t.Fatal(m.err)
 	}
@@ -209,3 +210,29 @@ func TestCPUPropioEnProc(t *testing.T) {
 }
 
 func cerca(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// With a marca, only the processes whose environment holds it are counted:
+// another copy of the system on the machine is left out.
+func TestLeerCPUMarca(t *testing.T) {
+	procfs := fstest.MapFS{
+		"stat":       {Data: []byte("cpu  100 0 100 800 0 0 0 0 0 0\n")},
+		"20/stat":    {Data: []byte(statDe("20", "coordinador", "50", "10"))},
+		"20/environ": {Data: []byte("A=1\x00SAGAS_BENCH_MARCA=b1\x00")},
+		"21/stat":    {Data: []byte(statDe("21", "coordinador", "70", "10"))},
+		"21/environ": {Data: []byte("SAGAS_BENCH_MARCA=b2\x00")},
+		"22/stat":    {Data: []byte(statDe("22", "mariadbd", "70", "10"))},
+		"30/stat":    {Data: []byte(statDe("30", "carga", "1", "1"))},
+	}
+	m, err := leerCPU(procfs, 30, "", "SAGAS_BENCH_MARCA=b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for pid := range m.procesos {
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	if !slices.Equal(pids, []int{20, 30}) {
+		t.Errorf("processes counted = %v, want [20 30] (the marked coordinator and the load tool)", pids)
+	}
+}

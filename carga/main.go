@@ -79,6 +79,8 @@ type opciones struct {
 	cotas        bool
 	cpu          bool
 	cpuSolo      string
+	marcaCPU     string
+	linea        bool
 	salida       string
 	espera       time.Duration
 	token        string
@@ -103,6 +105,7 @@ type Resultado struct {
 	PrimerError    string      `json:"primer_error,omitempty"`
 	Cotas          *Cotas      `json:"cotas,omitempty"`
 	CPU            *CPU        `json:"cpu,omitempty"`
+	Linea          []Tramo     `json:"linea,omitempty"`
 	Maquina        string      `json:"maquina"`
 	Inicio         time.Time   `json:"inicio"`
 	// commits is the MySQL server's Com_commit delta over the load phase.
@@ -159,6 +162,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.dsn, "dsn", "sagas:sagas123@tcp(127.0.0.1:3306)/sagas", "MySQL DSN (DB bound, Com_commit per saga)")
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
 	fs.BoolVar(&o.cotas, "cotas", true, "measure the broker and DB bounds in the same run")
+	fs.StringVar(&o.marcaCPU, "cpu-marca", "", "NAME=VALUE: account only the processes whose environment holds it (another copy of the system on this machine is left out)")
+	fs.BoolVar(&o.linea, "linea", false, "also read the command and reply topics and print the median timeline of a saga's hops (run it at one saga in flight)")
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
 	fs.StringVar(&o.cpuSolo, "cpu-solo", "", "count only the processes whose command line contains this text (e.g. your run's state dir), leaving out others' on a shared machine")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
@@ -220,7 +225,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var cpu *medidorCPU
 	if o.cpu {
-		cpu = iniciarCPU(os.DirFS("/proc"), o.cpuSolo)
+		cpu = iniciarCPU(os.DirFS("/proc"), o.cpuSolo, o.marcaCPU)
 	}
 	res, err := cargar(ctx, o, client, topo, stderr)
 	if err != nil {
@@ -377,6 +382,22 @@ func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.
 		return nil, fmt.Errorf("leer %s: %w", topo.Eventos(), err)
 	}
 	defer reader.Close()
+	var lin *linea
+	if o.linea {
+		servicios := []string{"influencer", "marca", "tracking"}
+		if o.flujo == "lanzar-campania-completa" {
+			servicios = []string{"afiliados", "comisiones", "tracking", "notificaciones"}
+		}
+		topicos := []string{topo.Respuestas(), topo.Eventos()}
+		for _, s := range servicios {
+			topicos = append(topicos, topo.Comandos(s))
+		}
+		var cerrar func()
+		if lin, cerrar, err = seguirLinea(ctx, client, topicos); err != nil {
+			return nil, err
+		}
+		defer cerrar()
+	}
 	seg := &seguimiento{enviado: map[string]time.Time{}, terminado: map[string]time.Time{}, estado: map[string]string{}, avisos: map[string]chan struct{}{}}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -555,6 +576,9 @@ func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.
 		slices.Sort(lat)
 		res.LatenciaMs = Percentiles{P50: percentil(lat, 0.50), P95: percentil(lat, 0.95), P99: percentil(lat, 0.99), Max: lat[len(lat)-1]}
 	}
+	if lin != nil {
+		res.Linea = lin.tramos(seg.enviado, seg.terminado)
+	}
 	return res, nil
 }
 
@@ -605,6 +629,9 @@ func imprimir(w io.Writer, r *Resultado) {
 	}
 	if r.CPU != nil {
 		imprimirCPU(w, r.CPU)
+	}
+	if len(r.Linea) > 0 {
+		imprimirLinea(w, r.Linea)
 	}
 	if c := r.Cotas; c != nil {
 		medido := "estimated from the design"

@@ -33,7 +33,7 @@ type pasoCancelacion struct {
 	Estado string `json:"estado"`
 }
 
-func leerDetalle(t *testing.T, s *sistema.Sistema, id string) detalleCancelacion {
+func leerCancelacion(t *testing.T, s *sistema.Sistema, id string) detalleCancelacion {
 	t.Helper()
 	code, b, err := s.Get(context.Background(), "/api/v1/sagas/"+id)
 	if err != nil || code != http.StatusOK {
@@ -47,11 +47,11 @@ func leerDetalle(t *testing.T, s *sistema.Sistema, id string) detalleCancelacion
 }
 
 // esperarDetalle polls the saga's detail until cumple holds.
-func esperarDetalle(t *testing.T, s *sistema.Sistema, id, que string, plazo time.Duration, cumple func(detalleCancelacion) bool) detalleCancelacion {
+func esperarCancelacion(t *testing.T, s *sistema.Sistema, id, que string, plazo time.Duration, cumple func(detalleCancelacion) bool) detalleCancelacion {
 	t.Helper()
 	fin := time.Now().Add(plazo)
 	for {
-		d := leerDetalle(t, s, id)
+		d := leerCancelacion(t, s, id)
 		if cumple(d) {
 			return d
 		}
@@ -157,7 +157,7 @@ func TestCancelarEnVueloCompensaCadaPasoIniciado(t *testing.T) {
 					t.Fatalf("%s: %d %v %s", f.ruta, code, err, b)
 				}
 				id := decodificar(t, b).ID
-				esperarDetalle(t, s, id, "steps "+strings.Join(f.enVuelo, ", ")+" in flight", 30*time.Second, func(d detalleCancelacion) bool {
+				esperarCancelacion(t, s, id, "steps "+strings.Join(f.enVuelo, ", ")+" in flight", 30*time.Second, func(d detalleCancelacion) bool {
 					for _, p := range d.Pasos {
 						if slices.Contains(f.hechos, p.Paso) && p.Estado != "COMPLETADO" || slices.Contains(f.enVuelo, p.Paso) && p.Estado != "EJECUTANDO" {
 							return false
@@ -177,7 +177,7 @@ func TestCancelarEnVueloCompensaCadaPasoIniciado(t *testing.T) {
 						actual, _ = r["paso_actual"].(string)
 					}
 				}
-				d := esperarDetalle(t, s, id, "CANCELADA", 60*time.Second, func(d detalleCancelacion) bool { return d.Estado == "CANCELADA" })
+				d := esperarCancelacion(t, s, id, "CANCELADA", 60*time.Second, func(d detalleCancelacion) bool { return d.Estado == "CANCELADA" })
 				// Every started step is compensated and the others never ran.
 				// The cancel may have raced with a reply and come a step
 				// later than seen above: what started is read from the end
@@ -244,7 +244,7 @@ func TestCancelarEnVueloCompensaCadaPasoIniciado(t *testing.T) {
 			if code, r := cancelar(t, api, id); code != http.StatusConflict || r["estado"] != "COMPLETADA" {
 				t.Fatalf("cancel of the COMPLETADA saga %s: %d %v, want 409 with its state", id, code, r)
 			}
-			if d := leerDetalle(t, s, id); d.Estado != "COMPLETADA" || !d.Cancelacion.IsZero() {
+			if d := leerCancelacion(t, s, id); d.Estado != "COMPLETADA" || !d.Cancelacion.IsZero() {
 				t.Fatalf("a refused cancel changed saga %s: %+v", id, d)
 			}
 			if code, r := cancelar(t, api, "no-existe-"+s.Namespace); code != http.StatusNotFound {

@@ -23,7 +23,13 @@
 # JSON results go to .run/bench/*.json.
 #
 # Usage: scripts/bench.sh [-n SAGAS] [-c CONCURRENCY]   (defaults 2000, 64)
+#        scripts/bench.sh -base COMMIT [...]   A/B of two builds in one
+#        sitting, with the ratios and targets of issue 23 (scripts/bench-ab.sh)
 set -euo pipefail
+if [[ ${1:-} == -base ]]; then
+    shift
+    exec "$(dirname "${BASH_SOURCE[0]}")/bench-ab.sh" -b "$@"
+fi
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_TAG=bench
