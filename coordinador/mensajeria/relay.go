@@ -352,7 +352,7 @@ func (r *Relay) productor(topico string, rescate bool) (pulsar.Producer, error) 
 	opts := pulsar.ProducerOptions{
 		Topic: topico, Name: nombre, SendTimeout: 30 * time.Second,
 		BatcherBuilderType: pulsar.KeyBasedBatchBuilder, BatchingMaxPublishDelay: bus.DemoraLote,
-		MaxPendingMessages: 4000, HashingScheme: bus.HashingScheme,
+		MaxPendingMessages: 4000, HashingScheme: bus.HashingScheme, BackOffPolicyFunc: bus.Reconexion,
 		// A batch carries one sequence id to the broker, its first
 		// message's (pulsar-client-go sends no highest_sequence_id), so the
 		// broker would recognise only the first row of each batch when it

@@ -142,6 +142,7 @@ func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar
 		BatchingMaxPublishDelay: DemoraLote,
 		MaxPendingMessages:      2000,
 		HashingScheme:           HashingScheme,
+		BackOffPolicyFunc:       Reconexion,
 	}
 	if esquemaAvro != "" {
 		opts.Schema = pulsar.NewAvroSchema(esquemaAvro, nil)
@@ -303,6 +304,7 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		Type:                        o.Tipo,
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
 		ReceiverQueueSize:           1000,
+		BackOffPolicyFunc:           Reconexion,
 	})
 	if err != nil {
 		if err = Causa(c, "consumir", o.Topico, err); errors.Is(err, ErrAutorizacion) {
