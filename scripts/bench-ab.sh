@@ -138,9 +138,7 @@ arrancar() {
             { tail -n 20 "$ESTADO/logs/mariadb-start.log" >&2; die "MariaDB did not start"; }
     fi
     local bin="$RAIZ/bin/$b"
-    local ayuda
-    ayuda=$("$bin/coordinador" -h 2>&1 || true)
-    if grep -q -- '-preparar' <<<"$ayuda"; then
+    if "$bin/coordinador" -h 2>&1 | grep -q -- '-preparar'; then
         "$bin/coordinador" -preparar >"$ESTADO/logs/preparar.log" 2>&1 ||
             { tail -n 20 "$ESTADO/logs/preparar.log" >&2; die "$b: coordinador -preparar failed"; }
     fi
