@@ -68,10 +68,38 @@ func leerDLQs(ctx context.Context, adminURL, pulsarURL string, seg bus.Seguridad
 		return r, err
 	}
 	defer cliente.Close()
-	for _, t := range r.Topicos {
+	err = leerDesdeElPrincipio(ctx, cliente, seg, r.Topicos, func(t string, msg pulsar.Message) {
+		r.Mensajes++
+		r.PorTopico[t]++
+		motivo := msg.Properties()["dlq_motivo"]
+		corto := t[strings.LastIndex(t, "/")+1:]
+		if c, err := comandos.Decodificar(msg.Payload()); err == nil && c.Validar() == nil {
+			r.Validos = append(r.Validos, fmt.Sprintf("%s: comando válido %s saga %s paso %s intento %d (dlq_motivo: %s)", corto, c.Nombre(), c.SagaID, c.Paso, c.Intento, motivo))
+			return
+		}
+		if x, err := respuestas.Decodificar(msg.Payload()); err == nil && x.Validar() == nil {
+			r.Validos = append(r.Validos, fmt.Sprintf("%s: respuesta válida %s saga %s paso %s %s (dlq_motivo: %s)", corto, x.Type, x.SagaID, x.Paso, x.Accion, motivo))
+			return
+		}
+		if x, err := resultados.Decodificar(msg.Payload()); err == nil && x.SagaID != "" && x.Estado != "" {
+			r.Validos = append(r.Validos, fmt.Sprintf("%s: resultado válido %s saga %s (dlq_motivo: %s)", corto, x.Type, x.SagaID, motivo))
+			return
+		}
+		r.Veneno++
+	})
+	if err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// leerDesdeElPrincipio reads every message of each topic from the earliest
+// and hands it to fn; a reader that cannot be opened names the role's cause.
+func leerDesdeElPrincipio(ctx context.Context, cliente pulsar.Client, seg bus.Seguridad, topicos []string, fn func(topico string, msg pulsar.Message)) error {
+	for _, t := range topicos {
 		lector, err := cliente.CreateReader(pulsar.ReaderOptions{Topic: t, StartMessageID: pulsar.EarliestMessageID()})
 		if err != nil {
-			return r, fmt.Errorf("leer %s: %w", t, bus.ConRol(bus.Causa(cliente, "leer", t, err), seg))
+			return fmt.Errorf("leer %s: %w", t, bus.ConRol(bus.Causa(cliente, "leer", t, err), seg))
 		}
 		for lector.HasNext() {
 			nctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -79,27 +107,11 @@ func leerDLQs(ctx context.Context, adminURL, pulsarURL string, seg bus.Seguridad
 			cancel()
 			if err != nil {
 				lector.Close()
-				return r, fmt.Errorf("leer %s: %w", t, err)
+				return fmt.Errorf("leer %s: %w", t, err)
 			}
-			r.Mensajes++
-			r.PorTopico[t]++
-			motivo := msg.Properties()["dlq_motivo"]
-			corto := t[strings.LastIndex(t, "/")+1:]
-			if c, err := comandos.Decodificar(msg.Payload()); err == nil && c.Validar() == nil {
-				r.Validos = append(r.Validos, fmt.Sprintf("%s: comando válido %s saga %s paso %s intento %d (dlq_motivo: %s)", corto, c.Nombre(), c.SagaID, c.Paso, c.Intento, motivo))
-				continue
-			}
-			if x, err := respuestas.Decodificar(msg.Payload()); err == nil && x.Validar() == nil {
-				r.Validos = append(r.Validos, fmt.Sprintf("%s: respuesta válida %s saga %s paso %s %s (dlq_motivo: %s)", corto, x.Type, x.SagaID, x.Paso, x.Accion, motivo))
-				continue
-			}
-			if x, err := resultados.Decodificar(msg.Payload()); err == nil && x.SagaID != "" && x.Estado != "" {
-				r.Validos = append(r.Validos, fmt.Sprintf("%s: resultado válido %s saga %s (dlq_motivo: %s)", corto, x.Type, x.SagaID, motivo))
-				continue
-			}
-			r.Veneno++
+			fn(t, msg)
 		}
 		lector.Close()
 	}
-	return r, nil
+	return nil
 }

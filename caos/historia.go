@@ -80,28 +80,17 @@ func leerEventosSaga(ctx context.Context, adminURL, pulsarURL string, seg bus.Se
 		return r, err
 	}
 	defer cliente.Close()
-	for _, t := range topicos {
-		lector, err := cliente.CreateReader(pulsar.ReaderOptions{Topic: t, StartMessageID: pulsar.EarliestMessageID()})
-		if err != nil {
-			return r, fmt.Errorf("leer %s: %w", t, bus.ConRol(bus.Causa(cliente, "leer", t, err), seg))
+	err = leerDesdeElPrincipio(ctx, cliente, seg, topicos, func(_ string, msg pulsar.Message) {
+		r.Mensajes++
+		ev, err := codec.Decodificar(msg.Payload())
+		if err != nil || ev.SagaID == "" {
+			r.Ilegibles++
+			return
 		}
-		for lector.HasNext() {
-			nctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			msg, err := lector.Next(nctx)
-			cancel()
-			if err != nil {
-				lector.Close()
-				return r, fmt.Errorf("leer %s: %w", t, err)
-			}
-			r.Mensajes++
-			ev, err := codec.Decodificar(msg.Payload())
-			if err != nil || ev.SagaID == "" {
-				r.Ilegibles++
-				continue
-			}
-			r.PorSaga[ev.SagaID] = append(r.PorSaga[ev.SagaID], ev)
-		}
-		lector.Close()
+		r.PorSaga[ev.SagaID] = append(r.PorSaga[ev.SagaID], ev)
+	})
+	if err != nil {
+		return r, err
 	}
 	return r, nil
 }
