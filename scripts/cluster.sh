@@ -183,6 +183,7 @@ bookie_conf() {
         "numReadWorkerThreads=$POOL_THREADS" \
         "numHighPriorityWorkerThreads=$POOL_THREADS" \
         "numJournalCallbackThreads=$POOL_THREADS" \
+        "journalFlushWhenQueueEmpty=true" \
         "autoRecoveryDaemonEnabled=$AUTORECOVERY" \
         ${CLUSTER_BOOKIE_CONF_OVERRIDES:-}
 }

@@ -217,6 +217,15 @@ POOL_THREADS=$(($(nproc 2>/dev/null || echo 2) / 2))
 # from 10.7 to 2.0 ms (docs/performance.md). PULSAR_CONF_OVERRIDES still wins.
 NEW_ENTRIES_CHECK_DELAY_MS=0
 
+# The bookie's journal flushes (and, where journalSyncData=true, fsyncs) a
+# group of entries as soon as its queue is empty instead of waiting up to
+# journalMaxGroupWaitMSec (1 ms) for more. An entry is acknowledged after the
+# same flush either way, so durability is unchanged; under load the queue is
+# rarely empty and groups still form. At one message in flight a produce ->
+# consume round trip fell from ~2.4 to ~1.2 ms here, and a saga is a chain of
+# seven of them (docs/performance.md). PULSAR_CONF_OVERRIDES still wins.
+JOURNAL_FLUSH_WHEN_QUEUE_EMPTY=true
+
 write_conf() {
     mkdir -p "$(dirname "$CONF_FILE")"
     cp "$PULSAR_HOME_DIR/conf/standalone.conf" "$CONF_FILE.tmp"
@@ -242,6 +251,7 @@ write_conf() {
         "numJournalCallbackThreads=$POOL_THREADS" \
         "numAddWorkerThreads=0" \
         "managedLedgerNewEntriesCheckDelayInMillis=$NEW_ENTRIES_CHECK_DELAY_MS" \
+        "journalFlushWhenQueueEmpty=$JOURNAL_FLUSH_WHEN_QUEUE_EMPTY" \
         "${SECURE_CONF[@]}" \
         ${PULSAR_CONF_OVERRIDES:-}; do
         set_prop "$CONF_FILE.tmp" "${kv%%=*}" "${kv#*=}"
