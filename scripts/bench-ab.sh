@@ -104,11 +104,15 @@ parar_servicios() {
     PIDS=()
 }
 ESTADO=""
+# The broker and MariaDB of a run are started by the build's own scripts, so
+# each build runs with the settings it ships (thread pools, journal flush,
+# MariaDB's configuration), not with this tree's.
+SCRIPTS=""
 parar_todo() {
     parar_servicios
     if [[ -n $ESTADO ]]; then
-        SAGAS_STATE_DIR=$ESTADO PULSAR_PORT=$PPORT PULSAR_HTTP_PORT=$PHTTP "$SAGAS_ROOT/scripts/pulsar.sh" stop >/dev/null 2>&1 || true
-        SAGAS_STATE_DIR=$ESTADO SAGAS_DB_PORT=$DBPORT "$SAGAS_ROOT/scripts/mariadb.sh" stop >/dev/null 2>&1 || true
+        SAGAS_STATE_DIR=$ESTADO PULSAR_PORT=$PPORT PULSAR_HTTP_PORT=$PHTTP "$SCRIPTS/pulsar.sh" stop >/dev/null 2>&1 || true
+        SAGAS_STATE_DIR=$ESTADO SAGAS_DB_PORT=$DBPORT "$SCRIPTS/mariadb.sh" stop >/dev/null 2>&1 || true
         rm -rf "$ESTADO"
         ESTADO=""
     fi
@@ -131,10 +135,12 @@ arrancar() {
     export SAGAS_API_PORT=$APIPORT SAGAS_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} SAGAS_LOG_DIR=off SAGAS_PUENTE=off
     # As scripts/run.sh runs the Go services (docs/performance.md).
     export GOMAXPROCS=1
-    PULSAR_PORT=$PPORT PULSAR_HTTP_PORT=$PHTTP "$SAGAS_ROOT/scripts/pulsar.sh" start >"$ESTADO/logs/pulsar-start.log" 2>&1 ||
+    SCRIPTS="$RAIZ/src/$b/scripts"
+    PULSAR_PORT=$PPORT PULSAR_HTTP_PORT=$PHTTP "$SCRIPTS/pulsar.sh" start >"$ESTADO/logs/pulsar-start.log" 2>&1 ||
         { tail -n 20 "$ESTADO/logs/pulsar-start.log" >&2; die "broker did not start"; }
+    log "$b: broker journalFlushWhenQueueEmpty=$(sed -n 's/^journalFlushWhenQueueEmpty=//p' "$ESTADO/pulsar-$PPORT/conf/standalone.conf" 2>/dev/null | grep . || echo 'false (default)')"
     if [[ $almacen == mysql ]]; then
-        "$SAGAS_ROOT/scripts/mariadb.sh" start >"$ESTADO/logs/mariadb-start.log" 2>&1 ||
+        "$SCRIPTS/mariadb.sh" start >"$ESTADO/logs/mariadb-start.log" 2>&1 ||
             { tail -n 20 "$ESTADO/logs/mariadb-start.log" >&2; die "MariaDB did not start"; }
     fi
     local bin="$RAIZ/bin/$b"
@@ -261,5 +267,5 @@ for almacen in almacenes:
                           "; ".join(f"{t['hasta']} +{t['ms']:.1f}" for t in d["linea"]))
 EOF
 echo
-echo "durability: MariaDB innodb_flush_log_at_trx_commit=$(grep -h innodb_flush_log_at_trx_commit "$SAGAS_ROOT/scripts/mariadb.sh" | head -1 | awk '{print $3}'); SQLite as the builds set it; Pulsar standalone as scripts/pulsar.sh starts it (journalSyncData=false: the standalone bookie does not fsync its journal)"
+echo "durability: MariaDB innodb_flush_log_at_trx_commit=$(grep -h innodb_flush_log_at_trx_commit "$SAGAS_ROOT/scripts/mariadb.sh" | head -1 | awk '{print $3}'); SQLite as the builds set it; Pulsar standalone as each build's scripts/pulsar.sh starts it (journalSyncData=false: the standalone bookie does not fsync its journal)"$RAIZ/src/base/scripts/pulsar.sh" | head -1 || echo 'journalFlushWhenQueueEmpty default (false)'), head $(grep -ho 'JOURNAL_FLUSH_WHEN_QUEUE_EMPTY=[a-z]*' "$RAIZ/src/head/scripts/pulsar.sh" | head -1 || echo 'journalFlushWhenQueueEmpty default (false)')"
 echo "results: $RES"
