@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -308,6 +309,21 @@ func (s *Sistema) Log(nombre string) string {
 		b = b[len(b)-4000:]
 	}
 	return string(b)
+}
+
+// Logs returns the tail of every process's log, named, for failure
+// messages of tests where any process may be the one that stalled.
+func (s *Sistema) Logs() string {
+	nombres := make([]string, 0, len(s.logs))
+	for n := range s.logs {
+		nombres = append(nombres, n)
+	}
+	sort.Strings(nombres)
+	var b strings.Builder
+	for _, n := range nombres {
+		fmt.Fprintf(&b, "--- %s.log\n%s\n", n, s.Log(n))
+	}
+	return b.String()
 }
 
 // esperarListo polls url until it answers 200.
