@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/apache/pulsar-client-go/pulsar"
 )
 
@@ -36,7 +37,9 @@ func (o *Oyente) Listo() <-chan struct{} { return o.listo }
 // Correr opens a non-durable reader at the end of the topic and reads until
 // ctx ends, then closes it.
 func (o *Oyente) Correr(ctx context.Context) error {
-	r, err := o.cliente.CreateReader(pulsar.ReaderOptions{Topic: o.topico, StartMessageID: pulsar.LatestMessageID()})
+	r, err := bus.Abrir(ctx, o.logger, "lector de "+o.topico, func() (pulsar.Reader, error) {
+		return o.cliente.CreateReader(pulsar.ReaderOptions{Topic: o.topico, StartMessageID: pulsar.LatestMessageID()})
+	})
 	if err != nil {
 		return fmt.Errorf("lector de %s: %w", o.topico, err)
 	}

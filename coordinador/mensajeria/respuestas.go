@@ -43,7 +43,9 @@ func (r *Respuestas) Listo() <-chan struct{} { return r.listo }
 // Correr subscribes and consumes until ctx ends, then lets the batches in
 // hand finish and closes the subscription.
 func (r *Respuestas) Correr(ctx context.Context) error {
-	k, err := bus.ConsumirLotes(ctx, r.cliente, r.opciones, r.manejar)
+	k, err := bus.Abrir(ctx, r.opciones.Logger, "suscripción a "+r.opciones.Topico, func() (*bus.Consumidor, error) {
+		return bus.ConsumirLotes(ctx, r.cliente, r.opciones, r.manejar)
+	})
 	if err != nil {
 		return err
 	}

@@ -202,14 +202,16 @@ func (p *Puente) Correr(ctx context.Context) error {
 		{p.topicoLanzar, solicitudLanzamiento},
 	}
 	for _, r := range rutas {
-		k, err := bus.Consumir(ctx, p.cliente, bus.OpcionesConsumidor{
-			Topico: r.topico, Suscripcion: p.suscripcion, Tipo: pulsar.Shared,
-			// Legacy messages have no key, so the loop would hand them all to
-			// one worker anyway; replicas share the subscription for scale.
-			Trabajadores: 1,
-			Reintentos:   p.reintentos,
-			Logger:       p.logger, Metricas: p.metricas,
-		}, p.manejador(r.topico, r.traducir))
+		k, err := bus.Abrir(ctx, p.logger, "suscripción a "+r.topico, func() (*bus.Consumidor, error) {
+			return bus.Consumir(ctx, p.cliente, bus.OpcionesConsumidor{
+				Topico: r.topico, Suscripcion: p.suscripcion, Tipo: pulsar.Shared,
+				// Legacy messages have no key, so the loop would hand them all
+				// to one worker anyway; replicas share the subscription for scale.
+				Trabajadores: 1,
+				Reintentos:   p.reintentos,
+				Logger:       p.logger, Metricas: p.metricas,
+			}, p.manejador(r.topico, r.traducir))
+		})
 		if err != nil {
 			return fmt.Errorf("iniciar puente legado: %w", err)
 		}

@@ -135,7 +135,9 @@ func (c *Consumidor) Correr(ctx context.Context) error {
 	if err := c.comprobarTopologia(ctx); err != nil {
 		return err
 	}
-	productor, err := bus.NuevoProductor(c.cliente, t.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
+	productor, err := bus.Abrir(ctx, c.o.Logger, "productor de "+t.Respuestas(), func() (pulsar.Producer, error) {
+		return bus.NuevoProductor(c.cliente, t.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
+	})
 	if err != nil {
 		return err
 	}
@@ -143,15 +145,17 @@ func (c *Consumidor) Correr(ctx context.Context) error {
 	// The workers outlive ctx until detener: a command in hand finishes.
 	cctx, cancelar := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelar()
-	consumidor, err := bus.ConsumirLotes(cctx, c.cliente, bus.OpcionesConsumidor{
-		Topico:       t.Comandos(c.servicio.Nombre),
-		Suscripcion:  topologia.SuscripcionParticipante(c.servicio.Nombre),
-		Tipo:         pulsar.KeyShared,
-		Trabajadores: c.o.Trabajadores,
-		Reintentos:   c.o.Reintentos,
-		Logger:       c.o.Logger,
-		Metricas:     c.o.MetricasBus,
-	}, c.manejarLote)
+	consumidor, err := bus.Abrir(ctx, c.o.Logger, "suscripción a "+t.Comandos(c.servicio.Nombre), func() (*bus.Consumidor, error) {
+		return bus.ConsumirLotes(cctx, c.cliente, bus.OpcionesConsumidor{
+			Topico:       t.Comandos(c.servicio.Nombre),
+			Suscripcion:  topologia.SuscripcionParticipante(c.servicio.Nombre),
+			Tipo:         pulsar.KeyShared,
+			Trabajadores: c.o.Trabajadores,
+			Reintentos:   c.o.Reintentos,
+			Logger:       c.o.Logger,
+			Metricas:     c.o.MetricasBus,
+		}, c.manejarLote)
+	})
 	if err != nil {
 		productor.Close()
 		return err
