@@ -55,7 +55,7 @@ func TestCaosCorto(t *testing.T) {
 		"-puerto-pulsar", "6662", "-puerto-pulsar-http", "8062", "-puerto-db", "3318",
 		"-puertos-api", "18073,18074", "-puerto-metricas", "18171"}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := plazoCaos(t, 8*time.Minute)
 	defer cancel()
 	inicio := time.Now()
 	if err := run(ctx, args, sinEntorno, &registroT{t: t}); err != nil {
@@ -87,7 +87,7 @@ func TestCaosSkewCorto(t *testing.T) {
 		"-puerto-pulsar", "6663", "-puerto-pulsar-http", "8063", "-puerto-db", "3319",
 		"-puertos-api", "18083,18084", "-puerto-metricas", "18181"}
 	var todo bufferSeguro
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := plazoCaos(t, 8*time.Minute)
 	defer cancel()
 	inicio := time.Now()
 	if err := run(ctx, args, sinEntorno, io.MultiWriter(&registroT{t: t}, &todo)); err != nil {
@@ -128,7 +128,7 @@ func TestCaosV2Corto(t *testing.T) {
 				"-puerto-pulsar", "6664", "-puerto-pulsar-http", "8064", "-puerto-db", "3324",
 				"-puertos-api", "18093,18094", "-puerto-metricas", "18191"}
 			var todo bufferSeguro
-			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+			ctx, cancel := plazoCaos(t, 8*time.Minute)
 			defer cancel()
 			inicio := time.Now()
 			if err := run(ctx, args, sinEntorno, io.MultiWriter(&registroT{t: t}, &todo)); err != nil {
@@ -145,6 +145,18 @@ func TestCaosV2Corto(t *testing.T) {
 			}
 		})
 	}
+}
+
+// plazoCaos bounds one chaos run by max and by the test binary's own
+// deadline (go test -timeout) less the time caos needs to stop its world:
+// killed by the timeout, the run would leave its broker, MariaDB and
+// processes running; ended by its context, it stops them and says why.
+func plazoCaos(t *testing.T, max time.Duration) (context.Context, context.CancelFunc) {
+	fin := time.Now().Add(max)
+	if d, ok := t.Deadline(); ok && d.Add(-2*time.Minute).Before(fin) {
+		fin = d.Add(-2 * time.Minute)
+	}
+	return context.WithDeadline(context.Background(), fin)
 }
 
 // bufferSeguro is a bytes.Buffer safe for concurrent writes.
