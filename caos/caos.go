@@ -61,6 +61,9 @@ func ejecutar(ctx context.Context, cfg config, m *mundo, b *bitacora) (*resultad
 		return nil, fmt.Errorf("interrumpido: %w", err)
 	}
 	for _, v := range ventanas {
+		if v.ErrRomper != nil {
+			return nil, fmt.Errorf("la falla %q no se inyectó: %w", v.Falla, v.ErrRomper)
+		}
 		if v.Err != nil {
 			return nil, fmt.Errorf("el plan no pudo reparar %q: %w", v.Falla, v.Err)
 		}

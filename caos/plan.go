@@ -22,7 +22,10 @@ type ventana struct {
 	Falla  string
 	Inicio time.Time
 	Fin    time.Time
-	Err    error
+	Err    error // the repair failed
+	// ErrRomper is why the fault could not be injected; the run then
+	// proves nothing about it and fails.
+	ErrRomper error
 	// PrimeraTrasFalla and PrimeraTrasReparacion are when the first saga
 	// ended (timestamp_fin) after the break and after the repair; zero if
 	// none did.
@@ -145,7 +148,8 @@ func correrPlan(ctx context.Context, b *bitacora, plan []falla) []ventana {
 		que, err := f.romper(ctx)
 		b.Printf("FALLA %d/%d: %s: %s", i+1, len(plan), f.Nombre, que)
 		if err != nil {
-			b.Printf("  (aviso: %v)", err)
+			v.ErrRomper = err
+			b.Printf("  FALLA NO INYECTADA: %v", err)
 		}
 		select {
 		case <-time.After(f.Caida):
