@@ -144,7 +144,11 @@ arrancar() {
             { tail -n 20 "$ESTADO/logs/mariadb-start.log" >&2; die "MariaDB did not start"; }
     fi
     local bin="$RAIZ/bin/$b"
-    if "$bin/coordinador" -h 2>&1 | grep -q -- '-preparar'; then
+    # Not "coordinador -h | grep -q": under pipefail, grep's early exit can
+    # kill the writer with SIGPIPE, fail the pipeline and skip -preparar.
+    local ayuda
+    ayuda=$("$bin/coordinador" -h 2>&1 || true)
+    if grep -q -- '-preparar' <<<"$ayuda"; then
         "$bin/coordinador" -preparar >"$ESTADO/logs/preparar.log" 2>&1 ||
             { tail -n 20 "$ESTADO/logs/preparar.log" >&2; die "$b: coordinador -preparar failed"; }
     fi
