@@ -26,18 +26,24 @@ type resumenDLQ struct {
 	Veneno int
 }
 
+// topicosDe lists the namespace's topics through the admin REST API with
+// seg's credentials.
+func topicosDe(ctx context.Context, adminURL string, seg bus.Seguridad, ns string) ([]string, error) {
+	admin, err := bus.NuevoAdminSeguro(adminURL, seg)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return admin.Topicos(actx, tenant, ns)
+}
+
 // leerDLQs lists the namespace's topics through the admin REST API and reads
 // every *-DLQ topic from the earliest message with a reader, both with seg's
 // credentials.
 func leerDLQs(ctx context.Context, adminURL, pulsarURL string, seg bus.Seguridad, ns string, logger *slog.Logger) (resumenDLQ, error) {
 	r := resumenDLQ{PorTopico: map[string]int{}}
-	admin, err := bus.NuevoAdminSeguro(adminURL, seg)
-	if err != nil {
-		return r, err
-	}
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	topicos, err := admin.Topicos(actx, tenant, ns)
+	topicos, err := topicosDe(ctx, adminURL, seg, ns)
 	if err != nil {
 		return r, err
 	}

@@ -51,13 +51,7 @@ type resumenEventos struct {
 // (each partition when it is partitioned) from the earliest.
 func leerEventosSaga(ctx context.Context, adminURL, pulsarURL string, seg bus.Seguridad, ns string, logger *slog.Logger) (resumenEventos, error) {
 	r := resumenEventos{PorSaga: map[string][]eventos.Evento{}}
-	admin, err := bus.NuevoAdminSeguro(adminURL, seg)
-	if err != nil {
-		return r, err
-	}
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	todos, err := admin.Topicos(actx, tenant, ns)
+	todos, err := topicosDe(ctx, adminURL, seg, ns)
 	if err != nil {
 		return r, err
 	}
