@@ -43,7 +43,7 @@ type Config struct {
 	// RutaSQLite is ${SAGAS_DATA_DIR}/participante-<servicio>.db.
 	RutaSQLite string
 	MySQL      ConfigMySQL
-	// DireccionHTTP is SAGAS_METRICS_ADDR, where /metrics, /healthz and
+	// DireccionHTTP is SAGAS_METRICS_ADDR, where /metrics, /healthz, /readyz and
 	// /efectos/{saga_id} are served (port 0 picks a free port).
 	DireccionHTTP string
 	// TokenHTTP is SAGAS_METRICS_TOKEN (or the content of
@@ -233,7 +233,7 @@ func (c Config) validarDerivados() error {
 func (c Config) ListenerHTTP() configuracion.Listener {
 	host, _, _ := net.SplitHostPort(c.DireccionHTTP)
 	return configuracion.Listener{
-		Que: "/metrics, /healthz and /efectos", Variable: "SAGAS_METRICS_ADDR", Valor: c.DireccionHTTP, Host: host,
+		Que: "/metrics, /healthz, /readyz and /efectos", Variable: "SAGAS_METRICS_ADDR", Valor: c.DireccionHTTP, Host: host,
 		VariableToken: "SAGAS_METRICS_TOKEN", ConToken: c.TokenHTTP != "",
 	}
 }

@@ -97,7 +97,7 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	go func() { errHTTP <- srv.Serve(ln) }()
 	a.despues(srv.Shutdown)
 	logger.Info("http escuchando", "direccion", ln.Addr().String(),
-		"rutas", []string{"/metrics", "/healthz", "/efectos/{saga_id}"}, "con_token", cfg.TokenHTTP != "")
+		"rutas", []string{"/metrics", "/healthz", "/readyz", "/efectos/{saga_id}"}, "con_token", cfg.TokenHTTP != "")
 	if l := cfg.ListenerHTTP(); l.Abierto() {
 		logger.Warn(configuracion.AvisoAbierto(l))
 	}

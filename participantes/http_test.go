@@ -56,10 +56,11 @@ func pedir(t *testing.T, url, token string) (int, string) {
 
 func TestHTTPConTokenExigeloEnCadaRuta(t *testing.T) {
 	_, srv := servirParticipante(t, map[string]string{"SAGAS_METRICS_TOKEN": "raspador"}, io.Discard)
-	for _, ruta := range []string{"/metrics", "/healthz", "/efectos/saga-1"} {
+	for _, ruta := range []string{"/metrics", "/healthz", "/readyz", "/efectos/saga-1"} {
 		for _, token := range []string{"", "otro", "raspado"} {
 			codigo, cuerpo := pedir(t, srv.URL+ruta, token)
-			if codigo != http.StatusUnauthorized || strings.Contains(cuerpo, "go_goroutines") || strings.Contains(cuerpo, "saga-1") || cuerpo == "ok\n" {
+			if codigo != http.StatusUnauthorized || strings.Contains(cuerpo, "go_goroutines") || strings.Contains(cuerpo, "saga-1") || cuerpo == "ok\n" ||
+				strings.Contains(cuerpo, "consumidor") {
 				t.Errorf("%s with token %q: %d %q", ruta, token, codigo, cuerpo)
 			}
 		}
@@ -96,6 +97,31 @@ func TestHealthzNoFiltraElErrorDelAlmacen(t *testing.T) {
 	}
 	// The cause is for the operator, in the log.
 	if !strings.Contains(log.String(), "healthz") || !strings.Contains(log.String(), "closed") {
+		t.Errorf("the store's error is not in the log:\n%s", log.String())
+	}
+}
+
+// A participant whose consumer has not subscribed yet is alive but not
+// ready: commands would wait in the subscription.
+func TestReadyzEsperaAlConsumidorYAlAlmacen(t *testing.T) {
+	var log bytes.Buffer
+	p, srv := servirParticipante(t, nil, &log)
+	if p.Consumiendo() {
+		t.Fatal("Consumiendo before any consumer was built")
+	}
+	if codigo, cuerpo := pedir(t, srv.URL+"/healthz", ""); codigo != http.StatusOK {
+		t.Errorf("/healthz without a consumer: %d %q, want 200 (alive)", codigo, cuerpo)
+	}
+	if codigo, cuerpo := pedir(t, srv.URL+"/readyz", ""); codigo != http.StatusServiceUnavailable || cuerpo != "consumidor no iniciado\n" {
+		t.Errorf("/readyz without a consumer: %d %q, want 503 naming the consumer", codigo, cuerpo)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if codigo, cuerpo := pedir(t, srv.URL+"/readyz", ""); codigo != http.StatusServiceUnavailable || cuerpo != "almacén no disponible\n" {
+		t.Errorf("/readyz with the store closed: %d %q", codigo, cuerpo)
+	}
+	if !strings.Contains(log.String(), "readyz") || !strings.Contains(log.String(), "closed") {
 		t.Errorf("the store's error is not in the log:\n%s", log.String())
 	}
 }

@@ -329,6 +329,9 @@ func TestHTTPSirveEfectosMetricasYSalud(t *testing.T) {
 	if codigo, cuerpo := get("/healthz"); codigo != 200 || cuerpo != "ok\n" {
 		t.Errorf("/healthz: %d %q", codigo, cuerpo)
 	}
+	if codigo, cuerpo := get("/readyz"); codigo != 200 || cuerpo != "listo\n" {
+		t.Errorf("/readyz with the consumer running: %d %q", codigo, cuerpo)
+	}
 }
 
 // buffer is an io.Writer safe for the logger and the test at once.

@@ -40,7 +40,7 @@
 //	SAGAS_DB_MIGRATION_USER when set, only -preparar changes the schema (as
 //	                        this user) and the runtime checks its version
 //	SAGAS_DB_PREFIJO        participante_ (MySQL database name prefix)
-//	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /efectos/{saga_id});
+//	SAGAS_METRICS_ADDR      127.0.0.1:0 (/metrics, /healthz, /readyz, /efectos/{saga_id});
 //	                        off loopback it needs SAGAS_METRICS_TOKEN (or
 //	                        SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on)
 //	SAGAS_METRICS_TOKEN     bearer token of every route there (or _FILE)
@@ -66,6 +66,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -154,6 +155,8 @@ type Participante struct {
 	almacen     *almacen.Almacen
 	inyector    *fallos.Inyector
 	trazador    *traza.Trazador
+	// consumidor is the last one Consumidor built: /readyz answers for it.
+	consumidor atomic.Pointer[mensajeria.Consumidor]
 }
 
 // Nuevo validates the declaration, opens the service's store and migrates
@@ -230,7 +233,7 @@ func inyectorDe(s Servicio, cfg ConfigFallos) *fallos.Inyector {
 // Consumidor builds the component that consumes the service's commands
 // through cliente; run it with its Correr.
 func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor, error) {
-	return mensajeria.Nuevo(cliente, p.almacen, p.servicio, mensajeria.Opciones{
+	c, err := mensajeria.Nuevo(cliente, p.almacen, p.servicio, mensajeria.Opciones{
 		Topologia:    p.cfg.Topologia,
 		Particiones:  p.cfg.Particiones,
 		AdminURL:     p.cfg.PulsarAdminURL,
@@ -244,6 +247,11 @@ func (p *Participante) Consumidor(cliente pulsar.Client) (*mensajeria.Consumidor
 		Logger:       p.logger,
 		Trazador:     p.trazador,
 	})
+	if err != nil {
+		return nil, err
+	}
+	p.consumidor.Store(c)
+	return c, nil
 }
 
 // Registro is the participant's metrics registry, served on /metrics:

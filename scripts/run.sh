@@ -16,6 +16,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_TAG=run
 cd "$SAGAS_ROOT"
+need_cmd curl curl
 
 BIN_DIR="$STATE_DIR/bin"
 LOG_DIR="$STATE_DIR/logs"
@@ -199,6 +200,31 @@ for n in "${SERVICES[@]}"; do
     PIDS[$n]=$(pid_from_file "$pidfile")
     STARTED+=("$n")
 done
+
+# --- wait until ready ----------------------------------------------------------
+# The coordinator's /readyz (database and broker) and each participant's
+# (store, and subscribed to its commands). A POST made before then is not
+# lost (the outbox and the subscription hold it); it only waits.
+METRICS_TOKEN=${SAGAS_METRICS_TOKEN:-}
+if [[ -z $METRICS_TOKEN && -n ${SAGAS_METRICS_TOKEN_FILE:-} && -r $SAGAS_METRICS_TOKEN_FILE ]]; then
+    METRICS_TOKEN=$(<"$SAGAS_METRICS_TOKEN_FILE")
+fi
+service_ready() {
+    local n=$1 url
+    kill -0 "${PIDS[$n]}" 2>/dev/null || return 100
+    if [[ $n == coordinador ]]; then
+        url="http://127.0.0.1:$SAGAS_API_PORT/readyz"
+    else
+        url="http://${METRICS_ADDR[$n]}/readyz"
+    fi
+    curl -fsS -o /dev/null --max-time 3 ${METRICS_TOKEN:+-H "Authorization: Bearer $METRICS_TOKEN"} "$url" 2>/dev/null
+}
+T_READY=$(now_s)
+for n in "${STARTED[@]}"; do
+    [[ $n == coordinador || " ${PARTICIPANTS[*]} " == *" $n "* ]] || continue
+    wait_until 90 "$n to be ready (its /readyz)" service_ready "$n" || true
+done
+log "ready in $(elapsed_since "$T_READY")s"
 
 # --- report and wait ---------------------------------------------------------
 {

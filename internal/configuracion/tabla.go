@@ -166,7 +166,7 @@ var Variables = []Variable{
 		Descripcion: "file holding SAGAS_API_READ_TOKEN, read at start (a trailing newline is dropped); set only one of the two", Binarios: Coordinador},
 	{Nombre: "SAGAS_METRICS_ADDR", Valores: Direccion{},
 		DefectoTexto: "participants: 127.0.0.1:0 (a free port); coordinator: none",
-		Descripcion:  "the operations listener: a participant serves /metrics, /healthz and /efectos/{saga_id} there; the coordinator /metrics (when unset, on the API listener while SAGAS_API_HOST is loopback, else nowhere); an address that is not loopback needs SAGAS_METRICS_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on",
+		Descripcion:  "the operations listener: a participant serves /metrics, /healthz, /readyz and /efectos/{saga_id} there; the coordinator /metrics (when unset, on the API listener while SAGAS_API_HOST is loopback, else nowhere); an address that is not loopback needs SAGAS_METRICS_TOKEN or SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on",
 		Binarios:     Coordinador | Participantes},
 	{Nombre: "SAGAS_METRICS_TOKEN", Valores: Texto{},
 		Descripcion: "if set, every route on the SAGAS_METRICS_ADDR listener needs Authorization: Bearer <token> (the scraper's token: it cannot start sagas)", Binarios: Coordinador | Participantes},

@@ -195,7 +195,14 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 		env[k] = v
 	}
 	s.Env = env
-	t.Cleanup(s.Detener)
+	t.Cleanup(func() {
+		s.Detener()
+		// Any process may be the one that stalled: a failed test shows
+		// every log, as the failing run left it.
+		if t.Failed() {
+			t.Logf("logs of every process:\n%s", s.Logs())
+		}
+	})
 	if preparar {
 		// The participants' stores; the coordinator's is migrated by
 		// Preparar below, with the broker.
@@ -231,7 +238,7 @@ func Arrancar(t testing.TB, o Opciones) *Sistema {
 		}
 	}
 	for _, nombre := range instancias {
-		s.esperarListo(s.Metricas[nombre]+"/healthz", nombre)
+		s.esperarListo(s.Metricas[nombre]+"/readyz", nombre)
 	}
 	return s
 }
