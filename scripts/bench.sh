@@ -18,8 +18,10 @@
 #   5. rates of 0.1 to 0.4 of the peak (one run each, at least 15 s) -> the
 #      highest of them, and of half the peak, at which p99 is still within
 #      3x the idle p50: the load the latency target holds at on this machine
-# and prints the targets (throughput >= 0.5 of the lower bound; p99 at half
-# peak <= 3x idle p50) and how busy the machine's cores were in each run.
+# and prints how busy the machine's cores were in each run. These are a
+# build's absolute figures, which move up to 2x between days here; the
+# targets (issue 23) are ratios to a base commit measured in the same
+# sitting: -base below.
 # JSON results go to .run/bench/*.json.
 #
 # Usage: scripts/bench.sh [-n SAGAS] [-c CONCURRENCY]   (defaults 2000, 64)
@@ -167,9 +169,9 @@ for f in "${fracciones[@]}" 0.5; do
 done
 echo
 echo "=== campana on MariaDB, $(nproc) cores ==="
-printf 'peak throughput     %.1f sagas/s; ratio to the lower bound %.2f (target >= 0.5; median of 3)\n' "$pico" "$ratio"
+printf 'peak throughput     %.1f sagas/s; ratio to the lower bound %.2f (median of 3)\n' "$pico" "$ratio"
 printf 'idle p50            %.1f ms (median of 3)\n' "$p50"
-printf 'p99 at half peak    %.1f ms = %.2fx idle p50 (target <= 3; median of 3)\n' "$p99" "$(awk -v a="$p99" -v b="$p50" 'BEGIN { print a / b }')"
+printf 'p99 at half peak    %.1f ms = %.2fx idle p50 (median of 3)\n' "$p99" "$(awk -v a="$p99" -v b="$p50" 'BEGIN { print a / b }')"
 if [[ -n $sostenible ]]; then
     printf 'p99 <= 3x idle p50  at %s of the peak (the highest share at which it held)\n' "$sostenible"
 else
