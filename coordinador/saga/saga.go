@@ -336,7 +336,9 @@ func Aplicar(d *Definicion, s Saga, r Respuesta, ahora time.Time) Transicion {
 		s2.EnEspera = false
 		t.anotar("paso " + r.Paso + " compensado")
 		t.siguienteCompensacion(d, ahora)
-	case r.Accion == Compensar && p.Estado == PasoCompensando && !s2.EnEspera:
+	case r.Accion == Compensar && p.Estado == PasoCompensando && !s2.EnEspera && (r.Intento == 0 || r.Intento == p.IntentoCompensacion):
+		// A failure counts only for the attempt in flight: a redelivered or
+		// late failure of an earlier attempt must not use up another one.
 		t.Cambio = true
 		p.ErrorCompensacion = nonEmpty(r.Error, "el participante no pudo compensar")
 		t.reintentarCompensacion(d, i, ahora)

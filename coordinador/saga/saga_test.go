@@ -346,6 +346,41 @@ func TestCompensacionSilenciosaSeReintenta(t *testing.T) {
 	}
 }
 
+// TestFalloDeUnIntentoAnteriorDeCompensacionNoCuenta: the coordinator keeps
+// no inbox of replies, so a redelivered or late failure of compensation
+// attempt 1, arriving while attempt 2 is out, must not use up attempt 2.
+func TestFalloDeUnIntentoAnteriorDeCompensacionNoCuenta(t *testing.T) {
+	d := Campana()
+	s := correr(t, d, []entrada{
+		resp(fallo("influencer", Ejecutar), seg(1), true, Compensando, "influencer/COMPENSAR#1"),
+	})
+	primero := fallo("influencer", Compensar)
+	primero.Intento = 1
+	tr := Aplicar(d, s, primero, seg(2))
+	if !tr.Cambio || !tr.Saga.EnEspera {
+		t.Fatalf("first failure: cambio %v en espera %v (%s)", tr.Cambio, tr.Saga.EnEspera, tr.Motivo)
+	}
+	tr = Vencer(d, tr.Saga, tr.Saga.Plazo)
+	if got := nombres(tr.Comandos); !slices.Equal(got, []string{"influencer/COMPENSAR#2"}) {
+		t.Fatalf("retry commands %v", got)
+	}
+	s = tr.Saga
+	// Attempt 1's failure again: ignored, attempt 2 stays out.
+	if tr := Aplicar(d, s, primero, seg(4)); tr.Cambio {
+		t.Fatalf("a stale failure of attempt 1 was applied: %s", tr.Motivo)
+	}
+	// Attempt 2's own failure counts.
+	segundo := primero
+	segundo.Intento = 2
+	if tr := Aplicar(d, s, segundo, seg(4)); !tr.Cambio || !tr.Saga.EnEspera || tr.Saga.Pasos[0].IntentoCompensacion != 2 {
+		t.Fatalf("attempt 2's failure: cambio %v en espera %v (%s)", tr.Cambio, tr.Saga.EnEspera, tr.Motivo)
+	}
+	// A late success of attempt 1 is as good as attempt 2's.
+	if tr := Aplicar(d, s, ok("influencer", Compensar), seg(4)); tr.Saga.Estado != Compensada {
+		t.Fatalf("late success of attempt 1: %s (%s)", tr.Saga.Estado, tr.Motivo)
+	}
+}
+
 func TestReintentarSoloDesdeCompensacionFallida(t *testing.T) {
 	d := Campana()
 	s := Nueva(d, "s", nil, t0).Saga
