@@ -271,5 +271,5 @@ for almacen in almacenes:
                           "; ".join(f"{t['hasta']} +{t['ms']:.1f}" for t in d["linea"]))
 EOF
 echo
-echo "durability: MariaDB innodb_flush_log_at_trx_commit=$(grep -h innodb_flush_log_at_trx_commit "$SAGAS_ROOT/scripts/mariadb.sh" | head -1 | awk '{print $3}'); SQLite as the builds set it; Pulsar standalone as each build's scripts/pulsar.sh starts it (journalSyncData=false: the standalone bookie does not fsync its journal)"$RAIZ/src/base/scripts/pulsar.sh" | head -1 || echo 'journalFlushWhenQueueEmpty default (false)'), head $(grep -ho 'JOURNAL_FLUSH_WHEN_QUEUE_EMPTY=[a-z]*' "$RAIZ/src/head/scripts/pulsar.sh" | head -1 || echo 'journalFlushWhenQueueEmpty default (false)')"
+echo "durability: MariaDB innodb_flush_log_at_trx_commit=$(grep -h innodb_flush_log_at_trx_commit "$SAGAS_ROOT/scripts/mariadb.sh" | head -1 | awk '{print $3}'); SQLite as the builds set it; Pulsar standalone as each build's scripts/pulsar.sh starts it (journalSyncData=false: the standalone bookie does not fsync its journal); base $(grep -ho 'JOURNAL_FLUSH_WHEN_QUEUE_EMPTY=[a-z]*' "$RAIZ/src/base/scripts/pulsar.sh" | head -1 || echo 'journalFlushWhenQueueEmpty default (false)'), head $(grep -ho 'JOURNAL_FLUSH_WHEN_QUEUE_EMPTY=[a-z]*' "$RAIZ/src/head/scripts/pulsar.sh" | head -1 || echo 'journalFlushWhenQueueEmpty default (false)')"
 echo "results: $RES"
