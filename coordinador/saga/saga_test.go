@@ -346,9 +346,10 @@ func TestCompensacionSilenciosaSeReintenta(t *testing.T) {
 	}
 }
 
-// TestFalloDeUnIntentoAnteriorDeCompensacionNoCuenta: the coordinator keeps
-// no inbox of replies, so a redelivered or late failure of compensation
-// attempt 1, arriving while attempt 2 is out, must not use up attempt 2.
+// TestFalloDeUnIntentoAnteriorDeCompensacionNoCuenta: a failure of
+// compensation attempt 1 that arrives while attempt 2 is out (late, after
+// its timeout; a redelivery has the same id and the inbox drops it) must not
+// use up attempt 2.
 func TestFalloDeUnIntentoAnteriorDeCompensacionNoCuenta(t *testing.T) {
 	d := Campana()
 	s := correr(t, d, []entrada{
