@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/integracion"
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -22,6 +24,16 @@ type outboxFalso struct {
 
 func (o *outboxFalso) RegistrarRechazos(context.Context, []almacen.Rechazo, int) ([]almacen.Aparcado, error) {
 	return nil, nil
+}
+
+func (o *outboxFalso) DrenarOutboxHasta(ctx context.Context, _ time.Time, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
+	return o.DrenarOutbox(ctx, limite, publicar)
+}
+
+func (o *outboxFalso) BorrarPublicados(_ context.Context, ids []int64) (int, error) {
+	n := len(o.filas)
+	o.filas = slices.DeleteFunc(o.filas, func(m almacen.Mensaje) bool { return slices.Contains(ids, m.ID) })
+	return n - len(o.filas), nil
 }
 
 func (o *outboxFalso) DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
@@ -91,6 +103,67 @@ func TestRelayNoPierdeFilasQueElBrokerCreeDuplicadas(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		if !slices.Contains(recibidos, fmt.Sprint("fila-", i)) {
 			t.Fatalf("row %d lost: received %v", i, recibidos)
+		}
+	}
+}
+
+// TestRelayPublicaDesdeMemoriaAlConfirmar: with the store's AlConfirmar
+// wired to Confirmados, a committed row reaches the broker without any drain
+// (the poll and the grace period are an hour here), under the named producer
+// with its row id as sequence id, and leaves the outbox once acknowledged.
+func TestRelayPublicaDesdeMemoriaAlConfirmar(t *testing.T) {
+	url := integracion.PulsarURL(t)
+	client, err := bus.Conectar(url, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	topico := fmt.Sprintf("persistent://public/default/relay-memoria-%d", time.Now().UnixNano())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := NuevoRelay(OpcionesRelay{Store: db, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
+		Sondeo: time.Hour, Gracia: time.Hour})
+	db.AlConfirmar(r.Confirmados)
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+	// The relay's first drain (at start) runs before the row exists.
+	time.Sleep(200 * time.Millisecond)
+
+	s := saga.Saga{ID: "s-memoria", Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
+		Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
+	msg := almacen.Mensaje{Topico: topico, Clave: s.ID, Tipo: "x", Carga: []byte("hola")}
+	if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, []almacen.Mensaje{msg}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer rcancel()
+	m, err := cons.Receive(rctx)
+	if err != nil {
+		t.Fatalf("the committed row never reached the broker: %v", err)
+	}
+	if string(m.Payload()) != "hola" || m.Key() != s.ID || m.ProducerName() != "r1-"+topicoCorto(topico) {
+		t.Errorf("received %q key %q from %q", m.Payload(), m.Key(), m.ProducerName())
+	}
+	for plazo := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, _, err := db.Outbox(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(plazo) {
+			t.Fatalf("%d rows still in the outbox after the broker acknowledged them", n)
 		}
 	}
 }

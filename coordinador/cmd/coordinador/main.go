@@ -191,8 +191,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger: logger, Registro: reg, MaxIntentos: cfg.MaxIntentosOutbox, Reintentos: cfg.Reintentos,
 		Topicos: topicosDelRelay(plan, topo), Trazador: trazador,
 	})
+	// Every committed transaction hands its outbox rows to the relay, which
+	// publishes them from memory (see mensajeria.Relay).
+	store.AlConfirmar(relay.Confirmados)
 	avisos := motor.NuevosAvisos()
-	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
+	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), avisos, bit}
 	sagas := motor.Nuevo(motor.Opciones{
 		Store: store, Catalogo: catalogo, Topologia: topo, Comandos: codecComando, Eventos: codecEvento,
 		Logger: logger, Observador: observadores, Reloj: reloj.Ahora,
