@@ -2109,3 +2109,45 @@ func probarAlConfirmar(t *testing.T, c almacen.Config) {
 		t.Errorf("%d pendientes; quiero %d", p, 30-len(ids))
 	}
 }
+
+// With auto_increment_increment above 1 (Galera, multi-primary
+// replication) a multi-row INSERT's ids are spaced, not consecutive: the
+// hook must not hand out ids the outbox does not hold them under, or the
+// relay would delete rows it never published.
+func TestAlConfirmarMySQLConIncrementoMayorQueUno(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "sagas_test_")
+	cfg.Params = map[string]string{"auto_increment_increment": "2"}
+	db := abrir(t, almacen.Config{Tipo: almacen.TipoMySQL, DSN: cfg.FormatDSN()})
+	var confirmados []almacen.Mensaje
+	db.AlConfirmar(func(ms []almacen.Mensaje) { confirmados = append(confirmados, ms...) })
+	crear(t, db, sagaMinima("a", t0), "", mensaje("a", "uno"))
+	crear(t, db, sagaMinima("b", t0), "", mensaje("b", "uno"), mensaje("b", "dos"), mensaje("b", "tres"))
+
+	enOutbox := map[int64]almacen.Mensaje{}
+	if _, err := db.DrenarOutbox(t.Context(), 100, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		for _, m := range ms {
+			enOutbox[m.ID] = m
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(enOutbox) != 4 || len(confirmados) != 4 {
+		t.Fatalf("outbox %d filas, hook %d; quiero 4 y 4", len(enOutbox), len(confirmados))
+	}
+	conID := 0
+	for _, m := range confirmados {
+		if m.ID == 0 {
+			continue
+		}
+		conID++
+		f, ok := enOutbox[m.ID]
+		if !ok || f.Clave != m.Clave || f.Tipo != m.Tipo {
+			t.Errorf("el hook dio el id %d a %s/%s; el outbox tiene ahí %s/%s (existe: %v)", m.ID, m.Clave, m.Tipo, f.Clave, f.Tipo, ok)
+		}
+	}
+	if conID == 0 {
+		t.Error("ni la fila sola en su transacción recibió id")
+	}
+}

@@ -51,7 +51,8 @@ type DB struct {
 	// interpolated client-side on MySQL, also one round trip each).
 	preparadas *cachePreparadas
 	// idsConsecutivos: a multi-row INSERT gets consecutive AUTO_INCREMENT
-	// ids (SQLite, one writer; MySQL unless innodb_autoinc_lock_mode=2), so
+	// ids (SQLite, one writer; MySQL unless innodb_autoinc_lock_mode=2 or
+	// auto_increment_increment > 1), so
 	// the ids of the outbox rows a transaction wrote follow from its
 	// LastInsertId. See AlConfirmar.
 	idsConsecutivos bool
@@ -140,10 +141,12 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 	}
 	if c.Tipo == TipoMySQL {
 		// Modes 0 and 1 give a multi-row "simple insert" consecutive ids;
-		// mode 2 (MySQL 8's default) may interleave concurrent inserts.
-		var modo int
-		if err := db.sql.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode").Scan(&modo); err == nil {
-			db.idsConsecutivos = modo != 2
+		// mode 2 (MySQL 8's default) may interleave concurrent inserts, and
+		// an auto_increment_increment above 1 (Galera, multi-primary
+		// replication) spaces them.
+		var modo, paso int
+		if err := db.sql.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Scan(&modo, &paso); err == nil {
+			db.idsConsecutivos = modo != 2 && paso == 1
 		}
 	}
 	return db, nil

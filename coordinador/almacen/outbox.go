@@ -66,7 +66,8 @@ func (db *DB) sentenciasMensajes(msgs []Mensaje) ([]sentencia, error) {
 // any other, which is what recovery (a restart, another replica) reads.
 //
 // A row's ID is 0 when the store cannot know it for certain (a multi-row
-// INSERT under MySQL's innodb_autoinc_lock_mode=2): such rows are left to
+// INSERT under MySQL's innodb_autoinc_lock_mode=2, or with an
+// auto_increment_increment above 1): such rows are left to
 // DrenarOutbox. f runs on the committing goroutine and must not block. Set
 // it before the store is used.
 func (db *DB) AlConfirmar(f func([]Mensaje)) { db.alConfirmar = f }

@@ -76,6 +76,7 @@ type Relay struct {
 	lote     int
 	espera   time.Duration
 	gracia   time.Duration
+	ahora    func() time.Time
 	aviso    chan struct{}
 	// listos signals that cola holds committed rows to publish.
 	listos chan struct{}
@@ -127,6 +128,12 @@ type OpcionesRelay struct {
 	// GraciaPorDefecto: younger rows are the hot path's (Confirmados) of
 	// whichever replica wrote them. Avisar drains every row at once.
 	Gracia time.Duration
+	// Ahora is the clock the rows' creation times were written with (the
+	// database's, almacen.Reloj.Ahora), against which the grace period is
+	// measured; nil: time.Now. With another clock, a replica whose clock is
+	// behind would take the others' fresh rows for old ones, and one whose
+	// clock is ahead would leave a dead replica's rows alone for longer.
+	Ahora func() time.Time
 	// MaxIntentos is how many times the broker may refuse a row before it
 	// is parked (SAGAS_OUTBOX_MAX_ATTEMPTS); default 10.
 	MaxIntentos int
@@ -177,6 +184,10 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	}
 	if r.gracia <= 0 {
 		r.gracia = GraciaPorDefecto
+	}
+	r.ahora = o.Ahora
+	if r.ahora == nil {
+		r.ahora = time.Now
 	}
 	if r.maxIntentos <= 0 {
 		r.maxIntentos = MaxIntentosPorDefecto
@@ -251,11 +262,10 @@ func (r *Relay) Correr(ctx context.Context) error {
 			r.publicarCola(ctx)
 			continue
 		case <-r.aviso:
-			hasta = time.Now()
+			// Zero: every row.
 		case <-sondeo.C:
-			hasta = time.Now().Add(-r.gracia)
-			if primero {
-				hasta = time.Now()
+			if !primero {
+				hasta = r.ahora().Add(-r.gracia)
 			}
 		}
 		primero = false

@@ -167,3 +167,39 @@ func TestRelayPublicaDesdeMemoriaAlConfirmar(t *testing.T) {
 		}
 	}
 }
+
+// outboxHastas records the bound of every drain.
+type outboxHastas struct {
+	outboxFalso
+	hastas chan time.Time
+}
+
+func (o *outboxHastas) DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
+	select {
+	case o.hastas <- hasta:
+	default:
+	}
+	return o.outboxFalso.DrenarOutboxHasta(ctx, hasta, limite, publicar)
+}
+
+// TestRelaySondeoMideLaGraciaConElRelojDeLaBase: the rows' creation times
+// are on the database's clock (the engine writes them with it), so the poll
+// must measure the grace period on that clock, not on the local one: the
+// first drain takes every row, the next ones those older than Ahora-Gracia.
+func TestRelaySondeoMideLaGraciaConElRelojDeLaBase(t *testing.T) {
+	base := time.Now().Add(7 * time.Minute) // the database's clock, 7 minutes ahead
+	store := &outboxHastas{hastas: make(chan time.Time, 1)}
+	r := NuevoRelay(OpcionesRelay{Store: store, Replica: "r1", Esquema: func(string) string { return "" },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: 5 * time.Millisecond, Gracia: 2 * time.Second,
+		Ahora: func() time.Time { return base }})
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+	if h := <-store.hastas; !h.IsZero() {
+		t.Errorf("first drain bounded at %v; want every row (zero)", h)
+	}
+	if h := <-store.hastas; !h.Equal(base.Add(-2 * time.Second)) {
+		t.Errorf("poll bounded at %v; want the database's clock minus the grace, %v", h, base.Add(-2*time.Second))
+	}
+}
