@@ -82,6 +82,12 @@ type Relay struct {
 	listos chan struct{}
 	muCola sync.Mutex
 	cola   []almacen.Mensaje
+	// porBorrar are rows the broker acknowledged that are still in the
+	// outbox; borrado fires DemoraBorrado after the first of them, and one
+	// DELETE (one commit) removes them all. Correr's goroutine only.
+	porBorrar     []int64
+	borrado       *time.Timer
+	borradoArmado bool
 
 	maxIntentos int
 	reintentos  bus.Reintentos
@@ -189,6 +195,8 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	if r.ahora == nil {
 		r.ahora = time.Now
 	}
+	r.borrado = time.NewTimer(time.Hour)
+	r.borrado.Stop()
 	if r.maxIntentos <= 0 {
 		r.maxIntentos = MaxIntentosPorDefecto
 	}
@@ -203,6 +211,18 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 
 // MaxIntentosPorDefecto is OpcionesRelay.MaxIntentos's default.
 const MaxIntentosPorDefecto = 10
+
+// DemoraBorrado is how long the relay gathers acknowledged rows before it
+// deletes them in one statement. Deleting a row is bookkeeping, not
+// delivery: the broker already has it, and a row whose DELETE a crash lost
+// is sent again by the next drain (the broker calls it a duplicate, the
+// rescue producer sends it anyway, as for any row the broker may wrongly
+// call one) and dropped by its consumer's inbox, as any at-least-once copy
+// is. Gathering them turns one commit (an fsync on a durable database) per
+// transition into one per DemoraBorrado under load, at the price of up to
+// DemoraBorrado's worth of copies after a crash; it must stay far below the
+// grace period, or another replica's poll would publish them again.
+const DemoraBorrado = 50 * time.Millisecond
 
 // GraciaPorDefecto is OpcionesRelay.Gracia's default: far above the
 // milliseconds the hot path takes, so the poll of a replica meets another's
@@ -248,6 +268,8 @@ func (r *Relay) Confirmados(msgs []almacen.Mensaje) {
 // database outage is logged and retried with backoff.
 func (r *Relay) Correr(ctx context.Context) error {
 	defer r.cerrarProductores()
+	// Last, so that the producers' acknowledged rows leave the outbox.
+	defer r.borrarPublicados(ctx)
 	pausa := r.espera
 	// The first drain at once: rows a previous run left, of any age.
 	sondeo := time.NewTimer(0)
@@ -261,6 +283,10 @@ func (r *Relay) Correr(ctx context.Context) error {
 		case <-r.listos:
 			r.publicarCola(ctx)
 			continue
+		case <-r.borrado.C:
+			r.borradoArmado = false
+			r.borrarPublicados(ctx)
+			continue
 		case <-r.aviso:
 			// Zero: every row.
 		case <-sondeo.C:
@@ -269,9 +295,10 @@ func (r *Relay) Correr(ctx context.Context) error {
 			}
 		}
 		primero = false
-		// Queued rows first: the drain would otherwise claim and publish
-		// them too.
+		// Queued rows first, and acknowledged ones out of the outbox: the
+		// drain would otherwise claim and publish them too.
 		r.publicarCola(ctx)
+		r.borrarPublicados(ctx)
 		r.rechazos = r.rechazos[:0]
 		n, err := r.store.DrenarOutboxHasta(ctx, hasta, r.lote, r.publicar)
 		r.registrarRechazos(ctx)
@@ -289,8 +316,8 @@ func (r *Relay) Correr(ctx context.Context) error {
 	return nil
 }
 
-// publicarCola publishes the rows Confirmados queued and deletes those the
-// broker acknowledged. A row it could not send stays in the outbox for the
+// publicarCola publishes the rows Confirmados queued and has those the
+// broker acknowledged deleted (borrarPublicados). A row it could not send stays in the outbox for the
 // drain: a refusal counts an attempt there as in the drain's path
 // (registrarRechazos); any other failure leaves it to the poll once it is
 // older than the grace period.
@@ -312,14 +339,34 @@ func (r *Relay) publicarCola(ctx context.Context) {
 			r.logger.Warn("publicar mensajes confirmados; quedan en el outbox", "err", err, "mensajes", len(msgs)-len(ids))
 		}
 		if len(ids) > 0 {
-			// Deleted even while stopping: the broker has them.
-			if _, err := r.store.BorrarPublicados(context.WithoutCancel(ctx), ids); err != nil {
-				// They stay and are published again by the drain; the
-				// consumers' inboxes drop the copies.
-				r.logger.Warn("borrar mensajes publicados", "err", err, "mensajes", len(ids))
+			r.porBorrar = append(r.porBorrar, ids...)
+			if len(r.porBorrar) >= r.lote {
+				r.borrarPublicados(ctx)
+			} else if !r.borradoArmado {
+				r.borrado.Reset(DemoraBorrado)
+				r.borradoArmado = true
 			}
 		}
 		r.registrarRechazos(ctx)
+	}
+}
+
+// borrarPublicados deletes the acknowledged rows gathered in porBorrar, even
+// while stopping: the broker has them.
+func (r *Relay) borrarPublicados(ctx context.Context) {
+	if r.borradoArmado {
+		r.borrado.Stop()
+		r.borradoArmado = false
+	}
+	if len(r.porBorrar) == 0 {
+		return
+	}
+	ids := r.porBorrar
+	r.porBorrar = nil
+	if _, err := r.store.BorrarPublicados(context.WithoutCancel(ctx), ids); err != nil {
+		// They stay and are published again by the drain; the consumers'
+		// inboxes drop the copies.
+		r.logger.Warn("borrar mensajes publicados", "err", err, "mensajes", len(ids))
 	}
 }
 
