@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,4 +203,84 @@ func TestRelaySondeoMideLaGraciaConElRelojDeLaBase(t *testing.T) {
 	if h := <-store.hastas; !h.Equal(base.Add(-2 * time.Second)) {
 		t.Errorf("poll bounded at %v; want the database's clock minus the grace, %v", h, base.Add(-2*time.Second))
 	}
+}
+
+// borradosContados counts the store's DELETEs of acknowledged rows.
+type borradosContados struct {
+	*almacen.DB
+	mu       sync.Mutex
+	llamadas int
+	filas    int
+}
+
+func (b *borradosContados) BorrarPublicados(ctx context.Context, ids []int64) (int, error) {
+	b.mu.Lock()
+	b.llamadas++
+	b.filas += len(ids)
+	b.mu.Unlock()
+	return b.DB.BorrarPublicados(ctx, ids)
+}
+
+// TestRelayBorraLosPublicadosJuntos: rows committed and published one after
+// another are deleted together once acknowledged (one DELETE per DemoraBorrado, not one
+// per row), and none is left in the outbox once the relay has stopped.
+func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
+	url := integracion.PulsarURL(t)
+	client, err := bus.Conectar(url, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	topico := fmt.Sprintf("persistent://public/default/relay-borrar-%d", time.Now().UnixNano())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := &borradosContados{DB: db}
+	r := NuevoRelay(OpcionesRelay{Store: store, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: time.Hour, Gracia: time.Hour})
+	db.AlConfirmar(r.Confirmados)
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+
+	const n = 20
+	for i := range n {
+		s := saga.Saga{ID: fmt.Sprint("s-", i), Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
+			Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
+		msg := almacen.Mensaje{Topico: topico, Clave: s.ID, Tipo: "x", Carga: []byte(s.ID)}
+		if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, []almacen.Mensaje{msg}); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time, as the transitions of an idle system: each row is
+		// published alone.
+		rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+		_, err := cons.Receive(rctx)
+		rcancel()
+		if err != nil {
+			t.Fatalf("row %d never reached the broker: %v", i, err)
+		}
+	}
+	cancel()
+	<-hecho
+	pendientes, _, err := db.Outbox(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if pendientes != 0 || store.filas != n {
+		t.Errorf("%d rows left in the outbox, %d deleted; want 0 and %d", pendientes, store.filas, n)
+	}
+	if store.llamadas >= n {
+		t.Errorf("%d DELETEs for %d rows: acknowledged rows are not gathered", store.llamadas, n)
+	}
+	t.Logf("%d rows deleted in %d statements", store.filas, store.llamadas)
 }
