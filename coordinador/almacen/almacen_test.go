@@ -102,6 +102,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"DrenarOutboxConcurrenteEntregaCadaFilaUnaVez", probarDrenarConcurrente},
 		{"DrenarOutboxMientrasOtroPublicaNoVeSusFilas", probarDrenarBloqueado},
 		{"FilaRechazadaEsperaYTrasElMaximoSeAparcaSinRetenerNada", probarRechazos},
+		{"AlConfirmarEntregaLasFilasConSusIDs", probarAlConfirmar},
 		{"ListarYContarConFiltros", probarListar},
 		{"FlujoCompletoConLaMaquina", probarFlujoConLaMaquina},
 		{"FlujoParaleloConLaMaquina", probarFlujoParaleloConLaMaquina},
@@ -1996,5 +1997,157 @@ func probarCancelarConLaMaquina(t *testing.T, c almacen.Config) {
 	var nc *saga.NoCancelableError
 	if !errors.As(err, &nc) || nc.Estado != saga.Completada {
 		t.Fatalf("cancelar una saga terminada: %v; quiero *saga.NoCancelableError a través del almacén", err)
+	}
+}
+
+// probarAlConfirmar: every transaction that writes outbox rows hands them,
+// once committed, to the AlConfirmar hook with the ids the outbox holds them
+// under (creation alone and in a group, a transition, a batch, the timers);
+// BorrarPublicados deletes them by those ids, and a drain bounded by
+// creation time leaves younger rows alone.
+func probarAlConfirmar(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	ctx := t.Context()
+	var mu sync.Mutex
+	var confirmados [][]almacen.Mensaje
+	db.AlConfirmar(func(ms []almacen.Mensaje) {
+		mu.Lock()
+		defer mu.Unlock()
+		confirmados = append(confirmados, ms)
+	})
+	antes := time.Now().Add(-time.Second)
+	crear(t, db, sagaMinima("a", t0), "", mensaje("a", "crear"))
+	var wg sync.WaitGroup
+	for i := range 12 { // concurrent: some are committed together
+		wg.Go(func() {
+			id := fmt.Sprintf("g%02d", i)
+			if _, _, err := db.CrearSaga(ctx, sagaMinima(id, t0), almacen.Idempotencia{}, []almacen.Mensaje{mensaje(id, "uno"), mensaje(id, "dos")}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := db.Actualizar(ctx, "a", "r-1", avanzar(nil)); err != nil {
+		t.Fatal(err)
+	}
+	errs := db.ActualizarLote(ctx, []almacen.Entrada{
+		{SagaID: "g00", Dedup: "r-2", Fn: avanzar(nil)}, {SagaID: "g01", Dedup: "r-3", Fn: avanzar(nil)},
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	crear(t, db, vencida("v1", saga.EnProgreso, t0), "")
+	crear(t, db, vencida("v2", saga.EnProgreso, t0), "")
+	var vmu sync.Mutex
+	if n, err := db.ProcesarVencidas(ctx, t0.Add(time.Hour), 10, limpiarPlazo(&vmu, map[string]int{}, 0)); err != nil || n != 2 {
+		t.Fatalf("ProcesarVencidas = %d, %v; quiero 2", n, err)
+	}
+
+	mu.Lock()
+	lotes := slices.Clone(confirmados)
+	mu.Unlock()
+	porID := map[int64]almacen.Mensaje{}
+	total := 0
+	for _, lote := range lotes {
+		for _, m := range lote {
+			total++
+			if m.ID == 0 {
+				if len(lote) == 1 {
+					t.Errorf("fila %s/%s sola en su transacción y sin id", m.Clave, m.Tipo)
+				}
+				continue // a multi-row INSERT under innodb_autoinc_lock_mode=2
+			}
+			if _, ok := porID[m.ID]; ok {
+				t.Errorf("id %d entregado dos veces", m.ID)
+			}
+			porID[m.ID] = m
+			if m.Creado.IsZero() {
+				t.Errorf("fila %d sin Creado", m.ID)
+			}
+		}
+	}
+	// 1 + 24 + 1 + 2 + 2 rows written; the outbox holds each under the id
+	// the hook gave.
+	if total != 30 {
+		t.Errorf("%d filas entregadas; quiero 30", total)
+	}
+	if n, err := db.DrenarOutboxHasta(ctx, antes, 1000, func(context.Context, []almacen.Mensaje) ([]int64, error) {
+		t.Error("un drenaje hasta antes de crearlas reclamó filas")
+		return nil, nil
+	}); err != nil || n != 0 {
+		t.Fatalf("DrenarOutboxHasta(antes) = %d, %v", n, err)
+	}
+	var ids []int64
+	var leidas []almacen.Mensaje
+	if _, err := db.DrenarOutbox(ctx, 1000, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		leidas = ms
+		return nil, nil // nothing acknowledged: every row stays
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(leidas) != 30 {
+		t.Fatalf("el outbox tiene %d filas; quiero 30", len(leidas))
+	}
+	for _, f := range leidas {
+		m, ok := porID[f.ID]
+		if !ok {
+			continue
+		}
+		if m.Clave != f.Clave || m.Tipo != f.Tipo || string(m.Carga) != string(f.Carga) {
+			t.Errorf("id %d: el hook dio %s/%s, el outbox tiene %s/%s", f.ID, m.Clave, m.Tipo, f.Clave, f.Tipo)
+		}
+		ids = append(ids, f.ID)
+	}
+	if len(ids) < 6 {
+		t.Fatalf("solo %d filas con id", len(ids))
+	}
+	n, err := db.BorrarPublicados(ctx, append(ids, ids[0])) // a repeated id counts once
+	if err != nil || n != len(ids) {
+		t.Fatalf("BorrarPublicados = %d, %v; quiero %d", n, err, len(ids))
+	}
+	if p := pendientes(t, db); p != 30-len(ids) {
+		t.Errorf("%d pendientes; quiero %d", p, 30-len(ids))
+	}
+}
+
+// With auto_increment_increment above 1 (Galera, multi-primary
+// replication) a multi-row INSERT's ids are spaced, not consecutive: the
+// hook must not hand out ids the outbox does not hold them under, or the
+// relay would delete rows it never published.
+func TestAlConfirmarMySQLConIncrementoMayorQueUno(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "sagas_test_")
+	cfg.Params = map[string]string{"auto_increment_increment": "2"}
+	db := abrir(t, almacen.Config{Tipo: almacen.TipoMySQL, DSN: cfg.FormatDSN()})
+	var confirmados []almacen.Mensaje
+	db.AlConfirmar(func(ms []almacen.Mensaje) { confirmados = append(confirmados, ms...) })
+	crear(t, db, sagaMinima("a", t0), "", mensaje("a", "uno"))
+	crear(t, db, sagaMinima("b", t0), "", mensaje("b", "uno"), mensaje("b", "dos"), mensaje("b", "tres"))
+
+	enOutbox := map[int64]almacen.Mensaje{}
+	if _, err := db.DrenarOutbox(t.Context(), 100, func(_ context.Context, ms []almacen.Mensaje) ([]int64, error) {
+		for _, m := range ms {
+			enOutbox[m.ID] = m
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(enOutbox) != 4 || len(confirmados) != 4 {
+		t.Fatalf("outbox %d filas, hook %d; quiero 4 y 4", len(enOutbox), len(confirmados))
+	}
+	conID := 0
+	for _, m := range confirmados {
+		if m.ID == 0 {
+			continue
+		}
+		conID++
+		f, ok := enOutbox[m.ID]
+		if !ok || f.Clave != m.Clave || f.Tipo != m.Tipo {
+			t.Errorf("el hook dio el id %d a %s/%s; el outbox tiene ahí %s/%s (existe: %v)", m.ID, m.Clave, m.Tipo, f.Clave, f.Tipo, ok)
+		}
+	}
+	if conID == 0 {
+		t.Error("ni la fila sola en su transacción recibió id")
 	}
 }

@@ -145,16 +145,28 @@ func (db *DB) liderar(ctx context.Context, propia *creacion) {
 // duplicates apart and retries; the outcome is the same.
 func (db *DB) crearLote(ctx context.Context, lote []*creacion) {
 	if len(lote) > 1 {
+		var escritos []Mensaje
 		if err := db.transaccion(ctx, func(tx *sql.Tx) error {
 			ss, err := db.sentenciasCreacion(lote)
 			if err != nil {
 				return err
 			}
-			return db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, ss)
+			creado := time.Now()
+			res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, ss)
+			if err != nil {
+				return err
+			}
+			var msgs []Mensaje
+			for _, c := range lote {
+				msgs = append(msgs, c.msgs...)
+			}
+			escritos = db.conIDs(res, msgs, creado)
+			return nil
 		}); err == nil {
 			for _, c := range lote {
 				c.id, c.creada = c.s.ID, true
 			}
+			db.confirmados(escritos)
 			return
 		}
 	}

@@ -50,6 +50,14 @@ type DB struct {
 	// fifth of MariaDB's; the round trips are the same (other statements are
 	// interpolated client-side on MySQL, also one round trip each).
 	preparadas *cachePreparadas
+	// idsConsecutivos: a multi-row INSERT gets consecutive AUTO_INCREMENT
+	// ids (SQLite, one writer; MySQL unless innodb_autoinc_lock_mode=2 or
+	// auto_increment_increment > 1), so
+	// the ids of the outbox rows a transaction wrote follow from its
+	// LastInsertId. See AlConfirmar.
+	idsConsecutivos bool
+	// alConfirmar receives the outbox rows of each committed transaction.
+	alConfirmar func([]Mensaje)
 }
 
 // maxPreparadas bounds the cache: the hot path has a few dozen statements
@@ -131,6 +139,16 @@ func Abrir(ctx context.Context, c Config) (*DB, error) {
 		db.sql.Close()
 		return nil, err
 	}
+	if c.Tipo == TipoMySQL {
+		// Modes 0 and 1 give a multi-row "simple insert" consecutive ids;
+		// mode 2 (MySQL 8's default) may interleave concurrent inserts, and
+		// an auto_increment_increment above 1 (Galera, multi-primary
+		// replication) spaces them.
+		var modo, paso int
+		if err := db.sql.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Scan(&modo, &paso); err == nil {
+			db.idsConsecutivos = modo != 2 && paso == 1
+		}
+	}
 	return db, nil
 }
 
@@ -206,6 +224,7 @@ func abrir(ctx context.Context, c Config) (*DB, error) {
 		db.sql, db.d, db.base = sqldb, dialectoSQLite, c.Ruta
 		db.escritor = make(chan struct{}, 1)
 		db.drenando = make(chan struct{}, 1)
+		db.idsConsecutivos = true
 	case TipoMySQL:
 		conector, err := conectorMySQL(c.DSN)
 		if err != nil {
@@ -432,14 +451,19 @@ type sentencia struct {
 // interpolated client-side): a transaction's writes cost one round trip
 // instead of one each, which on a busy machine is mostly waiting for the
 // database process to be scheduled. On SQLite, in process, one by one.
-func (db *DB) ejecutarJuntas(ctx context.Context, tx *sql.Tx, ss []sentencia) error {
+//
+// It returns the last statement's result (on MySQL, the statements' joint
+// result, whose LastInsertId is the last statement's).
+func (db *DB) ejecutarJuntas(ctx context.Context, tx *sql.Tx, ss []sentencia) (sql.Result, error) {
 	if db.d.nombre != TipoMySQL || len(ss) <= 1 {
+		var res sql.Result
 		for _, s := range ss {
-			if _, err := db.ejecutar(ctx, tx, s.q, s.args...); err != nil {
-				return err
+			var err error
+			if res, err = db.ejecutar(ctx, tx, s.q, s.args...); err != nil {
+				return nil, err
 			}
 		}
-		return nil
+		return res, nil
 	}
 	var q strings.Builder
 	var args []any
@@ -450,8 +474,7 @@ func (db *DB) ejecutarJuntas(ctx context.Context, tx *sql.Tx, ss []sentencia) er
 		q.WriteString(s.q)
 		args = append(args, s.args...)
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
-	return err
+	return tx.ExecContext(ctx, q.String(), args...)
 }
 
 // ejecutar runs a statement of the hot path in ex (a *sql.Tx or the

@@ -47,8 +47,14 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 			errs[i] = fmt.Errorf("actualizar saga %s: %w", es[i].SagaID, err)
 		}
 	}
-	err := db.transaccion(ctx, func(tx *sql.Tx) error { return db.actualizarLote(ctx, tx, es, errs) })
+	var escritos []Mensaje
+	err := db.transaccion(ctx, func(tx *sql.Tx) error {
+		var err error
+		escritos, err = db.actualizarLote(ctx, tx, es, errs)
+		return err
+	})
 	if err == nil {
+		db.confirmados(escritos)
 		return errs
 	}
 	if ctx.Err() != nil {
@@ -70,7 +76,7 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 // actualizarLote is the batch transaction: every entry not refused in
 // previos is applied, or an error rolls the whole batch back. Round trips on
 // MySQL: the inbox keys, the locking read, the writes; plus BEGIN and COMMIT.
-func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) error {
+func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) ([]Mensaje, error) {
 	// Inbox first, all keys at once, skipping those already there: if any
 	// was (a redelivery, or a key repeated in the batch), the single path
 	// sorts the batch out. A failed entry's key is rolled back with the
@@ -86,10 +92,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		res, err := tx.ExecContext(ctx, db.d.insertarIgnorando+" inbox (clave, recibido) VALUES "+
 			sqldialecto.Filas(n, "(?, ?)"), inbox...)
 		if err != nil {
-			return fmt.Errorf("inbox: %w", err)
+			return nil, fmt.Errorf("inbox: %w", err)
 		}
 		if nuevas, err := res.RowsAffected(); err != nil || nuevas != int64(n) {
-			return errLote
+			return nil, errLote
 		}
 	}
 
@@ -112,11 +118,11 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		rows, err := tx.QueryContext(ctx, selectSagaConPasos+" WHERE s.saga_id IN ("+sqldialecto.Marcadores(len(ids))+
 			") ORDER BY p.saga_id, p.orden"+db.d.bloquearLectura, ids...)
 		if err != nil {
-			return fmt.Errorf("leer sagas: %w", err)
+			return nil, fmt.Errorf("leer sagas: %w", err)
 		}
 		sagas, err := leerSagasConPasos(rows)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for i := range sagas {
 			actual[sagas[i].ID] = &sagas[i]
@@ -138,12 +144,12 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		if !ok {
 			// No saga, or a saga without steps, which leerSaga tells apart:
 			// let the single path decide.
-			return errLote
+			return nil, errLote
 		}
 		c, err := e.Fn(viejo.Clone())
 		if err != nil {
 			// Its inbox key must not stay: let the single path run it.
-			return errLote
+			return nil, errLote
 		}
 		if !c.Guardar {
 			continue
@@ -151,10 +157,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		nuevo := c.Saga
 		nuevo.ID = viejo.ID
 		if err := validarSaga(&nuevo, viejo); err != nil {
-			return errLote
+			return nil, errLote
 		}
 		if len(nuevo.Pasos) < len(viejo.Pasos) {
-			return errLote // steps removed: rare, left to the single path
+			return nil, errLote // steps removed: rare, left to the single path
 		}
 		if _, ok := originales[viejo.ID]; !ok {
 			originales[viejo.ID] = *viejo
@@ -178,24 +184,29 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		peso += len(msgs[i].Carga)
 	}
 	if peso > bytesPorLote && len(nuevas) > 1 {
-		return errLote
+		return nil, errLote
 	}
 
 	var ss []sentencia
 	if len(nuevas) > 0 {
 		var err error
 		if ss, err = db.sentenciasLote(nuevas, originales, actual); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	mensajes, err := db.sentenciasMensajes(msgs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...)); err != nil {
-		return fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
+	creado := time.Now()
+	res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
+	if err != nil {
+		return nil, fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
 	}
-	return nil
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	return db.conIDs(res, msgs, creado), nil
 }
 
 // sentenciasLote are the writes of the changed sagas: one multi-row upsert

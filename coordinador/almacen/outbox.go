@@ -58,6 +58,86 @@ func (db *DB) sentenciasMensajes(msgs []Mensaje) ([]sentencia, error) {
 	return ss, nil
 }
 
+// AlConfirmar makes f receive, once each transaction that wrote outbox rows
+// has committed, those rows in id order: the relay publishes them from
+// memory (mensajeria.Relay.Confirmados) instead of claiming them with a
+// query. The rows stay in the outbox until their publisher deletes them
+// (BorrarPublicados); a row nobody deletes is claimed by DrenarOutbox like
+// any other, which is what recovery (a restart, another replica) reads.
+//
+// A row's ID is 0 when the store cannot know it for certain (a multi-row
+// INSERT under MySQL's innodb_autoinc_lock_mode=2, or with an
+// auto_increment_increment above 1): such rows are left to
+// DrenarOutbox. f runs on the committing goroutine and must not block. Set
+// it before the store is used.
+func (db *DB) AlConfirmar(f func([]Mensaje)) { db.alConfirmar = f }
+
+// confirmados hands msgs, written by a transaction that committed, to
+// alConfirmar.
+func (db *DB) confirmados(msgs []Mensaje) {
+	if db.alConfirmar != nil && len(msgs) > 0 {
+		db.alConfirmar(msgs)
+	}
+}
+
+// conIDs returns a copy of msgs, the rows of the outbox INSERT that ran last
+// in a transaction with result res, with their ids (0 when not certain) and
+// their creation time.
+func (db *DB) conIDs(res sql.Result, msgs []Mensaje, creado time.Time) []Mensaje {
+	if len(msgs) == 0 || db.alConfirmar == nil {
+		return nil
+	}
+	out := make([]Mensaje, len(msgs))
+	copy(out, msgs)
+	for i := range out {
+		out[i].ID = 0
+		if out[i].Creado.IsZero() {
+			out[i].Creado = creado
+		}
+	}
+	// Ids only when one INSERT wrote every row and the ids are consecutive.
+	if res == nil || len(msgs) > mensajesPorSentencia || (len(msgs) > 1 && !db.idsConsecutivos) {
+		return out
+	}
+	id, err := res.LastInsertId()
+	if err != nil || id <= 0 {
+		return out
+	}
+	// MySQL reports the first row's id, SQLite the last one's.
+	primero := id
+	if db.d.nombre != TipoMySQL {
+		primero = id - int64(len(msgs)) + 1
+	}
+	for i := range out {
+		out[i].ID = primero + int64(i)
+	}
+	return out
+}
+
+// BorrarPublicados deletes the outbox rows ids, which the broker
+// acknowledged, and returns how many there were (a row another replica's
+// drain published and deleted first is not counted).
+func (db *DB) BorrarPublicados(ctx context.Context, ids []int64) (int, error) {
+	var n int
+	for i := 0; i < len(ids); i += mensajesPorSentencia {
+		lote := ids[i:min(i+mensajesPorSentencia, len(ids))]
+		args := make([]any, len(lote))
+		for j, id := range lote {
+			args[j] = id
+		}
+		res, err := db.escribirSuelto(ctx, db.d.borrarMensajes(len(lote)), args...)
+		if err != nil {
+			return n, fmt.Errorf("borrar mensajes publicados: %w", err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return n, fmt.Errorf("borrar mensajes publicados: %w", err)
+		}
+		n += int(k)
+	}
+	return n, nil
+}
+
 // DrenarOutbox publishes up to limite outbox rows in id order and deletes
 // those publicar acknowledges. See Store.
 //
@@ -70,18 +150,32 @@ func (db *DB) sentenciasMensajes(msgs []Mensaje) ([]sentencia, error) {
 // When publicar fails, the ids it still returned are deleted and its error is
 // returned with that count.
 func (db *DB) DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []Mensaje) ([]int64, error)) (int, error) {
+	return db.DrenarOutboxHasta(ctx, time.Time{}, limite, publicar)
+}
+
+// DrenarOutboxHasta is DrenarOutbox for the rows created at or before hasta
+// (zero: every row). The relay leaves the rows younger than a grace period
+// to the replica that wrote them, which publishes them from memory
+// (AlConfirmar).
+func (db *DB) DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int, publicar func(context.Context, []Mensaje) ([]int64, error)) (int, error) {
 	if limite <= 0 {
 		limite = 100
 	}
+	ahora := db.d.tiempo(time.Now())
+	if hasta.IsZero() {
+		// Far enough ahead for any clock: every row.
+		hasta = time.Now().Add(24 * time.Hour)
+	}
 	// Parked rows are never claimed; a refused row waits for its next try.
 	q := "SELECT id, topico, clave, tipo, carga, propiedades, creado, intentos FROM outbox" +
-		" WHERE aparcado IS NULL AND (reintentar_desde IS NULL OR reintentar_desde <= ?) ORDER BY id LIMIT ?" + db.d.reclamar
-	ahora := db.d.tiempo(time.Now())
+		" WHERE aparcado IS NULL AND (reintentar_desde IS NULL OR reintentar_desde <= ?) AND creado <= ?" +
+		" ORDER BY id LIMIT ?" + db.d.reclamar
+	cota := db.d.tiempo(hasta)
 	if db.drenando == nil {
 		var n int
 		var errPublicar error
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			msgs, err := leerMensajes(ctx, tx, q, ahora, limite)
+			msgs, err := leerMensajes(ctx, tx, q, ahora, cota, limite)
 			if err != nil || len(msgs) == 0 {
 				return err
 			}
@@ -105,7 +199,7 @@ func (db *DB) DrenarOutbox(ctx context.Context, limite int, publicar func(contex
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	msgs, err := leerMensajes(ctx, db.sql, q, ahora, limite)
+	msgs, err := leerMensajes(ctx, db.sql, q, ahora, cota, limite)
 	if err != nil || len(msgs) == 0 {
 		if err != nil {
 			err = fmt.Errorf("drenar outbox: %w", err)

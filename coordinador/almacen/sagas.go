@@ -48,14 +48,20 @@ func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) 
 	}
 	for intento := 1; ; intento++ {
 		duplicada := false
+		var escritos []Mensaje
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, ss)
+			creado := time.Now()
+			res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, ss)
 			if db.d.duplicado(err) {
 				duplicada = true
+			}
+			if err == nil {
+				escritos = db.conIDs(res, c.msgs, creado)
 			}
 			return err
 		})
 		if err == nil {
+			db.confirmados(escritos)
 			return s.ID, true, nil
 		}
 		if !duplicada {
@@ -153,7 +159,8 @@ func (db *DB) Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 
 // actualizar is one attempt of Actualizar.
 func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error {
-	return db.transaccion(ctx, func(tx *sql.Tx) error {
+	var escritos []Mensaje
+	err := db.transaccion(ctx, func(tx *sql.Tx) error {
 		if dedup != "" {
 			if err := db.registrarInbox(ctx, tx, dedup); err != nil {
 				return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
@@ -170,8 +177,13 @@ func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 		if !c.Guardar {
 			return nil
 		}
-		return db.guardar(ctx, tx, &viejo, &c.Saga, c.Mensajes, true)
+		escritos, err = db.guardar(ctx, tx, &viejo, &c.Saga, c.Mensajes, true)
+		return err
 	})
+	if err == nil {
+		db.confirmados(escritos)
+	}
+	return err
 }
 
 // esperar sleeps a short random time before retry number intento, so that
@@ -229,16 +241,17 @@ func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear boo
 // check on version (so a writer that lost the race stops before touching any
 // step row, and row locks are always taken saga first), then the steps that
 // changed and msgs into the outbox, together (one round trip on MySQL).
-// With ultimo, that round trip also commits the transaction (mysqltx).
-func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, msgs []Mensaje, ultimo bool) error {
+// With ultimo, that round trip also commits the transaction (mysqltx). It
+// returns msgs as written, for AlConfirmar once the transaction commits.
+func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, msgs []Mensaje, ultimo bool) ([]Mensaje, error) {
 	id := viejo.ID
 	nuevo.ID = id
 	if err := validarSaga(nuevo, viejo); err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	valores, err := db.d.valoresSaga(nuevo, viejo.Version+1)
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	q, args := updateSaga, valores[1:]
 	if mismaIdentidad(viejo, nuevo) {
@@ -246,14 +259,14 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 	}
 	res, err := db.ejecutar(ctx, tx, q, append(args, id, viejo.Version)...)
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
+		return nil, fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
 	}
 	nuevo.Version = viejo.Version + 1
 
@@ -277,16 +290,21 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 	}
 	mensajes, err := db.sentenciasMensajes(msgs)
 	if err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
 	jctx := ctx
 	if ultimo {
 		jctx = mysqltx.ConCommit(ctx)
 	}
-	if err := db.ejecutarJuntas(jctx, tx, append(ss, mensajes...)); err != nil {
-		return fmt.Errorf("guardar saga %s: %w", id, err)
+	creado := time.Now()
+	escrito, err := db.ejecutarJuntas(jctx, tx, append(ss, mensajes...))
+	if err != nil {
+		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
 	}
-	return nil
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	return db.conIDs(escrito, msgs, creado), nil
 }
 
 // ProcesarVencidas claims due sagas and applies fn to each in one
@@ -301,9 +319,10 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 	var (
 		cambiadas int
 		fallos    []error
+		escritos  []Mensaje
 	)
 	err := db.transaccion(ctx, func(tx *sql.Tx) error {
-		cambiadas, fallos = 0, nil
+		cambiadas, fallos, escritos = 0, nil, nil
 		vencidas, err := db.reclamarVencidas(ctx, tx, ahora, limite)
 		if err != nil {
 			return err
@@ -323,9 +342,11 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 				fallos = append(fallos, fmt.Errorf("saga %s: %w", viejo.ID, err))
 				continue
 			}
-			if err := db.guardar(ctx, tx, viejo, &c.Saga, c.Mensajes, false); err != nil {
+			ms, err := db.guardar(ctx, tx, viejo, &c.Saga, c.Mensajes, false)
+			if err != nil {
 				return err
 			}
+			escritos = append(escritos, ms...)
 			cambiadas++
 		}
 		return nil
@@ -333,6 +354,7 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 	if err != nil {
 		return 0, fmt.Errorf("procesar vencidas: %w", err)
 	}
+	db.confirmados(escritos)
 	if len(fallos) > 0 {
 		return cambiadas, fmt.Errorf("procesar vencidas: %w", errors.Join(fallos...))
 	}

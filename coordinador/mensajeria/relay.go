@@ -5,11 +5,13 @@
 package mensajeria
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +27,19 @@ import (
 
 // Relay publishes outbox rows and deletes them once the broker acknowledged
 // them.
+//
+// Two paths lead a row to the broker. The hot one: the store hands the relay
+// the rows of each transaction once it has committed (Confirmados, wired to
+// almacen.DB.AlConfirmar), and the relay publishes them from memory at once,
+// then deletes them by id: no wake-up of a poller, no claiming query, no
+// transaction held while the broker answers. The row in the outbox is then
+// only the record recovery reads: the drain (DrenarOutboxHasta) claims the
+// rows that outlived a grace period (Gracia): those of a replica that died or
+// restarted, those the hot path failed to send (a broker outage, a refusal),
+// and those whose ids the store could not know. The grace period keeps one
+// replica's drain off another's fresh rows, which it would publish a second
+// time (harmless, as below, but wasted). Both paths run on Correr's goroutine,
+// one after the other.
 //
 // De-duplication: each replica publishes to a topic through an unbatched
 // producer with a stable name (<replica>-<topic>) and the outbox row id as
@@ -60,7 +75,19 @@ type Relay struct {
 	logger   *slog.Logger
 	lote     int
 	espera   time.Duration
+	gracia   time.Duration
+	ahora    func() time.Time
 	aviso    chan struct{}
+	// listos signals that cola holds committed rows to publish.
+	listos chan struct{}
+	muCola sync.Mutex
+	cola   []almacen.Mensaje
+	// porBorrar are rows the broker acknowledged that are still in the
+	// outbox; borrado fires DemoraBorrado after the first of them, and one
+	// DELETE (one commit) removes them all. Correr's goroutine only.
+	porBorrar     []int64
+	borrado       *time.Timer
+	borradoArmado bool
 
 	maxIntentos int
 	reintentos  bus.Reintentos
@@ -87,7 +114,8 @@ type Relay struct {
 // the ones the broker acknowledged. *almacen.DB is one (see
 // almacen.Store.DrenarOutbox for the contract).
 type Outbox interface {
-	DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error)
+	DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error)
+	BorrarPublicados(ctx context.Context, ids []int64) (int, error)
 	RegistrarRechazos(ctx context.Context, rs []almacen.Rechazo, maxIntentos int) ([]almacen.Aparcado, error)
 }
 
@@ -102,6 +130,16 @@ type OpcionesRelay struct {
 	Registro prometheus.Registerer
 	Lote     int           // rows per claim, default 500
 	Sondeo   time.Duration // poll interval when idle, default 200ms
+	// Gracia is how old a row must be before the poll claims it, default
+	// GraciaPorDefecto: younger rows are the hot path's (Confirmados) of
+	// whichever replica wrote them. Avisar drains every row at once.
+	Gracia time.Duration
+	// Ahora is the clock the rows' creation times were written with (the
+	// database's, almacen.Reloj.Ahora), against which the grace period is
+	// measured; nil: time.Now. With another clock, a replica whose clock is
+	// behind would take the others' fresh rows for old ones, and one whose
+	// clock is ahead would leave a dead replica's rows alone for longer.
+	Ahora func() time.Time
 	// MaxIntentos is how many times the broker may refuse a row before it
 	// is parked (SAGAS_OUTBOX_MAX_ATTEMPTS); default 10.
 	MaxIntentos int
@@ -121,7 +159,7 @@ type OpcionesRelay struct {
 func NuevoRelay(o OpcionesRelay) *Relay {
 	r := &Relay{
 		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger, trazador: o.Trazador,
-		lote: o.Lote, espera: o.Sondeo, aviso: make(chan struct{}, 1), maxIntentos: o.MaxIntentos, reintentos: o.Reintentos,
+		lote: o.Lote, espera: o.Sondeo, gracia: o.Gracia, aviso: make(chan struct{}, 1), listos: make(chan struct{}, 1), maxIntentos: o.MaxIntentos, reintentos: o.Reintentos,
 		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{}, enviado: map[string]int64{},
 		publicados: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_publicados_total", Help: "Outbox messages acknowledged by the broker.",
@@ -150,6 +188,15 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 	if r.espera <= 0 {
 		r.espera = 200 * time.Millisecond
 	}
+	if r.gracia <= 0 {
+		r.gracia = GraciaPorDefecto
+	}
+	r.ahora = o.Ahora
+	if r.ahora == nil {
+		r.ahora = time.Now
+	}
+	r.borrado = time.NewTimer(time.Hour)
+	r.borrado.Stop()
 	if r.maxIntentos <= 0 {
 		r.maxIntentos = MaxIntentosPorDefecto
 	}
@@ -165,7 +212,25 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 // MaxIntentosPorDefecto is OpcionesRelay.MaxIntentos's default.
 const MaxIntentosPorDefecto = 10
 
-// Avisar wakes the relay: a transaction just wrote outbox rows.
+// DemoraBorrado is how long the relay gathers acknowledged rows before it
+// deletes them in one statement. Deleting a row is bookkeeping, not
+// delivery: the broker already has it, and a row whose DELETE a crash lost
+// is sent again by the next drain (the broker calls it a duplicate, the
+// rescue producer sends it anyway, as for any row the broker may wrongly
+// call one) and dropped by its consumer's inbox, as any at-least-once copy
+// is. Gathering them turns one commit (an fsync on a durable database) per
+// transition into one per DemoraBorrado under load, at the price of up to
+// DemoraBorrado's worth of copies after a crash; it must stay far below the
+// grace period, or another replica's poll would publish them again.
+const DemoraBorrado = 50 * time.Millisecond
+
+// GraciaPorDefecto is OpcionesRelay.Gracia's default: far above the
+// milliseconds the hot path takes, so the poll of a replica meets another's
+// rows only when that one could not send them.
+const GraciaPorDefecto = 2 * time.Second
+
+// Avisar wakes the relay to drain every row in the outbox now, the young
+// ones included: rows written without Confirmados.
 func (r *Relay) Avisar() {
 	select {
 	case r.aviso <- struct{}{}:
@@ -173,37 +238,136 @@ func (r *Relay) Avisar() {
 	}
 }
 
-// Correr drains the outbox until ctx ends, then flushes and closes its
-// producers. It never returns early on errors: a broker or database outage is
-// logged and retried with backoff.
+// Confirmados takes the outbox rows of a transaction that has just committed
+// (almacen.DB.AlConfirmar) and has Correr publish them from memory. Rows
+// without an id (the store could not know it) are left to a drain, which
+// this wakes. It never blocks.
+func (r *Relay) Confirmados(msgs []almacen.Mensaje) {
+	sinID := false
+	r.muCola.Lock()
+	for _, m := range msgs {
+		if m.ID <= 0 {
+			sinID = true
+			continue
+		}
+		r.cola = append(r.cola, m)
+	}
+	r.muCola.Unlock()
+	select {
+	case r.listos <- struct{}{}:
+	default:
+	}
+	if sinID {
+		r.Avisar()
+	}
+}
+
+// Correr publishes the rows handed to Confirmados as they come and drains
+// the outbox on every Avisar and every poll, until ctx ends; then it flushes
+// and closes its producers. It never returns early on errors: a broker or
+// database outage is logged and retried with backoff.
 func (r *Relay) Correr(ctx context.Context) error {
 	defer r.cerrarProductores()
+	// Last, so that the producers' acknowledged rows leave the outbox.
+	defer r.borrarPublicados(ctx)
 	pausa := r.espera
+	// The first drain at once: rows a previous run left, of any age.
+	sondeo := time.NewTimer(0)
+	defer sondeo.Stop()
+	primero := true
 	for ctx.Err() == nil {
+		var hasta time.Time
+		select {
+		case <-ctx.Done():
+			continue
+		case <-r.listos:
+			r.publicarCola(ctx)
+			continue
+		case <-r.borrado.C:
+			r.borradoArmado = false
+			r.borrarPublicados(ctx)
+			continue
+		case <-r.aviso:
+			// Zero: every row.
+		case <-sondeo.C:
+			if !primero {
+				hasta = r.ahora().Add(-r.gracia)
+			}
+		}
+		primero = false
+		// Queued rows first, and acknowledged ones out of the outbox: the
+		// drain would otherwise claim and publish them too.
+		r.publicarCola(ctx)
+		r.borrarPublicados(ctx)
 		r.rechazos = r.rechazos[:0]
-		n, err := r.store.DrenarOutbox(ctx, r.lote, r.publicar)
+		n, err := r.store.DrenarOutboxHasta(ctx, hasta, r.lote, r.publicar)
 		r.registrarRechazos(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.logger.Warn("drenar outbox", "err", err)
 			pausa = min(max(pausa*2, 100*time.Millisecond), 5*time.Second)
 		case n == r.lote:
-			continue // more rows are waiting
+			pausa = 0 // more rows are waiting
 		default:
 			pausa = r.espera
 		}
-		// A short round found every row there was when it looked. Rows
-		// committed since then signalled aviso, so sleep instead of claiming
-		// again: a second, usually empty, claim is a locking read and a
-		// transaction per round. Rows nobody signals (another replica's, when
-		// it dies) wait for the poll.
-		select {
-		case <-ctx.Done():
-		case <-r.aviso:
-		case <-time.After(pausa):
-		}
+		sondeo.Reset(pausa)
 	}
 	return nil
+}
+
+// publicarCola publishes the rows Confirmados queued and has those the
+// broker acknowledged deleted (borrarPublicados). A row it could not send stays in the outbox for the
+// drain: a refusal counts an attempt there as in the drain's path
+// (registrarRechazos); any other failure leaves it to the poll once it is
+// older than the grace period.
+func (r *Relay) publicarCola(ctx context.Context) {
+	for ctx.Err() == nil {
+		r.muCola.Lock()
+		msgs := r.cola
+		r.cola = nil
+		r.muCola.Unlock()
+		if len(msgs) == 0 {
+			return
+		}
+		// Concurrent transactions commit in any order; in id order, fewer
+		// rows fall below what the named producer already sent.
+		slices.SortFunc(msgs, func(a, b almacen.Mensaje) int { return cmp.Compare(a.ID, b.ID) })
+		r.rechazos = r.rechazos[:0]
+		ids, err := r.publicar(ctx, msgs)
+		if err != nil && ctx.Err() == nil {
+			r.logger.Warn("publicar mensajes confirmados; quedan en el outbox", "err", err, "mensajes", len(msgs)-len(ids))
+		}
+		if len(ids) > 0 {
+			r.porBorrar = append(r.porBorrar, ids...)
+			if len(r.porBorrar) >= r.lote {
+				r.borrarPublicados(ctx)
+			} else if !r.borradoArmado {
+				r.borrado.Reset(DemoraBorrado)
+				r.borradoArmado = true
+			}
+		}
+		r.registrarRechazos(ctx)
+	}
+}
+
+// borrarPublicados deletes the acknowledged rows gathered in porBorrar, even
+// while stopping: the broker has them.
+func (r *Relay) borrarPublicados(ctx context.Context) {
+	if r.borradoArmado {
+		r.borrado.Stop()
+		r.borradoArmado = false
+	}
+	if len(r.porBorrar) == 0 {
+		return
+	}
+	ids := r.porBorrar
+	r.porBorrar = nil
+	if _, err := r.store.BorrarPublicados(context.WithoutCancel(ctx), ids); err != nil {
+		// They stay and are published again by the drain; the consumers'
+		// inboxes drop the copies.
+		r.logger.Warn("borrar mensajes publicados", "err", err, "mensajes", len(ids))
+	}
 }
 
 // registrarRechazos records the refusals of the last drain in the outbox and

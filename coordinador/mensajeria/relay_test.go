@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
+	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/internal/bus"
 	"github.com/alpespartner/sagas/internal/integracion"
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -22,6 +25,16 @@ type outboxFalso struct {
 
 func (o *outboxFalso) RegistrarRechazos(context.Context, []almacen.Rechazo, int) ([]almacen.Aparcado, error) {
 	return nil, nil
+}
+
+func (o *outboxFalso) DrenarOutboxHasta(ctx context.Context, _ time.Time, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
+	return o.DrenarOutbox(ctx, limite, publicar)
+}
+
+func (o *outboxFalso) BorrarPublicados(_ context.Context, ids []int64) (int, error) {
+	n := len(o.filas)
+	o.filas = slices.DeleteFunc(o.filas, func(m almacen.Mensaje) bool { return slices.Contains(ids, m.ID) })
+	return n - len(o.filas), nil
 }
 
 func (o *outboxFalso) DrenarOutbox(ctx context.Context, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
@@ -93,4 +106,181 @@ func TestRelayNoPierdeFilasQueElBrokerCreeDuplicadas(t *testing.T) {
 			t.Fatalf("row %d lost: received %v", i, recibidos)
 		}
 	}
+}
+
+// TestRelayPublicaDesdeMemoriaAlConfirmar: with the store's AlConfirmar
+// wired to Confirmados, a committed row reaches the broker without any drain
+// (the poll and the grace period are an hour here), under the named producer
+// with its row id as sequence id, and leaves the outbox once acknowledged.
+func TestRelayPublicaDesdeMemoriaAlConfirmar(t *testing.T) {
+	url := integracion.PulsarURL(t)
+	client, err := bus.Conectar(url, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	topico := fmt.Sprintf("persistent://public/default/relay-memoria-%d", time.Now().UnixNano())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := NuevoRelay(OpcionesRelay{Store: db, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
+		Sondeo: time.Hour, Gracia: time.Hour})
+	db.AlConfirmar(r.Confirmados)
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+	// The relay's first drain (at start) runs before the row exists.
+	time.Sleep(200 * time.Millisecond)
+
+	s := saga.Saga{ID: "s-memoria", Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
+		Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
+	msg := almacen.Mensaje{Topico: topico, Clave: s.ID, Tipo: "x", Carga: []byte("hola")}
+	if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, []almacen.Mensaje{msg}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer rcancel()
+	m, err := cons.Receive(rctx)
+	if err != nil {
+		t.Fatalf("the committed row never reached the broker: %v", err)
+	}
+	if string(m.Payload()) != "hola" || m.Key() != s.ID || m.ProducerName() != "r1-"+topicoCorto(topico) {
+		t.Errorf("received %q key %q from %q", m.Payload(), m.Key(), m.ProducerName())
+	}
+	for plazo := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, _, err := db.Outbox(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(plazo) {
+			t.Fatalf("%d rows still in the outbox after the broker acknowledged them", n)
+		}
+	}
+}
+
+// outboxHastas records the bound of every drain.
+type outboxHastas struct {
+	outboxFalso
+	hastas chan time.Time
+}
+
+func (o *outboxHastas) DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
+	select {
+	case o.hastas <- hasta:
+	default:
+	}
+	return o.outboxFalso.DrenarOutboxHasta(ctx, hasta, limite, publicar)
+}
+
+// TestRelaySondeoMideLaGraciaConElRelojDeLaBase: the rows' creation times
+// are on the database's clock (the engine writes them with it), so the poll
+// must measure the grace period on that clock, not on the local one: the
+// first drain takes every row, the next ones those older than Ahora-Gracia.
+func TestRelaySondeoMideLaGraciaConElRelojDeLaBase(t *testing.T) {
+	base := time.Now().Add(7 * time.Minute) // the database's clock, 7 minutes ahead
+	store := &outboxHastas{hastas: make(chan time.Time, 1)}
+	r := NuevoRelay(OpcionesRelay{Store: store, Replica: "r1", Esquema: func(string) string { return "" },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: 5 * time.Millisecond, Gracia: 2 * time.Second,
+		Ahora: func() time.Time { return base }})
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+	if h := <-store.hastas; !h.IsZero() {
+		t.Errorf("first drain bounded at %v; want every row (zero)", h)
+	}
+	if h := <-store.hastas; !h.Equal(base.Add(-2 * time.Second)) {
+		t.Errorf("poll bounded at %v; want the database's clock minus the grace, %v", h, base.Add(-2*time.Second))
+	}
+}
+
+// borradosContados counts the store's DELETEs of acknowledged rows.
+type borradosContados struct {
+	*almacen.DB
+	mu       sync.Mutex
+	llamadas int
+	filas    int
+}
+
+func (b *borradosContados) BorrarPublicados(ctx context.Context, ids []int64) (int, error) {
+	b.mu.Lock()
+	b.llamadas++
+	b.filas += len(ids)
+	b.mu.Unlock()
+	return b.DB.BorrarPublicados(ctx, ids)
+}
+
+// TestRelayBorraLosPublicadosJuntos: rows committed and published one after
+// another are deleted together once acknowledged (one DELETE per DemoraBorrado, not one
+// per row), and none is left in the outbox once the relay has stopped.
+func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
+	url := integracion.PulsarURL(t)
+	client, err := bus.Conectar(url, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	topico := fmt.Sprintf("persistent://public/default/relay-borrar-%d", time.Now().UnixNano())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := &borradosContados{DB: db}
+	r := NuevoRelay(OpcionesRelay{Store: store, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: time.Hour, Gracia: time.Hour})
+	db.AlConfirmar(r.Confirmados)
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+
+	const n = 20
+	for i := range n {
+		s := saga.Saga{ID: fmt.Sprint("s-", i), Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
+			Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
+		msg := almacen.Mensaje{Topico: topico, Clave: s.ID, Tipo: "x", Carga: []byte(s.ID)}
+		if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, []almacen.Mensaje{msg}); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time, as the transitions of an idle system: each row is
+		// published alone.
+		rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+		_, err := cons.Receive(rctx)
+		rcancel()
+		if err != nil {
+			t.Fatalf("row %d never reached the broker: %v", i, err)
+		}
+	}
+	cancel()
+	<-hecho
+	pendientes, _, err := db.Outbox(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if pendientes != 0 || store.filas != n {
+		t.Errorf("%d rows left in the outbox, %d deleted; want 0 and %d", pendientes, store.filas, n)
+	}
+	if store.llamadas >= n {
+		t.Errorf("%d DELETEs for %d rows: acknowledged rows are not gathered", store.llamadas, n)
+	}
+	t.Logf("%d rows deleted in %d statements", store.filas, store.llamadas)
 }

@@ -17,11 +17,3 @@ func (os Observadores) Transicion(antes, despues saga.Saga, t saga.Transicion) {
 		o.Transicion(antes, despues, t)
 	}
 }
-
-// Despertador is an Observador that calls itself after every committed
-// transition: it wakes the outbox relay (mensajeria.Relay.Avisar), whose rows
-// that transition just wrote.
-type Despertador func()
-
-// Transicion implements Observador.
-func (d Despertador) Transicion(saga.Saga, saga.Saga, saga.Transicion) { d() }

@@ -189,10 +189,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	relay := mensajeria.NuevoRelay(mensajeria.OpcionesRelay{
 		Store: store, Client: client, Replica: cfg.Replica, Esquema: mensajeria.NuevosEsquemas(topo).De,
 		Logger: logger, Registro: reg, MaxIntentos: cfg.MaxIntentosOutbox, Reintentos: cfg.Reintentos,
-		Topicos: topicosDelRelay(plan, topo), Trazador: trazador,
+		Topicos: topicosDelRelay(plan, topo), Trazador: trazador, Ahora: reloj.Ahora,
 	})
+	// Every committed transaction hands its outbox rows to the relay, which
+	// publishes them from memory (see mensajeria.Relay).
+	store.AlConfirmar(relay.Confirmados)
 	avisos := motor.NuevosAvisos()
-	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), motor.Despertador(relay.Avisar), avisos, bit}
+	observadores := motor.Observadores{motor.NuevasMetricas(reg, store), avisos, bit}
 	sagas := motor.Nuevo(motor.Opciones{
 		Store: store, Catalogo: catalogo, Topologia: topo, Comandos: codecComando, Eventos: codecEvento,
 		Logger: logger, Observador: observadores, Reloj: reloj.Ahora,
