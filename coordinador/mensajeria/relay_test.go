@@ -113,23 +113,7 @@ func TestRelayNoPierdeFilasQueElBrokerCreeDuplicadas(t *testing.T) {
 // (the poll and the grace period are an hour here), under the named producer
 // with its row id as sequence id, and leaves the outbox once acknowledged.
 func TestRelayPublicaDesdeMemoriaAlConfirmar(t *testing.T) {
-	url := integracion.PulsarURL(t)
-	client, err := bus.Conectar(url, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	topico := fmt.Sprintf("persistent://public/default/relay-memoria-%d", time.Now().UnixNano())
-	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	client, topico, cons, db := entornoMemoria(t, "memoria")
 	r := NuevoRelay(OpcionesRelay{Store: db, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
 		Sondeo: time.Hour, Gracia: time.Hour})
 	db.AlConfirmar(r.Confirmados)
@@ -225,23 +209,7 @@ func (b *borradosContados) BorrarPublicados(ctx context.Context, ids []int64) (i
 // another are deleted together once acknowledged (one DELETE per DemoraBorrado, not one
 // per row), and none is left in the outbox once the relay has stopped.
 func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
-	url := integracion.PulsarURL(t)
-	client, err := bus.Conectar(url, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	topico := fmt.Sprintf("persistent://public/default/relay-borrar-%d", time.Now().UnixNano())
-	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	client, topico, cons, db := entornoMemoria(t, "borrar")
 	store := &borradosContados{DB: db}
 	r := NuevoRelay(OpcionesRelay{Store: store, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: time.Hour, Gracia: time.Hour})
@@ -283,4 +251,28 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 		t.Errorf("%d DELETEs for %d rows: acknowledged rows are not gathered", store.llamadas, n)
 	}
 	t.Logf("%d rows deleted in %d statements", store.filas, store.llamadas)
+}
+
+// entornoMemoria connects to the test broker, subscribes to a new topic
+// relay-<nombre>-<n> from its start and opens a SQLite store: what the
+// publish-from-memory tests share. All is closed when the test ends.
+func entornoMemoria(t *testing.T, nombre string) (pulsar.Client, string, pulsar.Consumer, *almacen.DB) {
+	t.Helper()
+	client, err := bus.Conectar(integracion.PulsarURL(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	topico := fmt.Sprintf("persistent://public/default/relay-%s-%d", nombre, time.Now().UnixNano())
+	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topico, SubscriptionName: "prueba", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cons.Close)
+	db, err := almacen.Abrir(t.Context(), almacen.Config{Tipo: almacen.TipoSQLite, Ruta: filepath.Join(t.TempDir(), "sagas.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return client, topico, cons, db
 }
