@@ -212,6 +212,10 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 // MaxIntentosPorDefecto is OpcionesRelay.MaxIntentos's default.
 const MaxIntentosPorDefecto = 10
 
+// MaxCola bounds the committed rows waiting in memory to be published; the
+// rest wait in the outbox for the poll.
+const MaxCola = 10000
+
 // DemoraBorrado is how long the relay gathers acknowledged rows before it
 // deletes them in one statement. Deleting a row is bookkeeping, not
 // delivery: the broker already has it, and a row whose DELETE a crash lost
@@ -241,13 +245,18 @@ func (r *Relay) Avisar() {
 // Confirmados takes the outbox rows of a transaction that has just committed
 // (almacen.DB.AlConfirmar) and has Correr publish them from memory. Rows
 // without an id (the store could not know it) are left to a drain, which
-// this wakes. It never blocks.
+// this wakes. Rows beyond MaxCola waiting (the broker slow or away) are left
+// to the poll too: they are in the outbox, and memory stays bounded however
+// long the outage. It never blocks.
 func (r *Relay) Confirmados(msgs []almacen.Mensaje) {
 	sinID := false
 	r.muCola.Lock()
 	for _, m := range msgs {
 		if m.ID <= 0 {
 			sinID = true
+			continue
+		}
+		if len(r.cola) >= MaxCola {
 			continue
 		}
 		r.cola = append(r.cola, m)

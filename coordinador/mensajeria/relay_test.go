@@ -276,3 +276,18 @@ func entornoMemoria(t *testing.T, nombre string) (pulsar.Client, string, pulsar.
 	t.Cleanup(func() { db.Close() })
 	return client, topico, cons, db
 }
+
+// TestRelayColaAcotada: while nothing publishes (the broker away), the rows
+// handed to Confirmados wait in memory only up to MaxCola; the rest stay
+// for the poll, which finds them in the outbox.
+func TestRelayColaAcotada(t *testing.T) {
+	r := NuevoRelay(OpcionesRelay{Store: &outboxFalso{}, Replica: "r1", Esquema: func(string) string { return "" }})
+	for i := range MaxCola + 500 {
+		r.Confirmados([]almacen.Mensaje{{ID: int64(i + 1), Topico: "t", Clave: "s"}})
+	}
+	r.muCola.Lock()
+	defer r.muCola.Unlock()
+	if len(r.cola) != MaxCola || r.cola[0].ID != 1 || r.cola[len(r.cola)-1].ID != MaxCola {
+		t.Fatalf("%d rows in memory (ids %d-%d); want the first %d", len(r.cola), r.cola[0].ID, r.cola[len(r.cola)-1].ID, MaxCola)
+	}
+}
