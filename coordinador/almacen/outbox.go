@@ -161,21 +161,21 @@ func (db *DB) DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int
 	if limite <= 0 {
 		limite = 100
 	}
-	ahora := db.d.tiempo(time.Now())
-	if hasta.IsZero() {
-		// Far enough ahead for any clock: every row.
-		hasta = time.Now().Add(24 * time.Hour)
-	}
 	// Parked rows are never claimed; a refused row waits for its next try.
+	args := []any{db.d.tiempo(time.Now())}
 	q := "SELECT id, topico, clave, tipo, carga, propiedades, creado, intentos FROM outbox" +
-		" WHERE aparcado IS NULL AND (reintentar_desde IS NULL OR reintentar_desde <= ?) AND creado <= ?" +
-		" ORDER BY id LIMIT ?" + db.d.reclamar
-	cota := db.d.tiempo(hasta)
+		" WHERE aparcado IS NULL AND (reintentar_desde IS NULL OR reintentar_desde <= ?)"
+	if !hasta.IsZero() {
+		q += " AND creado <= ?"
+		args = append(args, db.d.tiempo(hasta))
+	}
+	q += " ORDER BY id LIMIT ?" + db.d.reclamar
+	args = append(args, limite)
 	if db.drenando == nil {
 		var n int
 		var errPublicar error
 		err := db.transaccion(ctx, func(tx *sql.Tx) error {
-			msgs, err := leerMensajes(ctx, tx, q, ahora, cota, limite)
+			msgs, err := leerMensajes(ctx, tx, q, args...)
 			if err != nil || len(msgs) == 0 {
 				return err
 			}
@@ -199,7 +199,7 @@ func (db *DB) DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	msgs, err := leerMensajes(ctx, db.sql, q, ahora, cota, limite)
+	msgs, err := leerMensajes(ctx, db.sql, q, args...)
 	if err != nil || len(msgs) == 0 {
 		if err != nil {
 			err = fmt.Errorf("drenar outbox: %w", err)

@@ -31,7 +31,7 @@ import (
 // Two paths lead a row to the broker. The hot one: the store hands the relay
 // the rows of each transaction once it has committed (Confirmados, wired to
 // almacen.DB.AlConfirmar), and the relay publishes them from memory at once,
-// then deletes them by id: no wake-up of a poller, no claiming query, no
+// then deletes them by id, gathered (DemoraBorrado): no wake-up of a poller, no claiming query, no
 // transaction held while the broker answers. The row in the outbox is then
 // only the record recovery reads: the drain (DrenarOutboxHasta) claims the
 // rows that outlived a grace period (Gracia): those of a replica that died or
@@ -83,11 +83,11 @@ type Relay struct {
 	muCola sync.Mutex
 	cola   []almacen.Mensaje
 	// porBorrar are rows the broker acknowledged that are still in the
-	// outbox; borrado fires DemoraBorrado after the first of them, and one
-	// DELETE (one commit) removes them all. Correr's goroutine only.
-	porBorrar     []int64
-	borrado       *time.Timer
-	borradoArmado bool
+	// outbox; borrado runs while it is not empty and fires DemoraBorrado
+	// after its first row, and one DELETE (one commit) removes them all.
+	// Correr's goroutine only.
+	porBorrar []int64
+	borrado   *time.Timer
 
 	maxIntentos int
 	reintentos  bus.Reintentos
@@ -277,7 +277,8 @@ func (r *Relay) Confirmados(msgs []almacen.Mensaje) {
 // database outage is logged and retried with backoff.
 func (r *Relay) Correr(ctx context.Context) error {
 	defer r.cerrarProductores()
-	// Last, so that the producers' acknowledged rows leave the outbox.
+	// Once the loop ends, before the producers close: the rows already
+	// acknowledged leave the outbox.
 	defer r.borrarPublicados(ctx)
 	pausa := r.espera
 	// The first drain at once: rows a previous run left, of any age.
@@ -293,7 +294,6 @@ func (r *Relay) Correr(ctx context.Context) error {
 			r.publicarCola(ctx)
 			continue
 		case <-r.borrado.C:
-			r.borradoArmado = false
 			r.borrarPublicados(ctx)
 			continue
 		case <-r.aviso:
@@ -326,8 +326,8 @@ func (r *Relay) Correr(ctx context.Context) error {
 }
 
 // publicarCola publishes the rows Confirmados queued and has those the
-// broker acknowledged deleted (borrarPublicados). A row it could not send stays in the outbox for the
-// drain: a refusal counts an attempt there as in the drain's path
+// broker acknowledged deleted (borrarPublicados). A row it could not send
+// stays in the outbox for the drain: a refusal counts an attempt there as in the drain's path
 // (registrarRechazos); any other failure leaves it to the poll once it is
 // older than the grace period.
 func (r *Relay) publicarCola(ctx context.Context) {
@@ -348,12 +348,12 @@ func (r *Relay) publicarCola(ctx context.Context) {
 			r.logger.Warn("publicar mensajes confirmados; quedan en el outbox", "err", err, "mensajes", len(msgs)-len(ids))
 		}
 		if len(ids) > 0 {
+			primeros := len(r.porBorrar) == 0
 			r.porBorrar = append(r.porBorrar, ids...)
 			if len(r.porBorrar) >= r.lote {
 				r.borrarPublicados(ctx)
-			} else if !r.borradoArmado {
+			} else if primeros {
 				r.borrado.Reset(DemoraBorrado)
-				r.borradoArmado = true
 			}
 		}
 		r.registrarRechazos(ctx)
@@ -363,10 +363,7 @@ func (r *Relay) publicarCola(ctx context.Context) {
 // borrarPublicados deletes the acknowledged rows gathered in porBorrar, even
 // while stopping: the broker has them.
 func (r *Relay) borrarPublicados(ctx context.Context) {
-	if r.borradoArmado {
-		r.borrado.Stop()
-		r.borradoArmado = false
-	}
+	r.borrado.Stop()
 	if len(r.porBorrar) == 0 {
 		return
 	}
