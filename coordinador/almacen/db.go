@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/preparadas"
 	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
@@ -45,11 +45,8 @@ type DB struct {
 	// publishes outside any transaction: two drains of one process must not
 	// publish the same rows.
 	drenando chan struct{}
-	// preparadas caches the prepared statements of the hot path. Parsing SQL
-	// is a third of SQLite's CPU time per transition otherwise, and about a
-	// fifth of MariaDB's; the round trips are the same (other statements are
-	// interpolated client-side on MySQL, also one round trip each).
-	preparadas *cachePreparadas
+	// preparadas caches the prepared statements of the hot path.
+	preparadas *preparadas.Cache
 	// idsConsecutivos: a multi-row INSERT gets consecutive AUTO_INCREMENT
 	// ids (SQLite, one writer; MySQL unless innodb_autoinc_lock_mode=2 or
 	// auto_increment_increment > 1), so
@@ -58,19 +55,6 @@ type DB struct {
 	idsConsecutivos bool
 	// alConfirmar receives the outbox rows of each committed transaction.
 	alConfirmar func([]Mensaje)
-}
-
-// maxPreparadas bounds the cache: the hot path has a few dozen statements
-// (multi-row INSERTs differ by row count). On MySQL each is prepared once per
-// pooled connection: at most maxPreparadas × MaxConexiones per replica count
-// against the server's max_prepared_stmt_count (16382 by default).
-const maxPreparadas = 64
-
-type cachePreparadas struct {
-	mu        sync.Mutex
-	m         map[string]*sql.Stmt
-	pendiente map[string]bool // being prepared
-	cerrada   bool
 }
 
 var _ Store = (*DB)(nil)
@@ -214,7 +198,7 @@ func abrir(ctx context.Context, c Config) (*DB, error) {
 	if n == 0 {
 		n = MaxConexionesPorDefecto
 	}
-	db := &DB{preparadas: &cachePreparadas{m: map[string]*sql.Stmt{}, pendiente: map[string]bool{}}}
+	db := &DB{}
 	switch c.Tipo {
 	case TipoSQLite:
 		sqldb, err := sql.Open("sqlite", dsnSQLite(c.Ruta))
@@ -236,6 +220,7 @@ func abrir(ctx context.Context, c Config) (*DB, error) {
 	}
 	db.sql.SetMaxOpenConns(n)
 	db.sql.SetMaxIdleConns(n)
+	db.preparadas = preparadas.Nueva(db.sql, 0)
 	if err := db.pingInicial(ctx); err != nil {
 		db.sql.Close()
 		if c.Tipo == TipoMySQL {
@@ -331,13 +316,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the pool. Calls in flight may fail.
 func (db *DB) Close() error {
-	db.preparadas.mu.Lock()
-	db.preparadas.cerrada = true
-	for _, st := range db.preparadas.m {
-		st.Close()
-	}
-	db.preparadas.m = map[string]*sql.Stmt{}
-	db.preparadas.mu.Unlock()
+	db.preparadas.Close()
 	return db.sql.Close()
 }
 
@@ -400,46 +379,6 @@ func (db *DB) escribirSuelto(ctx context.Context, query string, args ...any) (sq
 	return db.sql.ExecContext(ctx, query, args...)
 }
 
-// preparada returns the cached prepared statement for q, or nil when it is
-// not prepared yet (or the cache is full): the caller then runs q unprepared.
-// database/sql prepares a cached statement again on each connection that
-// uses it, once, and keeps it there.
-//
-// A missing statement is prepared in the background, never by the caller:
-// preparing takes a connection from the pool, and a caller inside a
-// transaction already holds one. With every pooled connection held by a
-// transaction waiting to prepare, the pool would deadlock (seen at a cold
-// start under 64 concurrent requests on 32 connections).
-func (db *DB) preparada(q string) *sql.Stmt {
-	c := db.preparadas
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.m[q]; ok {
-		return st
-	}
-	if c.cerrada || c.pendiente[q] || len(c.m)+len(c.pendiente) >= maxPreparadas {
-		return nil
-	}
-	c.pendiente[q] = true
-	go func() {
-		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		st, err := db.sql.PrepareContext(pctx, q)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		delete(c.pendiente, q)
-		switch {
-		case err != nil:
-			// Left unprepared; a later call tries again.
-		case c.cerrada:
-			st.Close()
-		default:
-			c.m[q] = st
-		}
-	}()
-	return nil
-}
-
 // sentencia is a statement with its arguments.
 type sentencia struct {
 	q    string
@@ -480,34 +419,12 @@ func (db *DB) ejecutarJuntas(ctx context.Context, tx *sql.Tx, ss []sentencia) (s
 // ejecutar runs a statement of the hot path in ex (a *sql.Tx or the
 // *sql.DB) through its cached prepared statement.
 func (db *DB) ejecutar(ctx context.Context, ex ejecutor, q string, args ...any) (sql.Result, error) {
-	st := db.preparada(q)
-	switch e := ex.(type) {
-	case *sql.Tx:
-		if st != nil {
-			return e.StmtContext(ctx, st).ExecContext(ctx, args...)
-		}
-	case *sql.DB:
-		if st != nil {
-			return st.ExecContext(ctx, args...)
-		}
-	}
-	return ex.ExecContext(ctx, q, args...)
+	return db.preparadas.Exec(ctx, ex, q, args...)
 }
 
 // consultar is ejecutar for queries.
 func (db *DB) consultar(ctx context.Context, ex ejecutor, q string, args ...any) (*sql.Rows, error) {
-	st := db.preparada(q)
-	switch e := ex.(type) {
-	case *sql.Tx:
-		if st != nil {
-			return e.StmtContext(ctx, st).QueryContext(ctx, args...)
-		}
-	case *sql.DB:
-		if st != nil {
-			return st.QueryContext(ctx, args...)
-		}
-	}
-	return ex.QueryContext(ctx, q, args...)
+	return db.preparadas.Query(ctx, ex, q, args...)
 }
 
 // lectura runs fn in a read-only transaction: one consistent snapshot for

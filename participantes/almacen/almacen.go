@@ -20,6 +20,7 @@ import (
 
 	"github.com/alpespartner/sagas/internal/basedatos"
 	"github.com/alpespartner/sagas/internal/mysqltx"
+	"github.com/alpespartner/sagas/internal/preparadas"
 	"github.com/alpespartner/sagas/internal/sqldialecto"
 	"github.com/alpespartner/sagas/participantes/servicio"
 )
@@ -68,6 +69,10 @@ type Almacen struct {
 	// instead of in its busy handler keeps latency low and respects ctx.
 	escritor chan struct{}
 	donde    string // for messages: file or host/database
+	// preparadas caches the prepared statements of the command path, the
+	// services' own included (SQLite; nil on MySQL, whose statements travel
+	// as text with BEGIN and COMMIT, mysqltx).
+	preparadas *preparadas.Cache
 }
 
 // Abrir opens the database of s and runs the migrations of the runtime and
@@ -150,6 +155,7 @@ func abrir(ctx context.Context, o Opciones, s *servicio.Servicio) (*Almacen, err
 		db.SetMaxOpenConns(4)
 		db.SetMaxIdleConns(4)
 		a.db, a.d, a.escritor, a.donde = db, dialectoSQLite, make(chan struct{}, 1), o.RutaSQLite
+		a.preparadas = preparadas.Nueva(db, 0)
 	case MySQL:
 		cfg = configMySQL(o.MySQL)
 		cfg.DBName = o.MySQL.BaseDatos
@@ -227,6 +233,7 @@ func (a *Almacen) Ping(ctx context.Context) error { return a.db.PingContext(ctx)
 
 // Close closes the database. Calls in flight may fail.
 func (a *Almacen) Close() error {
+	a.preparadas.Close()
 	if err := a.db.Close(); err != nil {
 		return fmt.Errorf("cerrar %s: %w", a.donde, err)
 	}

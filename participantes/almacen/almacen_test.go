@@ -2,6 +2,7 @@ package almacen_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,4 +211,60 @@ func TestValoresQueNoCabenSonErrInvalidoYNoDejanNada(t *testing.T) {
 			t.Errorf("%d effects left by refused commands", n)
 		}
 	})
+}
+
+// The command path runs through prepared statements on SQLite (the
+// services' own included) once they are ready: the outcomes are the same as
+// with the statements run as text, the savepoint of a refused action
+// included.
+func TestSentenciasPreparadasDecidenIgual(t *testing.T) {
+	a := abrir(t, almacen.SQLite)
+	rondas := 0
+	ronda := func() {
+		t.Helper()
+		i := rondas
+		rondas++
+		for j, c := range []struct {
+			ordenes []orden
+			casos   string
+			activos int
+		}{
+			{[]orden{{accion: eventos.Ejecutar}, {accion: eventos.Ejecutar}}, "accion_hecha reenvio", 1},
+			{[]orden{{accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}, {accion: eventos.Compensar}}, "accion_rechazada compensacion_sin_efecto", 0},
+			{[]orden{{accion: eventos.Ejecutar}, {accion: eventos.Compensar}, {accion: eventos.Compensar}}, "accion_hecha compensacion_hecha reenvio", 0},
+		} {
+			saga := fmt.Sprintf("s%d-%d", i, j)
+			var casos []string
+			for _, o := range c.ordenes {
+				o.saga = saga
+				d, err := a.Aplicar(t.Context(), comando(o))
+				if err != nil {
+					t.Fatal(err)
+				}
+				casos = append(casos, d.Caso.String())
+			}
+			if got := strings.Join(casos, " "); got != c.casos {
+				t.Fatalf("round %d, saga %s: casos %q, want %q", i, saga, got, c.casos)
+			}
+			if n := activos(t, a, saga); n != c.activos {
+				t.Fatalf("round %d, saga %s: %d efectos activos, want %d", i, saga, n, c.activos)
+			}
+		}
+	}
+	ronda() // as text; the statements are prepared meanwhile
+	limite := time.Now().Add(5 * time.Second)
+	for a.Preparadas() < 6 {
+		if time.Now().After(limite) {
+			t.Fatalf("%d statements prepared after a round, want at least 6 (lock, inbox read, savepoint and its rollback, effect, inbox row)", a.Preparadas())
+		}
+		ronda()
+		time.Sleep(5 * time.Millisecond)
+	}
+	antes := a.Preparadas()
+	for range 5 {
+		ronda()
+	}
+	if a.Preparadas() != antes {
+		t.Errorf("the same statements again prepared %d more", a.Preparadas()-antes)
+	}
 }

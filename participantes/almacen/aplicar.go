@@ -107,8 +107,8 @@ func (a *Almacen) Aplicar(ctx context.Context, c Comando) (bandeja.Decision, err
 func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision, error) {
 	var d bandeja.Decision
 	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		t := transaccion{tx: tx, ahora: a.reloj(), efecto: efectoAislado}
-		inbox, err := a.bloquearYLeer(ctx, tx, []clavePaso{c.paso()}, t.ahora)
+		t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efectoAislado}
+		inbox, err := a.bloquearYLeer(ctx, t.tx, []clavePaso{c.paso()}, t.ahora)
 		if err != nil {
 			return false, err
 		}
@@ -117,7 +117,7 @@ func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision,
 			return false, err
 		}
 		// The last statement: it commits too (MySQL, mysqltx).
-		return true, a.registrarVarios(mysqltx.ConCommit(ctx), tx, []registroDePaso{{cmd.SagaID, cmd.Paso, d.Registro}}, t.ahora)
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, []registroDePaso{{cmd.SagaID, cmd.Paso, d.Registro}}, t.ahora)
 	})
 	return d, err
 }
@@ -151,12 +151,12 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 	}
 	ds := make([]bandeja.Decision, len(cs))
 	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		t := transaccion{tx: tx, ahora: a.reloj(), efecto: efectoEnLote}
+		t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efectoEnLote}
 		pasos := make([]clavePaso, len(cs))
 		for j := range cs {
 			pasos[j] = cs[j].paso()
 		}
-		inbox, err := a.bloquearYLeer(ctx, tx, pasos, t.ahora)
+		inbox, err := a.bloquearYLeer(ctx, t.tx, pasos, t.ahora)
 		if err != nil {
 			return false, err
 		}
@@ -180,7 +180,7 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 			return false, nil
 		}
 		// The last statement: it commits too (MySQL, mysqltx).
-		return true, a.registrarVarios(mysqltx.ConCommit(ctx), tx, nuevos, t.ahora)
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, nuevos, t.ahora)
 	})
 	if err != nil {
 		return nil, err
@@ -190,10 +190,10 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 
 // transaccion is a write transaction deciding commands at one time.
 type transaccion struct {
-	tx    *sql.Tx
+	tx    servicio.Ejecutor // the *sql.Tx through the statement cache
 	ahora time.Time
 	// efecto runs the service function a decision asks for.
-	efecto func(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)
+	efecto func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)
 }
 
 // decidir decides c given its step's inbox rows and, when the decision asks
@@ -216,7 +216,7 @@ func (t transaccion) decidir(ctx context.Context, c *Comando, previos map[string
 // savepoint: whatever it wrote before refusing is undone, so its failure is
 // recorded without effect. (A refused compensation records nothing, and its
 // whole transaction is rolled back.)
-func efectoAislado(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+func efectoAislado(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
 	if ef == bandeja.EfectoAccion {
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT efecto"); err != nil {
 			return bandeja.Efectuado{}, fmt.Errorf("savepoint: %w", err)
@@ -233,7 +233,7 @@ func efectoAislado(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efect
 
 // efectoEnLote runs the effect of a command in a batch, without a savepoint:
 // a business failure aborts the batch with ErrNegocioEnLote.
-func efectoEnLote(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+func efectoEnLote(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
 	r, err := correr(ctx, tx, c, ef, p)
 	if err == nil && r.Rechazado {
 		return bandeja.Efectuado{}, ErrNegocioEnLote
@@ -243,7 +243,7 @@ func efectoEnLote(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto
 
 // correr runs the operation's action or compensation. A business failure
 // (servicio.Rechazar) is an outcome; any other error is returned.
-func correr(ctx context.Context, tx *sql.Tx, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+func correr(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
 	manejar, nombre := c.Operacion.Ejecutar, c.Operacion.Comando
 	if ef == bandeja.EfectoCompensacion {
 		manejar, nombre = c.Operacion.Compensar, c.Operacion.Compensacion
