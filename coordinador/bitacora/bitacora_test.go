@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,5 +226,59 @@ func TestArchivosAbiertosAcotados(t *testing.T) {
 	}
 	if n := abiertos() - antes; n > 0 {
 		t.Fatalf("%d files left open after Close", n)
+	}
+}
+
+// The writer gathers an interval's lines into one batch: a saga's
+// transitions, a few milliseconds apart, share one write of its file.
+func TestUnIntervaloSeEscribeEnUnLote(t *testing.T) {
+	var lotes atomic.Int32
+	dir := t.TempDir()
+	b, err := Abrir(Opciones{Dir: dir, Intervalo: time.Hour, Capacidad: 1000, antesDeEscribir: func() { lotes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		for s := range 50 {
+			b.Transicion(transicion(fmt.Sprint("s", s), saga.EnProgreso, saga.EnProgreso, fmt.Sprint(i)))
+		}
+	}
+	// An hour's interval: nothing is written before Close, which writes all.
+	time.Sleep(50 * time.Millisecond)
+	if n := lotes.Load(); n != 0 {
+		t.Fatalf("%d batches written within the interval, want 0", n)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := lotes.Load(); n != 1 {
+		t.Fatalf("%d batches, want 1", n)
+	}
+	if lineas := leer(t, filepath.Join(dir, "saga_s7.log")); len(lineas) != 4 {
+		t.Fatalf("saga s7 has %d lines, want 4", len(lineas))
+	}
+}
+
+// A queue half full is written at once, whatever the interval: lines are
+// not dropped for waiting.
+func TestColaAMediasSeEscribeSinEsperar(t *testing.T) {
+	var lotes atomic.Int32
+	dir := t.TempDir()
+	b, err := Abrir(Opciones{Dir: dir, Intervalo: time.Hour, Capacidad: 8, antesDeEscribir: func() { lotes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 5 {
+		b.Transicion(transicion("s1", saga.EnProgreso, saga.EnProgreso, fmt.Sprint(i)))
+	}
+	for limite := time.Now().Add(5 * time.Second); lotes.Load() == 0; {
+		if time.Now().After(limite) {
+			t.Fatal("a half-full queue was not written within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if d := b.Descartadas(); d != 0 {
+		t.Fatalf("%d lines dropped", d)
 	}
 }

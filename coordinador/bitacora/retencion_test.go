@@ -17,7 +17,8 @@ import (
 func TestLogGeneralRotaYQuedaAcotado(t *testing.T) {
 	dir := t.TempDir()
 	const max = 4 << 10
-	b, err := Abrir(Opciones{Dir: dir, MaxGeneral: max, Copias: 2, Reloj: func() time.Time { return hora }})
+	// Intervalo < 0: a batch per line or so, many rotations.
+	b, err := Abrir(Opciones{Dir: dir, MaxGeneral: max, Copias: 2, Reloj: func() time.Time { return hora }, Intervalo: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,7 +194,7 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_LOG_LEVEL", Defecto: "info", Valores: Opciones{"debug", "info", "warn", "error"},
 		Descripcion: "log level", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_LOG_DIR", Defecto: "logs/sagas", Valores: Texto{},
-		Descripcion: "the seeds' per-saga log files; \"off\" disables them", Binarios: Coordinador},
+		Descripcion: "the seeds' per-saga log files, written in batches (a line appears within 200 ms of its transition); \"off\" disables them", Binarios: Coordinador},
 
 	// The coordinator's engine.
 	{Nombre: "SAGAS_REPLICA_ID", Defecto: "hostname", DefectoTexto: "coordinador-<hostname>", Valores: SinSeparadores{},
