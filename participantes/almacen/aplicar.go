@@ -107,8 +107,12 @@ func (a *Almacen) Aplicar(ctx context.Context, c Comando) (bandeja.Decision, err
 func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision, error) {
 	var d bandeja.Decision
 	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efectoAislado}
-		inbox, err := a.bloquearYLeer(ctx, t.tx, []clavePaso{c.paso()}, t.ahora)
+		// On MySQL the effect's savepoint travels with the lock and the
+		// inbox read (one round trip less); it costs nothing when unused.
+		// On SQLite, in process, it is taken only for an action.
+		temprano := a.d.nombre == MySQL
+		t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efectoAislado(temprano)}
+		inbox, err := a.bloquearYLeer(ctx, t.tx, []clavePaso{c.paso()}, t.ahora, temprano)
 		if err != nil {
 			return false, err
 		}
@@ -156,7 +160,7 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 		for j := range cs {
 			pasos[j] = cs[j].paso()
 		}
-		inbox, err := a.bloquearYLeer(ctx, t.tx, pasos, t.ahora)
+		inbox, err := a.bloquearYLeer(ctx, t.tx, pasos, t.ahora, false)
 		if err != nil {
 			return false, err
 		}
@@ -212,23 +216,32 @@ func (t transaccion) decidir(ctx context.Context, c *Comando, previos map[string
 	return bandeja.Concluir(d, r), nil
 }
 
+// Savepoint statements of an action's effect.
+const (
+	tomarSavepoint    = "SAVEPOINT efecto"
+	deshacerSavepoint = "ROLLBACK TO SAVEPOINT efecto"
+)
+
 // efectoAislado runs the effect of a lone command. An action runs behind a
 // savepoint: whatever it wrote before refusing is undone, so its failure is
 // recorded without effect. (A refused compensation records nothing, and its
-// whole transaction is rolled back.)
-func efectoAislado(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
-	if ef == bandeja.EfectoAccion {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT efecto"); err != nil {
-			return bandeja.Efectuado{}, fmt.Errorf("savepoint: %w", err)
+// whole transaction is rolled back.) With tomado, the savepoint was taken
+// already (bloquearYLeer).
+func efectoAislado(tomado bool) func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+	return func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+		if ef == bandeja.EfectoAccion && !tomado {
+			if _, err := tx.ExecContext(ctx, tomarSavepoint); err != nil {
+				return bandeja.Efectuado{}, fmt.Errorf("savepoint: %w", err)
+			}
 		}
-	}
-	r, err := correr(ctx, tx, c, ef, p)
-	if err == nil && r.Rechazado && ef == bandeja.EfectoAccion {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT efecto"); err != nil {
-			return bandeja.Efectuado{}, fmt.Errorf("rollback to savepoint: %w", err)
+		r, err := correr(ctx, tx, c, ef, p)
+		if err == nil && r.Rechazado && ef == bandeja.EfectoAccion {
+			if _, err := tx.ExecContext(ctx, deshacerSavepoint); err != nil {
+				return bandeja.Efectuado{}, fmt.Errorf("rollback to savepoint: %w", err)
+			}
 		}
+		return r, err
 	}
-	return r, err
 }
 
 // efectoEnLote runs the effect of a command in a batch, without a savepoint:

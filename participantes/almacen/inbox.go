@@ -69,8 +69,9 @@ func pasoDe(sagaID, paso string) string { return sagaID + "\x00" + paso }
 
 // bloquearYLeer upserts the lock rows of pasos in one statement, in sorted
 // order, and reads their inbox rows in one query: by step (pasoDe), then by
-// accion. On MySQL both go in one round trip.
-func (a *Almacen) bloquearYLeer(ctx context.Context, tx servicio.Ejecutor, pasos []clavePaso, ahora time.Time) (map[string]map[string]bandeja.Registro, error) {
+// accion. With savepoint, it takes the savepoint of the effect
+// (tomarSavepoint) between the two. On MySQL all go in one round trip.
+func (a *Almacen) bloquearYLeer(ctx context.Context, tx servicio.Ejecutor, pasos []clavePaso, ahora time.Time, savepoint bool) (map[string]map[string]bandeja.Registro, error) {
 	orden := slices.Clone(pasos)
 	slices.SortFunc(orden, func(x, y clavePaso) int {
 		return cmp.Or(cmp.Compare(x.sagaID, y.sagaID), cmp.Compare(x.paso, y.paso))
@@ -95,12 +96,20 @@ func (a *Almacen) bloquearYLeer(ctx context.Context, tx servicio.Ejecutor, pasos
 	var filas *sql.Rows
 	var err error
 	if a.d.nombre == MySQL {
-		// One round trip (multiStatements): the driver skips the upsert's
-		// empty result and returns the query's rows; a failed upsert stops
-		// the query and is its error.
+		// One round trip (multiStatements): the driver skips the empty
+		// results of the upsert and the savepoint and returns the query's
+		// rows; a failed statement stops the query and is its error.
+		if savepoint {
+			q += ";\n" + tomarSavepoint
+		}
 		filas, err = tx.QueryContext(ctx, q+";\n"+sel, append(args, sagas...)...)
 	} else if _, err = tx.ExecContext(ctx, q, args...); err == nil {
-		filas, err = tx.QueryContext(ctx, sel, sagas...)
+		if savepoint {
+			_, err = tx.ExecContext(ctx, tomarSavepoint)
+		}
+		if err == nil {
+			filas, err = tx.QueryContext(ctx, sel, sagas...)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bloquear %d pasos y leer el inbox de %d sagas: %w", n, len(sagas), err)
