@@ -322,7 +322,15 @@ func (db *DB) RegistrarInbox(ctx context.Context, clave string) error {
 }
 
 func (db *DB) registrarInbox(ctx context.Context, ex ejecutor, clave string) error {
-	_, err := db.ejecutar(ctx, ex, "INSERT INTO inbox (clave, recibido) VALUES (?, ?)", clave, db.d.tiempo(time.Now()))
+	_, err := db.ejecutar(ctx, ex, insertarInbox, clave, db.d.tiempo(time.Now()))
+	return db.errorInbox(clave, err)
+}
+
+const insertarInbox = "INSERT INTO inbox (clave, recibido) VALUES (?, ?)"
+
+// errorInbox is the error of recording clave: ErrDuplicado when it was
+// there already.
+func (db *DB) errorInbox(clave string, err error) error {
 	if db.d.duplicado(err) {
 		return fmt.Errorf("clave %q: %w", clave, ErrDuplicado)
 	}

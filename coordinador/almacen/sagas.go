@@ -161,12 +161,7 @@ func (db *DB) Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error {
 	var escritos []Mensaje
 	err := db.transaccion(ctx, func(tx *sql.Tx) error {
-		if dedup != "" {
-			if err := db.registrarInbox(ctx, tx, dedup); err != nil {
-				return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
-			}
-		}
-		viejo, err := db.leerSaga(ctx, tx, sagaID, true)
+		viejo, err := db.registrarYLeer(ctx, tx, sagaID, dedup)
 		if err != nil {
 			return err
 		}
@@ -200,6 +195,31 @@ func esperar(ctx context.Context, intento int) error {
 	}
 }
 
+// registrarYLeer records dedup in the inbox (unless empty) and reads the
+// saga locked (leerSaga). On MySQL both travel in one round trip, as text:
+// the driver skips the INSERT's empty result and returns the query's rows,
+// and a duplicate key stops the query and is its error.
+func (db *DB) registrarYLeer(ctx context.Context, tx *sql.Tx, sagaID, dedup string) (saga.Saga, error) {
+	if dedup == "" {
+		return db.leerSaga(ctx, tx, sagaID, true)
+	}
+	if db.d.nombre != TipoMySQL {
+		if err := db.registrarInbox(ctx, tx, dedup); err != nil {
+			return saga.Saga{}, fmt.Errorf("actualizar saga %s: %w", sagaID, err)
+		}
+		return db.leerSaga(ctx, tx, sagaID, true)
+	}
+	rows, err := tx.QueryContext(ctx, insertarInbox+";\n"+consultaSagaConPasos+db.d.bloquearLectura,
+		dedup, db.d.tiempo(time.Now()), sagaID)
+	if db.d.duplicado(err) {
+		return saga.Saga{}, fmt.Errorf("actualizar saga %s: %w", sagaID, db.errorInbox(dedup, err))
+	}
+	if err != nil {
+		return saga.Saga{}, fmt.Errorf("actualizar saga %s: inbox %q y lectura: %w", sagaID, dedup, err)
+	}
+	return db.leerSagaDe(ctx, tx, sagaID, rows)
+}
+
 // leerSaga reads one saga with its steps in one query: a consistent
 // snapshot in one round trip. It is an inner join on purpose: MySQL sorts a
 // LEFT JOIN by the second table's column in an on-disk temporary table (the
@@ -218,6 +238,11 @@ func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear boo
 	if err != nil {
 		return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
 	}
+	return db.leerSagaDe(ctx, ex, id, rows)
+}
+
+// leerSagaDe is leerSaga given the rows of its first query.
+func (db *DB) leerSagaDe(ctx context.Context, ex ejecutor, id string, rows *sql.Rows) (saga.Saga, error) {
 	sagas, err := leerSagasConPasos(rows)
 	if err != nil {
 		return saga.Saga{}, fmt.Errorf("leer saga %s: %w", id, err)
@@ -241,8 +266,11 @@ func (db *DB) leerSaga(ctx context.Context, ex ejecutor, id string, bloquear boo
 // check on version (so a writer that lost the race stops before touching any
 // step row, and row locks are always taken saga first), then the steps that
 // changed and msgs into the outbox, together (one round trip on MySQL).
-// With ultimo, that round trip also commits the transaction (mysqltx). It
-// returns msgs as written, for AlConfirmar once the transaction commits.
+// With ultimo, that round trip also commits the transaction (mysqltx), and
+// on MySQL the saga row's UPDATE travels in it too, unchecked: ultimo is
+// only for a saga read FOR UPDATE in this transaction (registrarYLeer),
+// whose version nobody else can change. It returns msgs as written, for
+// AlConfirmar once the transaction commits.
 func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, msgs []Mensaje, ultimo bool) ([]Mensaje, error) {
 	id := viejo.ID
 	nuevo.ID = id
@@ -257,16 +285,24 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 	if mismaIdentidad(viejo, nuevo) {
 		q, args = updateSagaCorto, valores[colsMutables:]
 	}
-	res, err := db.ejecutar(ctx, tx, q, append(args, id, viejo.Version)...)
-	if err != nil {
-		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, fmt.Errorf("guardar saga %s: %w", id, err)
-	}
-	if n != 1 {
-		return nil, fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
+	var ss []sentencia
+	if ultimo && db.d.nombre == TipoMySQL {
+		// The row was read FOR UPDATE in this transaction, so the version
+		// check cannot fail (as in ActualizarLote, whose upserts check
+		// none): the UPDATE travels with the other writes and the COMMIT.
+		ss = append(ss, sentencia{q, append(args, id, viejo.Version)})
+	} else {
+		res, err := db.ejecutar(ctx, tx, q, append(args, id, viejo.Version)...)
+		if err != nil {
+			return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+		}
+		if n != 1 {
+			return nil, fmt.Errorf("guardar saga %s (versión %d): %w", id, viejo.Version, errVersion)
+		}
 	}
 	nuevo.Version = viejo.Version + 1
 
@@ -281,7 +317,6 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 			hasta = i + 1
 		}
 	}
-	var ss []sentencia
 	if desde >= 0 {
 		ss = append(ss, db.sentenciaPasos(nuevo, desde, hasta, db.d.upsertPaso))
 	}
