@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/saga"
@@ -2149,5 +2152,71 @@ func TestAlConfirmarMySQLConIncrementoMayorQueUno(t *testing.T) {
 	}
 	if conID == 0 {
 		t.Error("ni la fila sola en su transacción recibió id")
+	}
+}
+
+// contador counts the commands a MySQL client sends: each starts a new
+// packet sequence (sequence id 0), written in one Write by the driver.
+type contador struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c contador) Write(b []byte) (int, error) {
+	if len(b) > 4 && b[3] == 0 {
+		c.n.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// A reply's transition on MySQL costs two round trips: the inbox key with the
+// locking read of the saga, then the saga's update, its changed steps, the
+// outbox row and COMMIT. (It cost four before: the read and the update each
+// had their own.) A duplicate still stops at the first one and writes
+// nothing.
+func TestTransicionMySQLEnDosViajes(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "sagas_test_")
+	var n atomic.Int64
+	red := fmt.Sprintf("cuentaviajes%d", time.Now().UnixNano())
+	mysql.RegisterDialContext(red, func(ctx context.Context, dir string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", dir)
+		if err != nil {
+			return nil, err
+		}
+		return contador{c, &n}, nil
+	})
+	cfg.Net = red
+	db := abrir(t, almacen.Config{Tipo: almacen.TipoMySQL, DSN: cfg.FormatDSN(), MaxConexiones: 1})
+	crear(t, db, sagaMinima("a", t0), "")
+	transicion := func(s saga.Saga) (almacen.Cambio, error) {
+		s.Estado = saga.EnProgreso
+		s.Pasos[0].Estado = saga.PasoCompletado
+		s.Pasos[1].Estado = saga.PasoEjecutando
+		s.Actual = 1
+		return almacen.Cambio{Saga: s, Guardar: true, Mensajes: []almacen.Mensaje{mensaje("a", "NotificarMarca")}}, nil
+	}
+	antes := n.Load()
+	if err := db.Actualizar(t.Context(), "a", "r1", transicion); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Load() - antes; got != 2 {
+		t.Errorf("a transition sent %d commands to MySQL, want 2", got)
+	}
+	s := leer(t, db, "a")
+	if s.Version != 1 || s.Estado != saga.EnProgreso || s.Pasos[1].Estado != saga.PasoEjecutando || pendientes(t, db) != 1 {
+		t.Fatalf("after the transition: version %d, %s, step 2 %s, %d in the outbox; want 1, EN_PROGRESO, EJECUTANDO, 1",
+			s.Version, s.Estado, s.Pasos[1].Estado, pendientes(t, db))
+	}
+	antes = n.Load()
+	if err := db.Actualizar(t.Context(), "a", "r1", transicion); !errors.Is(err, almacen.ErrDuplicado) {
+		t.Fatalf("the same key again: %v, want ErrDuplicado", err)
+	}
+	if got := n.Load() - antes; got > 2 {
+		t.Errorf("a duplicate sent %d commands, want at most 2 (the query that failed, the ROLLBACK)", got)
+	}
+	if s := leer(t, db, "a"); s.Version != 1 || pendientes(t, db) != 1 {
+		t.Fatalf("a duplicate changed the saga: version %d, %d in the outbox", s.Version, pendientes(t, db))
 	}
 }
