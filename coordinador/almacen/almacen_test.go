@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -17,8 +16,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/alpespartner/sagas/coordinador/almacen"
 	"github.com/alpespartner/sagas/coordinador/saga"
@@ -2155,20 +2152,6 @@ func TestAlConfirmarMySQLConIncrementoMayorQueUno(t *testing.T) {
 	}
 }
 
-// contador counts the commands a MySQL client sends: each starts a new
-// packet sequence (sequence id 0), written in one Write by the driver.
-type contador struct {
-	net.Conn
-	n *atomic.Int64
-}
-
-func (c contador) Write(b []byte) (int, error) {
-	if len(b) > 4 && b[3] == 0 {
-		c.n.Add(1)
-	}
-	return c.Conn.Write(b)
-}
-
 // A reply's transition on MySQL costs two round trips: the inbox key with the
 // locking read of the saga, then the saga's update, its changed steps, the
 // outbox row and COMMIT. (It cost four before: the read and the update each
@@ -2177,17 +2160,7 @@ func (c contador) Write(b []byte) (int, error) {
 func TestTransicionMySQLEnDosViajes(t *testing.T) {
 	integracion.MySQLDSN(t)
 	cfg := integracion.BaseMySQL(t, "sagas_test_")
-	var n atomic.Int64
-	red := fmt.Sprintf("cuentaviajes%d", time.Now().UnixNano())
-	mysql.RegisterDialContext(red, func(ctx context.Context, dir string) (net.Conn, error) {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", dir)
-		if err != nil {
-			return nil, err
-		}
-		return contador{c, &n}, nil
-	})
-	cfg.Net = red
+	n := integracion.ContarComandos(t, cfg)
 	db := abrir(t, almacen.Config{Tipo: almacen.TipoMySQL, DSN: cfg.FormatDSN(), MaxConexiones: 1})
 	crear(t, db, sagaMinima("a", t0), "")
 	transicion := func(s saga.Saga) (almacen.Cambio, error) {

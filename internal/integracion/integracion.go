@@ -8,6 +8,7 @@
 package integracion
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -81,6 +83,43 @@ func BaseMySQL(t testing.TB, prefijo string) *mysql.Config {
 	})
 	cfg.DBName = nombre
 	return cfg
+}
+
+// ContarComandos makes the connections opened from cfg (or from a DSN made
+// of it) count the commands the client sends, one per round trip, and
+// returns the count. It changes cfg.Net to a dial function registered for
+// the test.
+func ContarComandos(t testing.TB, cfg *mysql.Config) *atomic.Int64 {
+	t.Helper()
+	n := new(atomic.Int64)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	red := "contar" + hex.EncodeToString(b)
+	mysql.RegisterDialContext(red, func(ctx context.Context, dir string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", dir)
+		if err != nil {
+			return nil, err
+		}
+		return contador{c, n}, nil
+	})
+	t.Cleanup(func() { mysql.DeregisterDialContext(red) })
+	cfg.Net = red
+	return n
+}
+
+// contador counts the commands written: each starts a new packet sequence
+// (sequence id 0, byte 3 of the header), written in one Write by the driver.
+type contador struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c contador) Write(b []byte) (int, error) {
+	if len(b) > 4 && b[3] == 0 {
+		c.n.Add(1)
+	}
+	return c.Conn.Write(b)
 }
 
 // Required reports whether integration tests must run (under make test).

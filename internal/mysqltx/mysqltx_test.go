@@ -3,7 +3,6 @@ package mysqltx_test
 import (
 	"context"
 	"database/sql"
-	"net"
 	"sync/atomic"
 	"testing"
 
@@ -13,36 +12,13 @@ import (
 	"github.com/alpespartner/sagas/internal/mysqltx"
 )
 
-// contador counts the commands the client sends: every MySQL command starts
-// a new packet sequence, written in one Write by the driver.
-type contador struct {
-	net.Conn
-	n *atomic.Int64
-}
-
-func (c contador) Write(b []byte) (int, error) {
-	// Byte 3 of a packet header is its sequence id; 0 starts a command.
-	if len(b) > 4 && b[3] == 0 {
-		c.n.Add(1)
-	}
-	return c.Conn.Write(b)
-}
-
 // abrir opens a fresh database through the wrapped connector, with one
 // connection, and returns it with the count of commands sent.
 func abrir(t *testing.T) (*sql.DB, *atomic.Int64) {
 	t.Helper()
 	cfg := integracion.BaseMySQL(t, "mysqltx_")
 	cfg.MultiStatements, cfg.InterpolateParams = true, true
-	n := new(atomic.Int64)
-	var d net.Dialer
-	cfg.DialFunc = func(ctx context.Context, red, dir string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, red, dir)
-		if err != nil {
-			return nil, err
-		}
-		return contador{c, n}, nil
-	}
+	n := integracion.ContarComandos(t, cfg)
 	con, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
