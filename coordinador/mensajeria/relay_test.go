@@ -220,6 +220,7 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 	defer func() { cancel(); <-hecho }()
 
 	const n = 20
+	copias := 0
 	for i := range n {
 		s := saga.Saga{ID: fmt.Sprint("s-", i), Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
 			Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
@@ -228,12 +229,20 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 			t.Fatal(err)
 		}
 		// One at a time, as the transitions of an idle system: each row is
-		// published alone.
-		rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
-		_, err := cons.Receive(rctx)
-		rcancel()
-		if err != nil {
-			t.Fatalf("row %d never reached the broker: %v", i, err)
+		// published alone. The first row may come twice (the start's drain,
+		// which takes every row, and the queue may both publish it; the
+		// contract allows it): wait for this row itself.
+		for {
+			rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+			m, err := cons.Receive(rctx)
+			rcancel()
+			if err != nil {
+				t.Fatalf("row %d never reached the broker: %v", i, err)
+			}
+			if string(m.Payload()) == s.ID {
+				break
+			}
+			copias++
 		}
 	}
 	cancel()
@@ -250,7 +259,7 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 	if store.llamadas >= n {
 		t.Errorf("%d DELETEs for %d rows: acknowledged rows are not gathered", store.llamadas, n)
 	}
-	t.Logf("%d rows deleted in %d statements", store.filas, store.llamadas)
+	t.Logf("%d rows deleted in %d statements; %d earlier rows received again", store.filas, store.llamadas, copias)
 }
 
 // entornoMemoria connects to the test broker, subscribes to a new topic
