@@ -268,3 +268,37 @@ func TestSentenciasPreparadasDecidenIgual(t *testing.T) {
 		t.Errorf("the same statements again prepared %d more", a.Preparadas()-antes)
 	}
 }
+
+// A lone command on MySQL costs three round trips: the step's lock, the
+// effect's savepoint and the inbox read; the service's effect (one
+// statement in the test service); the inbox row and COMMIT.
+func TestComandoMySQLEnTresViajes(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "pa_")
+	n := integracion.ContarComandos(t, cfg)
+	s := prueba.Servicio()
+	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 1,
+		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	for i, c := range []struct {
+		o      orden
+		caso   string
+		viajes int64
+	}{
+		{orden{saga: "s1", accion: eventos.Ejecutar}, "accion_hecha", 3},
+		{orden{saga: "s1", accion: eventos.Ejecutar}, "reenvio", 2},
+		{orden{saga: "s2", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}, "accion_rechazada", 4},
+	} {
+		antes := n.Load()
+		d, err := a.Aplicar(t.Context(), comando(c.o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Load() - antes; d.Caso.String() != c.caso || got != c.viajes {
+			t.Errorf("command %d: %s in %d round trips, want %s in %d", i, d.Caso, got, c.caso, c.viajes)
+		}
+	}
+}
