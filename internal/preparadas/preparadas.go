@@ -114,48 +114,41 @@ func (c *Cache) Close() {
 	c.m = map[string]*sql.Stmt{}
 }
 
-// Exec runs q in ex (a *sql.Tx or the *sql.DB of the cache) through its
-// cached prepared statement, or unprepared while there is none.
-func (c *Cache) Exec(ctx context.Context, ex Ejecutor, q string, args ...any) (sql.Result, error) {
+// para returns the cached statement for q ready to run in ex (a *sql.Tx or
+// the *sql.DB of the cache), or nil: ex then runs q as text.
+func (c *Cache) para(ctx context.Context, ex Ejecutor, q string) *sql.Stmt {
 	switch e := ex.(type) {
 	case *sql.Tx:
 		if st := c.Sentencia(q); st != nil {
-			return e.StmtContext(ctx, st).ExecContext(ctx, args...)
+			return e.StmtContext(ctx, st)
 		}
 	case *sql.DB:
-		if st := c.Sentencia(q); st != nil {
-			return st.ExecContext(ctx, args...)
-		}
+		return c.Sentencia(q)
+	}
+	return nil
+}
+
+// Exec runs q in ex (a *sql.Tx or the *sql.DB of the cache) through its
+// cached prepared statement, or unprepared while there is none.
+func (c *Cache) Exec(ctx context.Context, ex Ejecutor, q string, args ...any) (sql.Result, error) {
+	if st := c.para(ctx, ex, q); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return ex.ExecContext(ctx, q, args...)
 }
 
 // Query is Exec for queries.
 func (c *Cache) Query(ctx context.Context, ex Ejecutor, q string, args ...any) (*sql.Rows, error) {
-	switch e := ex.(type) {
-	case *sql.Tx:
-		if st := c.Sentencia(q); st != nil {
-			return e.StmtContext(ctx, st).QueryContext(ctx, args...)
-		}
-	case *sql.DB:
-		if st := c.Sentencia(q); st != nil {
-			return st.QueryContext(ctx, args...)
-		}
+	if st := c.para(ctx, ex, q); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
 	return ex.QueryContext(ctx, q, args...)
 }
 
 // QueryRow is Exec for a query of one row.
 func (c *Cache) QueryRow(ctx context.Context, ex Ejecutor, q string, args ...any) *sql.Row {
-	switch e := ex.(type) {
-	case *sql.Tx:
-		if st := c.Sentencia(q); st != nil {
-			return e.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-		}
-	case *sql.DB:
-		if st := c.Sentencia(q); st != nil {
-			return st.QueryRowContext(ctx, args...)
-		}
+	if st := c.para(ctx, ex, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return ex.QueryRowContext(ctx, q, args...)
 }
