@@ -324,11 +324,7 @@ func (db *DB) Close() error {
 func (db *DB) Tipo() string { return db.d.nombre }
 
 // ejecutor is what *sql.DB, *sql.Conn and *sql.Tx have in common.
-type ejecutor interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+type ejecutor = preparadas.Ejecutor
 
 // bloquearEscritura waits for the SQLite writer slot (a no-op on MySQL) and
 // returns the function that frees it.
