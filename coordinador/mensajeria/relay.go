@@ -325,6 +325,23 @@ func (r *Relay) Correr(ctx context.Context) error {
 	return nil
 }
 
+// frescas keeps the rows younger than half the grace period and leaves the
+// others in the outbox for the poll. Once older than the grace period a row
+// may be claimed by any replica's poll; published from memory as well, it
+// would reach its consumer twice. With two replicas under load (CI, 1,000
+// sagas at once) the memory path fell that far behind and tens of commands
+// were delivered twice.
+func (r *Relay) frescas(msgs []almacen.Mensaje) []almacen.Mensaje {
+	limite := r.ahora().Add(-r.gracia / 2)
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Creado.IsZero() || !m.Creado.Before(limite) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // publicarCola publishes the rows Confirmados queued and has those the
 // broker acknowledged deleted (borrarPublicados). A row it could not send
 // stays in the outbox for the drain: a refusal counts an attempt there as in the drain's path
@@ -338,6 +355,9 @@ func (r *Relay) publicarCola(ctx context.Context) {
 		r.muCola.Unlock()
 		if len(msgs) == 0 {
 			return
+		}
+		if msgs = r.frescas(msgs); len(msgs) == 0 {
+			continue
 		}
 		// Concurrent transactions commit in any order; in id order, fewer
 		// rows fall below what the named producer already sent.

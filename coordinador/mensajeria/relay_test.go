@@ -300,3 +300,52 @@ func TestRelayColaAcotada(t *testing.T) {
 		t.Fatalf("%d rows in memory (ids %d-%d); want the first %d", len(r.cola), r.cola[0].ID, r.cola[len(r.cola)-1].ID, MaxCola)
 	}
 }
+
+// TestRelayDejaAlSondeoLasFilasViejas: a committed row older than half the
+// grace period is not published from memory (another replica's poll may
+// claim it once it is older than the grace period); it stays in the outbox.
+func TestRelayDejaAlSondeoLasFilasViejas(t *testing.T) {
+	client, topico, cons, db := entornoMemoria(t, "viejas")
+	r := NuevoRelay(OpcionesRelay{Store: db, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: time.Hour, Gracia: 2 * time.Second})
+	db.AlConfirmar(r.Confirmados)
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+
+	crearCon := func(id string, creado time.Time) {
+		t.Helper()
+		s := saga.Saga{ID: id, Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
+			Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
+		msg := almacen.Mensaje{Topico: topico, Clave: id, Tipo: "x", Carga: []byte(id), Creado: creado}
+		if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, []almacen.Mensaje{msg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recibir := func(espera time.Duration) (string, error) {
+		rctx, rcancel := context.WithTimeout(t.Context(), espera)
+		defer rcancel()
+		m, err := cons.Receive(rctx)
+		if err != nil {
+			return "", err
+		}
+		return string(m.Payload()), nil
+	}
+	crearCon("fresca", time.Now())
+	if got, err := recibir(20 * time.Second); err != nil || got != "fresca" {
+		t.Fatalf("the fresh row: %q, %v", got, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the start's drain is done
+	crearCon("vieja", time.Now().Add(-1500*time.Millisecond))
+	if got, err := recibir(700 * time.Millisecond); err == nil {
+		t.Fatalf("a row older than half the grace period was published from memory: %q", got)
+	}
+	if n, _, err := db.Outbox(t.Context()); err != nil || n != 1 {
+		t.Fatalf("outbox: %d rows (%v); want the old one", n, err)
+	}
+	crearCon("otra", time.Now())
+	if got, err := recibir(20 * time.Second); err != nil || got != "otra" {
+		t.Fatalf("a fresh row after the old one: %q, %v", got, err)
+	}
+}
