@@ -88,6 +88,13 @@ type Relay struct {
 	// Correr's goroutine only.
 	porBorrar []int64
 	borrado   *time.Timer
+	// drenados are the rows younger than half the grace period that a
+	// drain published (the first one, an Avisar): a row committed just
+	// before a drain claims it is handed to Confirmados too, and its memory
+	// copy must not go out a second time. An entry is dropped when its copy
+	// comes, or once frescas would drop the copy anyway. Correr's goroutine
+	// only.
+	drenados map[int64]time.Time
 
 	maxIntentos int
 	reintentos  bus.Reintentos
@@ -161,6 +168,7 @@ func NuevoRelay(o OpcionesRelay) *Relay {
 		store: o.Store, client: o.Client, replica: o.Replica, esquemas: o.Esquema, logger: o.Logger, trazador: o.Trazador,
 		lote: o.Lote, espera: o.Sondeo, gracia: o.Gracia, aviso: make(chan struct{}, 1), listos: make(chan struct{}, 1), maxIntentos: o.MaxIntentos, reintentos: o.Reintentos,
 		productores: map[string]pulsar.Producer{}, rescate: map[string]pulsar.Producer{}, enviado: map[string]int64{},
+		drenados: map[int64]time.Time{},
 		publicados: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sagas_outbox_publicados_total", Help: "Outbox messages acknowledged by the broker.",
 		}),
@@ -309,7 +317,7 @@ func (r *Relay) Correr(ctx context.Context) error {
 		r.publicarCola(ctx)
 		r.borrarPublicados(ctx)
 		r.rechazos = r.rechazos[:0]
-		n, err := r.store.DrenarOutboxHasta(ctx, hasta, r.lote, r.publicar)
+		n, err := r.store.DrenarOutboxHasta(ctx, hasta, r.lote, r.publicarDrenados)
 		r.registrarRechazos(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -330,16 +338,46 @@ func (r *Relay) Correr(ctx context.Context) error {
 // may be claimed by any replica's poll; published from memory as well, it
 // would reach its consumer twice. With two replicas under load (CI, 1,000
 // sagas at once) the memory path fell that far behind and tens of commands
-// were delivered twice.
+// were delivered twice. It drops the memory copies of rows a drain already
+// published (drenados) as well.
 func (r *Relay) frescas(msgs []almacen.Mensaje) []almacen.Mensaje {
 	limite := r.ahora().Add(-r.gracia / 2)
 	out := msgs[:0]
 	for _, m := range msgs {
+		if _, ok := r.drenados[m.ID]; ok {
+			delete(r.drenados, m.ID) // a drain published it
+			continue
+		}
 		if m.Creado.IsZero() || !m.Creado.Before(limite) {
 			out = append(out, m)
 		}
 	}
 	return out
+}
+
+// publicarDrenados publishes a drain's rows and remembers the fresh ones it
+// published in drenados.
+func (r *Relay) publicarDrenados(ctx context.Context, msgs []almacen.Mensaje) ([]int64, error) {
+	ids, err := r.publicar(ctx, msgs)
+	limite := r.ahora().Add(-r.gracia / 2)
+	for id, creado := range r.drenados {
+		if creado.Before(limite) {
+			delete(r.drenados, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ids, err
+	}
+	publicado := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		publicado[id] = true
+	}
+	for _, m := range msgs {
+		if publicado[m.ID] && !m.Creado.Before(limite) {
+			r.drenados[m.ID] = m.Creado
+		}
+	}
+	return ids, err
 }
 
 // publicarCola publishes the rows Confirmados queued and has those the

@@ -189,12 +189,24 @@ func TestRelaySondeoMideLaGraciaConElRelojDeLaBase(t *testing.T) {
 	}
 }
 
-// borradosContados counts the store's DELETEs of acknowledged rows.
+// borradosContados counts the store's DELETEs of acknowledged rows, and the
+// rows drains published (a drain deletes its own).
 type borradosContados struct {
 	*almacen.DB
 	mu       sync.Mutex
 	llamadas int
 	filas    int
+	drenadas int
+}
+
+func (b *borradosContados) DrenarOutboxHasta(ctx context.Context, hasta time.Time, limite int, publicar func(context.Context, []almacen.Mensaje) ([]int64, error)) (int, error) {
+	return b.DB.DrenarOutboxHasta(ctx, hasta, limite, func(ctx context.Context, msgs []almacen.Mensaje) ([]int64, error) {
+		ids, err := publicar(ctx, msgs)
+		b.mu.Lock()
+		b.drenadas += len(ids)
+		b.mu.Unlock()
+		return ids, err
+	})
 }
 
 func (b *borradosContados) BorrarPublicados(ctx context.Context, ids []int64) (int, error) {
@@ -220,7 +232,6 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 	defer func() { cancel(); <-hecho }()
 
 	const n = 20
-	copias := 0
 	for i := range n {
 		s := saga.Saga{ID: fmt.Sprint("s-", i), Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
 			Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
@@ -229,20 +240,17 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 			t.Fatal(err)
 		}
 		// One at a time, as the transitions of an idle system: each row is
-		// published alone. The first row may come twice (the start's drain,
-		// which takes every row, and the queue may both publish it; the
-		// contract allows it): wait for this row itself.
-		for {
-			rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
-			m, err := cons.Receive(rctx)
-			rcancel()
-			if err != nil {
-				t.Fatalf("row %d never reached the broker: %v", i, err)
-			}
-			if string(m.Payload()) == s.ID {
-				break
-			}
-			copias++
+		// published alone, and once (the start's drain may claim the first
+		// row before its commit reaches Confirmados; its memory copy is
+		// dropped).
+		rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+		m, err := cons.Receive(rctx)
+		rcancel()
+		if err != nil {
+			t.Fatalf("row %d never reached the broker: %v", i, err)
+		}
+		if string(m.Payload()) != s.ID {
+			t.Fatalf("received %q while waiting for %s: an earlier row was published again", m.Payload(), s.ID)
 		}
 	}
 	cancel()
@@ -253,13 +261,14 @@ func TestRelayBorraLosPublicadosJuntos(t *testing.T) {
 	}
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	if pendientes != 0 || store.filas != n {
-		t.Errorf("%d rows left in the outbox, %d deleted; want 0 and %d", pendientes, store.filas, n)
+	if pendientes != 0 || store.filas+store.drenadas != n {
+		t.Errorf("%d rows left in the outbox, %d deleted after publishing from memory, %d drained; want 0 and %d in all",
+			pendientes, store.filas, store.drenadas, n)
 	}
 	if store.llamadas >= n {
 		t.Errorf("%d DELETEs for %d rows: acknowledged rows are not gathered", store.llamadas, n)
 	}
-	t.Logf("%d rows deleted in %d statements; %d earlier rows received again", store.filas, store.llamadas, copias)
+	t.Logf("%d rows deleted in %d statements, %d drained", store.filas, store.llamadas, store.drenadas)
 }
 
 // entornoMemoria connects to the test broker, subscribes to a new topic
@@ -347,5 +356,58 @@ func TestRelayDejaAlSondeoLasFilasViejas(t *testing.T) {
 	crearCon("otra", time.Now())
 	if got, err := recibir(20 * time.Second); err != nil || got != "otra" {
 		t.Fatalf("a fresh row after the old one: %q, %v", got, err)
+	}
+}
+
+// TestRelayNoRepiteLoQueUnDrenajePublico: a row committed just before a
+// drain claims it reaches Confirmados after the drain published it (the
+// first drain, an Avisar); its memory copy is not published a second time.
+func TestRelayNoRepiteLoQueUnDrenajePublico(t *testing.T) {
+	client, topico, cons, db := entornoMemoria(t, "drenados")
+	r := NuevoRelay(OpcionesRelay{Store: db, Client: client, Replica: "r1", Esquema: func(string) string { return "" },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Sondeo: time.Hour})
+	// The commits' rows are held back here and handed over by the test.
+	var confirmados []almacen.Mensaje
+	db.AlConfirmar(func(msgs []almacen.Mensaje) { confirmados = append(confirmados, msgs...) })
+	ctx, cancel := context.WithCancel(t.Context())
+	hecho := make(chan struct{})
+	go func() { defer close(hecho); r.Correr(ctx) }()
+	defer func() { cancel(); <-hecho }()
+
+	crear := func(id string) []almacen.Mensaje {
+		t.Helper()
+		confirmados = nil
+		s := saga.Saga{ID: id, Tipo: "campana", VersionDefinicion: 1, Estado: saga.Iniciada, Inicio: time.Now(),
+			Compensaciones: []string{}, Pasos: []saga.EstadoDePaso{{Nombre: "marca", Servicio: "marca", Estado: saga.PasoPendiente}}}
+		msg := almacen.Mensaje{Topico: topico, Clave: id, Tipo: "x", Carga: []byte(id), Creado: time.Now()}
+		if _, _, err := db.CrearSaga(t.Context(), s, almacen.Idempotencia{}, []almacen.Mensaje{msg}); err != nil {
+			t.Fatal(err)
+		}
+		if len(confirmados) != 1 || confirmados[0].ID <= 0 {
+			t.Fatalf("the commit handed over %+v; want its one row with its id", confirmados)
+		}
+		return confirmados
+	}
+	recibir := func(espera time.Duration) (string, error) {
+		rctx, rcancel := context.WithTimeout(t.Context(), espera)
+		defer rcancel()
+		m, err := cons.Receive(rctx)
+		if err != nil {
+			return "", err
+		}
+		return string(m.Payload()), nil
+	}
+	uno := crear("uno")
+	r.Avisar()
+	if got, err := recibir(20 * time.Second); err != nil || got != "uno" {
+		t.Fatalf("the drained row: %q, %v", got, err)
+	}
+	r.Confirmados(uno) // late: the drain already published it
+	r.Confirmados(crear("dos"))
+	if got, err := recibir(20 * time.Second); err != nil || got != "dos" {
+		t.Fatalf("after the late copy of a drained row: %q, %v; want the next row", got, err)
+	}
+	if got, err := recibir(500 * time.Millisecond); err == nil {
+		t.Fatalf("a row was published again: %q", got)
 	}
 }
