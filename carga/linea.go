@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -13,12 +14,16 @@ import (
 	"github.com/alpespartner/sagas/eventos"
 )
 
-// Tramo is one hop of a saga's timeline: from one point to the next, the
-// median over the sagas of the run (-linea).
+// Tramo is one hop of a saga's timeline: from one point to the next, over
+// the sagas of the run (-linea). Ms is the hop's median and P99 its 99th
+// percentile; Lentas is its median over the slowest 1 % of those sagas (by
+// their whole time, at least one saga), which says where a tail is spent.
 type Tramo struct {
-	Desde string  `json:"desde"`
-	Hasta string  `json:"hasta"`
-	Ms    float64 `json:"ms"`
+	Desde  string  `json:"desde"`
+	Hasta  string  `json:"hasta"`
+	Ms     float64 `json:"ms"`
+	P99    float64 `json:"p99_ms"`
+	Lentas float64 `json:"lentas_ms"`
 }
 
 // linea records when each message of a saga was published, as its producer
@@ -108,14 +113,24 @@ func (l *linea) tramos(enviado, terminado map[string]time.Time) []Tramo {
 	if len(mayor) == 0 {
 		return nil
 	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	total := func(p []marcaLinea) time.Duration { return p[len(p)-1].t.Sub(p[0].t) }
+	lentas := slices.Clone(mayor)
+	slices.SortFunc(lentas, func(a, b []marcaLinea) int { return cmp.Compare(total(b), total(a)) })
+	lentas = lentas[:max(1, len(lentas)/100)]
 	var out []Tramo
 	for i := 1; i < len(mayor[0]); i++ {
-		var ds []float64
+		var ds, dl []float64
 		for _, p := range mayor {
-			ds = append(ds, float64(p[i].t.Sub(p[i-1].t).Microseconds())/1000)
+			ds = append(ds, ms(p[i].t.Sub(p[i-1].t)))
+		}
+		for _, p := range lentas {
+			dl = append(dl, ms(p[i].t.Sub(p[i-1].t)))
 		}
 		slices.Sort(ds)
-		out = append(out, Tramo{Desde: mayor[0][i-1].que, Hasta: mayor[0][i].que, Ms: percentil(ds, 0.5)})
+		slices.Sort(dl)
+		out = append(out, Tramo{Desde: mayor[0][i-1].que, Hasta: mayor[0][i].que,
+			Ms: percentil(ds, 0.5), P99: percentil(ds, 0.99), Lentas: percentil(dl, 0.5)})
 	}
 	return out
 }
@@ -124,11 +139,12 @@ func imprimirLinea(w io.Writer, ts []Tramo) {
 	if len(ts) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "  timeline of a saga (median per hop; message times are their producers' publish stamps, 1 ms resolution):")
-	total := 0.0
+	fmt.Fprintln(w, "  timeline of a saga (per hop: median, p99, and median over the slowest 1 % of sagas; message times are their producers' publish stamps, 1 ms resolution):")
+	var total, lentas float64
 	for _, t := range ts {
 		total += t.Ms
-		fmt.Fprintf(w, "    %7.1f ms  %-45s -> %s\n", t.Ms, t.Desde, t.Hasta)
+		lentas += t.Lentas
+		fmt.Fprintf(w, "    %7.1f %7.1f %7.1f ms  %-45s -> %s\n", t.Ms, t.P99, t.Lentas, t.Desde, t.Hasta)
 	}
-	fmt.Fprintf(w, "    %7.1f ms  sum of the medians\n", total)
+	fmt.Fprintf(w, "    %7.1f %7s %7.1f ms  sum\n", total, "", lentas)
 }

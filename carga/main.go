@@ -163,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
 	fs.BoolVar(&o.cotas, "cotas", true, "measure the broker and DB bounds in the same run")
 	fs.StringVar(&o.marcaCPU, "cpu-marca", "", "NAME=VALUE: account only the processes whose environment holds it (another copy of the system on this machine is left out)")
-	fs.BoolVar(&o.linea, "linea", false, "also read the command and reply topics and print the median timeline of a saga's hops (run it at one saga in flight)")
+	fs.BoolVar(&o.linea, "linea", false, "also read the command and reply topics and print the timeline of a saga's hops: median, p99 and the slowest 1 %'s median per hop (at one in flight: where the time goes; at a rate: where the tail goes)")
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
 	fs.StringVar(&o.cpuSolo, "cpu-solo", "", "count only the processes whose command line contains this text (e.g. your run's state dir), leaving out others' on a shared machine")
 	fs.StringVar(&o.salida, "json", "", "write the result as JSON to this file")
