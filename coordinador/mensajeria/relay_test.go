@@ -332,15 +332,7 @@ func TestRelayDejaAlSondeoLasFilasViejas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recibir := func(espera time.Duration) (string, error) {
-		rctx, rcancel := context.WithTimeout(t.Context(), espera)
-		defer rcancel()
-		m, err := cons.Receive(rctx)
-		if err != nil {
-			return "", err
-		}
-		return string(m.Payload()), nil
-	}
+	recibir := func(espera time.Duration) (string, error) { return recibirCarga(t, cons, espera) }
 	crearCon("fresca", time.Now())
 	if got, err := recibir(20 * time.Second); err != nil || got != "fresca" {
 		t.Fatalf("the fresh row: %q, %v", got, err)
@@ -388,15 +380,7 @@ func TestRelayNoRepiteLoQueUnDrenajePublico(t *testing.T) {
 		}
 		return confirmados
 	}
-	recibir := func(espera time.Duration) (string, error) {
-		rctx, rcancel := context.WithTimeout(t.Context(), espera)
-		defer rcancel()
-		m, err := cons.Receive(rctx)
-		if err != nil {
-			return "", err
-		}
-		return string(m.Payload()), nil
-	}
+	recibir := func(espera time.Duration) (string, error) { return recibirCarga(t, cons, espera) }
 	uno := crear("uno")
 	r.Avisar()
 	if got, err := recibir(20 * time.Second); err != nil || got != "uno" {
@@ -410,4 +394,16 @@ func TestRelayNoRepiteLoQueUnDrenajePublico(t *testing.T) {
 	if got, err := recibir(500 * time.Millisecond); err == nil {
 		t.Fatalf("a row was published again: %q", got)
 	}
+}
+
+// recibirCarga waits up to espera for cons's next message and returns its
+// payload.
+func recibirCarga(t *testing.T, cons pulsar.Consumer, espera time.Duration) (string, error) {
+	rctx, rcancel := context.WithTimeout(t.Context(), espera)
+	defer rcancel()
+	m, err := cons.Receive(rctx)
+	if err != nil {
+		return "", err
+	}
+	return string(m.Payload()), nil
 }
