@@ -33,6 +33,38 @@ const (
 
 type claveCommit struct{}
 
+type claveResultados struct{}
+
+// ConResultados marks ctx so that an ExecContext on a wrapped connection
+// reports to f, once it succeeded, each statement's affected rows and insert
+// id, in order, leaving out the START TRANSACTION and COMMIT this package
+// adds: a text of several statements (multiStatements) otherwise says only
+// its last one's. Elsewhere f is never called.
+func ConResultados(ctx context.Context, f func(filas, ids []int64)) context.Context {
+	return context.WithValue(ctx, claveResultados{}, f)
+}
+
+// informar gives ConResultados's function res's per-statement figures, the
+// added START TRANSACTION (inicio) and COMMIT (fin) left out.
+func informar(ctx context.Context, res driver.Result, inicio, fin bool) {
+	f, ok := ctx.Value(claveResultados{}).(func(filas, ids []int64))
+	if !ok {
+		return
+	}
+	m, ok := res.(mysql.Result)
+	if !ok {
+		return
+	}
+	filas, ids := m.AllRowsAffected(), m.AllLastInsertIds()
+	if inicio && len(filas) > 0 {
+		filas, ids = filas[1:], ids[1:]
+	}
+	if fin && len(filas) > 0 {
+		filas, ids = filas[:len(filas)-1], ids[:len(ids)-1]
+	}
+	f(filas, ids)
+}
+
 // ConCommit marks ctx so that the next ExecContext in a transaction commits
 // it in the same round trip; Tx.Commit then sends nothing. The result's
 // RowsAffected and LastInsertId are the statement's (not the COMMIT's).
@@ -131,9 +163,13 @@ func (c *conn) ExecContext(ctx context.Context, q string, args []driver.NamedVal
 	}
 	conCommit := c.enTx && ctx.Value(claveCommit{}) != nil
 	if !c.pendiente && !conCommit {
-		return c.base.ExecContext(ctx, q, args)
+		res, err := c.base.ExecContext(ctx, q, args)
+		if err == nil {
+			informar(ctx, res, false, false)
+		}
+		return res, err
 	}
-	texto := q
+	texto, conInicio := q, c.pendiente
 	if c.pendiente {
 		texto = inicio + texto
 	}
@@ -154,6 +190,7 @@ func (c *conn) ExecContext(ctx context.Context, q string, args []driver.NamedVal
 	if err != nil {
 		return nil, err
 	}
+	informar(ctx, res, conInicio, conCommit)
 	if conCommit {
 		c.confirmada, c.enTx = true, false
 		return sinCommit{res}, nil

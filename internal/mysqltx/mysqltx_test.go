@@ -3,6 +3,7 @@ package mysqltx_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -85,6 +86,40 @@ func TestTransaccionSinViajesPropios(t *testing.T) {
 	var suma int
 	if err := db.QueryRow("SELECT SUM(v) FROM t").Scan(&suma); err != nil || suma != 32 {
 		t.Fatalf("sum = %d, %v; want 32", suma, err)
+	}
+}
+
+// ConResultados reports each statement of a text of several, without the
+// START TRANSACTION and COMMIT the package adds, on the first statement of a
+// transaction, a middle one and the last.
+func TestResultadosDeCadaEnunciado(t *testing.T) {
+	db, _ := abrir(t)
+	ctx := context.Background()
+	if _, err := db.Exec("CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL) AUTO_INCREMENT = 41"); err != nil {
+		t.Fatal(err)
+	}
+	tx := empezar(t, db)
+	var got [][2][]int64
+	informe := mysqltx.ConResultados(ctx, func(filas, ids []int64) { got = append(got, [2][]int64{filas, ids}) })
+	pasos := []struct {
+		ctx context.Context
+		q   string
+	}{
+		{informe, "INSERT INTO t VALUES (1, 10), (2, 20);\nINSERT INTO a (v) VALUES (5)"},
+		{informe, "UPDATE t SET v = v + 1 WHERE k = 1;\nINSERT INTO a (v) VALUES (6), (7);\nDELETE FROM t WHERE k = 9"},
+		{mysqltx.ConCommit(informe), "UPDATE t SET v = 0;\nINSERT INTO a (v) VALUES (8)"},
+	}
+	for _, p := range pasos {
+		if _, err := tx.ExecContext(p.ctx, p.q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	want := "[[[2 1] [0 41]] [[1 2 0] [0 42 0]] [[2 1] [0 44]]]"
+	if s := fmt.Sprint(got); s != want {
+		t.Fatalf("reported %s, want %s", s, want)
 	}
 }
 

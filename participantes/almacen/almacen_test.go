@@ -134,6 +134,64 @@ func TestErrorTecnicoNoDejaNadaYSeDevuelve(t *testing.T) {
 	})
 }
 
+// TestEfectoVeYCuentaSusEscrituras: a service's statements behave as if each
+// ran when it was executed, on both stores, though MySQL holds them back
+// until the inbox row goes: a query after them sees them, and each one's
+// affected rows are its own, alone or in a batch.
+func TestEfectoVeYCuentaSusEscrituras(t *testing.T) {
+	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+		d, err := a.Aplicar(t.Context(), comando(orden{saga: "s1", accion: eventos.Ejecutar, entrada: `{"consultar":true,"filas":true}`}))
+		if err != nil || d.Caso != bandeja.AccionHecha {
+			t.Fatalf("%+v %v", d, err)
+		}
+		if want := `{"hecho":true,"insertadas":1,"vistos":1}`; d.Registro.Datos != want {
+			t.Errorf("reply data %s, want %s", d.Registro.Datos, want)
+		}
+		ds, err := a.AplicarLote(t.Context(), []almacen.Comando{
+			comando(orden{saga: "s2", accion: eventos.Ejecutar}),
+			comando(orden{saga: "s3", accion: eventos.Ejecutar, entrada: `{"filas":true,"literal":true}`}),
+			comando(orden{saga: "s2", accion: eventos.Compensar}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var datos []string
+		for _, d := range ds {
+			datos = append(datos, d.Registro.Datos)
+		}
+		want := `{"hecho":true} {"hecho":true,"insertadas":1} {"deshechos":1}`
+		if got := strings.Join(datos, " "); got != want {
+			t.Errorf("batch reply data %s, want %s", got, want)
+		}
+		if activos(t, a, "s1") != 1 || activos(t, a, "s2") != 0 || activos(t, a, "s3") != 1 {
+			t.Error("effects other than those replied")
+		}
+	})
+}
+
+// TestEfectoQueFallaAlEnviarseNoDejaNada: a statement of the effect that
+// fails (a duplicate key) rolls the command back with an error, also when
+// the store sent it only with the inbox row; the command then runs anew.
+// Refused after a query (its writes already on the server), the effect is
+// undone too.
+func TestEfectoQueFallaAlEnviarseNoDejaNada(t *testing.T) {
+	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+		if d, err := a.Aplicar(t.Context(), comando(orden{saga: "s1", accion: eventos.Ejecutar, entrada: `{"duplicar":true}`})); err == nil {
+			t.Fatalf("a duplicate key in the effect: %+v, no error", d)
+		}
+		if activos(t, a, "s1") != 0 {
+			t.Fatal("the failed command left an effect")
+		}
+		if d, err := a.Aplicar(t.Context(), comando(orden{saga: "s1", accion: eventos.Ejecutar})); err != nil || d.Caso != bandeja.AccionHecha || activos(t, a, "s1") != 1 {
+			t.Fatalf("the command again: %+v %v", d, err)
+		}
+		d, err := a.Aplicar(t.Context(), comando(orden{saga: "s2", accion: eventos.Ejecutar, entrada: `{"consultar":true,"rechazar":true}`}))
+		if err != nil || d.Caso != bandeja.AccionRechazada || activos(t, a, "s2") != 0 {
+			t.Fatalf("refused after a query: %+v %v, %d effects", d, err, activos(t, a, "s2"))
+		}
+	})
+}
+
 func TestLoteConFalloDeNegocioNoDejaNadaYUnoAUnoSiSale(t *testing.T) {
 	enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
 		lote := []almacen.Comando{
@@ -269,10 +327,11 @@ func TestSentenciasPreparadasDecidenIgual(t *testing.T) {
 	}
 }
 
-// A lone command on MySQL costs three round trips: the step's lock, the
-// effect's savepoint and the inbox read; the service's effect (one
-// statement in the test service); the inbox row and COMMIT.
-func TestComandoMySQLEnTresViajes(t *testing.T) {
+// A lone command on MySQL costs two round trips: the step's lock, the
+// effect's savepoint and the inbox read; the service's effect (held back),
+// the inbox row and COMMIT. A query in the effect sends what it wrote
+// before it.
+func TestComandoMySQLEnDosViajes(t *testing.T) {
 	integracion.MySQLDSN(t)
 	cfg := integracion.BaseMySQL(t, "pa_")
 	n := integracion.ContarComandos(t, cfg)
@@ -288,9 +347,15 @@ func TestComandoMySQLEnTresViajes(t *testing.T) {
 		caso   string
 		viajes int64
 	}{
-		{orden{saga: "s1", accion: eventos.Ejecutar}, "accion_hecha", 3},
+		// Lock, savepoint and inbox read; the effect's INSERT with the inbox
+		// row and COMMIT.
+		{orden{saga: "s1", accion: eventos.Ejecutar}, "accion_hecha", 2},
 		{orden{saga: "s1", accion: eventos.Ejecutar}, "reenvio", 2},
-		{orden{saga: "s2", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}, "accion_rechazada", 4},
+		// The INSERT held back is dropped: nothing to roll back.
+		{orden{saga: "s2", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}, "accion_rechazada", 2},
+		// A query sends the INSERT first; the refusal rolls it back.
+		{orden{saga: "s3", accion: eventos.Ejecutar, entrada: `{"consultar":true,"rechazar":true}`}, "accion_rechazada", 5},
+		{orden{saga: "s4", accion: eventos.Ejecutar, entrada: `{"consultar":true}`}, "accion_hecha", 4},
 	} {
 		antes := n.Load()
 		d, err := a.Aplicar(t.Context(), comando(c.o))

@@ -111,7 +111,7 @@ func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision,
 		// inbox read (one round trip less); it costs nothing when unused.
 		// On SQLite, in process, it is taken only for an action.
 		temprano := a.d.nombre == MySQL
-		t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efectoAislado(temprano)}
+		t := a.transaccion(tx, efectoAislado(temprano))
 		inbox, err := a.bloquearYLeer(ctx, t.tx, []clavePaso{c.paso()}, t.ahora, temprano)
 		if err != nil {
 			return false, err
@@ -121,7 +121,7 @@ func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision,
 			return false, err
 		}
 		// The last statement: it commits too (MySQL, mysqltx).
-		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, []registroDePaso{{cmd.SagaID, cmd.Paso, d.Registro}}, t.ahora)
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, []registroDePaso{{cmd.SagaID, cmd.Paso, d.Registro}}, t.ahora, t.dif)
 	})
 	return d, err
 }
@@ -155,7 +155,7 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 	}
 	ds := make([]bandeja.Decision, len(cs))
 	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efectoEnLote}
+		t := a.transaccion(tx, efectoEnLote)
 		pasos := make([]clavePaso, len(cs))
 		for j := range cs {
 			pasos[j] = cs[j].paso()
@@ -184,7 +184,7 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 			return false, nil
 		}
 		// The last statement: it commits too (MySQL, mysqltx).
-		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, nuevos, t.ahora)
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, nuevos, t.ahora, t.dif)
 	})
 	if err != nil {
 		return nil, err
@@ -198,6 +198,18 @@ type transaccion struct {
 	ahora time.Time
 	// efecto runs the service function a decision asks for.
 	efecto func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)
+	// dif, on MySQL, holds the effects' statements back until the inbox
+	// rows and the COMMIT go (registrarVarios); nil on SQLite, in process,
+	// where a statement costs no round trip.
+	dif *diferidas
+}
+
+func (a *Almacen) transaccion(tx *sql.Tx, efecto func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)) transaccion {
+	t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efecto}
+	if a.d.nombre == MySQL {
+		t.dif = &diferidas{tx: t.tx}
+	}
+	return t
 }
 
 // decidir decides c given its step's inbox rows and, when the decision asks
@@ -209,7 +221,11 @@ func (t transaccion) decidir(ctx context.Context, c *Comando, previos map[string
 	}
 	p := c.Peticion
 	p.Ahora = t.ahora
-	r, err := t.efecto(ctx, t.tx, c, d.Efecto, p)
+	var ej servicio.Ejecutor = t.tx
+	if t.dif != nil {
+		ej = t.dif
+	}
+	r, err := t.efecto(ctx, ej, c, d.Efecto, p)
 	if err != nil {
 		return bandeja.Decision{}, err
 	}
@@ -226,17 +242,30 @@ const (
 // savepoint: whatever it wrote before refusing is undone, so its failure is
 // recorded without effect. (A refused compensation records nothing, and its
 // whole transaction is rolled back.) With tomado, the savepoint was taken
-// already (bloquearYLeer).
+// already (bloquearYLeer). On MySQL (tx is *diferidas) the statements the
+// action held back are dropped, and the savepoint is rolled back to only if
+// some reached the server.
 func efectoAislado(tomado bool) func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
 	return func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+		directo := tx
+		dif, _ := tx.(*diferidas)
+		if dif != nil {
+			directo = dif.tx
+		}
 		if ef == bandeja.EfectoAccion && !tomado {
-			if _, err := tx.ExecContext(ctx, tomarSavepoint); err != nil {
+			if _, err := directo.ExecContext(ctx, tomarSavepoint); err != nil {
 				return bandeja.Efectuado{}, fmt.Errorf("savepoint: %w", err)
 			}
 		}
 		r, err := correr(ctx, tx, c, ef, p)
 		if err == nil && r.Rechazado && ef == bandeja.EfectoAccion {
-			if _, err := tx.ExecContext(ctx, deshacerSavepoint); err != nil {
+			if dif != nil {
+				dif.descartar()
+				if !dif.enviadas {
+					return r, nil
+				}
+			}
+			if _, err := directo.ExecContext(ctx, deshacerSavepoint); err != nil {
 				return bandeja.Efectuado{}, fmt.Errorf("rollback to savepoint: %w", err)
 			}
 		}

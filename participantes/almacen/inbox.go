@@ -136,9 +136,12 @@ type registroDePaso struct {
 	r            bandeja.Registro
 }
 
-// registrarVarios inserts inbox rows in one statement; errYaRegistrado if
-// another instance recorded one of them meanwhile.
-func (a *Almacen) registrarVarios(ctx context.Context, tx servicio.Ejecutor, rs []registroDePaso, ahora time.Time) error {
+// registrarVarios inserts inbox rows in one statement, after the effects'
+// statements dif holds (nil: none); errYaRegistrado if another instance
+// recorded one of them meanwhile. With effects in the same text a duplicate
+// key may be theirs, so it is an error like any other: the command comes
+// again and its inbox row, if another instance wrote it, decides it then.
+func (a *Almacen) registrarVarios(ctx context.Context, tx servicio.Ejecutor, rs []registroDePaso, ahora time.Time, dif *diferidas) error {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO inbox (saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms, procesado_en) VALUES `)
 	args := make([]any, 0, 11*len(rs))
@@ -157,10 +160,16 @@ func (a *Almacen) registrarVarios(ctx context.Context, tx servicio.Ejecutor, rs 
 		}
 		args = append(args, x.sagaID, x.paso, x.r.Accion, x.r.Comando, x.r.Clave, x.r.Resultado, exito, msg, x.r.Datos, x.r.RespondidoMs, servicio.Momento(ahora))
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
+	texto, conEfectos := q.String(), false
+	if dif != nil {
+		texto, args, conEfectos = dif.con(texto, args)
+	}
+	_, err := tx.ExecContext(ctx, texto, args...)
 	switch {
 	case err == nil:
 		return nil
+	case conEfectos:
+		return fmt.Errorf("efectos y registro de %d filas en inbox: %w", len(rs), err)
 	case a.d.duplicado(err):
 		return fmt.Errorf("%w: %d filas", errYaRegistrado, len(rs))
 	default:

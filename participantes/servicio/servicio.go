@@ -68,6 +68,15 @@ type Manejador func(ctx context.Context, tx Ejecutor, p Peticion) (any, error)
 
 // Ejecutor runs SQL; *sql.Tx and *sql.DB implement it. Statements use ?
 // placeholders, which both SQLite and MySQL accept.
+//
+// On MySQL the runtime holds an effect's ExecContext statements back and
+// sends them with the command's inbox row and COMMIT, so writes cost no
+// round trip of their own. Order is kept: a query, or reading a statement's
+// result (RowsAffected, LastInsertId), sends what is held first. An error a
+// held statement causes is returned by whatever sent it (the query, the
+// result, or the commit, which redelivers the command) rather than by its
+// ExecContext: code that must react to one statement's error reads its
+// result.
 type Ejecutor interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
