@@ -17,7 +17,7 @@ import (
 )
 
 // abrir opens a fresh store of the test service on tipo.
-func abrir(t *testing.T, tipo string) *almacen.Almacen {
+func abrir(t testing.TB, tipo string) *almacen.Almacen {
 	t.Helper()
 	o := almacen.Opciones{Tipo: tipo, Conexiones: 4, Reloj: func() time.Time { return time.UnixMilli(1_800_000_000_000) }}
 	switch tipo {
