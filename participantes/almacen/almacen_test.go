@@ -182,6 +182,12 @@ func TestEfectoQueFallaAlEnviarseNoDejaNada(t *testing.T) {
 		if activos(t, a, "s1") != 0 {
 			t.Fatal("the failed command left an effect")
 		}
+		// Held back on MySQL, the failing INSERT is sent by the query, whose
+		// Scan returns its error.
+		_, err := a.Aplicar(t.Context(), comando(orden{saga: "s3", accion: eventos.Ejecutar, entrada: `{"duplicar":true,"consultar":true}`}))
+		if err == nil || !strings.Contains(err.Error(), "1062") && !strings.Contains(err.Error(), "UNIQUE") || activos(t, a, "s3") != 0 {
+			t.Fatalf("a duplicate key sent by a query: %v, %d effects; want the key's error and none", err, activos(t, a, "s3"))
+		}
 		if d, err := a.Aplicar(t.Context(), comando(orden{saga: "s1", accion: eventos.Ejecutar})); err != nil || d.Caso != bandeja.AccionHecha || activos(t, a, "s1") != 1 {
 			t.Fatalf("the command again: %+v %v", d, err)
 		}
