@@ -192,20 +192,24 @@ func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Deci
 	return ds, nil
 }
 
+// efecto runs the service function a decision asks for (efectoAislado,
+// efectoEnLote), on tx.
+type efecto func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)
+
 // transaccion is a write transaction deciding commands at one time.
 type transaccion struct {
 	tx    servicio.Ejecutor // the *sql.Tx through the statement cache
 	ahora time.Time
 	// efecto runs the service function a decision asks for.
-	efecto func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)
+	efecto efecto
 	// dif, on MySQL, holds the effects' statements back until the inbox
 	// rows and the COMMIT go (registrarVarios); nil on SQLite, in process,
 	// where a statement costs no round trip.
 	dif *diferidas
 }
 
-func (a *Almacen) transaccion(tx *sql.Tx, efecto func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error)) transaccion {
-	t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: efecto}
+func (a *Almacen) transaccion(tx *sql.Tx, ef efecto) transaccion {
+	t := transaccion{tx: a.preparadas.En(tx), ahora: a.reloj(), efecto: ef}
 	if a.d.nombre == MySQL {
 		t.dif = &diferidas{tx: t.tx}
 	}
@@ -245,7 +249,7 @@ const (
 // already (bloquearYLeer). On MySQL (tx is *diferidas) the statements the
 // action held back are dropped, and the savepoint is rolled back to only if
 // some reached the server.
-func efectoAislado(tomado bool) func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
+func efectoAislado(tomado bool) efecto {
 	return func(ctx context.Context, tx servicio.Ejecutor, c *Comando, ef bandeja.Efecto, p servicio.Peticion) (bandeja.Efectuado, error) {
 		directo := tx
 		dif, _ := tx.(*diferidas)
