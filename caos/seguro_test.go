@@ -51,7 +51,7 @@ func TestLeerDLQsUsaLasCredencialesDelEntorno(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, err := bus.NuevoProductor(c, dlq, "", "")
+	p, err := bus.NuevoProductor(c, dlq, "", "", bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}

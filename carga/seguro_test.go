@@ -122,7 +122,7 @@ func (m mundoSeguro) coordinadorFalso(t *testing.T) *httptest.Server {
 	}
 	t.Cleanup(c.Close)
 	topo := eventos.Topologia{Tenant: "public", Namespace: m.ns}
-	p, err := bus.NuevoProductor(c, topo.Eventos(), "", "")
+	p, err := bus.NuevoProductor(c, topo.Eventos(), "", "", bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}

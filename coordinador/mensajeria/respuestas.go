@@ -20,8 +20,9 @@ type Aplicador interface {
 	AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta, trazas []string) []error
 }
 
-// Respuestas consumes respuestas-saga with a Key_Shared subscription, so
-// replicas split sagas between them, and hands each batch to
+// Respuestas consumes respuestas-saga with a Failover subscription (each
+// partition read by one replica at a time, in order, so participants may
+// batch replies across sagas: bus.LotesMixtos), and hands each batch to
 // ManejadorRespuestas.
 type Respuestas struct {
 	cliente  pulsar.Client

@@ -793,12 +793,12 @@ func TestPuenteProductorPythonLegado(t *testing.T) {
 
 	// Poison messages: bytes without a schema, and bytes that are not Avro
 	// under the topic's schema version. Both go to the dead-letter topic.
-	crudo, err := bus.NuevoProductor(e.cliente, e.campania, "", "")
+	crudo, err := bus.NuevoProductor(e.cliente, e.campania, "", "", bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer crudo.Close()
-	conEsquema, err := bus.NuevoProductor(e.cliente, e.campania, "", puenteEsquemaLegado(t, legado.EventoCampaniaCreada))
+	conEsquema, err := bus.NuevoProductor(e.cliente, e.campania, "", puenteEsquemaLegado(t, legado.EventoCampaniaCreada), bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -876,7 +876,7 @@ func TestPuenteProductorGoConCamposEnOtroOrden(t *testing.T) {
 		puenteEsquemaLegado(t, legado.EventoCampaniaCreada),
 		puenteEsquemaModificado(t, legado.EventoCampaniaCreada, ""),
 	} {
-		prod, err := bus.NuevoProductor(e.cliente, e.campania, "", esquema)
+		prod, err := bus.NuevoProductor(e.cliente, e.campania, "", esquema, bus.LotesPorClave)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -57,7 +57,7 @@ func TestParticipantePythonCumpleLasReglasDeLaBandeja(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer respuestas.Close()
-	productor, err := bus.NuevoProductor(cliente, topo.Comandos(servicio), "coordinador-"+topo.Namespace, esquemas.MustAvro(esquemas.ComandoSaga))
+	productor, err := bus.NuevoProductor(cliente, topo.Comandos(servicio), "coordinador-"+topo.Namespace, esquemas.MustAvro(esquemas.ComandoSaga), bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestParticipantePythonRespondeEnLaParticionDeGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer respuestas.Close()
-	productor, err := bus.NuevoProductor(cliente, topo.Comandos(servicio), "", esquemas.MustAvro(esquemas.ComandoSaga))
+	productor, err := bus.NuevoProductor(cliente, topo.Comandos(servicio), "", esquemas.MustAvro(esquemas.ComandoSaga), bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}

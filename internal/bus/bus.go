@@ -128,17 +128,39 @@ const DemoraLote = 500 * time.Millisecond
 // (docs/production.md, Partitioned topics). ParticionDe computes it.
 const HashingScheme = pulsar.Murmur3_32Hash
 
+// Lotes is how a producer groups messages into batches, each one entry on
+// the broker (one journal write, one dispatch, one delivery).
+type Lotes int
+
+const (
+	// LotesPorClave batches only messages of one key together: a Key_Shared
+	// subscription hands a whole batch to the consumer of its first key, so
+	// a batch of several keys would take the others' messages away from
+	// their consumers. With a key per saga, nearly every message is an
+	// entry of its own.
+	LotesPorClave Lotes = iota
+	// LotesMixtos batches messages of any keys together, for topics read
+	// only by Failover subscriptions (respuestas-saga): there one consumer
+	// at a time reads a partition, in order, so the key's order holds
+	// whatever the batch, and a batch of replies to several sagas is one
+	// entry.
+	LotesMixtos
+)
+
 // NuevoProductor creates a producer for topic with the Avro schema text
 // registered (the broker refuses it when the schema is incompatible with the
-// topic's). Batching is key-based, which Key_Shared consumers require; see
-// DemoraLote for when batches leave. An empty nombre lets the broker pick a
-// name (no de-duplication).
-func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string) (pulsar.Producer, error) {
+// topic's), batching as lotes says; see DemoraLote for when batches leave.
+// An empty nombre lets the broker pick a name (no de-duplication).
+func NuevoProductor(c pulsar.Client, topico, nombre, esquemaAvro string, lotes Lotes) (pulsar.Producer, error) {
+	agrupar := pulsar.KeyBasedBatchBuilder
+	if lotes == LotesMixtos {
+		agrupar = pulsar.DefaultBatchBuilder
+	}
 	opts := pulsar.ProducerOptions{
 		Topic:                   topico,
 		Name:                    nombre,
 		SendTimeout:             30 * time.Second,
-		BatcherBuilderType:      pulsar.KeyBasedBatchBuilder,
+		BatcherBuilderType:      agrupar,
 		BatchingMaxPublishDelay: DemoraLote,
 		MaxPendingMessages:      2000,
 		HashingScheme:           HashingScheme,
@@ -312,7 +334,7 @@ func ConsumirLotes(ctx context.Context, c pulsar.Client, o OpcionesConsumidor, m
 		}
 		return nil, fmt.Errorf("suscribir %s a %s: %w", o.Suscripcion, o.Topico, err)
 	}
-	dlq, err := NuevoProductor(c, o.Topico+"-DLQ", "", "")
+	dlq, err := NuevoProductor(c, o.Topico+"-DLQ", "", "", LotesPorClave)
 	if err != nil {
 		consumer.Close()
 		return nil, err

@@ -58,7 +58,7 @@ func TestConsumidorMideCadaMensajeYCadaLlamadaPorTopico(t *testing.T) {
 	}
 	defer cliente.Close()
 
-	productor, err := bus.NuevoProductor(cliente, topico, "", "")
+	productor, err := bus.NuevoProductor(cliente, topico, "", "", bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}

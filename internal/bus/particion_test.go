@@ -54,12 +54,54 @@ func particionDe(t *testing.T, topico string) int {
 }
 
 // TestKeySharedSobreParticionesConMasConsumidoresQueParticiones publishes
-// keyed messages through NuevoProductor to a 3-partition topic read by five
-// consumers of one Key_Shared subscription: every message arrives once, on
-// the partition Murmur3 of its key names, every key at one consumer and in
-// order, and every consumer gets keys (each partition's Key_Shared
-// subscription splits its keys among all five).
+// keyed messages through a key-batching NuevoProductor to a 3-partition
+// topic read by five consumers of one Key_Shared subscription: every message
+// arrives once, on the partition Murmur3 of its key names, every key at one
+// consumer and in order, and every consumer gets keys (each partition's
+// Key_Shared subscription splits its keys among all five).
 func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T) {
+	r := repartir(t, pulsar.KeyShared, 5, bus.LotesPorClave)
+	for entrada, claves := range r.entradas {
+		if len(claves) > 1 {
+			t.Errorf("entry %v holds keys %v: a key-based batch mixed keys", entrada, claves)
+		}
+	}
+}
+
+// TestFailoverConLotesMixtosSobreParticiones is the reply topic's setting:
+// replies batched across keys (LotesMixtos) on a 3-partition topic read by
+// two consumers of one Failover subscription. Every message arrives once, on
+// its key's partition, every key at one consumer and in order, both
+// consumers get partitions, and batches did join several keys in one entry
+// (what the setting is for).
+func TestFailoverConLotesMixtosSobreParticiones(t *testing.T) {
+	r := repartir(t, pulsar.Failover, 2, bus.LotesMixtos)
+	mixtas := 0
+	for _, claves := range r.entradas {
+		if len(claves) > 1 {
+			mixtas++
+		}
+	}
+	if mixtas == 0 {
+		t.Errorf("no entry of the %d held two keys: the producer did not batch across keys", len(r.entradas))
+	}
+	t.Logf("%d entries for %d messages, %d of them with several keys", len(r.entradas), r.mensajes, mixtas)
+}
+
+// reparto is what repartir's consumers received: the keys of each broker
+// entry (partition, ledger, entry).
+type reparto struct {
+	entradas map[[3]int64]map[string]bool
+	mensajes int
+}
+
+// repartir publishes 5 messages for each of 60 keys through NuevoProductor
+// (lotes) to a new 3-partition topic read by consumidores consumers of one
+// subscription of type tipo, and checks what any setting must keep: every
+// message once, on the partition Murmur3 of its key names, every key at one
+// consumer and in order, keys on every partition, and every consumer used.
+func repartir(t *testing.T, tipo pulsar.SubscriptionType, consumidores int, lotes bus.Lotes) reparto {
+	t.Helper()
 	url, adminURL := integracion.PulsarURL(t), integracion.PulsarAdminURL(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -68,7 +110,7 @@ func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T)
 	if err := a.PrepararNamespace(ctx, "alpespartner", ns, bus.PoliticasPorDefecto); err != nil {
 		t.Fatal(err)
 	}
-	const particiones, consumidores, claves, porClave = 3, 5, 60, 5
+	const particiones, claves, porClave = 3, 60, 5
 	topico := "persistent://alpespartner/" + ns + "/respuestas"
 	if err := a.CrearTopicoParticionado(ctx, topico, particiones); err != nil {
 		t.Fatal(err)
@@ -87,14 +129,14 @@ func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T)
 	}
 	var mu sync.Mutex
 	porClaveRecibidos := map[string][]recibido{}
-	total := 0
+	r := reparto{entradas: map[[3]int64]map[string]bool{}}
 	listo := make(chan struct{})
 	var wg sync.WaitGroup
 	cctx, detener := context.WithCancel(ctx)
 	defer detener()
 	for i := range consumidores {
 		c, err := cliente.Subscribe(pulsar.ConsumerOptions{
-			Topic: topico, SubscriptionName: "coordinador", Type: pulsar.KeyShared,
+			Topic: topico, SubscriptionName: "coordinador", Type: tipo,
 			SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
 		})
 		if err != nil {
@@ -111,10 +153,16 @@ func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T)
 				}
 				c.Ack(m)
 				orden, _ := strconv.Atoi(string(m.Payload()))
+				particion := particionDe(t, m.Topic())
+				entrada := [3]int64{int64(particion), m.ID().LedgerID(), m.ID().EntryID()}
 				mu.Lock()
-				porClaveRecibidos[m.Key()] = append(porClaveRecibidos[m.Key()], recibido{i, particionDe(t, m.Topic()), orden})
-				total++
-				if total == claves*porClave {
+				porClaveRecibidos[m.Key()] = append(porClaveRecibidos[m.Key()], recibido{i, particion, orden})
+				if r.entradas[entrada] == nil {
+					r.entradas[entrada] = map[string]bool{}
+				}
+				r.entradas[entrada][m.Key()] = true
+				r.mensajes++
+				if r.mensajes == claves*porClave {
 					close(listo)
 				}
 				mu.Unlock()
@@ -122,7 +170,7 @@ func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T)
 		}()
 	}
 
-	p, err := bus.NuevoProductor(cliente, topico, "", "")
+	p, err := bus.NuevoProductor(cliente, topico, "", "", lotes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +197,7 @@ func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T)
 	case <-ctx.Done():
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("received %d of %d messages", total, claves*porClave)
+		t.Fatalf("received %d of %d messages", r.mensajes, claves*porClave)
 	}
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive now
 	detener()
@@ -188,4 +236,5 @@ func TestKeySharedSobreParticionesConMasConsumidoresQueParticiones(t *testing.T)
 		t.Errorf("keys per consumer: %v, want every one of the %d consumers used", usados, consumidores)
 	}
 	t.Logf("keys per partition %v, keys per consumer %v", porParticion, usados)
+	return r
 }

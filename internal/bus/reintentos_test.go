@@ -97,7 +97,7 @@ func entorno(t *testing.T) (pulsar.Client, string, *prometheus.Registry) {
 
 func enviar(t *testing.T, c pulsar.Client, topico string, msgs ...[2]string) {
 	t.Helper()
-	p, err := bus.NuevoProductor(c, topico, "", "")
+	p, err := bus.NuevoProductor(c, topico, "", "", bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}

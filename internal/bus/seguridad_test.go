@@ -105,7 +105,7 @@ func ida(ctx context.Context, c pulsar.Client, topico, sub string) error {
 		return fmt.Errorf("suscribir: %w", err)
 	}
 	defer cons.Close()
-	p, err := bus.NuevoProductor(c, topico, "", "")
+	p, err := bus.NuevoProductor(c, topico, "", "", bus.LotesPorClave)
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func TestRolSinPermisoSobreElTopicoDeOtroServicioEsRechazadoPorAutorizacion(t *t
 				t.Errorf("%d goroutines after the refused Consumir, %d before", n, antes)
 			}
 			// The producer side says the same.
-			_, err = bus.NuevoProductor(cliente, ajeno, "", "")
+			_, err = bus.NuevoProductor(cliente, ajeno, "", "", bus.LotesPorClave)
 			if want := c.quien + " no tiene permiso para producir " + ajeno; !errors.Is(err, bus.ErrAutorizacion) || err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("NuevoProductor = %v, want ErrAutorizacion saying %q", err, want)
 			}
@@ -341,7 +341,7 @@ func TestArchivoDeTokenReemplazadoSeUsaSinReiniciar(t *testing.T) {
 	}
 	productores := map[string]pulsar.Producer{}
 	for nombre, ruta := range map[string]string{"rotado": rotado, "fijo": fijo} {
-		p, err := bus.NuevoProductor(conectar(t, s.URL, conArchivo(ruta)), s.topico("rotacion-"+nombre), "", "")
+		p, err := bus.NuevoProductor(conectar(t, s.URL, conArchivo(ruta)), s.topico("rotacion-"+nombre), "", "", bus.LotesPorClave)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -88,7 +88,7 @@ type Opciones struct {
 // docs/production.md, Partitioned topics.
 var ErrParticiones = errors.New("particiones distintas de las configuradas")
 
-// SuscripcionCoordinador is the coordinator's Key_Shared subscription on the
+// SuscripcionCoordinador is the coordinator's Failover subscription on the
 // reply topic; SuscripcionPuente its Shared one on the legacy topics.
 const (
 	SuscripcionCoordinador = "coordinador"
@@ -351,7 +351,7 @@ func comprobarPermiso(ctx context.Context, a *bus.Admin, c pulsar.Client, p Plan
 	var err error
 	if slices.Contains(q.Acciones, Producir) {
 		var prod pulsar.Producer
-		prod, err = bus.NuevoProductor(c, q.Topico, "", esquema)
+		prod, err = bus.NuevoProductor(c, q.Topico, "", esquema, bus.LotesPorClave)
 		if err == nil {
 			prod.Close()
 		}

@@ -136,7 +136,7 @@ func (c *Consumidor) Correr(ctx context.Context) error {
 		return err
 	}
 	productor, err := bus.Abrir(ctx, c.o.Logger, "productor de "+t.Respuestas(), func() (pulsar.Producer, error) {
-		return bus.NuevoProductor(c.cliente, t.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
+		return bus.NuevoProductor(c.cliente, t.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga), bus.LotesMixtos)
 	})
 	if err != nil {
 		return err

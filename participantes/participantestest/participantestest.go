@@ -270,7 +270,7 @@ func (e *Entorno) productor(t *testing.T, servicio string) pulsar.Producer {
 	if p, ok := e.productores[servicio]; ok {
 		return p
 	}
-	p, err := bus.NuevoProductor(e.Cliente, e.Topologia.Comandos(servicio), "", esquemas.MustAvro(esquemas.ComandoSaga))
+	p, err := bus.NuevoProductor(e.Cliente, e.Topologia.Comandos(servicio), "", esquemas.MustAvro(esquemas.ComandoSaga), bus.LotesPorClave)
 	if err != nil {
 		t.Fatal(err)
 	}

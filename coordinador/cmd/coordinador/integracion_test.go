@@ -194,7 +194,7 @@ func (e *entorno) participantes(servicios []string, c conducta) *participantes {
 	p := &participantes{recibidos: map[string]int{}, efectos: map[string]int{}}
 	cc, _ := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
 	rc, _ := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
-	prod, err := bus.NuevoProductor(e.client, e.topo.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
+	prod, err := bus.NuevoProductor(e.client, e.topo.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga), bus.LotesMixtos)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestPasoSilenciosoVenceSeReintentaYCompensa(t *testing.T) {
 		}
 		// A reply that arrives after the saga ended changes nothing.
 		rc, _ := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
-		prod, err := bus.NuevoProductor(e.client, e.topo.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
+		prod, err := bus.NuevoProductor(e.client, e.topo.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga), bus.LotesMixtos)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -201,7 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger: logger, Observador: observadores, Reloj: reloj.Ahora,
 	})
 	respuestas := mensajeria.NuevasRespuestas(client, bus.OpcionesConsumidor{
-		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.KeyShared,
+		Topico: topo.Respuestas(), Suscripcion: topologia.SuscripcionCoordinador, Tipo: pulsar.Failover,
 		Trabajadores: cfg.Trabajadores, Reintentos: cfg.Reintentos, Logger: logger, Metricas: metricasBus,
 	}, codecRespuesta, sagas, trazador)
 	e, err := api.Nuevo(api.Opciones{

@@ -28,7 +28,7 @@ func TestRespuestaConIDMasLargoQueLaColumnaVaAlDLQAlInstante(t *testing.T) {
 		e.vars["SAGAS_REDELIVERY_DELAY"] = "10s"
 		cc, _ := eventos.NuevoCodec[eventos.Comando](esquemas.MustAvro(esquemas.ComandoSaga))
 		rc, _ := eventos.NuevoCodec[eventos.Respuesta](esquemas.MustAvro(esquemas.RespuestaSaga))
-		prod, err := bus.NuevoProductor(e.client, e.topo.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga))
+		prod, err := bus.NuevoProductor(e.client, e.topo.Respuestas(), "", esquemas.MustAvro(esquemas.RespuestaSaga), bus.LotesMixtos)
 		if err != nil {
 			t.Fatal(err)
 		}
