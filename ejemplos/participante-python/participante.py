@@ -293,8 +293,9 @@ def main():
         # A message that cannot be decoded or is invalid is a poison message:
         # after a few redeliveries it goes to <topic>-DLQ, as in Go.
         dead_letter_policy=pulsar.ConsumerDeadLetterPolicy(max_redeliver_count=3, dead_letter_topic=topico + "-DLQ"))
-    # No batching (the default here): the coordinator's Key_Shared
-    # subscription needs key-based batching or none. On a partitioned reply
+    # No batching (the default here): this loop sends one reply per command.
+    # The coordinator's Failover subscription reads each partition in order,
+    # so batches of replies to several sagas would be fine. On a partitioned reply
     # topic, route by Murmur3 of the key as the Go side does: this client's
     # own hash (the C++ client's BoostHash) would put a saga's replies on
     # other partitions than the Go participants' replies.
