@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alpespartner/sagas/internal/bus"
+	"github.com/alpespartner/sagas/internal/ciclo"
 	"github.com/alpespartner/sagas/internal/configuracion"
 	"github.com/alpespartner/sagas/internal/version"
 )
@@ -81,6 +82,7 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 		logger.Info("almacén preparado", "almacen", cfg.Almacen, "base", cfg.MySQL.BaseDatos)
 		return nil
 	}
+	ciclo.AjustarGC(getenv)
 	p, err := Nuevo(ctx, cfg, s, logger)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"net/http"
 	"slices"
 	"strings"
@@ -204,5 +205,28 @@ func TestServidorHTTPDevuelveElErrorDeEscucha(t *testing.T) {
 	s := NuevoServidorHTTP(&http.Server{Addr: "127.0.0.1:-1"}, 0, nil)
 	if err := s.Correr(context.Background()); err == nil || !strings.Contains(err.Error(), "escuchar en") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAjustarGCSinGOGCUsaElValorPorDefecto(t *testing.T) {
+	antes := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(antes) })
+	if got := AjustarGC(func(string) string { return "" }); got != GCPorDefecto {
+		t.Fatalf("AjustarGC = %d, quiero %d", got, GCPorDefecto)
+	}
+	if got := debug.SetGCPercent(100); got != GCPorDefecto {
+		t.Fatalf("porcentaje en efecto %d, quiero %d", got, GCPorDefecto)
+	}
+}
+
+func TestAjustarGCRespetaGOGC(t *testing.T) {
+	antes := debug.SetGCPercent(150) // as the runtime would have read GOGC=150
+	t.Cleanup(func() { debug.SetGCPercent(antes) })
+	env := map[string]string{"GOGC": "150"}
+	if got := AjustarGC(func(k string) string { return env[k] }); got != 150 {
+		t.Fatalf("AjustarGC = %d, quiero 150", got)
+	}
+	if got := debug.SetGCPercent(100); got != 150 {
+		t.Fatalf("porcentaje en efecto %d, quiero 150", got)
 	}
 }

@@ -96,6 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return prepararTodo(ctx, cfg, plan, stdout, logger)
 	}
 
+	ciclo.AjustarGC(getenv)
 	// Resources are opened here and released by the deferred calls after
 	// every component has stopped: the database last.
 	store, err := abrirAlmacen(ctx, cfg)
