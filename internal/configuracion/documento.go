@@ -17,6 +17,7 @@ func Documento() []byte {
 	fmt.Fprintf(&b, "# Configuration\n\n")
 	fmt.Fprintf(&b, "<!-- Generated from the table in internal/configuracion/tabla.go by `%s`. Do not edit: a test fails when this file and the table drift. -->\n\n", ComandoDocumento)
 	fmt.Fprintf(&b, "Every binary reads its environment once at start and reports every problem at once, each naming the variable and what it allows; a blank variable counts as unset. `coordinador -check-config` and a participant's `-check-config` validate and exit. `-h` lists a binary's flags and these variables.\n")
+	fmt.Fprintf(&b, "\nGo's own variables apply as usual (`GOMAXPROCS`, `GOMEMLIMIT`, `GOGC`). The coordinator and the participants run the garbage collector at `GOGC=400` when `GOGC` is unset: their live heap is small, and at Go's default of 100 a loaded coordinator spent ~14 %% of its CPU marking (docs/performance.md).\n")
 	for _, bin := range Binarios {
 		fmt.Fprintf(&b, "\n## %s\n\n", bin)
 		fmt.Fprintf(&b, "| variable | default | allowed | meaning |\n|---|---|---|---|\n")
