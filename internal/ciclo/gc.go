@@ -5,11 +5,10 @@ import "runtime/debug"
 // GCPorDefecto is the garbage collector's target percentage the services
 // run with unless GOGC says otherwise: the heap may grow to five times the
 // live one (Go's default, 100, is twice). The services' live heap is small
-// (10-20 MB, mostly the Pulsar client's buffers), so at Go's default a
-// loaded coordinator collected about ten times a second and marking took
-// ~14 % of its CPU; at 400 the coordinator spent ~12 % less CPU per saga and
-// a participant ~5 % less, for a few tens of MB more per process
-// (docs/performance.md).
+// (a loaded coordinator's ~7 MB), so at Go's default it collected about ten
+// times a second and marking took ~14 % of its CPU; at 400 the coordinator
+// and the participants spent ~20 % less CPU per saga, for 10-30 MB more
+// resident memory per busy process (docs/performance.md).
 const GCPorDefecto = 400
 
 // AjustarGC sets the collector's target to GCPorDefecto when GOGC is not
