@@ -34,6 +34,12 @@ type Cache struct {
 	db  *sql.DB
 	max int
 
+	// ctx ends at Close, cancelling the preparations under way; preparando
+	// counts them, so that Close returns only once none holds a connection.
+	ctx        context.Context
+	cancelar   context.CancelFunc
+	preparando sync.WaitGroup
+
 	mu        sync.Mutex
 	m         map[string]*sql.Stmt
 	pendiente map[string]bool // being prepared
@@ -45,7 +51,8 @@ func Nueva(db *sql.DB, max int) *Cache {
 	if max <= 0 {
 		max = MaxPorDefecto
 	}
-	return &Cache{db: db, max: max, m: map[string]*sql.Stmt{}, pendiente: map[string]bool{}}
+	ctx, cancelar := context.WithCancel(context.Background())
+	return &Cache{db: db, max: max, ctx: ctx, cancelar: cancelar, m: map[string]*sql.Stmt{}, pendiente: map[string]bool{}}
 }
 
 // Sentencia returns the cached prepared statement for q, or nil when it is
@@ -70,8 +77,10 @@ func (c *Cache) Sentencia(q string) *sql.Stmt {
 		return nil
 	}
 	c.pendiente[q] = true
+	c.preparando.Add(1)
 	go func() {
-		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer c.preparando.Done()
+		pctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		defer cancel()
 		st, err := c.db.PrepareContext(pctx, q)
 		c.mu.Lock()
@@ -100,18 +109,24 @@ func (c *Cache) Preparadas() int {
 }
 
 // Close closes the prepared statements; later calls of Sentencia return nil.
-// Close it before the pool.
+// It cancels the preparations under way and returns once they are over, so
+// that none holds a connection when the pool closes: database/sql closes a
+// connection in use only when it is put back, which for SQLite means after
+// the file may be gone (a test's temporary directory, seen as "directory
+// not empty"). Close it before the pool.
 func (c *Cache) Close() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.cerrada = true
 	for _, st := range c.m {
 		st.Close()
 	}
 	c.m = map[string]*sql.Stmt{}
+	c.mu.Unlock()
+	c.cancelar()
+	c.preparando.Wait()
 }
 
 // para returns the cached statement for q ready to run in ex (a *sql.Tx or
