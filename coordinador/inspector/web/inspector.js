@@ -157,10 +157,20 @@ function anunciar(texto) {
   setTimeout(() => { ui.anuncio.textContent = texto; }, 50);
 }
 
+// Origins of the alerts that the page's own loads raise, as opposed to a
+// person's action (a retry, a cancel).
+const CARGAS = new Set(['lista', 'detalle']);
+
 // mostrarError fills the alert; origen lets a later success clear only the
-// alert it is responsible for.
+// alert it is responsible for. A 401 is about the token, not the request:
+// a load's 401 leaves an alert that already says 401 as it is, so that a
+// reload racing an action (forgetting the token reloads the view) cannot
+// take the place of the action's alert, which put the focus on the token.
 function mostrarError(err, contexto, origen) {
   const a = ui.alerta;
+  if (err.codigo === 401 && CARGAS.has(origen) && !a.hidden && a.dataset.codigo === '401') {
+    return;
+  }
   a.replaceChildren();
   a.dataset.origen = origen;
   a.dataset.codigo = String(err.codigo);
