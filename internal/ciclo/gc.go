@@ -12,8 +12,8 @@ import "runtime/debug"
 const GCPorDefecto = 400
 
 // AjustarGC sets the collector's target to GCPorDefecto when GOGC is not
-// set in the environment; with GOGC set (or GOMEMLIMIT, which Go applies as
-// well) the runtime's own handling stands. It returns the percentage in
+// set in the environment; with GOGC set, the runtime's reading of it stands.
+// GOMEMLIMIT, when set, applies either way. It returns the percentage in
 // effect.
 func AjustarGC(getenv func(string) string) int {
 	if getenv("GOGC") != "" {
