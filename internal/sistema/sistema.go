@@ -65,6 +65,21 @@ func Binarios(t testing.TB) string {
 	return binDir
 }
 
+// EjecutarPruebas is a package's TestMain body: it runs the tests and then
+// removes the binaries Binarios built (~300 MB per test process, which
+// otherwise stay in the temporary directory after every run).
+//
+//	func TestMain(m *testing.M) { os.Exit(sistema.EjecutarPruebas(m)) }
+func EjecutarPruebas(m *testing.M) int {
+	codigo := m.Run()
+	if binDir != "" {
+		if err := os.RemoveAll(binDir); err != nil {
+			fmt.Fprintf(os.Stderr, "remove the test binaries: %v\n", err)
+		}
+	}
+	return codigo
+}
+
 // Sistema is a running coordinator plus participants.
 type Sistema struct {
 	t         testing.TB

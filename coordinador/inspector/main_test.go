@@ -1,0 +1,10 @@
+package inspector_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/alpespartner/sagas/internal/sistema"
+)
+
+func TestMain(m *testing.M) { os.Exit(sistema.EjecutarPruebas(m)) }
