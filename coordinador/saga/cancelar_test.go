@@ -152,8 +152,9 @@ func TestCompensacionFallidaTrasCancelarTerminaCanceladaAlReintentar(t *testing.
 	if tr, err := Cancelar(d, s, seg(5)); err != nil || tr.Cambio {
 		t.Fatalf("second cancel: %v cambio %v", err, tr.Cambio)
 	}
+	// The retry is attempt 2: attempts are numbered on across rounds.
 	rt, err := Reintentar(d, s, seg(6))
-	if err != nil || !slices.Equal(nombres(rt.Comandos), []string{"b/COMPENSAR#1"}) {
+	if err != nil || !slices.Equal(nombres(rt.Comandos), []string{"b/COMPENSAR#2"}) {
 		t.Fatalf("reintentar: %v %v", err, nombres(rt.Comandos))
 	}
 	s = rt.Saga

@@ -232,8 +232,9 @@ func TestMiembroQueRespondeTrasCompensacionFallidaSeCompensaAlReintentar(t *test
 	if !s.Plazo.IsZero() || s.Pasos[2].Estado != PasoCompletado {
 		t.Fatalf("plazo %v, c %s", s.Plazo, s.Pasos[2].Estado)
 	}
+	// The retry is attempt 2: attempts are numbered on across rounds.
 	rt, err := Reintentar(d, s, seg(2))
-	if err != nil || !slices.Equal(nombres(rt.Comandos), []string{"b/COMPENSAR#1"}) {
+	if err != nil || !slices.Equal(nombres(rt.Comandos), []string{"b/COMPENSAR#2"}) {
 		t.Fatalf("reintentar: %v %v", err, nombres(rt.Comandos))
 	}
 	s = rt.Saga

@@ -426,6 +426,10 @@ func Vencer(d *Definicion, s Saga, ahora time.Time) Transicion {
 
 // Reintentar is the operator's retry of a COMPENSACION_FALLIDA saga: the
 // compensation of the stuck step starts again with a fresh attempt budget.
+// Its attempts go on numbering from where the last round ended (a round is
+// IntentosCompensacion attempts: the second starts at attempt N+1), so a
+// reply to an earlier round's attempt, redelivered late, never passes for
+// one of the new round's, and each new attempt's reply has an id of its own.
 func Reintentar(d *Definicion, s Saga, ahora time.Time) (Transicion, error) {
 	if s.Estado != CompensacionFallida {
 		return Transicion{Saga: s}, fmt.Errorf("%w (estado %s)", ErrNoReintentable, s.Estado)
@@ -433,7 +437,9 @@ func Reintentar(d *Definicion, s Saga, ahora time.Time) (Transicion, error) {
 	t := Transicion{Saga: s.Clone(), Cambio: true, Motivo: "reintento manual de la compensación"}
 	s2 := &t.Saga
 	s2.Estado, s2.Fin, s2.EnEspera = Compensando, time.Time{}, false
-	s2.Pasos[s2.Actual].IntentoCompensacion = 0
+	p := &s2.Pasos[s2.Actual]
+	n := d.IntentosCompensacion
+	p.IntentoCompensacion = (p.IntentoCompensacion + n - 1) / n * n
 	t.enviar(d, s2.Actual, Compensar, ahora)
 	t.plazo()
 	return t, nil
@@ -582,17 +588,27 @@ func (t *Transicion) compensar(d *Definicion, i int, ahora time.Time) {
 func (t *Transicion) reintentarCompensacion(d *Definicion, i int, ahora time.Time) {
 	s := &t.Saga
 	p := &s.Pasos[i]
-	if p.IntentoCompensacion >= d.IntentosCompensacion {
+	n := intentoDeRonda(p.IntentoCompensacion, d.IntentosCompensacion)
+	if n >= d.IntentosCompensacion {
 		s.Estado, s.Fin, s.EnEspera = CompensacionFallida, ahora, false
 		p.Plazo = time.Time{}
-		s.Error = fmt.Sprintf("compensación de %s falló tras %d intentos: %s", p.Nombre, p.IntentoCompensacion, p.ErrorCompensacion)
+		s.Error = fmt.Sprintf("compensación de %s falló tras %d intentos: %s", p.Nombre, n, p.ErrorCompensacion)
 		t.Terminada = true
 		t.anotar(s.Error)
 		return
 	}
 	s.EnEspera = true
-	p.Plazo = ahora.Add(Espera(d, p.IntentoCompensacion))
+	p.Plazo = ahora.Add(Espera(d, n))
 	t.anotar(fmt.Sprintf("compensación de %s falló (%s): reintento tras espera", p.Nombre, p.ErrorCompensacion))
+}
+
+// intentoDeRonda is attempt i's place in its round of n attempts (1..n):
+// after an operator's Reintentar, attempt n+1 is the new round's first.
+func intentoDeRonda(i, n int) int {
+	if i < 1 {
+		return i
+	}
+	return (i-1)%n + 1
 }
 
 // Espera is the backoff before compensation attempt n+1: base·2^(n-1), capped.

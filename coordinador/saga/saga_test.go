@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func nombres(cs []Comando) []string {
 	return out
 }
 
-func itoa(i int) string { return string(rune('0' + i)) }
+func itoa(i int) string { return strconv.Itoa(i) }
 
 // correr starts a campana saga and feeds the inputs, checking each step.
 func correr(t *testing.T, d *Definicion, entradas []entrada) Saga {
@@ -318,15 +319,76 @@ func TestCompensacionFallidaReintentaConEsperaYSeRinde(t *testing.T) {
 	if !tarde.Cambio || !tarde.Terminada || tarde.Saga.Estado != Compensada || !slices.Equal(tarde.Saga.Compensaciones, []string{"influencer"}) {
 		t.Fatalf("late compensation success: %s %v (%s)", tarde.Saga.Estado, tarde.Saga.Compensaciones, tarde.Motivo)
 	}
-	// Or an operator retries.
+	// Or an operator retries: a new round of 5 attempts, numbered on.
 	tr, err := Reintentar(d, s, en)
-	if err != nil || tr.Saga.Estado != Compensando || !slices.Equal(nombres(tr.Comandos), []string{"influencer/COMPENSAR#1"}) {
+	if err != nil || tr.Saga.Estado != Compensando || !slices.Equal(nombres(tr.Comandos), []string{"influencer/COMPENSAR#6"}) {
 		t.Fatalf("Reintentar: %v %s %v", err, tr.Saga.Estado, nombres(tr.Comandos))
 	}
 	r := ok("influencer", Compensar)
 	fin := Aplicar(d, tr.Saga, r, en.Add(time.Second))
 	if fin.Saga.Estado != Compensada || !fin.Terminada || !slices.Equal(fin.Saga.Compensaciones, []string{"influencer"}) {
 		t.Fatalf("after retry: %s %v", fin.Saga.Estado, fin.Saga.Compensaciones)
+	}
+}
+
+// TestReintentarAbreUnaRondaNueva: after an operator's retry, the failures
+// of the earlier round's attempts (redelivered late) count for nothing, the
+// new round has the whole budget with its own backoff, and a second retry
+// opens a third round.
+func TestReintentarAbreUnaRondaNueva(t *testing.T) {
+	d := Campana()
+	ahora := seg(1)
+	fallar := func(s Saga, intento int) Transicion {
+		r := fallo("influencer", Compensar)
+		r.Intento = intento
+		return Aplicar(d, s, r, ahora)
+	}
+	ronda := func(s Saga, primero int) Saga {
+		t.Helper()
+		for i := primero; i < primero+5; i++ {
+			if i > primero {
+				ahora = s.Plazo
+				tr := Vencer(d, s, ahora)
+				if got := nombres(tr.Comandos); !slices.Equal(got, []string{"influencer/COMPENSAR#" + itoa(i)}) {
+					t.Fatalf("attempt %d sent %v", i, got)
+				}
+				s = tr.Saga
+			}
+			// Every attempt of the earlier rounds fails again, late: ignored.
+			for viejo := 1; viejo < primero; viejo++ {
+				if tr := fallar(s, viejo); tr.Cambio {
+					t.Fatalf("attempt %d in flight: the failure of attempt %d counted (%s)", i, viejo, tr.Motivo)
+				}
+			}
+			tr := fallar(s, i)
+			if !tr.Cambio {
+				t.Fatalf("the failure of attempt %d in flight was ignored: %s", i, tr.Motivo)
+			}
+			s = tr.Saga
+			if i < primero+4 {
+				want := Espera(d, i-primero+1)
+				if s.Estado != Compensando || !s.EnEspera || s.Plazo.Sub(ahora) != want {
+					t.Fatalf("after attempt %d: %s en espera %v, wait %v (want %v)", i, s.Estado, s.EnEspera, s.Plazo.Sub(ahora), want)
+				}
+			}
+		}
+		if s.Estado != CompensacionFallida || !strings.Contains(s.Error, "tras 5 intentos") {
+			t.Fatalf("round from attempt %d: %s %q", primero, s.Estado, s.Error)
+		}
+		return s
+	}
+	tr := Aplicar(d, Nueva(d, "s1", nil, t0).Saga, fallo("influencer", Ejecutar), ahora)
+	if got := nombres(tr.Comandos); !slices.Equal(got, []string{"influencer/COMPENSAR#1"}) {
+		t.Fatalf("compensation: %v", got)
+	}
+	s := ronda(tr.Saga, 1)
+	for _, primero := range []int{6, 11} {
+		ahora = ahora.Add(time.Minute)
+		tr, err := Reintentar(d, s, ahora)
+		if err != nil || !slices.Equal(nombres(tr.Comandos), []string{"influencer/COMPENSAR#" + itoa(primero)}) {
+			t.Fatalf("Reintentar: %v %v", err, nombres(tr.Comandos))
+		}
+		s = ronda(tr.Saga, primero)
 	}
 }
 
