@@ -142,8 +142,8 @@ func (m *Motor) Iniciar(ctx context.Context, sol Solicitud) (id string, creada b
 	return id, creada, nil
 }
 
-// AplicarRespuesta feeds one participant reply, de-duplicated by its message id.
-// A duplicate returns nil: it was applied before. The commands it causes are
+// AplicarRespuesta feeds one participant reply. A duplicate returns nil and
+// changes nothing (see AplicarRespuestas). The commands it causes are
 // sent in the span context of ctx (the saga's own when ctx has none).
 func (m *Motor) AplicarRespuesta(ctx context.Context, r eventos.Respuesta) error {
 	return m.AplicarRespuestas(ctx, []eventos.Respuesta{r}, []string{traza.Traceparent(ctx)})[0]
@@ -164,7 +164,7 @@ func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta, t
 			Error: eventos.Valor(r.Error), Datos: datosJSON(r.Datos),
 		}
 		es[i] = almacen.Entrada{
-			SagaID: r.SagaID, Dedup: "respuesta:" + r.ID,
+			SagaID: r.SagaID, Dedup: claveRespuesta(r),
 			Fn: m.funcion(&hechas[i], trazaDe(trazas, i), func(def *saga.Definicion, s saga.Saga, ahora time.Time) (saga.Transicion, error) {
 				return saga.Aplicar(def, s, acotar(s, resp), ahora), nil
 			}),
@@ -182,6 +182,22 @@ func (m *Motor) AplicarRespuestas(ctx context.Context, rs []eventos.Respuesta, t
 		}
 	}
 	return errs
+}
+
+// claveRespuesta is the inbox key of a reply: none for a reply that names
+// its attempt. The saga's state already refuses a redelivered one, as it
+// refuses a late one: a step's reply counts only while the step awaits that
+// action (running or compensating), and a failed compensation only for the
+// attempt in flight, whose number never repeats within a saga (see
+// saga.Reintentar). So the redelivery costs one read and writes nothing. A
+// reply without an attempt (a participant that does not echo it) would match
+// any attempt's failure: the inbox keeps its id, and a redelivery of it is
+// dropped before the read.
+func claveRespuesta(r *eventos.Respuesta) string {
+	if r.Intento > 0 {
+		return ""
+	}
+	return "respuesta:" + r.ID
 }
 
 // Reintentar is the operator's retry of a COMPENSACION_FALLIDA saga.

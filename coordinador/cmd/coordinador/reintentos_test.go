@@ -18,6 +18,8 @@ import (
 
 // TestRespuestaConIDMasLargoQueLaColumnaVaAlDLQAlInstante: a reply whose id
 // the inbox key column cannot hold fails the same way on every delivery.
+// (Only a reply without an attempt is keyed in the inbox: the saga's state
+// refuses a redelivery of one that names its attempt.)
 // The store classifies it (almacen.ErrInvalido), so the coordinator
 // dead-letters it at once with the reason instead of retrying it (its inbox
 // key is "respuesta:" + id, 310 characters): the
@@ -44,7 +46,7 @@ func TestRespuestaConIDMasLargoQueLaColumnaVaAlDLQAlInstante(t *testing.T) {
 				return bus.Permanente(err)
 			}
 			r := eventos.ResponderA(&cmd, "influencer", true, "", json.RawMessage(`{}`), time.Now())
-			r.ID = strings.Repeat("r", 300)
+			r.ID, r.Intento = strings.Repeat("r", 300), 0
 			b, err := rc.Codificar(r)
 			if err != nil {
 				return err
