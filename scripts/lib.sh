@@ -84,11 +84,22 @@ pid_from_file() { if [[ -s $1 ]]; then tr -dc '0-9' <"$1"; fi; }
 
 # pid_matches PID PATTERN: true if PID is alive and its command line contains
 # PATTERN (guards against a stale pid file pointing at a reused pid).
+# A process in the middle of an exec shows an empty command line for a
+# moment (the kernel sets the new one after switching to the new memory
+# map), as does a zombie: an empty one is read again for up to a second
+# before it counts as no match. Without that, a server just spawned
+# (spawn_detached returns once the pid file is written, before or during
+# the exec) was taken for dead at its first probe, on a loaded machine.
 pid_matches() {
-    local pid=$1 pattern=$2
+    local pid=$1 pattern=$2 cmd _
     [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
     [[ -z $pattern ]] && return 0
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"
+    for _ in $(seq 1 20); do
+        cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+        [[ -n $cmd ]] && break
+        sleep 0.05
+    done
+    grep -qF -- "$pattern" <<<"$cmd"
 }
 
 # pidfile_alive PIDFILE [PATTERN]: true if the process in PIDFILE runs.

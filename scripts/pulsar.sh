@@ -418,12 +418,8 @@ produce_ready() {
 }
 
 # probe: readiness check for wait_until; 100 = the broker process died.
-# Dead means not found twice, a second apart: once (2026-12-07, a bench run)
-# a broker just started was taken for dead at the first probe, with an empty
-# log; the retry on the same state started fine. A second look rules out a
-# momentary miss (say, the command line read while bin/pulsar execs the JVM).
 probe() {
-    running || { sleep 1 && running; } || return 100
+    running || return 100
     cluster_ready && produce_ready
 }
 
