@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -103,7 +104,7 @@ func leerDLQs(ctx context.Context, adminURL, pulsarURL string, seg bus.Seguridad
 // and hands it to fn; a reader that cannot be opened names the role's cause.
 func leerDesdeElPrincipio(ctx context.Context, cliente pulsar.Client, seg bus.Seguridad, topicos []string, fn func(topico string, msg pulsar.Message)) error {
 	for _, t := range topicos {
-		lector, err := cliente.CreateReader(pulsar.ReaderOptions{Topic: t, StartMessageID: pulsar.EarliestMessageID()})
+		lector, err := abrirLector(ctx, cliente, t)
 		if err != nil {
 			return fmt.Errorf("leer %s: %w", t, bus.ConRol(bus.Causa(cliente, "leer", t, err), seg))
 		}
@@ -120,4 +121,24 @@ func leerDesdeElPrincipio(ctx context.Context, cliente pulsar.Client, seg bus.Se
 		lector.Close()
 	}
 	return nil
+}
+
+// abrirLector opens a reader of t from the earliest message, retrying for up
+// to 30 s: a broker restarted by a fault plan a moment before may still
+// refuse to load a topic ("Not enough non-faulty bookies available", seen
+// in CI right after a kill -9 and restart of the standalone broker). An
+// authorization error is not retried.
+func abrirLector(ctx context.Context, cliente pulsar.Client, t string) (pulsar.Reader, error) {
+	limite := time.Now().Add(30 * time.Second)
+	for {
+		lector, err := cliente.CreateReader(pulsar.ReaderOptions{Topic: t, StartMessageID: pulsar.EarliestMessageID()})
+		if err == nil || errors.Is(bus.Causa(cliente, "leer", t, err), bus.ErrAutorizacion) || time.Now().After(limite) {
+			return lector, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
