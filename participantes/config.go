@@ -50,8 +50,11 @@ type Config struct {
 	// SAGAS_METRICS_TOKEN_FILE): when set, every route at DireccionHTTP
 	// needs it as a bearer token.
 	TokenHTTP string
+	// DireccionPprof is SAGAS_PPROF_ADDR: where net/http/pprof is served on a
+	// listener of its own ("" = off).
+	DireccionPprof string
 	// SinAutenticacion is SAGAS_HTTP_ALLOW_UNAUTHENTICATED: DireccionHTTP
-	// may be off loopback without TokenHTTP.
+	// and DireccionPprof may be off loopback without a token.
 	SinAutenticacion bool
 	Fallos           ConfigFallos
 	// NivelLog is SAGAS_LOG_LEVEL.
@@ -134,6 +137,7 @@ func LeerConfig(servicio string, getenv func(string) string) (Config, error) {
 		RutaSQLite:       filepath.Join(l.Texto("SAGAS_DATA_DIR"), "participante-"+servicio+".db"),
 		DireccionHTTP:    l.Texto("SAGAS_METRICS_ADDR"),
 		TokenHTTP:        l.Secreto("SAGAS_METRICS_TOKEN"),
+		DireccionPprof:   l.Texto("SAGAS_PPROF_ADDR"),
 		SinAutenticacion: l.Interruptor("SAGAS_HTTP_ALLOW_UNAUTHENTICATED"),
 		MySQL: ConfigMySQL{
 			BaseDatos: l.Texto("SAGAS_DB_PREFIJO") + servicio,
@@ -195,6 +199,9 @@ func (c Config) Validar() error {
 	} {
 		errs = append(errs, configuracion.Comprobar(v.nombre, v.valor))
 	}
+	if c.DireccionPprof != "" {
+		errs = append(errs, configuracion.Comprobar("SAGAS_PPROF_ADDR", c.DireccionPprof))
+	}
 	errs = append(errs, c.Seguridad.Validar(c.PulsarURL, c.PulsarAdminURL))
 	return errors.Join(append(errs, c.validarDerivados())...)
 }
@@ -211,6 +218,9 @@ func (c Config) validarDerivados() error {
 	}
 	if err := configuracion.Comprobar("SAGAS_METRICS_ADDR", c.DireccionHTTP); err == nil {
 		errs = append(errs, configuracion.ComprobarExposicion(c.ListenerHTTP(), c.SinAutenticacion))
+	}
+	if l, ok := c.ListenerPprof(); ok && configuracion.Comprobar("SAGAS_PPROF_ADDR", c.DireccionPprof) == nil {
+		errs = append(errs, configuracion.ComprobarExposicion(l, c.SinAutenticacion))
 	}
 	switch c.Almacen {
 	case AlmacenSQLite:
@@ -236,4 +246,14 @@ func (c Config) ListenerHTTP() configuracion.Listener {
 		Que: "/metrics, /healthz, /readyz and /efectos", Variable: "SAGAS_METRICS_ADDR", Valor: c.DireccionHTTP, Host: host,
 		VariableToken: "SAGAS_METRICS_TOKEN", ConToken: c.TokenHTTP != "",
 	}
+}
+
+// ListenerPprof describes the pprof listener at DireccionPprof; false when
+// it is off.
+func (c Config) ListenerPprof() (configuracion.Listener, bool) {
+	if c.DireccionPprof == "" {
+		return configuracion.Listener{}, false
+	}
+	host, _, _ := net.SplitHostPort(c.DireccionPprof)
+	return configuracion.Listener{Que: "pprof", Variable: "SAGAS_PPROF_ADDR", Valor: c.DireccionPprof, Host: host}, true
 }

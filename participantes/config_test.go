@@ -52,6 +52,7 @@ func TestLeerConfigLeeCadaVariable(t *testing.T) {
 		"SAGAS_DATA_DIR": "/var/lib/sagas", "SAGAS_DB_HOST": "db", "SAGAS_DB_PORT": "3307", "SAGAS_DB_USER": "u",
 		"SAGAS_DB_PASSWORD": "p", "SAGAS_METRICS_ADDR": ":9100", "SAGAS_METRICS_TOKEN": "m", "SAGAS_FALLOS": "semillas", "SAGAS_TASA_FALLO": "0.2",
 		"SAGAS_SEMILLA": "42", "SAGAS_LATENCIA": "20ms", "SAGAS_LOG_LEVEL": "debug", "SAGAS_TRABAJADORES": "16",
+		"SAGAS_PPROF_ADDR": "127.0.0.1:6061",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +67,8 @@ func TestLeerConfigLeeCadaVariable(t *testing.T) {
 		t.Errorf("mysql: %s %s", c.Almacen, c.MySQL.Servidor.DSN(c.MySQL.BaseDatos))
 	case c.RutaSQLite != "/var/lib/sagas/participante-tracking.db":
 		t.Errorf("sqlite: %s", c.RutaSQLite)
-	case c.DireccionHTTP != ":9100" || c.TokenHTTP != "m" || c.NivelLog != slog.LevelDebug || c.Trabajadores != 16:
-		t.Errorf("http %s token %q log %v trabajadores %d", c.DireccionHTTP, c.TokenHTTP, c.NivelLog, c.Trabajadores)
+	case c.DireccionHTTP != ":9100" || c.TokenHTTP != "m" || c.NivelLog != slog.LevelDebug || c.Trabajadores != 16 || c.DireccionPprof != "127.0.0.1:6061":
+		t.Errorf("http %s token %q log %v trabajadores %d pprof %s", c.DireccionHTTP, c.TokenHTTP, c.NivelLog, c.Trabajadores, c.DireccionPprof)
 	case !c.Fallos.Semillas || c.Fallos.Tasa == nil || *c.Fallos.Tasa != 0.2 || c.Fallos.Semilla != 42 || c.Fallos.Latencia != 20*time.Millisecond:
 		t.Errorf("fallos: %+v", c.Fallos)
 	}
@@ -182,6 +183,13 @@ func TestLeerConfigRechazaHTTPFueraDeLoopbackSinToken(t *testing.T) {
 		{"solo el token de la API", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_API_TOKEN": "t"}, []string{"SAGAS_METRICS_TOKEN"}},
 		{"con token", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_METRICS_TOKEN": "m"}, nil},
 		{"con la excepción", map[string]string{"SAGAS_METRICS_ADDR": "0.0.0.0:9100", "SAGAS_HTTP_ALLOW_UNAUTHENTICATED": "on"}, nil},
+		{"pprof en loopback", map[string]string{"SAGAS_PPROF_ADDR": "127.0.0.1:6061"}, nil},
+		{"pprof en todas las interfaces", map[string]string{"SAGAS_PPROF_ADDR": ":6061"},
+			[]string{`SAGAS_PPROF_ADDR=":6061"`, "pprof has no authentication", "SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on"}},
+		// No token protects pprof.
+		{"pprof fuera aunque haya token", map[string]string{"SAGAS_PPROF_ADDR": "0.0.0.0:6061", "SAGAS_METRICS_TOKEN": "m"}, []string{"SAGAS_PPROF_ADDR"}},
+		{"pprof con la excepción", map[string]string{"SAGAS_PPROF_ADDR": "0.0.0.0:6061", "SAGAS_HTTP_ALLOW_UNAUTHENTICATED": "on"}, nil},
+		{"pprof sin puerto", map[string]string{"SAGAS_PPROF_ADDR": "127.0.0.1"}, []string{"SAGAS_PPROF_ADDR"}},
 	} {
 		_, err := LeerConfig("marca", entorno(c.env))
 		switch {

@@ -103,6 +103,19 @@ func Correr(ctx context.Context, args []string, getenv func(string) string, sali
 	if l := cfg.ListenerHTTP(); l.Abierto() {
 		logger.Warn(configuracion.AvisoAbierto(l))
 	}
+	if l, ok := cfg.ListenerPprof(); ok {
+		lp, err := net.Listen("tcp", cfg.DireccionPprof)
+		if err != nil {
+			return errors.Join(fmt.Errorf("SAGAS_PPROF_ADDR=%q: %w", cfg.DireccionPprof, err), a.apagar(ctx))
+		}
+		perfil := &http.Server{Handler: ciclo.Perfilador(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = perfil.Serve(lp) }() // ErrServerClosed at shutdown; pprof never stops the participant
+		a.despues(perfil.Shutdown)
+		logger.Info("pprof escuchando", "direccion", lp.Addr().String())
+		if l.Abierto() {
+			logger.Warn(configuracion.AvisoAbierto(l))
+		}
+	}
 
 	// Refused credentials or an untrusted certificate end the start-up with
 	// their cause; an unreachable broker is retried by the steps below.

@@ -85,12 +85,25 @@ for n in "${SERVICES[@]}"; do
     port=$((port + 1))
 done
 
+# SAGAS_PPROF_PORT=P serves net/http/pprof on loopback: the coordinator on
+# P, the participants on P+1, P+2, ... in the order above.
+declare -A PPROF_ADDR=()
+if [[ -n ${SAGAS_PPROF_PORT:-} ]]; then
+    [[ $SAGAS_PPROF_PORT =~ ^[0-9]+$ ]] || die "SAGAS_PPROF_PORT must be a port number, not '$SAGAS_PPROF_PORT'"
+    port=$SAGAS_PPROF_PORT
+    for n in "${SERVICES[@]}"; do
+        PPROF_ADDR[$n]="127.0.0.1:$port"
+        port=$((port + 1))
+    done
+fi
+
 # service_env NAME [ROLE]: the per-service environment, as NAME=VALUE lines
-# (its metrics address; on the secured broker its role's token, by default
-# the role named like the service).
+# (its metrics and pprof addresses; on the secured broker its role's token,
+# by default the role named like the service).
 service_env() {
     local n=$1 role=${2:-$1}
     [[ -n ${METRICS_ADDR[$n]:-} ]] && echo "SAGAS_METRICS_ADDR=${METRICS_ADDR[$n]}"
+    [[ -n ${PPROF_ADDR[$n]:-} ]] && echo "SAGAS_PPROF_ADDR=${PPROF_ADDR[$n]}"
     [[ $SEGURO == 1 ]] && echo "SAGAS_PULSAR_TOKEN_FILE=$SEG_DIR/$role.token"
     return 0
 }
@@ -239,6 +252,9 @@ log "ready in $(elapsed_since "$T_READY")s"
     for n in "${SERVICES[@]}"; do
         [[ $n == coordinador ]] && continue
         printf '%-15s http://%s/metrics\n' "$n:" "${METRICS_ADDR[$n]}"
+    done
+    for n in "${SERVICES[@]}"; do
+        [[ -n ${PPROF_ADDR[$n]:-} ]] && printf '%-15s http://%s/debug/pprof/\n' "pprof $n:" "${PPROF_ADDR[$n]}"
     done
     echo "Pulsar admin:   $SAGAS_PULSAR_ADMIN_URL  (broker $SAGAS_PULSAR_URL)"
     [[ $SEGURO == 1 ]] && echo "Pulsar security: TLS (CA $SEG_DIR/ca.pem), a token per role in $SEG_DIR; PULSAR_SEGURO=1 scripts/pulsar-admin ..."

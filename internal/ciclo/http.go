@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -79,4 +80,17 @@ func (s *ServidorHTTP) Correr(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// Perfilador is net/http/pprof's handlers on a mux of their own, for a
+// listener of their own (SAGAS_PPROF_ADDR): pprof has no authentication, so
+// it is never served on the API's or the metrics' listener.
+func Perfilador() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

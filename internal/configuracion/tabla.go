@@ -173,7 +173,7 @@ var Variables = []Variable{
 	{Nombre: "SAGAS_METRICS_TOKEN_FILE", Valores: Texto{},
 		Descripcion: "file holding SAGAS_METRICS_TOKEN (a Docker or Kubernetes secret), read at start", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_PPROF_ADDR", Valores: Direccion{},
-		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty; pprof has no authentication, so an address that is not loopback needs SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on", Binarios: Coordinador},
+		Descripcion: "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty; pprof has no authentication, so an address that is not loopback needs SAGAS_HTTP_ALLOW_UNAUTHENTICATED=on", Binarios: Coordinador | Participantes},
 	{Nombre: "SAGAS_HTTP_ALLOW_UNAUTHENTICATED", Defecto: "off", Valores: Interruptor{},
 		Descripcion: "on lets an HTTP listener that is not loopback answer without authentication (the API without SAGAS_API_TOKEN, the metrics listener without SAGAS_METRICS_TOKEN, pprof); each such listener is logged as a warning at start. Only for a network you control end to end", Binarios: Coordinador | Participantes},
 	// Tracing (internal/traza; docs/operations.md, Traces). The standard

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"slices"
@@ -291,12 +290,7 @@ var relojLocal func() time.Time
 // perfilador serves net/http/pprof on its own listener, never on the API's.
 // Its failures are logged and never stop the coordinator.
 func perfilador(direccion string, logger *slog.Logger) ciclo.Componente {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	srv := ciclo.NuevoServidorHTTP(&http.Server{Addr: direccion, Handler: mux, ReadHeaderTimeout: 10 * time.Second}, time.Second, logger)
+	srv := ciclo.NuevoServidorHTTP(&http.Server{Addr: direccion, Handler: ciclo.Perfilador(), ReadHeaderTimeout: 10 * time.Second}, time.Second, logger)
 	return ciclo.Func(func(ctx context.Context) error {
 		if err := srv.Correr(ctx); err != nil {
 			logger.Warn("pprof", "err", err)
