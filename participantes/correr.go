@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/alpespartner/sagas/internal/bus"
@@ -22,6 +25,19 @@ const plazoApagado = 15 * time.Second
 
 // plazoComprobacion bounds the first connection check (bus.ComprobarConexion).
 const plazoComprobacion = 10 * time.Second
+
+// Main is a participant binary's main: Correr with the command line, the
+// environment and standard output until SIGINT or SIGTERM. An error is
+// printed on standard error, prefixed with the service's name, and exits 1.
+func Main(s Servicio) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Correr(ctx, os.Args, os.Getenv, os.Stdout, s)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", s.Nombre, err)
+		os.Exit(1)
+	}
+}
 
 // Correr is the whole life of a participant process: it reads and
 // validates the configuration (with -check-config it stops there), opens

@@ -4,27 +4,6 @@
 // the saga compensates. Configuration: see package participantes.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/alpespartner/sagas/participantes"
 
-	"github.com/alpespartner/sagas/participantes"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Getenv)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "comisiones:", err)
-		os.Exit(1)
-	}
-}
-
-// run is the whole program, with its inputs passed in so tests can call it.
-func run(ctx context.Context, args []string, getenv func(string) string) error {
-	return participantes.Correr(ctx, args, getenv, os.Stdout, servicio())
-}
+func main() { participantes.Main(servicio()) }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/alpespartner/sagas/participantes"
+	"io"
 	"strings"
 	"testing"
 
@@ -85,12 +87,12 @@ func TestInfluencerSinPlataformaEsUnFalloDeNegocioSinEfecto(t *testing.T) {
 }
 
 func TestRunValidaLaConfiguracionYLaDeclaracion(t *testing.T) {
-	if err := run(t.Context(), []string{"influencer", "-check-config"}, func(string) string { return "" }); err != nil {
+	if err := participantes.Correr(t.Context(), []string{"influencer", "-check-config"}, func(string) string { return "" }, io.Discard, servicio()); err != nil {
 		t.Fatal(err)
 	}
-	err := run(t.Context(), []string{"influencer", "-check-config"}, func(k string) string {
+	err := participantes.Correr(t.Context(), []string{"influencer", "-check-config"}, func(k string) string {
 		return map[string]string{"SAGAS_FALLOS": "siempre"}[k]
-	})
+	}, io.Discard, servicio())
 	if err == nil || !strings.Contains(err.Error(), `SAGAS_FALLOS="siempre": allowed values are no, semillas`) {
 		t.Fatalf("%v", err)
 	}

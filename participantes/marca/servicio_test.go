@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -164,12 +165,12 @@ func media(t *testing.T, p *participantes.Participante) time.Duration {
 }
 
 func TestRunValidaLaConfiguracionYLaDeclaracion(t *testing.T) {
-	if err := run(t.Context(), []string{"marca", "-check-config"}, func(string) string { return "" }); err != nil {
+	if err := participantes.Correr(t.Context(), []string{"marca", "-check-config"}, func(string) string { return "" }, io.Discard, servicio()); err != nil {
 		t.Fatal(err)
 	}
-	err := run(t.Context(), []string{"marca", "-check-config"}, func(k string) string {
+	err := participantes.Correr(t.Context(), []string{"marca", "-check-config"}, func(k string) string {
 		return map[string]string{"SAGAS_STORAGE_TYPE": "postgres"}[k]
-	})
+	}, io.Discard, servicio())
 	if err == nil || !strings.Contains(err.Error(), `SAGAS_STORAGE_TYPE="postgres": allowed values are sqlite, mysql`) {
 		t.Fatalf("%v", err)
 	}
