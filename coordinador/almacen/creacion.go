@@ -165,6 +165,9 @@ func (db *DB) crearLote(ctx context.Context, lote []*creacion) {
 		}); err == nil {
 			for _, c := range lote {
 				c.id, c.creada = c.s.ID, true
+				if db.d.nombre == TipoMySQL {
+					db.cache.recordar(&c.s)
+				}
 			}
 			db.confirmados(escritos)
 			return

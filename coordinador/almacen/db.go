@@ -55,6 +55,8 @@ type DB struct {
 	idsConsecutivos bool
 	// alConfirmar receives the outbox rows of each committed transaction.
 	alConfirmar func([]Mensaje)
+	// cache remembers, on MySQL, the sagas this process committed last.
+	cache cacheSagas
 }
 
 var _ Store = (*DB)(nil)

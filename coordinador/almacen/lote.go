@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,13 +49,22 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 			errs[i] = fmt.Errorf("actualizar saga %s: %w", es[i].SagaID, err)
 		}
 	}
+	if db.d.nombre == TipoMySQL && db.actualizarLoteEnCache(ctx, es, errs) {
+		return errs
+	}
 	var escritos []Mensaje
+	var estados map[string]*saga.Saga
 	err := db.transaccion(ctx, func(tx *sql.Tx) error {
 		var err error
-		escritos, err = db.actualizarLote(ctx, tx, es, errs)
+		escritos, estados, err = db.actualizarLote(ctx, tx, es, errs)
 		return err
 	})
 	if err == nil {
+		if db.d.nombre == TipoMySQL {
+			for _, s := range estados {
+				db.cache.recordar(s)
+			}
+		}
 		db.confirmados(escritos)
 		return errs
 	}
@@ -75,8 +86,10 @@ func (db *DB) ActualizarLote(ctx context.Context, es []Entrada) []error {
 
 // actualizarLote is the batch transaction: every entry not refused in
 // previos is applied, or an error rolls the whole batch back. Round trips on
-// MySQL: the inbox keys, the locking read, the writes; plus BEGIN and COMMIT.
-func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) ([]Mensaje, error) {
+// MySQL: the inbox keys, the locking read, the writes (BEGIN and COMMIT
+// travel with them). It returns the outbox rows written and the state of
+// every saga read, as committed if the transaction commits.
+func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, previos []error) ([]Mensaje, map[string]*saga.Saga, error) {
 	// Inbox first, all keys at once, skipping those already there: if any
 	// was (a redelivery, or a key repeated in the batch), the single path
 	// sorts the batch out. A failed entry's key is rolled back with the
@@ -92,10 +105,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		res, err := tx.ExecContext(ctx, db.d.insertarIgnorando+" inbox (clave, recibido) VALUES "+
 			sqldialecto.Filas(n, "(?, ?)"), inbox...)
 		if err != nil {
-			return nil, fmt.Errorf("inbox: %w", err)
+			return nil, nil, fmt.Errorf("inbox: %w", err)
 		}
 		if nuevas, err := res.RowsAffected(); err != nil || nuevas != int64(n) {
-			return nil, errLote
+			return nil, nil, errLote
 		}
 	}
 
@@ -118,11 +131,11 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		rows, err := tx.QueryContext(ctx, selectSagaConPasos+" WHERE s.saga_id IN ("+sqldialecto.Marcadores(len(ids))+
 			") ORDER BY p.saga_id, p.orden"+db.d.bloquearLectura, ids...)
 		if err != nil {
-			return nil, fmt.Errorf("leer sagas: %w", err)
+			return nil, nil, fmt.Errorf("leer sagas: %w", err)
 		}
 		sagas, err := leerSagasConPasos(rows)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for i := range sagas {
 			actual[sagas[i].ID] = &sagas[i]
@@ -144,12 +157,12 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		if !ok {
 			// No saga, or a saga without steps, which leerSaga tells apart:
 			// let the single path decide.
-			return nil, errLote
+			return nil, nil, errLote
 		}
 		c, err := e.Fn(viejo.Clone())
 		if err != nil {
 			// Its inbox key must not stay: let the single path run it.
-			return nil, errLote
+			return nil, nil, errLote
 		}
 		if !c.Guardar {
 			continue
@@ -157,10 +170,10 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 		nuevo := c.Saga
 		nuevo.ID = viejo.ID
 		if err := validarSaga(&nuevo, viejo); err != nil {
-			return nil, errLote
+			return nil, nil, errLote
 		}
 		if len(nuevo.Pasos) < len(viejo.Pasos) {
-			return nil, errLote // steps removed: rare, left to the single path
+			return nil, nil, errLote // steps removed: rare, left to the single path
 		}
 		if _, ok := originales[viejo.ID]; !ok {
 			originales[viejo.ID] = *viejo
@@ -172,47 +185,49 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 	}
 
 	// A batch too large for one query is left to the single path.
-	peso := 0
-	for _, id := range nuevas {
-		s := actual[id]
-		peso += len(s.Datos)
-		for i := range s.Pasos {
-			peso += len(s.Pasos[i].Entrada) + len(s.Pasos[i].Salida)
-		}
-	}
-	for i := range msgs {
-		peso += len(msgs[i].Carga)
-	}
-	if peso > bytesPorLote && len(nuevas) > 1 {
-		return nil, errLote
+	if pesoLote(nuevas, actual, msgs) > bytesPorLote && len(nuevas) > 1 {
+		return nil, nil, errLote
 	}
 
 	var ss []sentencia
 	if len(nuevas) > 0 {
 		var err error
 		if ss, err = db.sentenciasLote(nuevas, originales, actual); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	mensajes, err := db.sentenciasMensajes(msgs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	creado := time.Now()
 	res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
 	if err != nil {
-		return nil, fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
+		return nil, nil, fmt.Errorf("guardar %d sagas: %w", len(nuevas), err)
 	}
 	if len(msgs) == 0 {
-		return nil, nil
+		return nil, actual, nil
 	}
-	return db.conIDs(res, msgs, creado), nil
+	return db.conIDs(res, msgs, creado), actual, nil
 }
 
 // sentenciasLote are the writes of the changed sagas: one multi-row upsert
 // of the saga rows and one of the steps that changed. The rows were read (and
 // on MySQL locked) in this transaction, so the upserts always update.
 func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) ([]sentencia, error) {
+	ss, err := db.sentenciaSagas(ids, actual, db.d.upsertSaga)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := db.sentenciaPasosLote(ids, originales, actual); ok {
+		ss = append(ss, p)
+	}
+	return ss, nil
+}
+
+// sentenciaSagas is a multi-row INSERT of the saga rows ids, ending with
+// sufijo (an upsert clause).
+func (db *DB) sentenciaSagas(ids []string, actual map[string]*saga.Saga, sufijo string) ([]sentencia, error) {
 	var q strings.Builder
 	q.WriteString("INSERT INTO sagas (" + selectSaga + ") VALUES ")
 	args := make([]any, 0, len(ids)*len(colsSaga))
@@ -229,10 +244,14 @@ func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actu
 		}
 		args = append(args, v...)
 	}
-	q.WriteString(db.d.upsertSaga)
-	ss := []sentencia{{q.String(), args}}
+	q.WriteString(sufijo)
+	return []sentencia{{q.String(), args}}, nil
+}
 
-	q.Reset()
+// sentenciaPasosLote is the multi-row upsert of the steps of ids that
+// changed; false when none did.
+func (db *DB) sentenciaPasosLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) (sentencia, bool) {
+	var q strings.Builder
 	q.WriteString(insertPasos)
 	var argsPasos []any
 	n := 0
@@ -250,9 +269,164 @@ func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actu
 			n++
 		}
 	}
-	if n > 0 {
-		q.WriteString(db.d.upsertPaso)
-		ss = append(ss, sentencia{q.String(), argsPasos})
+	if n == 0 {
+		return sentencia{}, false
 	}
-	return ss, nil
+	q.WriteString(db.d.upsertPaso)
+	return sentencia{q.String(), argsPasos}, true
+}
+
+// upsertSagaGuardado ends a multi-row INSERT of saga rows (MySQL) so that
+// an existing row is overwritten only if its version is the one written
+// minus saltos (the transitions applied to it in the batch); otherwise it
+// is left as it is. Every assignment tests the row's version before the
+// last one changes it (MySQL assigns left to right).
+func upsertSagaGuardado(saltos int) string {
+	return " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:],
+		"%c = IF(version = VALUES(version) - "+strconv.Itoa(saltos)+", VALUES(%c), %c)")
+}
+
+func init() {
+	if colsSaga[len(colsSaga)-1] != "version" {
+		panic("almacen: version must be the last of colsSaga (upsertSagaGuardado)")
+	}
+}
+
+// actualizarLoteEnCache is ActualizarLote from the states this process
+// last committed, in one round trip (see cacheSagas): each group of saga
+// rows guarded by version and checked (verificarFilas), the steps, the
+// outbox rows and the COMMIT. Only for entries without inbox keys (a key
+// already in the inbox must stop its entry before fn runs). It applies the
+// entries not refused in errs, and returns false when it wrote nothing and
+// the caller must take the usual path: an inbox key, a saga not remembered,
+// an entry whose fn failed or changed nothing (decided on a state that may
+// be stale), a stale state, a database error.
+func (db *DB) actualizarLoteEnCache(ctx context.Context, es []Entrada, errs []error) bool {
+	originales := map[string]saga.Saga{}
+	actual := map[string]*saga.Saga{}
+	for i := range es {
+		if errs[i] != nil {
+			continue
+		}
+		if es[i].Dedup != "" {
+			return false
+		}
+		id := es[i].SagaID
+		if _, ok := originales[id]; ok {
+			continue
+		}
+		s, ok := db.cache.tomar(id)
+		if !ok {
+			return false
+		}
+		originales[id] = s
+		actual[id] = &s
+	}
+	saltos := map[string]int{}
+	var (
+		nuevas []string
+		msgs   []Mensaje
+	)
+	for i := range es {
+		e := &es[i]
+		if errs[i] != nil {
+			continue
+		}
+		viejo := actual[e.SagaID]
+		c, err := e.Fn(viejo.Clone())
+		if err != nil || !c.Guardar {
+			return false
+		}
+		nuevo := c.Saga
+		nuevo.ID = viejo.ID
+		if validarSaga(&nuevo, viejo) != nil || len(nuevo.Pasos) < len(viejo.Pasos) {
+			return false
+		}
+		if saltos[viejo.ID] == 0 {
+			nuevas = append(nuevas, viejo.ID)
+		}
+		saltos[viejo.ID]++
+		nuevo.Version = viejo.Version + 1
+		actual[viejo.ID] = &nuevo
+		msgs = append(msgs, c.Mensajes...)
+	}
+	if pesoLote(nuevas, actual, msgs) > bytesPorLote && len(nuevas) > 1 {
+		return false
+	}
+
+	var ss []sentencia
+	// In saga_id order, as the usual path locks them; one guarded upsert
+	// per number of transitions a saga took in the batch (nearly always
+	// one: a single statement).
+	slices.Sort(nuevas)
+	porSaltos := map[int][]string{}
+	var grupos []int
+	for _, id := range nuevas {
+		k := saltos[id]
+		if porSaltos[k] == nil {
+			grupos = append(grupos, k)
+		}
+		porSaltos[k] = append(porSaltos[k], id)
+	}
+	slices.Sort(grupos)
+	for _, k := range grupos {
+		s, err := db.sentenciaSagas(porSaltos[k], actual, upsertSagaGuardado(k))
+		if err != nil {
+			return false
+		}
+		// An updated row counts 2 (INSERT ... ON DUPLICATE KEY UPDATE); a
+		// row left as it was counts 0 (1 with CLIENT_FOUND_ROWS), an
+		// inserted one (the saga was purged) 1.
+		ss = append(ss, s[0], verificarFilas(2*len(porSaltos[k])))
+	}
+	if p, ok := db.sentenciaPasosLote(nuevas, originales, actual); ok {
+		ss = append(ss, p)
+	}
+	mensajes, err := db.sentenciasMensajes(msgs)
+	if err != nil {
+		return false
+	}
+	var escritos []Mensaje
+	err = db.transaccion(ctx, func(tx *sql.Tx) error {
+		creado := time.Now()
+		res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
+		if err != nil {
+			return err
+		}
+		if len(msgs) > 0 {
+			escritos = db.conIDs(res, msgs, creado)
+		}
+		return nil
+	})
+	if err != nil {
+		if esVerificacionFallida(err) {
+			db.cache.obsoletas.Add(1)
+		}
+		for _, id := range nuevas {
+			db.cache.olvidar(id)
+		}
+		return false
+	}
+	db.cache.aciertos.Add(uint64(len(nuevas)))
+	for _, id := range nuevas {
+		db.cache.recordar(actual[id])
+	}
+	db.confirmados(escritos)
+	return true
+}
+
+// pesoLote is the size of the variable data a batch writes.
+func pesoLote(ids []string, actual map[string]*saga.Saga, msgs []Mensaje) int {
+	peso := 0
+	for _, id := range ids {
+		s := actual[id]
+		peso += len(s.Datos)
+		for i := range s.Pasos {
+			peso += len(s.Pasos[i].Entrada) + len(s.Pasos[i].Salida)
+		}
+	}
+	for i := range msgs {
+		peso += len(msgs[i].Carga)
+	}
+	return peso
 }

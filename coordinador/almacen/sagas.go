@@ -61,6 +61,9 @@ func (db *DB) crearSaga(ctx context.Context, c *creacion) (string, bool, error) 
 			return err
 		})
 		if err == nil {
+			if db.d.nombre == TipoMySQL {
+				db.cache.recordar(s)
+			}
 			db.confirmados(escritos)
 			return s.ID, true, nil
 		}
@@ -157,9 +160,16 @@ func (db *DB) Actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 	}
 }
 
-// actualizar is one attempt of Actualizar.
+// actualizar is one attempt of Actualizar: from the remembered state when
+// there is one (actualizarEnCache), else reading the saga locked.
 func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga.Saga) (Cambio, error)) error {
+	if db.d.nombre == TipoMySQL && dedup == "" {
+		if viejo, ok := db.cache.tomar(sagaID); ok && db.actualizarEnCache(ctx, &viejo, fn) {
+			return nil
+		}
+	}
 	var escritos []Mensaje
+	var estado saga.Saga
 	err := db.transaccion(ctx, func(tx *sql.Tx) error {
 		viejo, err := db.registrarYLeer(ctx, tx, sagaID, dedup)
 		if err != nil {
@@ -170,15 +180,94 @@ func (db *DB) actualizar(ctx context.Context, sagaID, dedup string, fn func(saga
 			return fmt.Errorf("actualizar saga %s: %w", sagaID, err)
 		}
 		if !c.Guardar {
+			estado = viejo
 			return nil
 		}
 		escritos, err = db.guardar(ctx, tx, &viejo, &c.Saga, c.Mensajes, true)
+		estado = c.Saga
 		return err
 	})
 	if err == nil {
+		if db.d.nombre == TipoMySQL {
+			db.cache.recordar(&estado)
+		}
 		db.confirmados(escritos)
 	}
 	return err
+}
+
+// actualizarEnCache is actualizar from viejo, the state this process last
+// committed, in one round trip (see cacheSagas): the saga's UPDATE guarded
+// by its version and checked (verificarFilas), the changed steps, the
+// outbox rows and the COMMIT. Only for a transition without an inbox key
+// (a key already in the inbox must stop it before fn runs). It returns
+// false when nothing was written and the caller must take the usual path:
+// the guard failed (the state was stale), fn failed or changed nothing
+// (decided on a state that may be stale: the usual path decides again on
+// the saga read locked), or the database failed.
+func (db *DB) actualizarEnCache(ctx context.Context, viejo *saga.Saga, fn func(saga.Saga) (Cambio, error)) bool {
+	c, err := fn(viejo.Clone())
+	if err != nil || !c.Guardar {
+		return false
+	}
+	nuevo := c.Saga
+	nuevo.ID = viejo.ID
+	if validarSaga(&nuevo, viejo) != nil || len(nuevo.Pasos) < len(viejo.Pasos) {
+		return false // the usual path reports it
+	}
+	valores, err := db.d.valoresSaga(&nuevo, viejo.Version+1)
+	if err != nil {
+		return false
+	}
+	q, args := updateSaga, valores[1:]
+	if mismaIdentidad(viejo, &nuevo) {
+		q, args = updateSagaCorto, valores[colsMutables:]
+	}
+	ss := []sentencia{{q, append(args, viejo.ID, viejo.Version)}, verificarFilas(1)}
+	if desde, hasta := pasosCambiados(viejo, &nuevo); desde >= 0 {
+		ss = append(ss, db.sentenciaPasos(&nuevo, desde, hasta, db.d.upsertPaso))
+	}
+	mensajes, err := db.sentenciasMensajes(c.Mensajes)
+	if err != nil {
+		return false
+	}
+	var escritos []Mensaje
+	err = db.transaccion(ctx, func(tx *sql.Tx) error {
+		creado := time.Now()
+		res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
+		if err == nil && len(c.Mensajes) > 0 {
+			escritos = db.conIDs(res, c.Mensajes, creado)
+		}
+		return err
+	})
+	if err != nil {
+		if esVerificacionFallida(err) {
+			db.cache.obsoletas.Add(1)
+		}
+		db.cache.olvidar(viejo.ID)
+		return false
+	}
+	nuevo.Version = viejo.Version + 1
+	db.cache.aciertos.Add(1)
+	db.cache.recordar(&nuevo)
+	db.confirmados(escritos)
+	return true
+}
+
+// pasosCambiados is the range [desde, hasta) of nuevo's steps that differ
+// from viejo's; desde is -1 when none does. Changed steps are contiguous in
+// practice (the current one and its neighbour): one upsert covers them.
+func pasosCambiados(viejo, nuevo *saga.Saga) (desde, hasta int) {
+	desde, hasta = -1, -1
+	for i := range nuevo.Pasos {
+		if i >= len(viejo.Pasos) || !pasoIgual(&viejo.Pasos[i], &nuevo.Pasos[i]) {
+			if desde < 0 {
+				desde = i
+			}
+			hasta = i + 1
+		}
+	}
+	return desde, hasta
 }
 
 // esperar sleeps a short random time before retry number intento, so that
@@ -306,18 +395,7 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 	}
 	nuevo.Version = viejo.Version + 1
 
-	// Changed steps are contiguous in practice (the current one and its
-	// neighbour); one upsert from the first to the last changed covers them.
-	desde, hasta := -1, -1
-	for i := range nuevo.Pasos {
-		if i >= len(viejo.Pasos) || !pasoIgual(&viejo.Pasos[i], &nuevo.Pasos[i]) {
-			if desde < 0 {
-				desde = i
-			}
-			hasta = i + 1
-		}
-	}
-	if desde >= 0 {
+	if desde, hasta := pasosCambiados(viejo, nuevo); desde >= 0 {
 		ss = append(ss, db.sentenciaPasos(nuevo, desde, hasta, db.d.upsertPaso))
 	}
 	if len(nuevo.Pasos) < len(viejo.Pasos) {
@@ -355,9 +433,10 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 		cambiadas int
 		fallos    []error
 		escritos  []Mensaje
+		guardadas []saga.Saga
 	)
 	err := db.transaccion(ctx, func(tx *sql.Tx) error {
-		cambiadas, fallos, escritos = 0, nil, nil
+		cambiadas, fallos, escritos, guardadas = 0, nil, nil, nil
 		vencidas, err := db.reclamarVencidas(ctx, tx, ahora, limite)
 		if err != nil {
 			return err
@@ -382,12 +461,18 @@ func (db *DB) ProcesarVencidas(ctx context.Context, ahora time.Time, limite int,
 				return err
 			}
 			escritos = append(escritos, ms...)
+			guardadas = append(guardadas, c.Saga)
 			cambiadas++
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("procesar vencidas: %w", err)
+	}
+	if db.d.nombre == TipoMySQL {
+		for i := range guardadas {
+			db.cache.recordar(&guardadas[i])
+		}
 	}
 	db.confirmados(escritos)
 	if len(fallos) > 0 {
