@@ -147,7 +147,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sagas_reloj_desfase_seconds",
 			Help: "The database server's clock minus this replica's, as last measured; deadlines use the server's.",
-		}, func() float64 { return reloj.Desfase().Seconds() }))
+		}, func() float64 { return reloj.Desfase().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sagas_transiciones_en_cache_total",
+			Help: "Transitions committed from the state this replica remembered of the saga, without reading it (MySQL).",
+		}, func() float64 { a, _ := store.Cache(); return float64(a) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sagas_transiciones_cache_obsoleta_total",
+			Help: "Transitions whose remembered state another writer had changed: rolled back and run again on the saga read FOR UPDATE.",
+		}, func() float64 { _, o := store.Cache(); return float64(o) }))
 	client, err := bus.Conectar(cfg.PulsarURL, logger, bus.ConMetricas(reg), bus.ConSeguridad(cfg.Seguridad))
 	if err != nil {
 		return err
