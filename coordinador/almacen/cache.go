@@ -19,14 +19,17 @@ import (
 // database runs no SELECT for it. SQLite, in process, reads for free and
 // keeps the usual path.
 
-// maxEnCache bounds the sagas remembered; beyond it an arbitrary one is
-// forgotten. Only sagas in flight are kept (a terminal one is forgotten),
-// so a coordinator holds about its sagas in flight.
-const maxEnCache = 8192
-
-// maxPesoEnCache leaves out sagas whose input and step data weigh more: the
-// cache bounds its memory by count, so each entry must stay small.
-const maxPesoEnCache = 16 << 10
+// Bounds of the cache. Only sagas in flight are kept (a terminal one is
+// forgotten), so a coordinator holds about its sagas in flight; beyond
+// either bound arbitrary ones are forgotten.
+const (
+	// maxEnCache bounds the sagas remembered.
+	maxEnCache = 8192
+	// maxBytesCache bounds their approximate size (pesoSaga).
+	maxBytesCache = 32 << 20
+	// maxPesoEnCache leaves out a saga heavier than this.
+	maxPesoEnCache = 64 << 10
+)
 
 // erSubconsultaFilas is MySQL's error 1242, "Subquery returns more than 1
 // row": what verificarFilas raises on purpose.
@@ -48,8 +51,9 @@ func esVerificacionFallida(err error) bool {
 // cacheSagas is the state this process last committed of sagas in flight.
 // Its values are never modified: a taker clones before changing one.
 type cacheSagas struct {
-	mu sync.Mutex
-	m  map[string]saga.Saga
+	mu    sync.Mutex
+	m     map[string]saga.Saga
+	bytes int // the sum of pesoSaga over m
 	// aciertos counts transitions that committed from the cache, obsoletas
 	// those whose guard failed and ran again the usual way.
 	aciertos, obsoletas atomic.Uint64
@@ -74,36 +78,50 @@ func (c *cacheSagas) recordar(s *saga.Saga) {
 	v := normalizada(s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if previo, ok := c.m[s.ID]; ok && previo.Version > v.Version {
-		return
+	if previo, ok := c.m[s.ID]; ok {
+		if previo.Version > v.Version {
+			return
+		}
+		c.quitar(s.ID, &previo)
 	}
 	if c.m == nil {
 		c.m = make(map[string]saga.Saga)
 	}
-	if _, ok := c.m[s.ID]; !ok && len(c.m) >= maxEnCache {
-		for id := range c.m {
-			delete(c.m, id)
+	peso := pesoSaga(&v)
+	for id, otra := range c.m {
+		if len(c.m) < maxEnCache && c.bytes+peso <= maxBytesCache {
 			break
 		}
+		c.quitar(id, &otra)
 	}
 	c.m[s.ID] = v
+	c.bytes += peso
 }
 
 // olvidar drops id's state: the next transition reads it.
 func (c *cacheSagas) olvidar(id string) {
 	c.mu.Lock()
-	delete(c.m, id)
+	if s, ok := c.m[id]; ok {
+		c.quitar(id, &s)
+	}
 	c.mu.Unlock()
 }
 
-// pesoSaga is the size of a saga's variable data.
+// quitar removes id, whose state is s; c.mu is held.
+func (c *cacheSagas) quitar(id string, s *saga.Saga) {
+	delete(c.m, id)
+	c.bytes -= pesoSaga(s)
+}
+
+// pesoSaga approximates the memory a remembered saga takes: its variable
+// data and a fixed share per saga and per step.
 func pesoSaga(s *saga.Saga) int {
-	n := len(s.Datos)
+	n := 512 + len(s.ID) + len(s.Datos) + len(s.Error) + len(s.Traceparent)
 	for i := range s.Pasos {
 		p := &s.Pasos[i]
-		n += len(p.Entrada) + len(p.Salida) + len(p.SalidaCompensacion) + len(p.Error) + len(p.ErrorCompensacion)
+		n += 256 + len(p.Entrada) + len(p.Salida) + len(p.SalidaCompensacion) + len(p.Error) + len(p.ErrorCompensacion)
 	}
-	return n + len(s.Error)
+	return n
 }
 
 // normalizada is a deep copy of s as reading it back would give it: times
