@@ -215,10 +215,11 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 // of the saga rows and one of the steps that changed. The rows were read (and
 // on MySQL locked) in this transaction, so the upserts always update.
 func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) ([]sentencia, error) {
-	ss, err := db.sentenciaSagas(ids, actual, db.d.upsertSaga)
+	sagas, err := db.sentenciaSagas(ids, actual, db.d.upsertSaga)
 	if err != nil {
 		return nil, err
 	}
+	ss := []sentencia{sagas}
 	if p, ok := db.sentenciaPasosLote(ids, originales, actual); ok {
 		ss = append(ss, p)
 	}
@@ -227,7 +228,7 @@ func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actu
 
 // sentenciaSagas is a multi-row INSERT of the saga rows ids, ending with
 // sufijo (an upsert clause).
-func (db *DB) sentenciaSagas(ids []string, actual map[string]*saga.Saga, sufijo string) ([]sentencia, error) {
+func (db *DB) sentenciaSagas(ids []string, actual map[string]*saga.Saga, sufijo string) (sentencia, error) {
 	var q strings.Builder
 	q.WriteString("INSERT INTO sagas (" + selectSaga + ") VALUES ")
 	args := make([]any, 0, len(ids)*len(colsSaga))
@@ -240,12 +241,12 @@ func (db *DB) sentenciaSagas(ids []string, actual map[string]*saga.Saga, sufijo 
 		s := actual[id]
 		v, err := db.d.valoresSaga(s, s.Version)
 		if err != nil {
-			return nil, fmt.Errorf("guardar saga %s: %w", id, err)
+			return sentencia{}, fmt.Errorf("guardar saga %s: %w", id, err)
 		}
 		args = append(args, v...)
 	}
 	q.WriteString(sufijo)
-	return []sentencia{{q.String(), args}}, nil
+	return sentencia{q.String(), args}, nil
 }
 
 // sentenciaPasosLote is the multi-row upsert of the steps of ids that
@@ -377,7 +378,7 @@ func (db *DB) actualizarLoteEnCache(ctx context.Context, es []Entrada, errs []er
 		// An updated row counts 2 (INSERT ... ON DUPLICATE KEY UPDATE); a
 		// row left as it was counts 0 (1 with CLIENT_FOUND_ROWS), an
 		// inserted one (the saga was purged) 1.
-		ss = append(ss, s[0], verificarFilas(2*len(porSaltos[k])))
+		ss = append(ss, s, verificarFilas(2*len(porSaltos[k])))
 	}
 	if p, ok := db.sentenciaPasosLote(nuevas, originales, actual); ok {
 		ss = append(ss, p)
