@@ -1,10 +1,14 @@
 package almacen
 
 import (
+	"context"
+	"database/sql"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/alpespartner/sagas/coordinador/saga"
+	"github.com/alpespartner/sagas/internal/mysqltx"
 	"github.com/alpespartner/sagas/internal/sqldialecto"
 )
 
@@ -46,6 +50,42 @@ func verificarFilas(n int) sentencia {
 // esVerificacionFallida reports whether err is verificarFilas's failure.
 func esVerificacionFallida(err error) bool {
 	return sqldialecto.NumeroMySQL(err) == erSubconsultaFilas
+}
+
+// escribirDesdeCache runs ss and the outbox rows of msgs in one
+// transaction (one round trip on MySQL) and, once it commits, remembers
+// sagas as written and hands the rows to the relay. On any error nothing was
+// written: it forgets sagas, counts a failed check as a stale state, and
+// returns false.
+func (db *DB) escribirDesdeCache(ctx context.Context, ss []sentencia, msgs []Mensaje, sagas []*saga.Saga) bool {
+	mensajes, err := db.sentenciasMensajes(msgs)
+	if err != nil {
+		return false
+	}
+	var escritos []Mensaje
+	err = db.transaccion(ctx, func(tx *sql.Tx) error {
+		creado := time.Now()
+		res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
+		if err == nil && len(msgs) > 0 {
+			escritos = db.conIDs(res, msgs, creado)
+		}
+		return err
+	})
+	if err != nil {
+		if esVerificacionFallida(err) {
+			db.cache.obsoletas.Add(1)
+		}
+		for _, s := range sagas {
+			db.cache.olvidar(s.ID)
+		}
+		return false
+	}
+	db.cache.aciertos.Add(uint64(len(sagas)))
+	for _, s := range sagas {
+		db.cache.recordar(s)
+	}
+	db.confirmados(escritos)
+	return true
 }
 
 // cacheSagas is the state this process last committed of sagas in flight.

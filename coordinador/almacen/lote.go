@@ -383,37 +383,11 @@ func (db *DB) actualizarLoteEnCache(ctx context.Context, es []Entrada, errs []er
 	if p, ok := db.sentenciaPasosLote(nuevas, originales, actual); ok {
 		ss = append(ss, p)
 	}
-	mensajes, err := db.sentenciasMensajes(msgs)
-	if err != nil {
-		return false
+	escritas := make([]*saga.Saga, len(nuevas))
+	for i, id := range nuevas {
+		escritas[i] = actual[id]
 	}
-	var escritos []Mensaje
-	err = db.transaccion(ctx, func(tx *sql.Tx) error {
-		creado := time.Now()
-		res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
-		if err != nil {
-			return err
-		}
-		if len(msgs) > 0 {
-			escritos = db.conIDs(res, msgs, creado)
-		}
-		return nil
-	})
-	if err != nil {
-		if esVerificacionFallida(err) {
-			db.cache.obsoletas.Add(1)
-		}
-		for _, id := range nuevas {
-			db.cache.olvidar(id)
-		}
-		return false
-	}
-	db.cache.aciertos.Add(uint64(len(nuevas)))
-	for _, id := range nuevas {
-		db.cache.recordar(actual[id])
-	}
-	db.confirmados(escritos)
-	return true
+	return db.escribirDesdeCache(ctx, ss, msgs, escritas)
 }
 
 // pesoLote is the size of the variable data a batch writes.

@@ -227,31 +227,8 @@ func (db *DB) actualizarEnCache(ctx context.Context, viejo *saga.Saga, fn func(s
 	if desde, hasta := pasosCambiados(viejo, &nuevo); desde >= 0 {
 		ss = append(ss, db.sentenciaPasos(&nuevo, desde, hasta, db.d.upsertPaso))
 	}
-	mensajes, err := db.sentenciasMensajes(c.Mensajes)
-	if err != nil {
-		return false
-	}
-	var escritos []Mensaje
-	err = db.transaccion(ctx, func(tx *sql.Tx) error {
-		creado := time.Now()
-		res, err := db.ejecutarJuntas(mysqltx.ConCommit(ctx), tx, append(ss, mensajes...))
-		if err == nil && len(c.Mensajes) > 0 {
-			escritos = db.conIDs(res, c.Mensajes, creado)
-		}
-		return err
-	})
-	if err != nil {
-		if esVerificacionFallida(err) {
-			db.cache.obsoletas.Add(1)
-		}
-		db.cache.olvidar(viejo.ID)
-		return false
-	}
 	nuevo.Version = viejo.Version + 1
-	db.cache.aciertos.Add(1)
-	db.cache.recordar(&nuevo)
-	db.confirmados(escritos)
-	return true
+	return db.escribirDesdeCache(ctx, ss, c.Mensajes, []*saga.Saga{&nuevo})
 }
 
 // pasosCambiados is the range [desde, hasta) of nuevo's steps that differ
