@@ -181,7 +181,17 @@ func Nuevo(ctx context.Context, cfg Config, s Servicio, logger *slog.Logger) (*P
 	}
 	logger.Info("almacén abierto", "almacen", a.Tipo(), "donde", a.Donde(), "semilla", cfg.Fallos.Semilla)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Metrica(),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "sagas_participante_acciones_un_viaje_total",
+			Help:        "Actions applied in one round trip to MySQL on their first delivery, without reading the step's inbox first.",
+			ConstLabels: prometheus.Labels{"servicio": s.Nombre},
+		}, func() float64 { n, _ := a.UnViaje(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "sagas_participante_acciones_un_viaje_repetidas_total",
+			Help:        "One-round-trip attempts rolled back (the step had inbox rows, or an error) and applied the usual way.",
+			ConstLabels: prometheus.Labels{"servicio": s.Nombre},
+		}, func() float64 { _, n := a.UnViaje(); return float64(n) }))
 	return &Participante{
 		cfg: cfg, servicio: s, logger: logger, registro: reg,
 		metricas: mensajeria.NuevasMetricas(reg, &s), metricasBus: bus.NuevasMetricas(reg),

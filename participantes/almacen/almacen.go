@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -73,6 +74,16 @@ type Almacen struct {
 	// services' own included (SQLite; nil on MySQL, whose statements travel
 	// as text with BEGIN and COMMIT, mysqltx).
 	preparadas *preparadas.Cache
+	// unViaje and unViajeFallido count the actions aplicarEnUnViaje applied
+	// and those it handed back to the usual path.
+	unViaje, unViajeFallido atomic.Int64
+}
+
+// UnViaje says how many actions were applied in one round trip (MySQL, on
+// their first delivery) and how many of those attempts were rolled back and
+// applied the usual way (the step had inbox rows, or any error).
+func (a *Almacen) UnViaje() (aplicadas, repetidas int64) {
+	return a.unViaje.Load(), a.unViajeFallido.Load()
 }
 
 // Abrir opens the database of s and runs the migrations of the runtime and

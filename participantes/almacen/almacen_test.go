@@ -47,6 +47,7 @@ type orden struct {
 	saga, accion string
 	entrada      string // the saga input, JSON
 	fallo        string // injected failure
+	primera      bool   // almacen.Comando.Primera
 }
 
 func comando(o orden) almacen.Comando {
@@ -67,6 +68,7 @@ func comando(o orden) almacen.Comando {
 		Operacion: &s.Operaciones[0],
 		Peticion:  servicio.Peticion{Comando: cmd, SagaID: o.saga, Paso: "paso1", Entrada: []byte(entrada)},
 		Fallo:     o.fallo,
+		Primera:   o.primera,
 	}
 }
 
@@ -100,24 +102,30 @@ func TestAplicarUnoAUno(t *testing.T) {
 		{"un fallo inyectado en la acción no deja efecto",
 			[]orden{{saga: "s1", accion: eventos.Ejecutar, fallo: "x"}, hacer}, "accion_inyectada reenvio", 0},
 	} {
-		t.Run(c.nombre, func(t *testing.T) {
-			enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
-				var casos []string
-				for _, o := range c.ordenes {
-					d, err := a.Aplicar(t.Context(), comando(o))
-					if err != nil {
-						t.Fatal(err)
+		// Every command again as a first delivery: on MySQL an action then
+		// bets that its step has no inbox row (one round trip), and must
+		// decide the same when it loses.
+		for _, primera := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/primera=%v", c.nombre, primera), func(t *testing.T) {
+				enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
+					var casos []string
+					for _, o := range c.ordenes {
+						o.primera = primera
+						d, err := a.Aplicar(t.Context(), comando(o))
+						if err != nil {
+							t.Fatal(err)
+						}
+						casos = append(casos, d.Caso.String())
 					}
-					casos = append(casos, d.Caso.String())
-				}
-				if got := strings.Join(casos, " "); got != c.casos {
-					t.Errorf("casos %q, want %q", got, c.casos)
-				}
-				if n := activos(t, a, "s1"); n != c.activos {
-					t.Errorf("%d efectos activos, want %d", n, c.activos)
-				}
+					if got := strings.Join(casos, " "); got != c.casos {
+						t.Errorf("casos %q, want %q", got, c.casos)
+					}
+					if n := activos(t, a, "s1"); n != c.activos {
+						t.Errorf("%d efectos activos, want %d", n, c.activos)
+					}
+				})
 			})
-		})
+		}
 	}
 }
 
@@ -370,6 +378,69 @@ func TestComandoMySQLEnDosViajes(t *testing.T) {
 		}
 		if got := n.Load() - antes; d.Caso.String() != c.caso || got != c.viajes {
 			t.Errorf("command %d: %s in %d round trips, want %s in %d", i, d.Caso, got, c.caso, c.viajes)
+		}
+	}
+}
+
+// An action on its first delivery (Comando.Primera) costs one round trip on
+// MySQL: its step's lock, the check that the step has no inbox row, the
+// savepoint, the effect, the inbox row and COMMIT. When the step has rows
+// (a redelivery taken for a first one, a compensation that came first) the
+// check fails the text before the effect, and the command is decided the
+// usual way on the rows read.
+func TestAccionMySQLEnUnViaje(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "pa_")
+	n := integracion.ContarComandos(t, cfg)
+	s := prueba.Servicio()
+	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 1,
+		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	for i, c := range []struct {
+		o       orden
+		caso    string
+		viajes  int64
+		unViaje bool // applied by the bet
+	}{
+		{orden{saga: "s1", accion: eventos.Ejecutar, primera: true}, "accion_hecha", 1, true},
+		// The bet lost: the text, its ROLLBACK, then the usual two.
+		{orden{saga: "s1", accion: eventos.Ejecutar, primera: true}, "reenvio", 4, false},
+		// The INSERT held back is dropped; the lock and the check still go.
+		{orden{saga: "s2", accion: eventos.Ejecutar, primera: true, entrada: `{"rechazar":true}`}, "accion_rechazada", 1, true},
+		// A query sends what is held, the check first; the refusal rolls
+		// the INSERT back to the savepoint.
+		{orden{saga: "s3", accion: eventos.Ejecutar, primera: true, entrada: `{"consultar":true,"rechazar":true}`}, "accion_rechazada", 4, true},
+		{orden{saga: "s4", accion: eventos.Ejecutar, primera: true, entrada: `{"consultar":true}`}, "accion_hecha", 3, true},
+		{orden{saga: "s5", accion: eventos.Compensar, primera: true}, "compensacion_anticipada", 2, false},
+		{orden{saga: "s5", accion: eventos.Ejecutar, primera: true}, "accion_tardia", 4, false},
+	} {
+		antesN := n.Load()
+		antesA, antesR := a.UnViaje()
+		d, err := a.Aplicar(t.Context(), comando(c.o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n.Load() - antesN; d.Caso.String() != c.caso || got != c.viajes {
+			t.Errorf("command %d: %s in %d round trips, want %s in %d", i, d.Caso, got, c.caso, c.viajes)
+		}
+		// A compensation never bets; an action wins or loses.
+		var ganada, perdida int64
+		if c.o.accion == eventos.Ejecutar && c.unViaje {
+			ganada = 1
+		} else if c.o.accion == eventos.Ejecutar {
+			perdida = 1
+		}
+		aplicadas, repetidas := a.UnViaje()
+		if aplicadas-antesA != ganada || repetidas-antesR != perdida {
+			t.Errorf("command %d: bets won %d and lost %d, want %d and %d", i, aplicadas-antesA, repetidas-antesR, ganada, perdida)
+		}
+	}
+	for saga, want := range map[string]int{"s1": 1, "s2": 0, "s3": 0, "s4": 1, "s5": 0} {
+		if got := activos(t, a, saga); got != want {
+			t.Errorf("%s: %d active effects, want %d", saga, got, want)
 		}
 	}
 }

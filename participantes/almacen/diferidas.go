@@ -33,6 +33,10 @@ type diferidas struct {
 	// retenidas are the statements held back, in order.
 	retenidas []diferida
 	bytes     int
+	// propias is how many of the first retenidas are the store's own, held
+	// before the effect ran (aplicarEnUnViaje: the step's lock, the inbox
+	// check, the savepoint): descartar keeps them.
+	propias int
 	// enviadas: statements of the effect were sent already (the savepoint
 	// must be rolled back to undo them).
 	enviadas bool
@@ -106,11 +110,9 @@ func (d *diferidas) enviar(ctx context.Context, n int) error {
 	}
 	lote := slices.Clone(d.retenidas[:n])
 	d.retenidas = append(d.retenidas[:0], d.retenidas[n:]...)
-	d.bytes = 0
-	for _, x := range d.retenidas {
-		d.bytes += x.tamano()
-	}
-	d.enviadas = true
+	d.medir()
+	d.enviadas = d.enviadas || n > d.propias
+	d.propias = max(d.propias-n, 0)
 	q, args := unir(lote, "", nil)
 	informado := false
 	res, err := d.tx.ExecContext(mysqltx.ConResultados(ctx, func(filas, ids []int64) {
@@ -147,13 +149,31 @@ func (d *diferidas) con(q string, args []any) (string, []any, bool) {
 	for _, x := range d.retenidas {
 		x.res.fijar(nil, errSinResultado)
 	}
-	d.descartar()
+	d.retenidas, d.bytes, d.propias = d.retenidas[:0], 0, 0
 	return q, args, true
 }
 
-// descartar forgets the held statements: the effect is being undone.
+// retener holds one of the store's own statements, before the effect runs:
+// descartar keeps it.
+func (d *diferidas) retener(q string, args ...any) {
+	x := diferida{q, args, &resultadoDiferido{d: d, ctx: context.Background()}}
+	d.retenidas = append(d.retenidas, x)
+	d.bytes += x.tamano()
+	d.propias = len(d.retenidas)
+}
+
+// descartar forgets the effect's held statements (not the store's own,
+// propias): the effect is being undone.
 func (d *diferidas) descartar() {
-	d.retenidas, d.bytes = d.retenidas[:0], 0
+	d.retenidas = d.retenidas[:d.propias]
+	d.medir()
+}
+
+func (d *diferidas) medir() {
+	d.bytes = 0
+	for _, x := range d.retenidas {
+		d.bytes += x.tamano()
+	}
 }
 
 // unir joins the statements of ds, then q (when not empty), into one text,

@@ -269,6 +269,7 @@ func (c *Consumidor) decodificar(msg pulsar.Message) (*comando, error) {
 		Peticion:  servicio.Peticion{Comando: k.cmd, SagaID: cmd.SagaID, Paso: cmd.Paso, Entrada: datos.Entrada, Previos: datos.Previos},
 		ErrDatos:  errDatos,
 		Fallo:     c.o.Inyector.Veredicto(cmd.Accion, cmd.Paso, fallos.LeerSimulacion(datos.Entrada)),
+		Primera:   msg.RedeliveryCount() == 0 && cmd.Intento <= 1,
 	}
 	k.traza, k.span = c.o.Trazador.Iniciar(traza.Contexto(context.Background(), msg.Properties()[eventos.PropTraceparent]),
 		cmd.Nombre(), traza.Consumidor, traza.Desde(k.inicio), traza.Atributos(traza.Saga(cmd.SagaID, cmd.Paso)...),

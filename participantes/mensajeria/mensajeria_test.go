@@ -61,6 +61,7 @@ type mensajeFalso struct {
 
 func (m mensajeFalso) Payload() []byte               { return m.carga }
 func (m mensajeFalso) Properties() map[string]string { return map[string]string{} }
+func (m mensajeFalso) RedeliveryCount() uint32       { return 0 }
 
 // sinBroker is a consumer on a SQLite store in a temp file whose replies go
 // to a fake producer: the runtime's decisions without a broker. The store's
