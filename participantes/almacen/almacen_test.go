@@ -444,3 +444,67 @@ func TestAccionMySQLEnUnViaje(t *testing.T) {
 		}
 	}
 }
+
+// A batch of actions on their first delivery, each of its own step, costs
+// one round trip on MySQL too. When one of its steps has an inbox row the
+// whole bet is lost, nothing of it is kept, and the batch is decided the
+// usual way on the rows read.
+func TestLoteMySQLEnUnViaje(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "pa_")
+	n := integracion.ContarComandos(t, cfg)
+	s := prueba.Servicio()
+	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 1,
+		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	lote := func(ordenes ...orden) (string, int64) {
+		t.Helper()
+		var cs []almacen.Comando
+		for _, o := range ordenes {
+			o.primera = true
+			cs = append(cs, comando(o))
+		}
+		antes := n.Load()
+		ds, err := a.AplicarLote(t.Context(), cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var casos []string
+		for _, d := range ds {
+			casos = append(casos, d.Caso.String())
+		}
+		return strings.Join(casos, " "), n.Load() - antes
+	}
+	hacer := func(saga string) orden { return orden{saga: saga, accion: eventos.Ejecutar} }
+
+	if casos, viajes := lote(hacer("a"), hacer("b"), orden{saga: "c", accion: eventos.Ejecutar, fallo: "x"}); casos != "accion_hecha accion_hecha accion_inyectada" || viajes != 1 {
+		t.Errorf("first deliveries: %s in %d round trips, want 1", casos, viajes)
+	}
+	if ganadas, perdidas := a.UnViaje(); ganadas != 3 || perdidas != 0 {
+		t.Errorf("bets won %d and lost %d, want 3 and 0", ganadas, perdidas)
+	}
+	// "d" was compensated first (the check catches it); "a" is a
+	// redelivery taken for a first one (so would its inbox row's key).
+	if _, err := a.Aplicar(t.Context(), comando(orden{saga: "d", accion: eventos.Compensar})); err != nil {
+		t.Fatal(err)
+	}
+	// The text and its ROLLBACK, then the usual batch: lock and read, then
+	// the effect, the inbox rows and COMMIT.
+	if casos, viajes := lote(hacer("e"), hacer("d")); casos != "accion_hecha accion_tardia" || viajes != 4 {
+		t.Errorf("a lost bet: %s in %d round trips, want 4", casos, viajes)
+	}
+	if casos, viajes := lote(hacer("f"), hacer("a")); casos != "accion_hecha reenvio" || viajes != 4 {
+		t.Errorf("a lost bet: %s in %d round trips, want 4", casos, viajes)
+	}
+	if ganadas, perdidas := a.UnViaje(); ganadas != 3 || perdidas != 4 {
+		t.Errorf("bets won %d and lost %d, want 3 and 4", ganadas, perdidas)
+	}
+	for saga, want := range map[string]int{"a": 1, "b": 1, "c": 0, "d": 0, "e": 1, "f": 1} {
+		if got := activos(t, a, saga); got != want {
+			t.Errorf("%s: %d active effects, want %d", saga, got, want)
+		}
+	}
+}

@@ -85,17 +85,16 @@ var ErrNegocioEnLote = errors.New("fallo de negocio dentro de un lote")
 // reply. It runs the transaction again when the database asks for it, and
 // resolves a race with another instance by returning the reply that instance
 // recorded. A decision that records nothing (a redelivery, a failed
-// compensation) is rolled back.
+// compensation) is rolled back. On MySQL an action on its first delivery
+// (Comando.Primera) first takes aplicarEnUnViaje.
 func (a *Almacen) Aplicar(ctx context.Context, c Comando) (bandeja.Decision, error) {
 	if err := c.validar(); err != nil {
 		return bandeja.Decision{}, err
 	}
-	if c.Primera && a.d.nombre == MySQL && c.Peticion.Comando.Accion == eventos.Ejecutar {
-		if d, err := a.aplicarEnUnViaje(ctx, &c); err == nil {
-			a.unViaje.Add(1)
-			return d, nil
+	if a.apuesta([]Comando{c}) {
+		if ds, err := a.aplicarEnUnViaje(ctx, []Comando{c}); err == nil {
+			return ds[0], nil
 		}
-		a.unViajeFallido.Add(1)
 	}
 	for intento := 1; ; intento++ {
 		d, err := a.aplicarUno(ctx, &c)
@@ -138,39 +137,74 @@ func (a *Almacen) aplicarUno(ctx context.Context, c *Comando) (bandeja.Decision,
 	return d, err
 }
 
-// sinInbox fails a text with MySQL's error 1242 ("Subquery returns more
-// than 1 row") when the step (saga_id, paso) has any inbox row: a text of
-// several statements stops at its first error, so nothing after it runs.
-const sinInbox = "SELECT (SELECT 1 FROM (SELECT 1 UNION ALL SELECT 2) AS dos WHERE EXISTS (SELECT 1 FROM inbox WHERE saga_id = ? AND paso = ?))"
-
-// aplicarEnUnViaje applies an action on MySQL in one round trip, betting
-// that its step has no inbox row yet, as on an action's first delivery:
-// without reading the inbox it decides as Aplicar would on an empty one and
-// sends, in one text, the step's lock, a check that the step still has no
-// inbox row (sinInbox, read under the lock, as Aplicar reads it), the
-// effect's savepoint, the effect's statements, the inbox row and COMMIT.
-// Any error, a lost bet included, rolls the transaction back whole, and the
-// caller applies the command the usual way, which decides on the rows it
-// reads. (An effect that reads, or reads a statement's result, sends the
-// statements held so far, the check first, in that round trip.)
-func (a *Almacen) aplicarEnUnViaje(ctx context.Context, c *Comando) (bandeja.Decision, error) {
-	var d bandeja.Decision
+// aplicarEnUnViaje applies actions on MySQL in one round trip, betting
+// that their steps have no inbox row yet, as on an action's first delivery:
+// without reading the inbox it decides as AplicarLote would on empty ones
+// and sends, in one text, the steps' locks, a check that the steps still
+// have no inbox row (sinInbox, read under the locks, as bloquearYLeer reads
+// it), for one command the effect's savepoint, the effects' statements, the
+// inbox rows and COMMIT. Any error, a lost bet included, rolls the
+// transaction back whole, and the caller applies the commands the usual
+// way, which decides on the rows it reads. (An effect that reads, or reads
+// a statement's result, sends the statements held so far, the check first,
+// in that round trip.)
+func (a *Almacen) aplicarEnUnViaje(ctx context.Context, cs []Comando) ([]bandeja.Decision, error) {
+	ds := make([]bandeja.Decision, len(cs))
+	ef := efectoEnLote
+	if len(cs) == 1 {
+		ef = efectoAislado(true)
+	}
 	err := a.escribir(ctx, func(tx *sql.Tx) (bool, error) {
-		t := a.transaccion(tx, efectoAislado(true))
-		k := c.paso()
-		t.dif.retener(a.d.bloquearVarios(1), k.sagaID, k.paso, k.comando, servicio.Momento(t.ahora))
-		t.dif.retener(sinInbox, k.sagaID, k.paso)
-		t.dif.retener(tomarSavepoint)
-		var err error
-		if d, err = t.decidir(ctx, c, map[string]bandeja.Registro{}); err != nil || !d.Registrar {
-			// An action always records its outcome; not recording means
-			// something this path does not handle.
-			return false, cmp.Or(err, errSinRegistro)
+		t := a.transaccion(tx, ef)
+		pasos := make([]clavePaso, len(cs))
+		var claves []any
+		for j := range cs {
+			pasos[j] = cs[j].paso()
+			claves = append(claves, pasos[j].sagaID, pasos[j].paso)
 		}
-		cmd := c.Peticion.Comando
-		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, []registroDePaso{{cmd.SagaID, cmd.Paso, d.Registro}}, t.ahora, t.dif)
+		q, args, _, _ := a.bloqueo(pasos, t.ahora)
+		t.dif.retener(q, args...)
+		t.dif.retener(sinInbox(len(cs)), claves...)
+		if len(cs) == 1 {
+			t.dif.retener(tomarSavepoint)
+		}
+		nuevos := make([]registroDePaso, len(cs))
+		for j := range cs {
+			var err error
+			if ds[j], err = t.decidir(ctx, &cs[j], map[string]bandeja.Registro{}); err != nil || !ds[j].Registrar {
+				// An action always records its outcome; not recording
+				// means something this path does not handle.
+				return false, cmp.Or(err, errSinRegistro)
+			}
+			cmd := cs[j].Peticion.Comando
+			nuevos[j] = registroDePaso{cmd.SagaID, cmd.Paso, ds[j].Registro}
+		}
+		return true, a.registrarVarios(mysqltx.ConCommit(ctx), t.tx, nuevos, t.ahora, t.dif)
 	})
-	return d, err
+	if err != nil {
+		a.unViajeFallido.Add(int64(len(cs)))
+		return nil, err
+	}
+	a.unViaje.Add(int64(len(cs)))
+	return ds, nil
+}
+
+// apuesta says whether cs can take aplicarEnUnViaje: MySQL, and actions on
+// their first delivery, each of its own step.
+func (a *Almacen) apuesta(cs []Comando) bool {
+	if a.d.nombre != MySQL {
+		return false
+	}
+	vistos := make(map[string]bool, len(cs))
+	for j := range cs {
+		cmd := cs[j].Peticion.Comando
+		k := pasoDe(cmd.SagaID, cmd.Paso)
+		if !cs[j].Primera || cmd.Accion != eventos.Ejecutar || vistos[k] {
+			return false
+		}
+		vistos[k] = true
+	}
+	return true
 }
 
 var errSinRegistro = errors.New("almacen: la decisión no registra nada")
@@ -195,11 +229,18 @@ func (a *Almacen) registradaPorOtra(ctx context.Context, c *Comando, causa error
 // order), one read of their inbox rows, one multi-row insert of the new
 // inbox rows. Commands of the same step see the earlier ones' rows. Any
 // error, a business failure included (ErrNegocioEnLote), rolls all of them
-// back: the caller then applies them one by one with Aplicar.
+// back: the caller then applies them one by one with Aplicar. On MySQL a
+// batch of actions on their first delivery, each of its own step, first
+// takes aplicarEnUnViaje.
 func (a *Almacen) AplicarLote(ctx context.Context, cs []Comando) ([]bandeja.Decision, error) {
 	for j := range cs {
 		if err := cs[j].validar(); err != nil {
 			return nil, err
+		}
+	}
+	if a.apuesta(cs) {
+		if ds, err := a.aplicarEnUnViaje(ctx, cs); err == nil {
+			return ds, nil
 		}
 	}
 	ds := make([]bandeja.Decision, len(cs))

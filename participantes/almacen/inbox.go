@@ -72,25 +72,7 @@ func pasoDe(sagaID, paso string) string { return sagaID + "\x00" + paso }
 // accion. With savepoint, it takes the savepoint of the effect
 // (tomarSavepoint) between the two. On MySQL all go in one round trip.
 func (a *Almacen) bloquearYLeer(ctx context.Context, tx servicio.Ejecutor, pasos []clavePaso, ahora time.Time, savepoint bool) (map[string]map[string]bandeja.Registro, error) {
-	orden := slices.Clone(pasos)
-	slices.SortFunc(orden, func(x, y clavePaso) int {
-		return cmp.Or(cmp.Compare(x.sagaID, y.sagaID), cmp.Compare(x.paso, y.paso))
-	})
-	// One row per step: the last command named wins, as it would one by one.
-	var args []any
-	var sagas []any
-	n := 0
-	for i, k := range orden {
-		if i+1 < len(orden) && orden[i+1].sagaID == k.sagaID && orden[i+1].paso == k.paso {
-			continue
-		}
-		if n == 0 || sagas[len(sagas)-1] != k.sagaID {
-			sagas = append(sagas, k.sagaID)
-		}
-		args = append(args, k.sagaID, k.paso, k.comando, servicio.Momento(ahora))
-		n++
-	}
-	q := a.d.bloquearVarios(n)
+	q, args, n, sagas := a.bloqueo(pasos, ahora)
 	sel := "SELECT " + columnasInbox + " FROM inbox WHERE saga_id IN (" +
 		sqldialecto.Marcadores(len(sagas)) + ")"
 	var filas *sql.Rows
@@ -128,6 +110,36 @@ func (a *Almacen) bloquearYLeer(ctx context.Context, tx servicio.Ejecutor, pasos
 		}
 	}
 	return out, nil
+}
+
+// bloqueo is the upsert of the lock rows of pasos, in sorted order, one
+// row per step (the last command named wins, as it would one by one), with
+// its arguments, how many rows it locks and the sagas they belong to.
+func (a *Almacen) bloqueo(pasos []clavePaso, ahora time.Time) (q string, args []any, n int, sagas []any) {
+	orden := slices.Clone(pasos)
+	slices.SortFunc(orden, func(x, y clavePaso) int {
+		return cmp.Or(cmp.Compare(x.sagaID, y.sagaID), cmp.Compare(x.paso, y.paso))
+	})
+	for i, k := range orden {
+		if i+1 < len(orden) && orden[i+1].sagaID == k.sagaID && orden[i+1].paso == k.paso {
+			continue
+		}
+		if n == 0 || sagas[len(sagas)-1] != k.sagaID {
+			sagas = append(sagas, k.sagaID)
+		}
+		args = append(args, k.sagaID, k.paso, k.comando, servicio.Momento(ahora))
+		n++
+	}
+	return a.d.bloquearVarios(n), args, n, sagas
+}
+
+// sinInbox fails a text with MySQL's error 1242 ("Subquery returns more
+// than 1 row") when any of n steps (saga_id, paso), its arguments, has an
+// inbox row: a text of several statements stops at its first error, so
+// nothing after it runs.
+func sinInbox(n int) string {
+	return "SELECT (SELECT 1 FROM (SELECT 1 UNION ALL SELECT 2) AS dos WHERE EXISTS (SELECT 1 FROM inbox WHERE " +
+		strings.Repeat("(saga_id = ? AND paso = ?) OR ", n-1) + "(saga_id = ? AND paso = ?)))"
 }
 
 // registroDePaso is an inbox row to insert.
