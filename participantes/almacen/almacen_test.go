@@ -1,10 +1,12 @@
 package almacen_test
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -506,5 +508,175 @@ func TestLoteMySQLEnUnViaje(t *testing.T) {
 		if got := activos(t, a, saga); got != want {
 			t.Errorf("%s: %d active effects, want %d", saga, got, want)
 		}
+	}
+}
+
+// Two instances (two stores on one database) applying the same actions on
+// their first delivery at once, alone and in batches, while each also
+// compensates every step: each step's action is decided once (done, or late
+// if its compensation came first), takes effect at most once, and ends
+// undone; every other copy is answered with the recorded reply.
+func TestApuestasConcurrentesNoDuplicanEfectos(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "pa_")
+	s := prueba.Servicio()
+	var instancias []*almacen.Almacen
+	for range 2 {
+		a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 8,
+			MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		instancias = append(instancias, a)
+	}
+	const sagas, copias = 20, 4
+	nombre := func(i int) string { return fmt.Sprintf("c%d", i) }
+	hacer := func(i int) almacen.Comando {
+		return comando(orden{saga: nombre(i), accion: eventos.Ejecutar, primera: true})
+	}
+	var mu sync.Mutex
+	casos := map[string][]string{}
+	anotar := func(i int, d bandeja.Decision) {
+		mu.Lock()
+		defer mu.Unlock()
+		casos[nombre(i)] = append(casos[nombre(i)], d.Caso.String())
+	}
+	var wg sync.WaitGroup
+	for _, a := range instancias {
+		wg.Go(func() {
+			// From the last saga, so that some compensations come first.
+			for i := sagas - 1; i >= 0; i-- {
+				d, err := a.Aplicar(t.Context(), comando(orden{saga: nombre(i), accion: eventos.Compensar, primera: true}))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				anotar(i, d)
+			}
+		})
+		for k := range copias {
+			wg.Go(func() {
+				for i := range sagas {
+					// Even copies apply each saga alone, odd ones two sagas
+					// (i, i+1) in a batch.
+					if k%2 == 0 {
+						d, err := a.Aplicar(t.Context(), hacer(i))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						anotar(i, d)
+						continue
+					}
+					if i%2 == 1 {
+						continue
+					}
+					ds, err := a.AplicarLote(t.Context(), []almacen.Comando{hacer(i), hacer(i + 1)})
+					if err != nil {
+						// A batch that loses a race is run one by one by its
+						// caller; do the same.
+						ds = nil
+						for _, x := range []int{i, i + 1} {
+							d, err := a.Aplicar(t.Context(), hacer(x))
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							ds = append(ds, d)
+						}
+					}
+					anotar(i, ds[0])
+					anotar(i+1, ds[1])
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i := range sagas {
+		saga := nombre(i)
+		n := map[string]int{}
+		for _, c := range casos[saga] {
+			n[c]++
+		}
+		efs, err := instancias[0].Efectos(t.Context(), saga)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decidida := n["accion_hecha"] + n["accion_tardia"]
+		despues := n["compensacion_hecha"] == 1 && n["accion_hecha"] == 1
+		antes := n["compensacion_anticipada"] == 1 && n["accion_tardia"] == 1
+		if decidida != 1 || !(despues || antes) || len(efs) != n["accion_hecha"] || servicio.Activos(efs) != 0 {
+			t.Errorf("%s: casos %v, %d effect rows (%d active)", saga, n, len(efs), servicio.Activos(efs))
+		}
+	}
+	ganadas, perdidas := int64(0), int64(0)
+	for _, a := range instancias {
+		g, p := a.UnViaje()
+		ganadas, perdidas = ganadas+g, perdidas+p
+	}
+	tardias := 0
+	for _, cs := range casos {
+		tardias += strings.Count(strings.Join(cs, " "), "accion_tardia")
+	}
+	t.Logf("bets won %d, lost %d; %d of %d actions came after their compensation", ganadas, perdidas, tardias, sagas)
+}
+
+// The bet takes the step's lock before its check: while another instance
+// holds it, having recorded the step's compensation but not yet committed,
+// an action on its first delivery waits, then sees that row and is
+// rejected as late, without effect.
+func TestApuestaEsperaElBloqueoDelPaso(t *testing.T) {
+	integracion.MySQLDSN(t)
+	cfg := integracion.BaseMySQL(t, "pa_")
+	s := prueba.Servicio()
+	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 2,
+		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	otra, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { otra.Close() })
+	tx, err := otra.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		`INSERT INTO bloqueos_paso (saga_id, paso, ultimo_comando, actualizado_en) VALUES ('s1', 'paso1', 'Deshacer', 'x')`,
+		`INSERT INTO inbox (saga_id, paso, accion, comando, clave_idempotencia, resultado, exito, error, datos, respondido_ms, procesado_en)
+			VALUES ('s1', 'paso1', 'COMPENSAR', 'Deshacer', 's1:paso1:COMPENSAR', 'exito', 1, NULL, '{}', 1, 'x')`,
+	} {
+		if _, err := tx.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type resultado struct {
+		d   bandeja.Decision
+		err error
+	}
+	hecho := make(chan resultado, 1)
+	go func() {
+		d, err := a.Aplicar(t.Context(), comando(orden{saga: "s1", accion: eventos.Ejecutar, primera: true}))
+		hecho <- resultado{d, err}
+	}()
+	select {
+	case r := <-hecho:
+		t.Fatalf("the action did not wait for the step's lock: %s, %v", r.d.Caso, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-hecho
+	if r.err != nil || r.d.Caso != bandeja.AccionTardia || activos(t, a, "s1") != 0 {
+		t.Fatalf("after the compensation committed: %s, %v, %d active effects; want accion_tardia and none", r.d.Caso, r.err, activos(t, a, "s1"))
+	}
+	if ganadas, perdidas := a.UnViaje(); ganadas != 0 || perdidas != 1 {
+		t.Errorf("bets won %d and lost %d, want 0 and 1", ganadas, perdidas)
 	}
 }
