@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/alpespartner/sagas/eventos"
 	"github.com/alpespartner/sagas/internal/integracion"
@@ -44,6 +47,20 @@ func enCadaAlmacen(t *testing.T, prueba func(t *testing.T, a *almacen.Almacen)) 
 	}
 }
 
+// abrirEn opens a store of the test service on the MySQL database of cfg
+// (integracion.BaseMySQL) with at most conexiones connections.
+func abrirEn(t *testing.T, cfg *mysql.Config, conexiones int) *almacen.Almacen {
+	t.Helper()
+	s := prueba.Servicio()
+	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: conexiones,
+		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 // orden is a command of the test service for step paso1 of saga.
 type orden struct {
 	saga, accion string
@@ -72,6 +89,21 @@ func comando(o orden) almacen.Comando {
 		Fallo:     o.fallo,
 		Primera:   o.primera,
 	}
+}
+
+// aplicarUnoAUno applies ordenes one by one and returns their cases,
+// separated by spaces.
+func aplicarUnoAUno(t *testing.T, a *almacen.Almacen, ordenes []orden) string {
+	t.Helper()
+	var casos []string
+	for _, o := range ordenes {
+		d, err := a.Aplicar(t.Context(), comando(o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		casos = append(casos, d.Caso.String())
+	}
+	return strings.Join(casos, " ")
 }
 
 func activos(t *testing.T, a *almacen.Almacen, saga string) int {
@@ -110,16 +142,11 @@ func TestAplicarUnoAUno(t *testing.T) {
 		for _, primera := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/primera=%v", c.nombre, primera), func(t *testing.T) {
 				enCadaAlmacen(t, func(t *testing.T, a *almacen.Almacen) {
-					var casos []string
-					for _, o := range c.ordenes {
-						o.primera = primera
-						d, err := a.Aplicar(t.Context(), comando(o))
-						if err != nil {
-							t.Fatal(err)
-						}
-						casos = append(casos, d.Caso.String())
+					ordenes := slices.Clone(c.ordenes)
+					for i := range ordenes {
+						ordenes[i].primera = primera
 					}
-					if got := strings.Join(casos, " "); got != c.casos {
+					if got := aplicarUnoAUno(t, a, ordenes); got != c.casos {
 						t.Errorf("casos %q, want %q", got, c.casos)
 					}
 					if n := activos(t, a, "s1"); n != c.activos {
@@ -308,16 +335,11 @@ func TestSentenciasPreparadasDecidenIgual(t *testing.T) {
 			{[]orden{{accion: eventos.Ejecutar}, {accion: eventos.Compensar}, {accion: eventos.Compensar}}, "accion_hecha compensacion_hecha reenvio", 0},
 		} {
 			saga := fmt.Sprintf("s%d-%d", i, j)
-			var casos []string
-			for _, o := range c.ordenes {
-				o.saga = saga
-				d, err := a.Aplicar(t.Context(), comando(o))
-				if err != nil {
-					t.Fatal(err)
-				}
-				casos = append(casos, d.Caso.String())
+			ordenes := slices.Clone(c.ordenes)
+			for i := range ordenes {
+				ordenes[i].saga = saga
 			}
-			if got := strings.Join(casos, " "); got != c.casos {
+			if got := aplicarUnoAUno(t, a, ordenes); got != c.casos {
 				t.Fatalf("round %d, saga %s: casos %q, want %q", i, saga, got, c.casos)
 			}
 			if n := activos(t, a, saga); n != c.activos {
@@ -346,81 +368,49 @@ func TestSentenciasPreparadasDecidenIgual(t *testing.T) {
 // A lone command on MySQL costs two round trips: the step's lock, the
 // effect's savepoint and the inbox read; the service's effect (held back),
 // the inbox row and COMMIT. A query in the effect sends what it wrote
-// before it.
-func TestComandoMySQLEnDosViajes(t *testing.T) {
-	integracion.MySQLDSN(t)
-	cfg := integracion.BaseMySQL(t, "pa_")
-	n := integracion.ContarComandos(t, cfg)
-	s := prueba.Servicio()
-	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 1,
-		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	for i, c := range []struct {
-		o      orden
-		caso   string
-		viajes int64
-	}{
-		// Lock, savepoint and inbox read; the effect's INSERT with the inbox
-		// row and COMMIT.
-		{orden{saga: "s1", accion: eventos.Ejecutar}, "accion_hecha", 2},
-		{orden{saga: "s1", accion: eventos.Ejecutar}, "reenvio", 2},
-		// The INSERT held back is dropped: nothing to roll back.
-		{orden{saga: "s2", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}, "accion_rechazada", 2},
-		// A query sends the INSERT first; the refusal rolls it back.
-		{orden{saga: "s3", accion: eventos.Ejecutar, entrada: `{"consultar":true,"rechazar":true}`}, "accion_rechazada", 5},
-		{orden{saga: "s4", accion: eventos.Ejecutar, entrada: `{"consultar":true}`}, "accion_hecha", 4},
-	} {
-		antes := n.Load()
-		d, err := a.Aplicar(t.Context(), comando(c.o))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := n.Load() - antes; d.Caso.String() != c.caso || got != c.viajes {
-			t.Errorf("command %d: %s in %d round trips, want %s in %d", i, d.Caso, got, c.caso, c.viajes)
-		}
-	}
-}
-
-// An action on its first delivery (Comando.Primera) costs one round trip on
-// MySQL: its step's lock, the check that the step has no inbox row, the
-// savepoint, the effect, the inbox row and COMMIT. When the step has rows
-// (a redelivery taken for a first one, a compensation that came first) the
+// before it. An action on its first delivery (Comando.Primera) costs one:
+// its step's lock, the check that the step has no inbox row, the savepoint,
+// the effect, the inbox row and COMMIT. When the step has rows (a
+// redelivery taken for a first one, a compensation that came first) the
 // check fails the text before the effect, and the command is decided the
 // usual way on the rows read.
-func TestAccionMySQLEnUnViaje(t *testing.T) {
+func TestViajesDeUnComandoMySQL(t *testing.T) {
 	integracion.MySQLDSN(t)
 	cfg := integracion.BaseMySQL(t, "pa_")
 	n := integracion.ContarComandos(t, cfg)
-	s := prueba.Servicio()
-	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 1,
-		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := abrirEn(t, cfg, 1)
+	const ganada, perdida = "ganada", "perdida"
 	for i, c := range []struct {
 		o       orden
 		caso    string
 		viajes  int64
-		unViaje bool // applied by the bet
+		apuesta string // "": none was made
 	}{
-		{orden{saga: "s1", accion: eventos.Ejecutar, primera: true}, "accion_hecha", 1, true},
+		// Lock, savepoint and inbox read; the effect's INSERT with the inbox
+		// row and COMMIT.
+		{orden{saga: "s1", accion: eventos.Ejecutar}, "accion_hecha", 2, ""},
+		{orden{saga: "s1", accion: eventos.Ejecutar}, "reenvio", 2, ""},
+		// The INSERT held back is dropped: nothing to roll back.
+		{orden{saga: "s2", accion: eventos.Ejecutar, entrada: `{"rechazar":true}`}, "accion_rechazada", 2, ""},
+		// A query sends the INSERT first; the refusal rolls it back.
+		{orden{saga: "s3", accion: eventos.Ejecutar, entrada: `{"consultar":true,"rechazar":true}`}, "accion_rechazada", 5, ""},
+		{orden{saga: "s4", accion: eventos.Ejecutar, entrada: `{"consultar":true}`}, "accion_hecha", 4, ""},
+
+		{orden{saga: "p1", accion: eventos.Ejecutar, primera: true}, "accion_hecha", 1, ganada},
 		// The bet lost: the text, its ROLLBACK, then the usual two.
-		{orden{saga: "s1", accion: eventos.Ejecutar, primera: true}, "reenvio", 4, false},
+		{orden{saga: "p1", accion: eventos.Ejecutar, primera: true}, "reenvio", 4, perdida},
 		// The INSERT held back is dropped; the lock and the check still go.
-		{orden{saga: "s2", accion: eventos.Ejecutar, primera: true, entrada: `{"rechazar":true}`}, "accion_rechazada", 1, true},
+		{orden{saga: "p2", accion: eventos.Ejecutar, primera: true, entrada: `{"rechazar":true}`}, "accion_rechazada", 1, ganada},
 		// A query sends what is held, the check first; the refusal rolls
 		// the INSERT back to the savepoint.
-		{orden{saga: "s3", accion: eventos.Ejecutar, primera: true, entrada: `{"consultar":true,"rechazar":true}`}, "accion_rechazada", 4, true},
-		{orden{saga: "s4", accion: eventos.Ejecutar, primera: true, entrada: `{"consultar":true}`}, "accion_hecha", 3, true},
-		{orden{saga: "s5", accion: eventos.Compensar, primera: true}, "compensacion_anticipada", 2, false},
-		{orden{saga: "s5", accion: eventos.Ejecutar, primera: true}, "accion_tardia", 4, false},
+		{orden{saga: "p3", accion: eventos.Ejecutar, primera: true, entrada: `{"consultar":true,"rechazar":true}`}, "accion_rechazada", 4, ganada},
+		{orden{saga: "p4", accion: eventos.Ejecutar, primera: true, entrada: `{"consultar":true}`}, "accion_hecha", 3, ganada},
+		// A compensation never bets.
+		{orden{saga: "p5", accion: eventos.Compensar, primera: true}, "compensacion_anticipada", 2, ""},
+		{orden{saga: "p5", accion: eventos.Ejecutar, primera: true}, "accion_tardia", 4, perdida},
 	} {
 		antesN := n.Load()
-		antesA, antesR := a.UnViaje()
+		antesG, antesP := a.UnViaje()
 		d, err := a.Aplicar(t.Context(), comando(c.o))
 		if err != nil {
 			t.Fatal(err)
@@ -428,19 +418,13 @@ func TestAccionMySQLEnUnViaje(t *testing.T) {
 		if got := n.Load() - antesN; d.Caso.String() != c.caso || got != c.viajes {
 			t.Errorf("command %d: %s in %d round trips, want %s in %d", i, d.Caso, got, c.caso, c.viajes)
 		}
-		// A compensation never bets; an action wins or loses.
-		var ganada, perdida int64
-		if c.o.accion == eventos.Ejecutar && c.unViaje {
-			ganada = 1
-		} else if c.o.accion == eventos.Ejecutar {
-			perdida = 1
-		}
-		aplicadas, repetidas := a.UnViaje()
-		if aplicadas-antesA != ganada || repetidas-antesR != perdida {
-			t.Errorf("command %d: bets won %d and lost %d, want %d and %d", i, aplicadas-antesA, repetidas-antesR, ganada, perdida)
+		g, p := a.UnViaje()
+		apuesta := map[[2]int64]string{{0, 0}: "", {1, 0}: ganada, {0, 1}: perdida}[[2]int64{g - antesG, p - antesP}]
+		if apuesta != c.apuesta {
+			t.Errorf("command %d: bets won %d and lost %d, want %q", i, g-antesG, p-antesP, c.apuesta)
 		}
 	}
-	for saga, want := range map[string]int{"s1": 1, "s2": 0, "s3": 0, "s4": 1, "s5": 0} {
+	for saga, want := range map[string]int{"s1": 1, "s2": 0, "s3": 0, "s4": 1, "p1": 1, "p2": 0, "p3": 0, "p4": 1, "p5": 0} {
 		if got := activos(t, a, saga); got != want {
 			t.Errorf("%s: %d active effects, want %d", saga, got, want)
 		}
@@ -455,13 +439,7 @@ func TestLoteMySQLEnUnViaje(t *testing.T) {
 	integracion.MySQLDSN(t)
 	cfg := integracion.BaseMySQL(t, "pa_")
 	n := integracion.ContarComandos(t, cfg)
-	s := prueba.Servicio()
-	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 1,
-		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := abrirEn(t, cfg, 1)
 	lote := func(ordenes ...orden) (string, int64) {
 		t.Helper()
 		var cs []almacen.Comando
@@ -519,17 +497,7 @@ func TestLoteMySQLEnUnViaje(t *testing.T) {
 func TestApuestasConcurrentesNoDuplicanEfectos(t *testing.T) {
 	integracion.MySQLDSN(t)
 	cfg := integracion.BaseMySQL(t, "pa_")
-	s := prueba.Servicio()
-	var instancias []*almacen.Almacen
-	for range 2 {
-		a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 8,
-			MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		instancias = append(instancias, a)
-	}
+	instancias := []*almacen.Almacen{abrirEn(t, cfg, 8), abrirEn(t, cfg, 8)}
 	const sagas, copias = 20, 4
 	nombre := func(i int) string { return fmt.Sprintf("c%d", i) }
 	hacer := func(i int) almacen.Comando {
@@ -629,13 +597,7 @@ func TestApuestasConcurrentesNoDuplicanEfectos(t *testing.T) {
 func TestApuestaEsperaElBloqueoDelPaso(t *testing.T) {
 	integracion.MySQLDSN(t)
 	cfg := integracion.BaseMySQL(t, "pa_")
-	s := prueba.Servicio()
-	a, err := almacen.Abrir(t.Context(), almacen.Opciones{Tipo: almacen.MySQL, Conexiones: 2,
-		MySQL: almacen.ServidorMySQL{Config: cfg, BaseDatos: cfg.DBName}}, &s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := abrirEn(t, cfg, 2)
 	otra, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		t.Fatal(err)
