@@ -108,6 +108,16 @@ func (c *Cache) Preparadas() int {
 	return len(c.m)
 }
 
+// EnCurso returns how many statements are being prepared.
+func (c *Cache) EnCurso() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pendiente)
+}
+
 // Close closes the prepared statements; later calls of Sentencia return nil.
 // It cancels the preparations under way and returns once they are over, so
 // that none holds a connection when the pool closes: database/sql closes a

@@ -347,20 +347,28 @@ func TestSentenciasPreparadasDecidenIgual(t *testing.T) {
 			}
 		}
 	}
-	ronda() // as text; the statements are prepared meanwhile
-	limite := time.Now().Add(5 * time.Second)
-	for a.Preparadas() < 6 {
-		if time.Now().After(limite) {
-			t.Fatalf("%d statements prepared after a round, want at least 6 (lock, inbox read, savepoint and its rollback, effect, inbox row)", a.Preparadas())
+	// A round's statements are prepared in the background after their
+	// first use: wait for those preparations to end.
+	preparadas := func() int {
+		t.Helper()
+		limite := time.Now().Add(5 * time.Second)
+		for a.PreparandoSentencias() > 0 {
+			if time.Now().After(limite) {
+				t.Fatalf("%d statements still being prepared after 5 s", a.PreparandoSentencias())
+			}
+			time.Sleep(time.Millisecond)
 		}
-		ronda()
-		time.Sleep(5 * time.Millisecond)
+		return a.Preparadas()
 	}
-	antes := a.Preparadas()
+	ronda() // as text; the statements are prepared meanwhile
+	antes := preparadas()
+	if antes < 6 {
+		t.Fatalf("%d statements prepared after a round, want at least 6 (lock, inbox read, savepoint and its rollback, effect, inbox row)", antes)
+	}
 	for range 5 {
 		ronda()
 	}
-	if a.Preparadas() != antes {
+	if preparadas() != antes {
 		t.Errorf("the same statements again prepared %d more", a.Preparadas()-antes)
 	}
 }
