@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 	"github.com/alpespartner/sagas/participantes"
 )
 
@@ -15,6 +16,10 @@ const (
 	enviada   = "ENVIADA"
 	cancelada = "CANCELADA"
 )
+
+// filasPorInsert bounds the rows of one INSERT of notifications (11
+// values each: SQLite's limit of bound values is far above).
+const filasPorInsert = 250
 
 // maxDelRegistro is how many influencers are picked from the registry when
 // the input names none.
@@ -138,20 +143,27 @@ func notificar(ctx context.Context, tx participantes.Ejecutor, p participantes.P
 	if len(salida.Notificados) == 0 {
 		return nil, participantes.Rechazar("no hay influencers a quienes notificar")
 	}
-	for _, n := range salida.Notificados {
-		detalle, err := participantes.Detalle(map[string]any{
-			"mensaje":     fmt.Sprintf("Nueva campaña %q: te invitamos a participar", in.Nombre),
-			"presupuesto": in.Presupuesto, "tipo": in.Tipo, "seguidores": n.Seguidores,
-		})
-		if err != nil {
-			return nil, err
+	// One multi-row INSERT per filasPorInsert influencers: a statement per
+	// row cost the database a parse and a table open each (a request may
+	// name 1,000).
+	for desde := 0; desde < len(salida.Notificados); desde += filasPorInsert {
+		lote := salida.Notificados[desde:min(desde+filasPorInsert, len(salida.Notificados))]
+		args := make([]any, 0, len(lote)*11)
+		for _, n := range lote {
+			detalle, err := participantes.Detalle(map[string]any{
+				"mensaje":     fmt.Sprintf("Nueva campaña %q: te invitamos a participar", in.Nombre),
+				"presupuesto": in.Presupuesto, "tipo": in.Tipo, "seguidores": n.Seguidores,
+			})
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, p.SagaID, p.Paso, n.Nombre, n.Plataforma, in.CampaniaID, in.Nombre, salida.Origen, enviada, detalle,
+				participantes.Momento(p.Ahora), participantes.Momento(p.Ahora))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO notificaciones_influencer
 			(saga_id, paso, influencer, plataforma, campania_id, campania, origen, estado, detalle, creado_en, actualizado_en)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.SagaID, p.Paso, n.Nombre, n.Plataforma, in.CampaniaID, in.Nombre, salida.Origen, enviada, detalle,
-			participantes.Momento(p.Ahora), participantes.Momento(p.Ahora)); err != nil {
-			return nil, fmt.Errorf("notificar a %s (%s): %w", n.Nombre, n.Plataforma, err)
+			VALUES `+sqldialecto.Filas(len(lote), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+			return nil, fmt.Errorf("notificar a %d influencers (desde %s, %s): %w", len(lote), lote[0].Nombre, lote[0].Plataforma, err)
 		}
 	}
 	salida.Total = len(salida.Notificados)

@@ -1,8 +1,10 @@
 package main
 
 import (
-	"github.com/alpespartner/sagas/participantes"
+	"fmt"
 	"io"
+
+	"github.com/alpespartner/sagas/participantes"
 	"strings"
 	"testing"
 
@@ -38,6 +40,40 @@ func TestNotificaALosInfluencersDeLaEntradaYLaCompensacionLosCancela(t *testing.
 					t.Fatalf("the notification must stay, cancelled: %+v", ef)
 				}
 			}
+		})
+	}
+}
+
+// TestMuchosInfluencersVanEnVariosInsertYSeCompensanTodos: more influencers
+// than one INSERT takes (filasPorInsert) are all notified once, duplicates
+// merged, and the compensation cancels them all.
+func TestMuchosInfluencersVanEnVariosInsertYSeCompensanTodos(t *testing.T) {
+	const n = 2*filasPorInsert + 17
+	for _, almacen := range pt.Almacenes() {
+		t.Run(almacen, func(t *testing.T) {
+			e := pt.Nuevo(t)
+			p := e.Arrancar(t, e.Config(t, "influencer", almacen), servicio())
+			es := e.EscucharRespuestas(t)
+			saga := "saga-" + pt.Aleatorio(4)
+			entrada := eventos.EntradaCampana{Nombre: "Masiva", Presupuesto: 5000}
+			for i := range n {
+				entrada.Influencers = append(entrada.Influencers, eventos.Influencer{Nombre: fmt.Sprintf("Influencer %04d", i), Plataforma: "tiktok"})
+			}
+			entrada.Influencers = append(entrada.Influencers, entrada.Influencers[filasPorInsert]) // a duplicate across INSERTs
+
+			r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
+			var salida salidaNotificar
+			pt.Datos(t, r, &salida)
+			if !r.Exito || salida.Total != n || salida.Notificados[n-1].Nombre != fmt.Sprintf("Influencer %04d", n-1) {
+				t.Fatalf("notificar: %+v, total %d", r.Respuesta, salida.Total)
+			}
+			pt.Activos(t, p, saga, n)
+
+			r = e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "CompensarNotificacionInfluencer", eventos.Compensar, entrada, nil))
+			if want := fmt.Sprintf(`{"notificaciones_canceladas":%d}`, n); !r.Exito || r.Datos != want {
+				t.Fatalf("compensar: %+v; quiero %s", r.Respuesta, want)
+			}
+			pt.Activos(t, p, saga, 0)
 		})
 	}
 }
