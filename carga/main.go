@@ -70,6 +70,7 @@ type opciones struct {
 	tasa         float64
 	concurrencia int
 	fallos       float64
+	influencers  int
 	pulsar       string
 	admin        string
 	tenant, ns   string
@@ -154,6 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Float64Var(&o.tasa, "tasa", 0, "target start rate in sagas/s (0: fixed concurrency, closed loop)")
 	fs.IntVar(&o.concurrencia, "concurrencia", 32, "sagas in flight at most")
 	fs.Float64Var(&o.fallos, "fallos", 0, "share of sagas (0..1) that carry simular_fallo on their last step")
+	fs.IntVar(&o.influencers, "influencers", 1, "influencers in each campana saga's input (1..1000, the API's limit): a larger input (about 60 bytes each) weighs on every hop")
 	fs.StringVar(&o.pulsar, "pulsar", env.Texto("SAGAS_PULSAR_URL"), "broker URL (outcomes and the broker bound; default $SAGAS_PULSAR_URL)")
 	fs.StringVar(&o.admin, "admin", env.Texto("SAGAS_PULSAR_ADMIN_URL"), "broker admin URL (default $SAGAS_PULSAR_ADMIN_URL)")
 	fs.StringVar(&o.tenant, "tenant", env.Texto("SAGAS_PULSAR_TENANT"), "tenant of the coordinator's topics (default $SAGAS_PULSAR_TENANT)")
@@ -193,6 +195,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.flujo != "campana" && o.flujo != "lanzar-campania-completa" {
 		errs = append(errs, fmt.Errorf("-flujo=%q: allowed values are campana, lanzar-campania-completa", o.flujo))
+	}
+	if o.influencers < 1 || o.influencers > 1000 {
+		errs = append(errs, fmt.Errorf("-influencers=%d: allowed values are 1 to 1000", o.influencers))
+	} else if o.influencers > 1 && o.flujo != "campana" {
+		errs = append(errs, fmt.Errorf("-influencers=%d: only the campana flow takes influencers", o.influencers))
 	}
 	if o.n < 1 || o.concurrencia < 1 || o.tasa < 0 || o.fallos < 0 || o.fallos > 1 {
 		errs = append(errs, errors.New("-n and -concurrencia must be >= 1, -tasa >= 0, -fallos in [0,1]"))
@@ -430,7 +437,7 @@ func cargar(ctx context.Context, o opciones, client pulsar.Client, topo eventos.
 	}
 	apis := strings.Split(o.api, ",")
 	iniciar := func(i int) (string, error) {
-		cuerpo := cuerpoDe(o.flujo, i, cada > 0 && i%cada == 0, pasoFinal)
+		cuerpo := cuerpoDe(o.flujo, i, cada > 0 && i%cada == 0, pasoFinal, o.influencers)
 		api := strings.TrimSpace(apis[i%len(apis)])
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+ruta, bytes.NewReader(cuerpo))
 		if err != nil {
@@ -590,13 +597,17 @@ func percentil(xs []float64, p float64) float64 {
 	return xs[max(0, min(i, len(xs)-1))]
 }
 
-func cuerpoDe(flujo string, i int, fallar bool, paso string) []byte {
+func cuerpoDe(flujo string, i int, fallar bool, paso string, influencers int) []byte {
 	var v map[string]any
 	if flujo == "campana" {
+		inf := []any{map[string]any{"nombre": "Tech", "plataforma": "Instagram"}}
+		for k := 1; k < influencers; k++ {
+			inf = append(inf, map[string]any{"nombre": fmt.Sprintf("Influencer %04d", k), "plataforma": "Instagram"})
+		}
 		v = map[string]any{
 			"nombre": fmt.Sprintf("Carga %d", i), "tipo": "influencer_marketing", "presupuesto": 1000 + i,
 			"marca":       map[string]any{"id_marca": "6f1c1f8e-2b5a-4b8e-9a43-1d2c3b4a5f60", "nombre_marca": "Alpes"},
-			"influencers": []any{map[string]any{"nombre": "Tech", "plataforma": "Instagram"}},
+			"influencers": inf,
 		}
 	} else {
 		ini := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
