@@ -1,6 +1,7 @@
 package almacen_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -89,6 +90,7 @@ func probarStore(t *testing.T, nueva nuevaConfig) {
 		{"VersionSubeUnoPorTransicion", probarVersion},
 		{"SoloSeEscribenLosPasosCambiados", probarSoloPasosCambiados},
 		{"ActualizarGuardaCualquierCampo", probarActualizarCualquierCampo},
+		{"LasEntradasSinCambiosNoSeReescriben", probarEntradasSinReescribir},
 		{"ActualizarConcurrenteNoPierdeCambios", probarActualizarConcurrente},
 		{"SagaInexistente", probarNoEncontrada},
 		{"PoolLlenoDeTransaccionesNoSeBloquea", probarPoolLleno},
@@ -658,6 +660,105 @@ func probarActualizarCualquierCampo(t *testing.T, c almacen.Config) {
 		want := normal(cambio)
 		want.Version = leer(t, db, "s1").Version
 		igual(t, "saga reescrita", leer(t, db, "s1"), want)
+	}
+}
+
+// probarEntradasSinReescribir: a transition leaves the saga's input and
+// an unchanged step input as stored (markers written behind the store's
+// back survive), writes a changed or new one, clears an emptied one, and
+// rewrites the saga's input when it changes; on every path (one saga or a
+// batch, read locked or from the cache).
+func probarEntradasSinReescribir(t *testing.T, c almacen.Config) {
+	db := abrir(t, c)
+	raw := crudo(t, c)
+	ctx := t.Context()
+	texto := func(q string, args ...any) []string {
+		t.Helper()
+		rows, err := raw.Query(q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var v sql.NullString
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, cmp.Or(v.String, "NULL"))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for i, v := range []struct {
+		nombre string
+		lote   bool
+		clave  string
+	}{
+		{"Actualizar", false, ""}, {"Actualizar con clave", false, "k"},
+		{"ActualizarLote", true, ""}, {"ActualizarLote con clave", true, "k"},
+	} {
+		t.Run(v.nombre, func(t *testing.T) {
+			id, otra := fmt.Sprintf("e%d", i), fmt.Sprintf("o%d", i)
+			s := sagaCompleta(id)
+			s.Pasos = append(s.Pasos, saga.EstadoDePaso{Nombre: "vaciar", Servicio: "vaciar", Estado: saga.PasoCompletado, Entrada: json.RawMessage(`{"vaciar":1}`)})
+			crear(t, db, s, "")
+			crear(t, db, sagaMinima(otra, t0), "")
+			if _, err := raw.Exec(`UPDATE sagas SET metadatos = '{"marca":"saga"}' WHERE saga_id = ?`, id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.Exec(`UPDATE pasos_saga SET datos_entrada = '{"marca":"paso"}' WHERE saga_id = ? AND orden = 1`, id); err != nil {
+				t.Fatal(err)
+			}
+			transicion := func(n int, fn func(*saga.Saga)) {
+				t.Helper()
+				f := func(s saga.Saga) (almacen.Cambio, error) {
+					fn(&s)
+					return almacen.Cambio{Saga: s, Guardar: true}, nil
+				}
+				clave := func(id string) string {
+					if v.clave == "" {
+						return ""
+					}
+					return fmt.Sprintf("%s-%s-%d", v.clave, id, n)
+				}
+				if !v.lote {
+					if err := db.Actualizar(ctx, id, clave(id), f); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				es := []almacen.Entrada{{SagaID: id, Dedup: clave(id), Fn: f}, {SagaID: otra, Dedup: clave(otra), Fn: avanzar(nil)}}
+				for j, err := range db.ActualizarLote(ctx, es) {
+					if err != nil {
+						t.Fatalf("entrada %d: %v", j, err)
+					}
+				}
+			}
+			transicion(1, func(s *saga.Saga) {
+				s.Pasos[0].Intento++
+				s.Pasos[1].Entrada = json.RawMessage(`{"nueva":true}`)
+				s.Pasos[2].Estado = saga.PasoEjecutando
+				s.Pasos[3].Entrada = nil
+				s.Pasos = append(s.Pasos,
+					saga.EstadoDePaso{Nombre: "quinto", Servicio: "quinto", Estado: saga.PasoEjecutando, Entrada: json.RawMessage(`{"quinto":5}`)},
+					saga.EstadoDePaso{Nombre: "sexto", Servicio: "sexto", Estado: saga.PasoPendiente})
+			})
+			igual(t, "entradas de los pasos", texto(`SELECT datos_entrada FROM pasos_saga WHERE saga_id = ? ORDER BY orden`, id),
+				[]string{`{"marca":"paso"}`, `{"nueva":true}`, "NULL", "NULL", `{"quinto":5}`, "NULL"})
+			igual(t, "entrada de la saga", texto(`SELECT metadatos FROM sagas WHERE saga_id = ?`, id), []string{`{"marca":"saga"}`})
+			if got := leer(t, db, id).Pasos[0].Intento; got != 3 {
+				t.Fatalf("intento del paso 1: %d, quiero 3", got)
+			}
+
+			transicion(2, func(s *saga.Saga) { s.Datos = json.RawMessage(`{"otra":1}`) })
+			igual(t, "entrada de la saga cambiada", texto(`SELECT metadatos FROM sagas WHERE saga_id = ?`, id), []string{`{"otra":1}`})
+			if want := map[bool]int64{false: 0, true: 2}[v.lote]; leer(t, db, otra).Version != want {
+				t.Fatalf("versión de %s: %d, quiero %d", otra, leer(t, db, otra).Version, want)
+			}
+		})
 	}
 }
 

@@ -2,13 +2,16 @@ package almacen
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/alpespartner/sagas/coordinador/saga"
 	"github.com/alpespartner/sagas/internal/integracion"
 )
 
@@ -104,5 +107,96 @@ func TestPatronDePrefijoEscapaComodines(t *testing.T) {
 	}
 	if got := dialectoMySQL.patron("a%b_c!d"); got != "a!%b!_c!!d%" {
 		t.Errorf("mysql: %q", got)
+	}
+}
+
+// TestTransicionEscribeCadaEntradaUnaVez: the writes of a transition carry
+// the saga's input and an unchanged step input zero times, a new step's
+// input once, on both dialects and on the batch path (guarded or not).
+func TestTransicionEscribeCadaEntradaUnaVez(t *testing.T) {
+	grande := `{"influencers":"` + strings.Repeat("x", 10000) + `"}`
+	ahora := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	viejo := saga.Saga{
+		ID: "s1", Tipo: "campana", VersionDefinicion: 1, Estado: saga.EnProgreso, Inicio: ahora,
+		Datos: json.RawMessage(grande), Compensaciones: []string{}, Version: 1,
+		Pasos: []saga.EstadoDePaso{{Nombre: "influencer", Servicio: "influencer", Estado: saga.PasoEjecutando,
+			Intento: 1, Inicio: ahora, Entrada: json.RawMessage(`{"entrada":` + grande + `}`)}},
+	}
+	nuevo := viejo.Clone()
+	nuevo.Version = 2
+	nuevo.Pasos[0].Estado, nuevo.Pasos[0].Fin, nuevo.Pasos[0].Salida = saga.PasoCompletado, ahora, json.RawMessage(`{"ok":1}`)
+	nuevo.Pasos = append(nuevo.Pasos, saga.EstadoDePaso{Nombre: "marca", Servicio: "marca", Estado: saga.PasoEjecutando,
+		Intento: 1, Inicio: ahora, Entrada: json.RawMessage(`{"entrada":` + grande + `,"previos":{"influencer":{"ok":1}}}`)})
+
+	cuantas := func(ss []sentencia, valor []byte) int {
+		n := 0
+		for _, s := range ss {
+			for _, a := range s.args {
+				if v, ok := a.(string); ok && v == string(valor) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	bytesDe := func(ss []sentencia) int {
+		n := 0
+		for _, s := range ss {
+			n += len(s.q)
+			for _, a := range s.args {
+				if v, ok := a.(string); ok {
+					n += len(v)
+				}
+			}
+		}
+		return n
+	}
+	for _, d := range []dialecto{dialectoMySQL, dialectoSQLite} {
+		t.Run(d.nombre, func(t *testing.T) {
+			db := &DB{d: d}
+			originales := map[string]saga.Saga{"s1": viejo}
+			actual := map[string]*saga.Saga{"s1": &nuevo}
+			var ss []sentencia
+			for _, saltos := range []int{0, 1} {
+				if saltos > 0 && d.nombre != TipoMySQL {
+					continue
+				}
+				s, err := db.sentenciaSagas([]string{"s1"}, originales, actual, saltos)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(s.q, "metadatos") {
+					t.Errorf("saltos %d: la fila de la saga reescribe metadatos: %.200s", saltos, s.q)
+				}
+				ss = append(ss, s)
+			}
+			ss = append(ss, db.sentenciasPasosLote([]string{"s1"}, originales, actual)...)
+			ss = append(ss, db.sentenciasPasos(&viejo, &nuevo, 0, 2)...)
+			for que, valor := range map[string]json.RawMessage{
+				"la entrada de la saga": viejo.Datos, "la entrada del paso terminado": viejo.Pasos[0].Entrada,
+			} {
+				if n := cuantas(ss, valor); n != 0 {
+					t.Errorf("%s va %d veces; quiero 0", que, n)
+				}
+			}
+			// Once per path: the batch's and the single one's.
+			if n := cuantas(ss, nuevo.Pasos[1].Entrada); n != 2 {
+				t.Errorf("la entrada del paso nuevo va %d veces; quiero 2", n)
+			}
+			if n, max := bytesDe(ss), 2*len(nuevo.Pasos[1].Entrada)+8000; n > max {
+				t.Errorf("%d bytes escritos; quiero a lo sumo %d", n, max)
+			}
+
+			// A changed identity rewrites the input.
+			otro := nuevo.Clone()
+			otro.Datos = json.RawMessage(`{"otra":1}`)
+			s, err := db.sentenciaSagas([]string{"s1"}, originales, map[string]*saga.Saga{"s1": &otro}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cuantas([]sentencia{s}, otro.Datos) != 1 {
+				t.Errorf("la entrada cambiada no se escribe: %.200s", s.q)
+			}
+		})
 	}
 }

@@ -18,10 +18,13 @@ type dialecto struct {
 	reclamar string
 	// upsertPaso ends the INSERT of changed steps so that existing rows are
 	// updated in the same statement (one round trip for all changed steps).
-	upsertPaso string
+	// A NULL datos_entrada keeps the stored one (see escrituraPasos);
+	// upsertPasoPleno writes it as given.
+	upsertPaso, upsertPasoPleno string
 	// upsertSaga ends a multi-row INSERT of saga rows so that existing rows
-	// get every column but saga_id (and clave_idempotencia) rewritten.
-	upsertSaga string
+	// get every column but saga_id (and clave_idempotencia) rewritten;
+	// upsertSagaLote, of colsSagaLote, only the mutable ones.
+	upsertSaga, upsertSagaLote string
 	// insertarIgnorando starts an INSERT that skips rows whose key exists.
 	insertarIgnorando string
 	// bloquearLectura ends a SELECT whose rows the transaction will write:
@@ -53,6 +56,12 @@ var columnasActualizables = []string{
 
 func upsert(formato string) string { return asignar(columnasActualizables, formato) }
 
+// upsertConservandoEntrada is upsert(formato) with the assignment of
+// datos_entrada replaced by conservar.
+func upsertConservandoEntrada(formato, conservar string) string {
+	return strings.Replace(upsert(formato), strings.ReplaceAll(formato, "%c", "datos_entrada"), conservar, 1)
+}
+
 // asignar writes formato for each column, %c standing for its name.
 func asignar(cols []string, formato string) string {
 	partes := make([]string, len(cols))
@@ -63,10 +72,13 @@ func asignar(cols []string, formato string) string {
 }
 
 var dialectoSQLite = dialecto{
-	nombre:            "sqlite",
-	reclamar:          "",
-	upsertPaso:        " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
+	nombre:   "sqlite",
+	reclamar: "",
+	upsertPaso: " ON CONFLICT (paso_id) DO UPDATE SET " + upsertConservandoEntrada("%c = excluded.%c",
+		"datos_entrada = COALESCE(excluded.datos_entrada, datos_entrada)"),
+	upsertPasoPleno:   " ON CONFLICT (paso_id) DO UPDATE SET " + upsert("%c = excluded.%c"),
 	upsertSaga:        " ON CONFLICT (saga_id) DO UPDATE SET " + asignar(colsSaga[1:], "%c = excluded.%c"),
+	upsertSagaLote:    " ON CONFLICT (saga_id) DO UPDATE SET " + asignar(colsSaga[colsMutables:], "%c = excluded.%c"),
 	insertarIgnorando: sqldialecto.InsertarIgnorandoSQLite,
 	borrarMensajes:    func(n int) string { return "DELETE FROM outbox WHERE id IN (" + sqldialecto.Marcadores(n) + ")" },
 	// GLOB is case-sensitive like MySQL's binary collation (LIKE is not in
@@ -91,8 +103,11 @@ var dialectoMySQL = dialecto{
 	reclamar: " FOR UPDATE SKIP LOCKED",
 	// VALUES() works on MariaDB and MySQL (deprecated there since 8.0.20 in
 	// favour of a row alias that MariaDB does not parse).
-	upsertPaso:        " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
+	upsertPaso: " ON DUPLICATE KEY UPDATE " + upsertConservandoEntrada("%c = VALUES(%c)",
+		"datos_entrada = COALESCE(VALUES(datos_entrada), datos_entrada)"),
+	upsertPasoPleno:   " ON DUPLICATE KEY UPDATE " + upsert("%c = VALUES(%c)"),
 	upsertSaga:        " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:], "%c = VALUES(%c)"),
+	upsertSagaLote:    " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[colsMutables:], "%c = VALUES(%c)"),
 	bloquearLectura:   " FOR UPDATE",
 	insertarIgnorando: sqldialecto.InsertarIgnorandoMySQL,
 	// On a small outbox MariaDB plans "id IN (...)" as a full scan (index

@@ -69,8 +69,15 @@ var (
 	// definition version, campaign, user, input data, start): less to send
 	// and to compare. Its columns are colsSaga[colsMutables:].
 	updateSagaCorto = "UPDATE sagas SET " + asignaciones(colsSaga[colsMutables:]) + " WHERE saga_id = ? AND version = ?"
-	insertPasos     = "INSERT INTO pasos_saga (" + lista("", colsPasoEscritas) + ") VALUES "
-	filaPaso        = "(" + sqldialecto.Marcadores(len(colsPasoEscritas)) + ")"
+	// colsSagaLote are what a batch upsert writes of a saga whose identity
+	// did not change: the key, the identity columns an INSERT cannot do
+	// without (NOT NULL, no default) and the mutable ones. The input
+	// (metadatos), the largest value, stays as stored, as with
+	// updateSagaCorto. identidadLote are their indices in colsSaga.
+	colsSagaLote  = append([]string{"saga_id", "tipo", "version_definicion", "timestamp_inicio"}, colsSaga[colsMutables:]...)
+	identidadLote = []int{0, 1, 2, 6}
+	insertPasos   = "INSERT INTO pasos_saga (" + lista("", colsPasoEscritas) + ") VALUES "
+	filaPaso      = "(" + sqldialecto.Marcadores(len(colsPasoEscritas)) + ")"
 )
 
 func asignaciones(cols []string) string {
@@ -99,16 +106,31 @@ func (d *dialecto) valoresSaga(s *saga.Saga, version int64) ([]any, error) {
 	}, nil
 }
 
+// valoresSagaLote are the values of colsSagaLote, taken from v, the values
+// of colsSaga.
+func valoresSagaLote(v []any) []any {
+	r := make([]any, 0, len(colsSagaLote))
+	for _, i := range identidadLote {
+		r = append(r, v[i])
+	}
+	return append(r, v[colsMutables:]...)
+}
+
 // pasoID is the step's primary key: saga id, ":" and its 1-based position.
 func pasoID(sagaID string, orden int) string { return sagaID + ":" + strconv.Itoa(orden) }
 
 // valoresPaso appends the values of colsPasoEscritas for step i of s.
 func (d *dialecto) valoresPaso(args []any, sagaID string, i int, p *saga.EstadoDePaso) []any {
+	return d.valoresPasoCon(args, sagaID, i, p, jsonONulo(p.Entrada))
+}
+
+// valoresPasoCon is valoresPaso with entrada bound to datos_entrada.
+func (d *dialecto) valoresPasoCon(args []any, sagaID string, i int, p *saga.EstadoDePaso, entrada any) []any {
 	orden := i + 1
 	return append(args,
 		pasoID(sagaID, orden), sagaID, orden, "",
 		p.Nombre, p.Servicio, string(p.Estado), p.Intento, d.tiempo(p.Inicio), d.tiempo(p.Fin),
-		segundos(p.Inicio, p.Fin), jsonONulo(p.Entrada), jsonONulo(p.Salida), nuloSiVacio(p.Error),
+		segundos(p.Inicio, p.Fin), entrada, jsonONulo(p.Salida), nuloSiVacio(p.Error),
 		p.IntentoCompensacion, d.tiempo(p.InicioCompensacion), d.tiempo(p.FinCompensacion),
 		jsonONulo(p.SalidaCompensacion), nuloSiVacio(p.ErrorCompensacion), d.tiempo(p.Plazo),
 	)

@@ -215,24 +215,29 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 // of the saga rows and one of the steps that changed. The rows were read (and
 // on MySQL locked) in this transaction, so the upserts always update.
 func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) ([]sentencia, error) {
-	sagas, err := db.sentenciaSagas(ids, actual, db.d.upsertSaga)
+	sagas, err := db.sentenciaSagas(ids, originales, actual, 0)
 	if err != nil {
 		return nil, err
 	}
-	ss := []sentencia{sagas}
-	if p, ok := db.sentenciaPasosLote(ids, originales, actual); ok {
-		ss = append(ss, p)
-	}
-	return ss, nil
+	return append([]sentencia{sagas}, db.sentenciasPasosLote(ids, originales, actual)...), nil
 }
 
-// sentenciaSagas is a multi-row INSERT of the saga rows ids, ending with
-// sufijo (an upsert clause).
-func (db *DB) sentenciaSagas(ids []string, actual map[string]*saga.Saga, sufijo string) (sentencia, error) {
+// sentenciaSagas is a multi-row upsert of the saga rows ids. With saltos 0
+// it overwrites every existing row; with saltos > 0, only a row whose
+// version is the one written minus saltos (upsertSagaGuardado). When no
+// saga's identity changed from originales, it writes colsSagaLote.
+func (db *DB) sentenciaSagas(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga, saltos int) (sentencia, error) {
+	cols, asignadas, sufijo := colsSaga, colsSaga[1:], db.d.upsertSaga
+	if todasMismaIdentidad(ids, originales, actual) {
+		cols, asignadas, sufijo = colsSagaLote, colsSaga[colsMutables:], db.d.upsertSagaLote
+	}
+	if saltos > 0 {
+		sufijo = upsertSagaGuardado(asignadas, saltos)
+	}
 	var q strings.Builder
-	q.WriteString("INSERT INTO sagas (" + selectSaga + ") VALUES ")
-	args := make([]any, 0, len(ids)*len(colsSaga))
-	fila := "(" + sqldialecto.Marcadores(len(colsSaga)) + ")"
+	q.WriteString("INSERT INTO sagas (" + lista("", cols) + ") VALUES ")
+	args := make([]any, 0, len(ids)*len(cols))
+	fila := "(" + sqldialecto.Marcadores(len(cols)) + ")"
 	for i, id := range ids {
 		if i > 0 {
 			q.WriteString(", ")
@@ -243,53 +248,54 @@ func (db *DB) sentenciaSagas(ids []string, actual map[string]*saga.Saga, sufijo 
 		if err != nil {
 			return sentencia{}, fmt.Errorf("guardar saga %s: %w", id, err)
 		}
+		if len(cols) != len(colsSaga) {
+			v = valoresSagaLote(v)
+		}
 		args = append(args, v...)
 	}
 	q.WriteString(sufijo)
 	return sentencia{q.String(), args}, nil
 }
 
-// sentenciaPasosLote is the multi-row upsert of the steps of ids that
-// changed; false when none did.
-func (db *DB) sentenciaPasosLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) (sentencia, bool) {
-	var q strings.Builder
-	q.WriteString(insertPasos)
-	var argsPasos []any
-	n := 0
+func todasMismaIdentidad(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) bool {
+	for _, id := range ids {
+		viejo := originales[id]
+		if !mismaIdentidad(&viejo, actual[id]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sentenciasPasosLote are the upserts of the steps of ids that changed
+// (escrituraPasos); none when no step did.
+func (db *DB) sentenciasPasosLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) []sentencia {
+	var e escrituraPasos
 	for _, id := range ids {
 		viejo, nuevo := originales[id], actual[id]
 		for i := range nuevo.Pasos {
 			if i < len(viejo.Pasos) && pasoIgual(&viejo.Pasos[i], &nuevo.Pasos[i]) {
 				continue
 			}
-			if n > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(filaPaso)
-			argsPasos = db.d.valoresPaso(argsPasos, id, i, &nuevo.Pasos[i])
-			n++
+			e.agregar(&db.d, &viejo, nuevo, i)
 		}
 	}
-	if n == 0 {
-		return sentencia{}, false
-	}
-	q.WriteString(db.d.upsertPaso)
-	return sentencia{q.String(), argsPasos}, true
+	return e.sentencias(&db.d)
 }
 
 // upsertSagaGuardado ends a multi-row INSERT of saga rows (MySQL) so that
 // an existing row is overwritten only if its version is the one written
 // minus saltos (the transitions applied to it in the batch); otherwise it
-// is left as it is. Every assignment tests the row's version before the
-// last one changes it (MySQL assigns left to right).
-func upsertSagaGuardado(saltos int) string {
-	return " ON DUPLICATE KEY UPDATE " + asignar(colsSaga[1:],
+// is left as it is. Every assignment of cols tests the row's version
+// before the last one changes it (MySQL assigns left to right).
+func upsertSagaGuardado(cols []string, saltos int) string {
+	return " ON DUPLICATE KEY UPDATE " + asignar(cols,
 		"%c = IF(version = VALUES(version) - "+strconv.Itoa(saltos)+", VALUES(%c), %c)")
 }
 
 func init() {
-	if colsSaga[len(colsSaga)-1] != "version" {
-		panic("almacen: version must be the last of colsSaga (upsertSagaGuardado)")
+	if colsSaga[len(colsSaga)-1] != "version" || colsSagaLote[len(colsSagaLote)-1] != "version" {
+		panic("almacen: version must be the last of colsSaga and colsSagaLote (upsertSagaGuardado)")
 	}
 }
 
@@ -371,7 +377,7 @@ func (db *DB) actualizarLoteEnCache(ctx context.Context, es []Entrada, errs []er
 	}
 	slices.Sort(grupos)
 	for _, k := range grupos {
-		s, err := db.sentenciaSagas(porSaltos[k], actual, upsertSagaGuardado(k))
+		s, err := db.sentenciaSagas(porSaltos[k], originales, actual, k)
 		if err != nil {
 			return false
 		}
@@ -380,9 +386,7 @@ func (db *DB) actualizarLoteEnCache(ctx context.Context, es []Entrada, errs []er
 		// inserted one (the saga was purged) 1.
 		ss = append(ss, s, verificarFilas(2*len(porSaltos[k])))
 	}
-	if p, ok := db.sentenciaPasosLote(nuevas, originales, actual); ok {
-		ss = append(ss, p)
-	}
+	ss = append(ss, db.sentenciasPasosLote(nuevas, originales, actual)...)
 	escritas := make([]*saga.Saga, len(nuevas))
 	for i, id := range nuevas {
 		escritas[i] = actual[id]

@@ -1,6 +1,7 @@
 package almacen
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -121,21 +122,56 @@ func (db *DB) sagaExistente(ctx context.Context, id string, idem Idempotencia) (
 	return existente, nil
 }
 
-// sentenciaPasos is the INSERT of steps [desde, hasta) of s (at least one);
-// sufijo may turn it into an upsert.
-func (db *DB) sentenciaPasos(s *saga.Saga, desde, hasta int, sufijo string) sentencia {
-	var q strings.Builder
-	q.WriteString(insertPasos)
-	args := make([]any, 0, (hasta-desde)*len(colsPasoEscritas))
+// sentenciasPasos are the upserts of steps [desde, hasta) of nuevo (at
+// least one), whose stored state is viejo's.
+func (db *DB) sentenciasPasos(viejo, nuevo *saga.Saga, desde, hasta int) []sentencia {
+	var e escrituraPasos
 	for i := desde; i < hasta; i++ {
-		if i > desde {
-			q.WriteString(", ")
-		}
-		q.WriteString(filaPaso)
-		args = db.d.valoresPaso(args, s.ID, i, &s.Pasos[i])
+		e.agregar(&db.d, viejo, nuevo, i)
 	}
-	q.WriteString(sufijo)
-	return sentencia{q.String(), args}
+	return e.sentencias(&db.d)
+}
+
+// escrituraPasos builds the upserts of changed steps: one statement for all
+// of them, and a second only for a step whose input must be cleared. A step
+// stored with the same input is sent without it (NULL, which upsertPaso's
+// COALESCE reads as "keep"): an input holds the saga's input and the earlier
+// steps' outputs, the largest value of a transition, and the step that just
+// finished would otherwise send it again.
+type escrituraPasos struct {
+	q, pleno        strings.Builder
+	args, argsPleno []any
+}
+
+// agregar adds step i of nuevo, stored as in viejo (i past viejo's steps:
+// not stored yet).
+func (e *escrituraPasos) agregar(d *dialecto, viejo, nuevo *saga.Saga, i int) {
+	p := &nuevo.Pasos[i]
+	q, args, entrada := &e.q, &e.args, jsonONulo(p.Entrada)
+	switch {
+	case i < len(viejo.Pasos) && bytes.Equal(viejo.Pasos[i].Entrada, p.Entrada):
+		entrada = nil
+	case len(p.Entrada) == 0:
+		q, args = &e.pleno, &e.argsPleno // NULL must be written, not kept
+	}
+	if q.Len() == 0 {
+		q.WriteString(insertPasos)
+	} else {
+		q.WriteString(", ")
+	}
+	q.WriteString(filaPaso)
+	*args = d.valoresPasoCon(*args, nuevo.ID, i, p, entrada)
+}
+
+func (e *escrituraPasos) sentencias(d *dialecto) []sentencia {
+	var ss []sentencia
+	if e.q.Len() > 0 {
+		ss = append(ss, sentencia{e.q.String() + d.upsertPaso, e.args})
+	}
+	if e.pleno.Len() > 0 {
+		ss = append(ss, sentencia{e.pleno.String() + d.upsertPasoPleno, e.argsPleno})
+	}
+	return ss
 }
 
 // Actualizar runs one transition in one transaction. See Store. When fn
@@ -225,7 +261,7 @@ func (db *DB) actualizarEnCache(ctx context.Context, viejo *saga.Saga, fn func(s
 	}
 	ss := []sentencia{{q, append(args, viejo.ID, viejo.Version)}, verificarFilas(1)}
 	if desde, hasta := pasosCambiados(viejo, &nuevo); desde >= 0 {
-		ss = append(ss, db.sentenciaPasos(&nuevo, desde, hasta, db.d.upsertPaso))
+		ss = append(ss, db.sentenciasPasos(viejo, &nuevo, desde, hasta)...)
 	}
 	nuevo.Version = viejo.Version + 1
 	return db.escribirDesdeCache(ctx, ss, c.Mensajes, []*saga.Saga{&nuevo})
@@ -373,7 +409,7 @@ func (db *DB) guardar(ctx context.Context, tx *sql.Tx, viejo, nuevo *saga.Saga, 
 	nuevo.Version = viejo.Version + 1
 
 	if desde, hasta := pasosCambiados(viejo, nuevo); desde >= 0 {
-		ss = append(ss, db.sentenciaPasos(nuevo, desde, hasta, db.d.upsertPaso))
+		ss = append(ss, db.sentenciasPasos(viejo, nuevo, desde, hasta)...)
 	}
 	if len(nuevo.Pasos) < len(viejo.Pasos) {
 		ss = append(ss, sentencia{"DELETE FROM pasos_saga WHERE saga_id = ? AND orden > ?", []any{id, len(nuevo.Pasos)}})
