@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/alpespartner/sagas/eventos"
+	"github.com/alpespartner/sagas/internal/sqldialecto"
 	"github.com/alpespartner/sagas/participantes"
 )
 
@@ -170,17 +171,19 @@ func solicitar(ctx context.Context, tx participantes.Ejecutor, p participantes.P
 		return nil, participantes.Rechazar(fmt.Sprintf("no hay afiliados elegibles (segmento %q, categorías %v, mínimo %d seguidores)",
 			c.SegmentoAudiencia, c.Categorias, c.MinSeguidores))
 	}
+	// One INSERT for every reservation (at most maximoPermitido rows).
+	args = make([]any, 0, len(salida.Afiliados)*8)
 	for _, a := range salida.Afiliados {
 		detalle, err := participantes.Detalle(map[string]any{"nombre": a.Nombre, "campania": in.Nombre, "seguidores": a.Seguidores})
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reservas_afiliados
-			(saga_id, paso, id_afiliado, campania_id, estado, detalle, creado_en, actualizado_en)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.SagaID, p.Paso, a.ID, in.CampaniaID, reservado, detalle, participantes.Momento(p.Ahora), participantes.Momento(p.Ahora)); err != nil {
-			return nil, fmt.Errorf("reservar afiliado %s: %w", a.ID, err)
-		}
+		args = append(args, p.SagaID, p.Paso, a.ID, in.CampaniaID, reservado, detalle, participantes.Momento(p.Ahora), participantes.Momento(p.Ahora))
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO reservas_afiliados
+		(saga_id, paso, id_afiliado, campania_id, estado, detalle, creado_en, actualizado_en)
+		VALUES `+sqldialecto.Filas(len(salida.Afiliados), "(?, ?, ?, ?, ?, ?, ?, ?)"), args...); err != nil {
+		return nil, fmt.Errorf("reservar %d afiliados: %w", len(salida.Afiliados), err)
 	}
 	salida.AfiliadosReservados = len(salida.Afiliados)
 	return salida, nil
