@@ -12,69 +12,56 @@ import (
 	pt "github.com/alpespartner/sagas/participantes/participantestest"
 )
 
+// TestNotificaALosInfluencersDeLaEntradaYLaCompensacionLosCancela: each
+// influencer the input names is notified once (duplicates merged, also
+// across the INSERTs of more than filasPorInsert), and the compensation
+// cancels them all.
 func TestNotificaALosInfluencersDeLaEntradaYLaCompensacionLosCancela(t *testing.T) {
-	for _, almacen := range pt.Almacenes() {
-		t.Run(almacen, func(t *testing.T) {
-			e := pt.Nuevo(t)
-			p := e.Arrancar(t, e.Config(t, "influencer", almacen), servicio())
-			es := e.EscucharRespuestas(t)
-			saga := "saga-" + pt.Aleatorio(4)
-			entrada := eventos.EntradaCampana{Nombre: "Verano", Presupuesto: 5000, Influencers: []eventos.Influencer{
-				{Nombre: "Ana", Plataforma: "instagram"}, {Nombre: "Luis", Plataforma: "tiktok"}, {Nombre: "Ana", Plataforma: "instagram"},
-			}}
-
-			r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
-			var salida salidaNotificar
-			pt.Datos(t, r, &salida)
-			if !r.Exito || salida.Total != 2 || salida.Origen != "entrada" || salida.Notificados[0].Nombre != "Ana" || salida.Notificados[1].Nombre != "Luis" {
-				t.Fatalf("notificar: %+v %+v", r.Respuesta, salida)
-			}
-			pt.Activos(t, p, saga, 2)
-
-			r = e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "CompensarNotificacionInfluencer", eventos.Compensar, entrada, nil))
-			if !r.Exito || r.Datos != `{"notificaciones_canceladas":2}` {
-				t.Fatalf("compensar: %+v", r.Respuesta)
-			}
-			for _, ef := range pt.Activos(t, p, saga, 0) {
-				if ef.Estado != cancelada || ef.Tabla != "notificaciones_influencer" {
-					t.Fatalf("the notification must stay, cancelled: %+v", ef)
-				}
-			}
-		})
+	muchos := make([]eventos.Influencer, 2*filasPorInsert+17)
+	for i := range muchos {
+		muchos[i] = eventos.Influencer{Nombre: fmt.Sprintf("Influencer %04d", i), Plataforma: "tiktok"}
 	}
-}
-
-// TestMuchosInfluencersVanEnVariosInsertYSeCompensanTodos: more influencers
-// than one INSERT takes (filasPorInsert) are all notified once, duplicates
-// merged, and the compensation cancels them all.
-func TestMuchosInfluencersVanEnVariosInsertYSeCompensanTodos(t *testing.T) {
-	const n = 2*filasPorInsert + 17
+	casos := []struct {
+		nombre      string
+		influencers []eventos.Influencer
+		want        int // the first want of influencers, in order
+	}{
+		{"pocos", []eventos.Influencer{{Nombre: "Ana", Plataforma: "instagram"}, {Nombre: "Luis", Plataforma: "tiktok"}, {Nombre: "Ana", Plataforma: "instagram"}}, 2},
+		{"en varios INSERT", append(muchos, muchos[filasPorInsert]), len(muchos)},
+	}
 	for _, almacen := range pt.Almacenes() {
-		t.Run(almacen, func(t *testing.T) {
-			e := pt.Nuevo(t)
-			p := e.Arrancar(t, e.Config(t, "influencer", almacen), servicio())
-			es := e.EscucharRespuestas(t)
-			saga := "saga-" + pt.Aleatorio(4)
-			entrada := eventos.EntradaCampana{Nombre: "Masiva", Presupuesto: 5000}
-			for i := range n {
-				entrada.Influencers = append(entrada.Influencers, eventos.Influencer{Nombre: fmt.Sprintf("Influencer %04d", i), Plataforma: "tiktok"})
-			}
-			entrada.Influencers = append(entrada.Influencers, entrada.Influencers[filasPorInsert]) // a duplicate across INSERTs
+		for _, c := range casos {
+			t.Run(almacen+"/"+c.nombre, func(t *testing.T) {
+				e := pt.Nuevo(t)
+				p := e.Arrancar(t, e.Config(t, "influencer", almacen), servicio())
+				es := e.EscucharRespuestas(t)
+				saga := "saga-" + pt.Aleatorio(4)
+				entrada := eventos.EntradaCampana{Nombre: "Verano", Presupuesto: 5000, Influencers: c.influencers}
 
-			r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
-			var salida salidaNotificar
-			pt.Datos(t, r, &salida)
-			if !r.Exito || salida.Total != n || salida.Notificados[n-1].Nombre != fmt.Sprintf("Influencer %04d", n-1) {
-				t.Fatalf("notificar: %+v, total %d", r.Respuesta, salida.Total)
-			}
-			pt.Activos(t, p, saga, n)
+				r := e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "NotificarInfluencer", eventos.Ejecutar, entrada, nil))
+				var salida salidaNotificar
+				pt.Datos(t, r, &salida)
+				if !r.Exito || salida.Total != c.want || salida.Origen != "entrada" || len(salida.Notificados) != c.want {
+					t.Fatalf("notificar: %+v, total %d", r.Respuesta, salida.Total)
+				}
+				for i, n := range salida.Notificados {
+					if n.Nombre != c.influencers[i].Nombre || n.Plataforma != c.influencers[i].Plataforma {
+						t.Fatalf("notificado %d: %+v, quiero %+v", i, n, c.influencers[i])
+					}
+				}
+				pt.Activos(t, p, saga, c.want)
 
-			r = e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "CompensarNotificacionInfluencer", eventos.Compensar, entrada, nil))
-			if want := fmt.Sprintf(`{"notificaciones_canceladas":%d}`, n); !r.Exito || r.Datos != want {
-				t.Fatalf("compensar: %+v; quiero %s", r.Respuesta, want)
-			}
-			pt.Activos(t, p, saga, 0)
-		})
+				r = e.Pedir(t, es, "influencer", pt.Comando(saga, "campana", "influencer", "CompensarNotificacionInfluencer", eventos.Compensar, entrada, nil))
+				if want := fmt.Sprintf(`{"notificaciones_canceladas":%d}`, c.want); !r.Exito || r.Datos != want {
+					t.Fatalf("compensar: %+v; quiero %s", r.Respuesta, want)
+				}
+				for _, ef := range pt.Activos(t, p, saga, 0) {
+					if ef.Estado != cancelada || ef.Tabla != "notificaciones_influencer" {
+						t.Fatalf("the notification must stay, cancelled: %+v", ef)
+					}
+				}
+			})
+		}
 	}
 }
 
