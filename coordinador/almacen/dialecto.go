@@ -56,10 +56,18 @@ var columnasActualizables = []string{
 
 func upsert(formato string) string { return asignar(columnasActualizables, formato) }
 
-// upsertConservandoEntrada is upsert(formato) with the assignment of
-// datos_entrada replaced by conservar.
+// upsertConservandoEntrada is upsert(formato), but datos_entrada is
+// assigned conservar.
 func upsertConservandoEntrada(formato, conservar string) string {
-	return strings.Replace(upsert(formato), strings.ReplaceAll(formato, "%c", "datos_entrada"), conservar, 1)
+	partes := make([]string, len(columnasActualizables))
+	for i, c := range columnasActualizables {
+		if c == "datos_entrada" {
+			partes[i] = conservar
+		} else {
+			partes[i] = strings.ReplaceAll(formato, "%c", c)
+		}
+	}
+	return strings.Join(partes, ", ")
 }
 
 // asignar writes formato for each column, %c standing for its name.

@@ -212,7 +212,8 @@ func (db *DB) actualizarLote(ctx context.Context, tx *sql.Tx, es []Entrada, prev
 }
 
 // sentenciasLote are the writes of the changed sagas: one multi-row upsert
-// of the saga rows and one of the steps that changed. The rows were read (and
+// of the saga rows and those of the steps that changed (escrituraPasos:
+// one, or two when a step input is cleared). The rows were read (and
 // on MySQL locked) in this transaction, so the upserts always update.
 func (db *DB) sentenciasLote(ids []string, originales map[string]saga.Saga, actual map[string]*saga.Saga) ([]sentencia, error) {
 	sagas, err := db.sentenciaSagas(ids, originales, actual, 0)
