@@ -44,18 +44,13 @@ func medirCotas(ctx context.Context, o opciones, client pulsar.Client, admin *bu
 	if c.BrokerMsgsPorS, err = cotaIdaYVuelta(ctx, client, topo, admin, o.concurrencia); err != nil {
 		return nil, err
 	}
-	switch o.almacen {
-	case "mysql":
-		if c.DBCommitsPorS, err = cotaMySQL(ctx, o.dsn, o.concurrencia); err != nil {
+	if o.almacen != "" {
+		if c.DBCommitsPorS, err = cotaDB(ctx, o); err != nil {
 			return nil, err
 		}
-		if r.commits > 0 && terminadas > 0 {
-			c.CommitsPorSaga, c.CommitsMedidos = float64(r.commits)/terminadas, true
-		}
-	case "sqlite":
-		if c.DBCommitsPorS, err = cotaSQLite(ctx, o.sqlite, o.concurrencia); err != nil {
-			return nil, err
-		}
+	}
+	if o.almacen == "mysql" && r.commits > 0 && terminadas > 0 {
+		c.CommitsPorSaga, c.CommitsMedidos = float64(r.commits)/terminadas, true
 	}
 	if c.BrokerMsgsPorS > 0 {
 		c.RatioBroker = r.SagasPorS * c.MensajesPorSaga / c.BrokerMsgsPorS
@@ -258,43 +253,60 @@ func cotaCommits(ctx context.Context, db *almacen.DB, concurrencia int) (float64
 	return float64(hechos.Load()) / time.Since(inicio).Seconds(), nil
 }
 
-// cotaMySQL measures commits/s in a scratch database on the same server.
-func cotaMySQL(ctx context.Context, dsn string, concurrencia int) (float64, error) {
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return 0, err
+// baseDePrueba opens a scratch store of o.almacen: a new database on the
+// MySQL server of o.dsn, or the SQLite file o.sqlite (same settings as the
+// store's, same disk). cerrar drops or removes it.
+func baseDePrueba(ctx context.Context, o opciones, conexiones int) (db *almacen.DB, cerrar func(), err error) {
+	switch o.almacen {
+	case "mysql":
+		cfg, err := mysql.ParseDSN(o.dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		admin, err := sql.Open("mysql", o.dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		nombre := cfg.DBName + "_cota_" + aleatorio()
+		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+nombre); err != nil {
+			admin.Close()
+			return nil, nil, fmt.Errorf("crear base de prueba: %w", err)
+		}
+		soltar := func() {
+			admin.ExecContext(context.WithoutCancel(ctx), "DROP DATABASE "+nombre)
+			admin.Close()
+		}
+		cfg.DBName = nombre
+		db, err := almacen.Abrir(ctx, almacen.Config{Tipo: "mysql", DSN: cfg.FormatDSN(), MaxConexiones: conexiones})
+		if err != nil {
+			soltar()
+			return nil, nil, err
+		}
+		return db, func() { db.Close(); soltar() }, nil
+	case "sqlite":
+		borrar := func() {
+			os.Remove(o.sqlite)
+			os.Remove(o.sqlite + "-wal")
+			os.Remove(o.sqlite + "-shm")
+		}
+		db, err := almacen.Abrir(ctx, almacen.Config{Tipo: "sqlite", Ruta: o.sqlite})
+		if err != nil {
+			borrar()
+			return nil, nil, err
+		}
+		return db, func() { db.Close(); borrar() }, nil
 	}
-	admin, err := sql.Open("mysql", dsn)
-	if err != nil {
-		return 0, err
-	}
-	defer admin.Close()
-	nombre := cfg.DBName + "_cota_" + aleatorio()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+nombre); err != nil {
-		return 0, fmt.Errorf("crear base de la cota: %w", err)
-	}
-	defer admin.ExecContext(context.WithoutCancel(ctx), "DROP DATABASE "+nombre)
-	cfg.DBName = nombre
-	db, err := almacen.Abrir(ctx, almacen.Config{Tipo: "mysql", DSN: cfg.FormatDSN(), MaxConexiones: concurrencia})
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	return cotaCommits(ctx, db, concurrencia)
+	return nil, nil, fmt.Errorf("almacen %q sin base de prueba", o.almacen)
 }
 
-// cotaSQLite measures commits/s on a scratch SQLite file (same settings as
-// the store, same disk as the store's file).
-func cotaSQLite(ctx context.Context, ruta string, concurrencia int) (float64, error) {
-	defer os.Remove(ruta)
-	defer os.Remove(ruta + "-wal")
-	defer os.Remove(ruta + "-shm")
-	db, err := almacen.Abrir(ctx, almacen.Config{Tipo: "sqlite", Ruta: ruta})
+// cotaDB measures commits/s on a scratch store (baseDePrueba).
+func cotaDB(ctx context.Context, o opciones) (float64, error) {
+	db, cerrar, err := baseDePrueba(ctx, o, o.concurrencia)
 	if err != nil {
 		return 0, err
 	}
-	defer db.Close()
-	return cotaCommits(ctx, db, concurrencia)
+	defer cerrar()
+	return cotaCommits(ctx, db, o.concurrencia)
 }
 
 // comCommit reads the MySQL server's Com_commit counter.

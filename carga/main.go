@@ -78,6 +78,7 @@ type opciones struct {
 	dsn          string
 	sqlite       string
 	cotas        bool
+	suelo        bool
 	cpu          bool
 	cpuSolo      string
 	marcaCPU     string
@@ -105,6 +106,7 @@ type Resultado struct {
 	SinTerminar    int         `json:"sin_terminar"`
 	PrimerError    string      `json:"primer_error,omitempty"`
 	Cotas          *Cotas      `json:"cotas,omitempty"`
+	Suelo          *Suelo      `json:"suelo,omitempty"`
 	CPU            *CPU        `json:"cpu,omitempty"`
 	Linea          []Tramo     `json:"linea,omitempty"`
 	Maquina        string      `json:"maquina"`
@@ -164,6 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.dsn, "dsn", "sagas:sagas123@tcp(127.0.0.1:3306)/sagas", "MySQL DSN (DB bound, Com_commit per saga)")
 	fs.StringVar(&o.sqlite, "sqlite", "", "SQLite file for the DB bound (a scratch file next to the store's)")
 	fs.BoolVar(&o.cotas, "cotas", true, "measure the broker and DB bounds in the same run")
+	fs.BoolVar(&o.suelo, "suelo", false, "after the load, measure the latency floor of a saga on this machine: its path's hops, each a durable commit in a scratch store (-almacen) and a broker delivery, back to back in one process at the run's pacing (up to 100 chains)")
 	fs.StringVar(&o.marcaCPU, "cpu-marca", "", "NAME=VALUE: account only the processes whose environment holds it (another copy of the system on this machine is left out)")
 	fs.BoolVar(&o.linea, "linea", false, "also read the command and reply topics and print the timeline of a saga's hops: median, p99 and the slowest 1 %'s median per hop (at one in flight: where the time goes; at a rate: where the tail goes)")
 	fs.BoolVar(&o.cpu, "cpu", true, "account the machine's CPU during the load, per group of the system's processes (Linux /proc)")
@@ -249,6 +252,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("leer Com_commit: %w", err)
 		}
 		res.commits = despues - antes
+	}
+	if o.suelo {
+		fmt.Fprintln(stderr, "carga: measuring the latency floor (-suelo)")
+		if res.Suelo, err = medirSuelo(ctx, o, client, admin, topo, res); err != nil {
+			return fmt.Errorf("medir suelo: %w", bus.ConRol(err, seg))
+		}
 	}
 	if o.cotas {
 		fmt.Fprintln(stderr, "carga: measuring the broker and database bounds (10-20 s; -cotas=false skips them)")
@@ -643,6 +652,9 @@ func imprimir(w io.Writer, r *Resultado) {
 	}
 	if len(r.Linea) > 0 {
 		imprimirLinea(w, r.Linea)
+	}
+	if r.Suelo != nil {
+		imprimirSuelo(w, r.Suelo)
 	}
 	if c := r.Cotas; c != nil {
 		medido := "estimated from the design"
