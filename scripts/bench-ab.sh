@@ -194,13 +194,20 @@ for ronda in $( ((SOLO_INFORME)) || seq 1 "$RONDAS"); do
         for b in base head; do
             log "round $ronda/$RONDAS, $almacen, $b (${COMMIT[$b]}): fresh broker and database; load $(cut -d' ' -f1-3 /proc/loadavg)"
             arrancar "$b" "$almacen" "$ronda"
+            # The latency floor of the idle runs: the same hops as bare
+            # commits (a scratch database or file) and broker deliveries.
+            if [[ $almacen == mysql ]]; then
+                SUELO=(-suelo -almacen mysql -dsn "sagas:sagas123@tcp(127.0.0.1:$DBPORT)/sagas")
+            else
+                SUELO=(-suelo -almacen sqlite -sqlite "$ESTADO/data/suelo.db")
+            fi
             for flujo in $FLUJOS; do
                 pre="$RES/$almacen-$flujo-$b-$ronda"
                 log "  $flujo: warm-up, idle at 1 in flight, idle at 2/s, 64 in flight, 100/s"
                 carga -flujo "$flujo" -n 200 -concurrencia 16 -cpu=false >/dev/null 2>&1 || true
                 carga -flujo "$flujo" -n "$N_CALENTAMIENTO" -concurrencia 64 -cpu=false -json "$pre-calentamiento.json" >/dev/null 2>&1 || true
-                carga_anotada "$pre-uno.json" -flujo "$flujo" -n 100 -concurrencia 1 -linea
-                carga_anotada "$pre-reposo.json" -flujo "$flujo" -n 30 -tasa 2
+                carga_anotada "$pre-uno.json" -flujo "$flujo" -n 100 -concurrencia 1 -linea "${SUELO[@]}"
+                carga_anotada "$pre-reposo.json" -flujo "$flujo" -n 30 -tasa 2 "${SUELO[@]}"
                 carga_anotada "$pre-pico.json" -flujo "$flujo" -n "$N_PICO" -concurrencia 64
                 carga_anotada "$pre-cien.json" -flujo "$flujo" -n 600 -tasa 100 -concurrencia 512
             done
@@ -254,6 +261,18 @@ for almacen in almacenes:
                 meta = f"<= 0.6 {'PASS' if ratio <= 0.6 else 'FAIL'}"
             print(f"{nombre:32} {fmt(m['base']):>8} {fmt(m['head']):>8} {('-' if ratio is None else f'{ratio:.2f}'):>9}  {meta:12} "
                   f"{' '.join(fmt(x) for x in v['base'])} | {' '.join(fmt(x) for x in v['head'])}")
+        # The floor of the idle runs (carga -suelo): no build can go below
+        # it on this machine, broker and database.
+        for esc, nombre in (("uno", "1 in flight"), ("reposo", "2 sagas/s")):
+            partes = []
+            for b in ("base", "head"):
+                ds = [leer(almacen, flujo, b, r, esc) for r in range(1, rondas + 1)]
+                suelos = [d["suelo"] for d in ds if d and d.get("suelo")]
+                if suelos:
+                    partes.append(f"{b} {fmt(med([s['saga_p50_ms'] for s in suelos]))} ms "
+                                  f"(p50 / floor {med([s['ratio_p50'] for s in suelos]):.2f}x)")
+            if partes:
+                print(f"floor p50, {nombre}: " + "; ".join(partes))
         p99, p50 = valores["100 sagas/s: p99 (ms)"], valores["idle p50, 2 sagas/s (ms)"]
         for b in ("base", "head"):
             if p99[b] and p50[b]:
