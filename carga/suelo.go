@@ -102,9 +102,10 @@ func medirSuelo(ctx context.Context, o opciones, client pulsar.Client, admin *bu
 	for c := -1; c < s.Cadenas; c++ {
 		inicio := time.Now()
 		for h := range s.Saltos {
+			id := fmt.Sprintf("%s-%d-%d", prefijo, c, h) // the inbox key and the message
 			t := time.Now()
 			if db != nil {
-				if err := db.RegistrarInbox(ctx, fmt.Sprintf("%s-%d-%d", prefijo, c, h)); err != nil {
+				if err := db.RegistrarInbox(ctx, id); err != nil {
 					return nil, fmt.Errorf("suelo: commit: %w", err)
 				}
 				if c >= 0 {
@@ -112,11 +113,12 @@ func medirSuelo(ctx context.Context, o opciones, client pulsar.Client, admin *bu
 				}
 			}
 			t = time.Now()
-			id := fmt.Sprintf("%s-%d-%d", prefijo, c, h)
 			fallo := make(chan error, 1)
 			prod.SendAsync(ctx, &pulsar.ProducerMessage{Key: id, Payload: []byte(id)},
 				func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) { fallo <- err })
-			prod.Flush()
+			if err := prod.FlushWithCtx(ctx); err != nil {
+				return nil, fmt.Errorf("suelo: envío: %w", err)
+			}
 			if err := recibir(ctx, cons, id, fallo); err != nil {
 				return nil, err
 			}
